@@ -1,0 +1,157 @@
+"""Blob: a float32 array and its gradient, with host and device copies kept in sync.
+
+The sync follows Caffe's SyncedMemory: each array has a head (host, device or both) and is copied
+only when the other side is read. `.data`/`.diff` give the host array for reading and writing (as
+pycaffe does, this makes the host copy the head); `gpu_data()`/`mutable_gpu_data()` give the device
+copy (a pycuda GPUArray) and exist only once the GPU backend is in use.
+"""
+import numpy as np
+
+_HOST, _DEVICE, _SYNCED = 'host', 'device', 'synced'
+
+
+class SyncedArray:
+    """A flat float32 buffer with a host copy and (once asked for) a device copy."""
+    __slots__ = ('_host', '_dev', '_head')
+
+    def __init__(self, size):
+        self._host = np.zeros(int(size), dtype=np.float32)
+        self._dev = None
+        self._head = _HOST
+
+    @property
+    def size(self):
+        return self._host.size
+
+    def host(self, write=True):
+        if self._head == _DEVICE:
+            self._dev.get(ary=self._host)
+            self._head = _SYNCED
+        if write:
+            self._head = _HOST
+        return self._host
+
+    def device(self, write=True):
+        from .gpu import to_device
+        if self._dev is None:
+            self._dev = to_device(self._host)
+            self._head = _SYNCED
+        elif self._head == _HOST:
+            self._dev.set(self._host)
+            self._head = _SYNCED
+        if write:
+            self._head = _DEVICE
+        return self._dev
+
+
+class Blob:
+    def __init__(self, shape=()):
+        shape = tuple(int(d) for d in shape)
+        self._check(shape)
+        self._shape = shape
+        self._data = SyncedArray(self.count)
+        self._diff = SyncedArray(self.count)
+
+    @staticmethod
+    def _check(shape):
+        if any(d < 0 for d in shape):
+            raise ValueError('blob shape %s has a negative dimension' % (shape,))
+
+    # pycaffe's view of a blob --------------------------------------------------------------
+    @property
+    def data(self):
+        return self._data.host().reshape(self._shape)
+
+    @data.setter
+    def data(self, value):
+        self.data[...] = value
+
+    @property
+    def diff(self):
+        return self._diff.host().reshape(self._shape)
+
+    @diff.setter
+    def diff(self, value):
+        self.diff[...] = value
+
+    @property
+    def shape(self):
+        return self._shape
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = shape[0]
+        shape = tuple(int(d) for d in shape)
+        self._check(shape)
+        if shape == self._shape:
+            return
+        self._shape = shape
+        # A new buffer only when the size changes; a shared buffer is never resized under
+        # the blob it is shared with.
+        if self.count != self._data.size:
+            self._data = SyncedArray(self.count)
+            self._diff = SyncedArray(self.count)
+
+    def reshape_like(self, other):
+        self.reshape(other.shape)
+
+    @property
+    def count(self):
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    def count_from(self, axis):
+        return int(np.prod(self._shape[axis:], dtype=np.int64))
+
+    def canonical_axis(self, axis):
+        if not -len(self._shape) <= axis < max(len(self._shape), 1):
+            raise ValueError('axis %d out of range for a blob of shape %s' % (axis, self._shape))
+        return axis % len(self._shape) if self._shape else 0
+
+    def _legacy(self, i):
+        # Caffe's num/channels/height/width: missing trailing axes count as 1.
+        return self._shape[i] if len(self._shape) > i else 1
+
+    num = property(lambda self: self._legacy(0))
+    channels = property(lambda self: self._legacy(1))
+    height = property(lambda self: self._legacy(2))
+    width = property(lambda self: self._legacy(3))
+
+    # Read access that leaves the head where it is (layers use these for bottoms).
+    def cpu_data(self):
+        return self._data.host(write=False).reshape(self._shape)
+
+    def cpu_diff(self):
+        return self._diff.host(write=False).reshape(self._shape)
+
+    def gpu_data(self):
+        return self._data.device(write=False).reshape(self._shape)
+
+    def gpu_diff(self):
+        return self._diff.device(write=False).reshape(self._shape)
+
+    def mutable_gpu_data(self):
+        return self._data.device(write=True).reshape(self._shape)
+
+    def mutable_gpu_diff(self):
+        return self._diff.device(write=True).reshape(self._shape)
+
+    def share_data(self, other):
+        """Makes this blob use other's data buffer (Caffe's ShareData), e.g. for Reshape."""
+        if other.count != self.count:
+            raise ValueError('share_data: counts differ (%d vs %d)' % (self.count, other.count))
+        self._data = other._data
+
+    def share_diff(self, other):
+        if other.count != self.count:
+            raise ValueError('share_diff: counts differ (%d vs %d)' % (self.count, other.count))
+        self._diff = other._diff
+
+    def __repr__(self):
+        return 'Blob(%s)' % (self._shape,)
+
+
+class BlobVec(list):
+    """A layer's parameter blobs; add_blob as in pycaffe's Python layers."""
+
+    def add_blob(self, *shape):
+        self.append(Blob(shape))

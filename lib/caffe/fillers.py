@@ -1,0 +1,45 @@
+"""Weight fillers (FillerParameter.type): constant, gaussian, uniform, xavier, msra."""
+import numpy as np
+
+from .common import CaffeError, rng
+
+_FAN_IN, _FAN_OUT, _AVERAGE = 0, 1, 2
+
+
+def _fan(blob, variance_norm):
+    # Caffe: fan_in = count / num, fan_out = count / channels.
+    count = blob.count
+    fan_in = count // blob.shape[0] if blob.shape else count
+    fan_out = count // blob.shape[1] if len(blob.shape) > 1 else count
+    if variance_norm == _FAN_OUT:
+        return fan_out
+    if variance_norm == _AVERAGE:
+        return (fan_in + fan_out) / 2.0
+    return fan_in
+
+
+def fill(blob, filler):
+    """Fills blob.data according to a FillerParameter message."""
+    shape = blob.shape
+    r = rng()
+    kind = filler.type
+    if kind == 'constant':
+        values = np.full(shape, filler.value)
+    elif kind == 'gaussian':
+        values = r.normal(filler.mean, filler.std, size=shape)
+        if filler.sparse >= 0:
+            # Keep each weight with probability sparse / num_outputs (Caffe's sparse Gaussian).
+            num_outputs = shape[0] if shape else 1
+            keep = r.uniform(size=shape) < filler.sparse / float(num_outputs)
+            values = values * keep
+    elif kind == 'uniform':
+        values = r.uniform(filler.min, filler.max, size=shape)
+    elif kind == 'xavier':
+        scale = np.sqrt(3.0 / _fan(blob, filler.variance_norm))
+        values = r.uniform(-scale, scale, size=shape)
+    elif kind == 'msra':
+        values = r.normal(0.0, np.sqrt(2.0 / _fan(blob, filler.variance_norm)), size=shape)
+    else:
+        raise CaffeError('unknown filler type %r (known: constant, gaussian, uniform, xavier, msra)'
+                         % kind)
+    blob.data[...] = values

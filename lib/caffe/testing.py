@@ -1,0 +1,100 @@
+"""Helpers for layer tests: build one layer from prototxt text, and Caffe's finite-difference
+gradient check (the idea of Caffe's GradientChecker: perturb one input at a time and compare
+the change of an objective with the analytic gradient from backward)."""
+import numpy as np
+from google.protobuf import text_format
+
+from .blob import Blob
+from .layer import TRAIN, layer_class
+from .proto import caffe_pb2
+
+
+def layer_param(text):
+    return text_format.Parse(text, caffe_pb2.LayerParameter())
+
+
+def build_layer(text, bottom_arrays, phase=TRAIN, num_tops=None):
+    """Creates a layer from LayerParameter text and runs setup + reshape on bottoms made from
+    the given arrays. Returns (layer, bottom, top); tops are as many as the text names (or
+    num_tops)."""
+    param = layer_param(text)
+    layer = layer_class(param)(param, phase)
+    bottom = []
+    for a in bottom_arrays:
+        a = np.asarray(a, dtype=np.float32)
+        b = Blob(a.shape)
+        b.data[...] = a
+        bottom.append(b)
+    n = num_tops if num_tops is not None else len(param.top)
+    top = [Blob() for _ in range(n)]
+    layer.setup(bottom, top)
+    if not layer.param_propagate_down:
+        layer.param_propagate_down = [True] * len(layer.blobs)
+    layer.reshape(bottom, top)
+    return layer, bottom, top
+
+
+def run_forward(layer, bottom, top):
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+
+
+def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, stepsize=1e-2,
+                   threshold=1e-3, kink=None, kink_range=-1.0, check_params=True, seed=1701,
+                   max_checks=None):
+    """Compares the analytic gradients of layer (bottom diffs and, with check_params, parameter
+    diffs) with central finite differences of the objective  sum_k w_k * top_k  (w random and
+    fixed, or top_weights). Raises AssertionError naming the first element that disagrees.
+
+    check_bottom: indices of bottoms to check (default all). kink/kink_range: skip elements whose
+    analytic check would straddle a non-differentiable point (ReLU at 0, max ties), as Caffe's
+    checker does. max_checks: check at most that many randomly chosen elements per blob.
+    """
+    r = np.random.RandomState(seed)
+    run_forward(layer, bottom, top)
+    if top_weights is None:
+        top_weights = [r.uniform(-1, 1, size=t.shape).astype(np.float32) for t in top]
+
+    def objective():
+        run_forward(layer, bottom, top)
+        return sum(float(np.dot(t.data.ravel().astype(np.float64), w.ravel()))
+                   for t, w in zip(top, top_weights))
+
+    check_bottom = range(len(bottom)) if check_bottom is None else check_bottom
+    blobs = [(bottom[i], 'bottom[%d]' % i) for i in check_bottom]
+    if check_params:
+        blobs += [(p, 'param[%d]' % i) for i, p in enumerate(layer.blobs)]
+
+    # Analytic gradients.
+    run_forward(layer, bottom, top)
+    for t, w in zip(top, top_weights):
+        t.diff[...] = w
+    for p in layer.blobs:
+        p.diff[...] = 0
+    for b in bottom:
+        b.diff[...] = 0
+    propagate_down = [i in check_bottom for i in range(len(bottom))]
+    layer.backward(top, propagate_down, bottom)
+    analytic = [b.diff.copy() for b, _ in blobs]
+
+    for (blob, label), grad in zip(blobs, analytic):
+        flat_idx = np.arange(blob.count)
+        if max_checks is not None and blob.count > max_checks:
+            flat_idx = r.choice(blob.count, max_checks, replace=False)
+        for k in flat_idx:
+            idx = np.unravel_index(k, blob.shape)
+            x = float(blob.data[idx])
+            if kink is not None and abs(x - kink) <= kink_range:
+                continue
+            blob.data[idx] = x + stepsize
+            pos = objective()
+            blob.data[idx] = x - stepsize
+            neg = objective()
+            blob.data[idx] = x
+            numeric = (pos - neg) / (2.0 * stepsize)
+            a = float(grad[idx])
+            scale = max(abs(a), abs(numeric), 1.0)
+            if abs(a - numeric) > threshold * scale:
+                raise AssertionError('%s %s gradient at %s: analytic %.6g, numeric %.6g'
+                                     % (layer.type, label, idx, a, numeric))
+    run_forward(layer, bottom, top)
