@@ -1,0 +1,1 @@
+"""Fast R-CNN detector: configuration, box math, NMS dispatch, training and testing."""

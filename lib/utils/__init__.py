@@ -1,0 +1,1 @@
+"""Helpers shared by the detection code: box overlaps (Cython), image blobs, timing."""

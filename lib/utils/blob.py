@@ -1,0 +1,36 @@
+"""Images to network input blobs: mean subtraction, rescaling, and zero-padded batching."""
+import cv2
+import numpy as np
+
+
+def im_list_to_blob(ims):
+    """Stacks H x W x C images into one (N, C, Hmax, Wmax) float32 blob, each image at the
+    top-left and zero-padded on the right and bottom (the layout RoI coordinates assume)."""
+    ims = list(ims)
+    if not ims:
+        raise ValueError('im_list_to_blob: no images')
+    for i, im in enumerate(ims):
+        if im.ndim != 3 or im.shape[2] != ims[0].shape[2]:
+            raise ValueError('im_list_to_blob: image %d has shape %s; expected H x W x %d'
+                             % (i, im.shape, ims[0].shape[2]))
+    height = max(im.shape[0] for im in ims)
+    width = max(im.shape[1] for im in ims)
+    blob = np.zeros((len(ims), ims[0].shape[2], height, width), dtype=np.float32)
+    for i, im in enumerate(ims):
+        blob[i, :, :im.shape[0], :im.shape[1]] = im.transpose(2, 0, 1)
+    return blob
+
+
+def prep_im_for_blob(im, pixel_means, target_size, max_size):
+    """Subtracts pixel_means from an H x W x 3 image and rescales it so its short side is
+    target_size, unless that makes the long side exceed max_size (after rounding), in which case
+    the long side is made max_size. Returns (float32 image, scale). The input is not modified."""
+    # Subtract in the means' precision, then round once to float32, as the release does.
+    im = (np.asarray(im, dtype=np.float32) - np.asarray(pixel_means)).astype(np.float32, copy=False)
+    short_side = min(im.shape[0], im.shape[1])
+    long_side = max(im.shape[0], im.shape[1])
+    scale = float(target_size) / float(short_side)
+    if np.round(scale * long_side) > max_size:
+        scale = float(max_size) / float(long_side)
+    im = cv2.resize(im, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    return im, scale

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from fast_rcnn.config import cfg
+from utils.blob import im_list_to_blob, prep_im_for_blob
+
+
+@pytest.mark.parametrize('shape, scale, out_hw', [
+    ((375, 500), 600 / 375, (600, 800)),  # short side to 600
+    ((300, 1000), 1.0, (300, 1000)),  # 600/300 would make the long side 2000: cap it at 1000
+    ((500, 834), 1000 / 834, (600, 1000)),  # 834 * 1.2 = 1000.8 rounds to 1001 > 1000: capped
+    ((500, 833), 1.2, (600, 1000)),  # 833 * 1.2 = 999.6 rounds to 1000: not capped
+    ((800, 400), 1.25, (1000, 500)),  # portrait: the long side is the height
+])
+def test_scale_rule(shape, scale, out_hw):
+    im = np.full(shape + (3,), 128, dtype=np.uint8)
+    out, got = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    assert got == pytest.approx(scale, rel=1e-12)
+    assert out.shape == out_hw + (3,) and out.dtype == np.float32
+
+
+def test_mean_subtraction_in_the_means_precision():
+    # At scale 1 nothing is interpolated, so values are exact: the release subtracts float64
+    # means from the float32 image and rounds the result once to float32.
+    im = np.random.RandomState(0).randint(0, 256, (600, 700, 3)).astype(np.uint8)
+    out, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    assert scale == 1.0
+    expected = (im.astype(np.float64) - cfg.PIXEL_MEANS).astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_resized_constant_image_and_input_untouched():
+    im = np.full((50, 40, 3), 100.0, dtype=np.float32)
+    out, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    assert scale == 15.0 and out.shape == (750, 600, 3)
+    np.testing.assert_allclose(out, np.broadcast_to(100.0 - cfg.PIXEL_MEANS, out.shape), atol=1e-4)
+    assert (im == 100.0).all()
+
+
+def test_im_list_to_blob_pads_at_bottom_right():
+    rng = np.random.RandomState(1)
+    ims = [rng.randn(5, 7, 3).astype(np.float32), rng.randn(6, 4, 3).astype(np.float32)]
+    blob = im_list_to_blob(ims)
+    assert blob.shape == (2, 3, 6, 7) and blob.dtype == np.float32
+    assert blob.flags.c_contiguous
+    for n, im in enumerate(ims):
+        h, w = im.shape[:2]
+        for c in range(3):
+            np.testing.assert_array_equal(blob[n, c, :h, :w], im[:, :, c])
+        padding = np.ones(blob.shape[1:], bool)
+        padding[:, :h, :w] = False
+        assert (blob[n][padding] == 0).all()
+
+
+def test_im_list_to_blob_errors():
+    with pytest.raises(ValueError):
+        im_list_to_blob([])
+    with pytest.raises(ValueError, match='image 1'):
+        im_list_to_blob([np.zeros((4, 4, 3)), np.zeros((4, 4))])

@@ -1,0 +1,206 @@
+import copy
+import os
+
+import numpy as np
+import pytest
+
+from fast_rcnn.config import (ConfigError, cfg, cfg_from_file, cfg_from_list, cfg_to_string,
+                              get_output_dir)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _restore(target, saved):
+    for key, value in saved.items():
+        if isinstance(value, dict):
+            _restore(target[key], value)
+        else:
+            target[key] = value
+
+
+@pytest.fixture(autouse=True)
+def restore_cfg():
+    saved = copy.deepcopy(dict(cfg))
+    yield
+    _restore(cfg, saved)
+
+
+def snapshot():
+    return cfg_to_string()
+
+
+def write(tmp_path, text, name='exp.yml'):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_release_defaults():
+    expected_train = dict(
+        SCALES=(600,), MAX_SIZE=1000, IMS_PER_BATCH=2, BATCH_SIZE=128, FG_FRACTION=0.25,
+        FG_THRESH=0.5, BG_THRESH_HI=0.5, BG_THRESH_LO=0.1, USE_FLIPPED=True, BBOX_REG=True,
+        BBOX_THRESH=0.5, SNAPSHOT_ITERS=10000, SNAPSHOT_INFIX='', USE_PREFETCH=False,
+        BBOX_NORMALIZE_TARGETS=True, BBOX_INSIDE_WEIGHTS=(1, 1, 1, 1),
+        BBOX_NORMALIZE_TARGETS_PRECOMPUTED=False, BBOX_NORMALIZE_MEANS=(0, 0, 0, 0),
+        BBOX_NORMALIZE_STDS=(0.1, 0.1, 0.2, 0.2), PROPOSAL_METHOD='selective_search',
+        ASPECT_GROUPING=True, HAS_RPN=False, RPN_POSITIVE_OVERLAP=0.7,
+        RPN_NEGATIVE_OVERLAP=0.3, RPN_CLOBBER_POSITIVES=False, RPN_FG_FRACTION=0.5,
+        RPN_BATCHSIZE=256, RPN_NMS_THRESH=0.7, RPN_PRE_NMS_TOP_N=12000,
+        RPN_POST_NMS_TOP_N=2000, RPN_MIN_SIZE=16, RPN_BBOX_INSIDE_WEIGHTS=(1, 1, 1, 1),
+        RPN_POSITIVE_WEIGHT=-1.0)
+    expected_test = dict(
+        SCALES=(600,), MAX_SIZE=1000, NMS=0.3, SVM=False, BBOX_REG=True, HAS_RPN=False,
+        PROPOSAL_METHOD='selective_search', RPN_NMS_THRESH=0.7, RPN_PRE_NMS_TOP_N=6000,
+        RPN_POST_NMS_TOP_N=300, RPN_MIN_SIZE=16, MAX_PER_IMAGE=100, SCORE_THRESH=0.05,
+        RPN_NO_NMS=False, RPN_MODE='rpn')
+    assert dict(cfg.TRAIN) == expected_train
+    assert dict(cfg.TEST) == expected_test
+    assert cfg.DEDUP_BOXES == 1 / 16 and cfg.RNG_SEED == 3 and cfg.EPS == 1e-14
+    np.testing.assert_array_equal(cfg.PIXEL_MEANS, [[[102.9801, 115.9465, 122.7717]]])
+    assert cfg.ROOT_DIR == REPO_ROOT
+    assert cfg.DATA_DIR == os.path.join(REPO_ROOT, 'data')
+    assert cfg.MODELS_DIR == os.path.join(REPO_ROOT, 'models')
+    assert (cfg.MATLAB, cfg.EXP_DIR, cfg.USE_GPU_NMS, cfg.GPU_ID) == ('matlab', 'default', True, 0)
+    assert cfg.ANCHOR_SCALES == (8, 16, 32) and cfg.ANCHOR_RATIOS == (0.5, 1, 2)
+    assert cfg.CUDNN_ALLOW_TF32 is False
+    assert cfg.TRAIN.SCALES is cfg['TRAIN']['SCALES']  # attribute and item access agree
+
+
+def test_yaml_merge_is_recursive_and_converts_types(tmp_path):
+    cfg_from_file(write(tmp_path, """
+EXP_DIR: faster_rcnn_end2end
+TRAIN:
+  SCALES: [400, 500]
+  FG_FRACTION: 1          # int where a float is expected
+  HAS_RPN: true
+  BBOX_NORMALIZE_STDS: [0.2, 0.2, 0.4, 0.4]
+TEST:
+  NMS: 0
+EPS: 1e-6                 # YAML 1.1 reads this as text
+PIXEL_MEANS: [[[1, 2, 3]]]
+"""))
+    assert cfg.EXP_DIR == 'faster_rcnn_end2end'
+    assert cfg.TRAIN.SCALES == (400, 500) and isinstance(cfg.TRAIN.SCALES, tuple)
+    assert cfg.TRAIN.FG_FRACTION == 1.0 and type(cfg.TRAIN.FG_FRACTION) is float
+    assert cfg.TRAIN.HAS_RPN is True
+    assert cfg.TRAIN.BBOX_NORMALIZE_STDS == (0.2, 0.2, 0.4, 0.4)
+    assert type(cfg.TEST.NMS) is float and cfg.TEST.NMS == 0
+    assert cfg.EPS == 1e-6
+    assert cfg.PIXEL_MEANS.shape == (1, 1, 3) and cfg.PIXEL_MEANS.dtype == np.float64
+    np.testing.assert_array_equal(cfg.PIXEL_MEANS, [[[1, 2, 3]]])
+    # Keys the file does not name keep their defaults.
+    assert cfg.TRAIN.BATCH_SIZE == 128 and cfg.TEST.SCALES == (600,)
+    assert cfg.TRAIN['SCALES'] == (400, 500)
+
+
+def test_pixel_means_accepts_flat_list_but_not_wrong_size(tmp_path):
+    cfg_from_file(write(tmp_path, 'PIXEL_MEANS: [4, 5, 6]\n'))
+    assert cfg.PIXEL_MEANS.shape == (1, 1, 3)
+    np.testing.assert_array_equal(cfg.PIXEL_MEANS.ravel(), [4, 5, 6])
+    with pytest.raises(ConfigError, match='PIXEL_MEANS'):
+        cfg_from_file(write(tmp_path, 'PIXEL_MEANS: [4, 5]\n'))
+    with pytest.raises(ConfigError, match='PIXEL_MEANS'):
+        cfg_from_file(write(tmp_path, 'PIXEL_MEANS: [a, b, c]\n'))
+
+
+def test_unknown_key_in_file_names_key_and_file_and_changes_nothing(tmp_path):
+    before = snapshot()
+    path = write(tmp_path, 'EXP_DIR: changed\nTRAIN:\n  SCALESS: [500]\n')
+    with pytest.raises(ConfigError) as info:
+        cfg_from_file(path)
+    assert 'TRAIN.SCALESS' in str(info.value) and path in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize('text, key, expected, shown', [
+    ('TRAIN:\n  USE_FLIPPED: maybe\n', 'TRAIN.USE_FLIPPED', 'bool', "'maybe'"),
+    ('TRAIN:\n  BATCH_SIZE: 12.5\n', 'TRAIN.BATCH_SIZE', 'int', '12.5'),
+    ('TRAIN:\n  BATCH_SIZE: true\n', 'TRAIN.BATCH_SIZE', 'int', 'True'),
+    ('TRAIN:\n  USE_FLIPPED: 1\n', 'TRAIN.USE_FLIPPED', 'bool', '1'),
+    ('TRAIN:\n  FG_FRACTION: lots\n', 'TRAIN.FG_FRACTION', 'float', "'lots'"),
+    ('TRAIN:\n  SCALES: 600\n', 'TRAIN.SCALES', 'list', '600'),
+    ('TRAIN:\n  SCALES: [600, big]\n', 'TRAIN.SCALES', 'int', "[600, 'big']"),
+    ('TRAIN: 5\n', 'TRAIN', 'mapping', '5'),
+    ('EXP_DIR: [a, b]\n', 'EXP_DIR', 'str', "['a', 'b']"),
+])
+def test_wrong_type_names_key_type_and_value(tmp_path, text, key, expected, shown):
+    before = snapshot()
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        cfg_from_file(path)
+    message = str(info.value)
+    assert key in message and expected in message and shown in message and path in message
+    assert snapshot() == before
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        cfg_from_file(write(tmp_path, 'TRAIN: [unclosed\n'))
+    with pytest.raises(ConfigError, match='mapping'):
+        cfg_from_file(write(tmp_path, '- a\n- b\n'))
+    with pytest.raises(ConfigError, match='cannot read'):
+        cfg_from_file(str(tmp_path / 'missing.yml'))
+    before = snapshot()
+    cfg_from_file(write(tmp_path, '# nothing but a comment\n'))
+    assert snapshot() == before
+
+
+def test_set_list_parsing():
+    cfg_from_list(['TRAIN.SCALES', '(500,)', 'TEST.NMS', '0.4', 'TRAIN.USE_FLIPPED', 'False',
+                   'TRAIN.HAS_RPN', 'true', 'EXP_DIR', '2007', 'TRAIN.SNAPSHOT_INFIX', "'a b'",
+                   'TEST.SCALES', '[300, 400]', 'EPS', '1e-3', 'TEST.RPN_MODE', 'no_cls',
+                   'PIXEL_MEANS', '[[[1, 2, 3]]]', 'TRAIN.RPN_POSITIVE_WEIGHT', '1'])
+    assert cfg.TRAIN.SCALES == (500,)
+    assert cfg.TEST.NMS == 0.4
+    assert cfg.TRAIN.USE_FLIPPED is False and cfg.TRAIN.HAS_RPN is True
+    assert cfg.EXP_DIR == '2007'  # string keys take the text as given
+    assert cfg.TRAIN.SNAPSHOT_INFIX == 'a b'
+    assert cfg.TEST.SCALES == (300, 400) and isinstance(cfg.TEST.SCALES, tuple)
+    assert cfg.EPS == 1e-3 and cfg.TEST.RPN_MODE == 'no_cls'
+    np.testing.assert_array_equal(cfg.PIXEL_MEANS, [[[1, 2, 3]]])
+    assert cfg.TRAIN.RPN_POSITIVE_WEIGHT == 1.0 and type(cfg.TRAIN.RPN_POSITIVE_WEIGHT) is float
+
+
+@pytest.mark.parametrize('key', ['TRAIN.NOPE', 'NOPE', 'EXP_DIR.SUB', 'TRAIN.SCALES.X'])
+def test_set_unknown_key(key):
+    before = snapshot()
+    with pytest.raises(ConfigError, match='unknown config key %s' % key.replace('.', r'\.')):
+        cfg_from_list(['EXP_DIR', 'changed', key, '1'])
+    assert snapshot() == before
+
+
+def test_set_wrong_type_changes_nothing():
+    before = snapshot()
+    with pytest.raises(ConfigError) as info:
+        cfg_from_list(['EXP_DIR', 'changed', 'TRAIN.BATCH_SIZE', 'many'])
+    assert 'TRAIN.BATCH_SIZE' in str(info.value) and "'many'" in str(info.value)
+    assert 'int' in str(info.value) and '--set' in str(info.value)
+    assert snapshot() == before
+
+
+def test_set_odd_list():
+    with pytest.raises(ConfigError, match='odd'):
+        cfg_from_list(['TRAIN.SCALES', '(500,)', 'EXP_DIR'])
+
+
+def test_get_output_dir(tmp_path):
+    class Named:
+        def __init__(self, name):
+            self.name = name
+
+    cfg.ROOT_DIR = str(tmp_path)
+    cfg.EXP_DIR = 'exp'
+    path = get_output_dir(Named('voc_2007_test'), Named('VGG16_faster_rcnn_final'))
+    assert path == str(tmp_path / 'output' / 'exp' / 'voc_2007_test' / 'VGG16_faster_rcnn_final')
+    assert os.path.isdir(path)
+    path = get_output_dir(Named('voc_2007_trainval'))
+    assert path == str(tmp_path / 'output' / 'exp' / 'voc_2007_trainval') and os.path.isdir(path)
+    assert get_output_dir('voc_2007_trainval') == path  # again: already there is fine
+
+
+def test_cfg_to_string():
+    text = cfg_to_string()
+    assert 'TRAIN.SCALES: (600,)' in text.splitlines()
+    assert 'PIXEL_MEANS: [[[102.9801, 115.9465, 122.7717]]]' in text.splitlines()
+    assert 'EXP_DIR: \'default\'' in text.splitlines()
