@@ -1,0 +1,26 @@
+"""Input: tops the caller fills (net.blobs[...].data); input_param.shape gives their shapes."""
+from ..layer import Layer, register
+from ._checks import AT_LEAST_ONE, check_count, layer_error
+
+
+@register('Input')
+class InputLayer(Layer):
+    def setup(self, bottom, top):
+        check_count(self, 'bottom', bottom, 0)
+        check_count(self, 'top', top, AT_LEAST_ONE)
+        shapes = self.layer_param.input_param.shape
+        if len(shapes) not in (0, 1, len(top)):
+            raise layer_error(self, 'give input_param.shape once, once per top (%d) or not at '
+                              'all, got %d' % (len(top), len(shapes)))
+        for i, t in enumerate(top):
+            if shapes:
+                t.reshape(tuple(int(d) for d in shapes[i if len(shapes) > 1 else 0].dim))
+
+    def reshape(self, bottom, top):
+        pass
+
+    def forward_cpu(self, bottom, top):
+        pass
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        pass

@@ -1,0 +1,29 @@
+"""ReLU: y = max(x, 0) + negative_slope * min(x, 0); works in place."""
+import numpy as np
+
+from ..layer import Layer, register
+from ._checks import check_count
+
+
+@register('ReLU')
+class ReLULayer(Layer):
+    def setup(self, bottom, top):
+        check_count(self, 'bottom', bottom, 1)
+        check_count(self, 'top', top, 1)
+        self.negative_slope = np.float32(self.layer_param.relu_param.negative_slope)
+
+    def reshape(self, bottom, top):
+        top[0].reshape_like(bottom[0])
+
+    def forward_cpu(self, bottom, top):
+        x = bottom[0].cpu_data()
+        top[0].data[...] = np.maximum(x, 0) + self.negative_slope * np.minimum(x, 0)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        # In place, bottom data already holds y; y > 0 exactly where x > 0 for any slope >= 0,
+        # so the mask below is the same either way (as in Caffe).
+        x = bottom[0].cpu_data()
+        slope = (x > 0) + self.negative_slope * (x <= 0)
+        bottom[0].diff[...] = top[0].cpu_diff() * slope

@@ -1,0 +1,76 @@
+"""ROIPooling (Fast R-CNN fork): max pooling of each RoI into a fixed pooled_h x pooled_w grid.
+
+Bottoms: features (N, C, H, W) and rois (R, 5) rows [batch_index, x1, y1, x2, y2] in image
+coordinates (scaled by spatial_scale onto the features). Top: (R, C, pooled_h, pooled_w).
+The loops are in roi_pooling_kernels.pyx; `argmax` (R, C, pooled_h, pooled_w), the flat h * W + w
+of each bin's maximum or -1, is kept for backward as the fork's max_idx_ blob."""
+import numpy as np
+
+from ..layer import Layer, register
+from ._checks import check_count, layer_error
+
+try:
+    from . import roi_pooling_kernels as _kernels
+    _IMPORT_ERROR = None
+except ImportError as e:  # the Cython extension is not built yet
+    _kernels = None
+    _IMPORT_ERROR = e
+
+
+@register('ROIPooling')
+class ROIPoolingLayer(Layer):
+    non_differentiable_bottoms = (1,)
+
+    def setup(self, bottom, top):
+        if _kernels is None:
+            raise layer_error(self, 'needs the compiled extension caffe.layers.'
+                              'roi_pooling_kernels; run `make` in the repository root (%s)'
+                              % _IMPORT_ERROR)
+        check_count(self, 'bottom', bottom, 2)
+        check_count(self, 'top', top, 1)
+        p = self.layer_param.roi_pooling_param
+        if p.pooled_h <= 0 or p.pooled_w <= 0:
+            raise layer_error(self, 'roi_pooling_param.pooled_h and pooled_w must be > 0, got '
+                              '%d x %d' % (p.pooled_h, p.pooled_w))
+        self.pooled_h, self.pooled_w = int(p.pooled_h), int(p.pooled_w)
+        self.spatial_scale = np.float32(p.spatial_scale)
+        self.argmax = None
+
+    def reshape(self, bottom, top):
+        features, rois = bottom
+        if len(features.shape) != 4:
+            raise layer_error(self, 'features must be 4-D (N, C, H, W), got %s'
+                              % (features.shape,))
+        if len(rois.shape) < 2 or rois.count_from(1) != 5:
+            raise layer_error(self, 'rois must be (R, 5) rows [batch_index, x1, y1, x2, y2], got '
+                              'shape %s' % (rois.shape,))
+        shape = (rois.shape[0], features.shape[1], self.pooled_h, self.pooled_w)
+        top[0].reshape(shape)
+        if self.argmax is None or self.argmax.shape != shape:
+            self.argmax = np.full(shape, -1, dtype=np.int32)
+
+    def _rois(self, bottom):
+        rois = bottom[1].cpu_data().reshape(-1, 5)
+        # The fork truncates the batch index to int; anything that truncates outside
+        # [0, N) (or NaN) would read another image's memory there.
+        idx = rois[:, 0]
+        bad = ~((idx > -1) & (idx < bottom[0].shape[0]))
+        if bad.any():
+            raise layer_error(self, 'roi %d has batch index %g; the features hold %d image(s)'
+                              % (np.flatnonzero(bad)[0], idx[bad][0], bottom[0].shape[0]))
+        return np.ascontiguousarray(rois)
+
+    def forward_cpu(self, bottom, top):
+        rois = self._rois(bottom)
+        _kernels.roi_pool_forward(bottom[0].cpu_data(), rois, self.spatial_scale,
+                                  top[0].data, self.argmax)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            bottom[1].diff[...] = 0
+        if not propagate_down[0]:
+            return
+        diff = bottom[0].diff
+        diff[...] = 0
+        _kernels.roi_pool_backward(top[0].cpu_diff(), self.argmax, self._rois(bottom),
+                                   self.spatial_scale, diff)

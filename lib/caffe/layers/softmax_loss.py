@@ -1,0 +1,99 @@
+"""SoftmaxWithLoss: mean (by the normalization mode) of -log softmax(scores)[label].
+
+Bottoms: scores and integer-valued labels, one label per position outside the softmax axis.
+Tops: the loss (a scalar blob) and optionally the probabilities."""
+import numpy as np
+
+from ..layer import Layer, register
+from ..proto import caffe_pb2
+from ._checks import canonical_axis, check_count, count_between, layer_error
+from .softmax import softmax
+
+_LOSS = caffe_pb2.LossParameter
+FLT_MIN = np.finfo(np.float32).tiny
+
+
+@register('SoftmaxWithLoss')
+class SoftmaxWithLossLayer(Layer):
+    default_loss_weight = 1.0
+    non_differentiable_bottoms = (1,)
+
+    def setup(self, bottom, top):
+        check_count(self, 'bottom', bottom, 2)
+        check_count(self, 'top', top, (1, 2))
+        lp = self.layer_param.loss_param
+        self.ignore_label = int(lp.ignore_label) if lp.HasField('ignore_label') else None
+        # The legacy boolean wins only when the newer enum is absent, as in Caffe.
+        if not lp.HasField('normalization') and lp.HasField('normalize'):
+            self.normalization = _LOSS.VALID if lp.normalize else _LOSS.BATCH_SIZE
+        else:
+            self.normalization = lp.normalization
+        self.prob = None
+
+    def reshape(self, bottom, top):
+        scores, labels = bottom[0], bottom[1]
+        if scores.num != labels.num:
+            raise layer_error(self, 'scores %s and labels %s differ in their first dimension'
+                              % (scores.shape, labels.shape))
+        self.axis = canonical_axis(self, scores, self.layer_param.softmax_param.axis,
+                                   'softmax_param.axis')
+        self.outer = count_between(scores.shape, 0, self.axis)
+        self.inner = count_between(scores.shape, self.axis + 1, None)
+        if self.outer * self.inner != labels.count:
+            raise layer_error(self, 'number of labels must match number of predictions: scores '
+                              '%s with softmax axis %d need %d labels, got %d (shape %s)'
+                              % (scores.shape, self.axis, self.outer * self.inner,
+                                 labels.count, labels.shape))
+        top[0].reshape(())
+        if len(top) > 1:
+            top[1].reshape_like(scores)
+
+    def _labels(self, bottom):
+        """Labels as ints (C truncation), the mask of counted ones; checks the range."""
+        labels = bottom[1].cpu_data().reshape(self.outer, self.inner).astype(np.int64)
+        valid = np.ones(labels.shape, dtype=bool)
+        if self.ignore_label is not None:
+            valid = labels != self.ignore_label
+        channels = bottom[0].shape[self.axis]
+        bad = valid & ((labels < 0) | (labels >= channels))
+        if bad.any():
+            raise layer_error(self, 'label %d out of range [0, %d) (ignore_label %s)'
+                              % (labels[bad][0], channels, self.ignore_label))
+        return labels, valid
+
+    def _normalizer(self, valid_count):
+        mode = self.normalization
+        if mode == _LOSS.FULL:
+            n = self.outer * self.inner
+        elif mode == _LOSS.VALID:
+            n = valid_count
+        elif mode == _LOSS.BATCH_SIZE:
+            n = self.outer
+        elif mode == _LOSS.NONE:
+            n = 1
+        else:
+            raise layer_error(self, 'unknown loss_param.normalization %d' % mode)
+        return np.float32(max(1.0, float(n)))
+
+    def forward_cpu(self, bottom, top):
+        self.prob = softmax(bottom[0].cpu_data(), self.axis)
+        labels, valid = self._labels(bottom)
+        prob = self.prob.reshape(self.outer, -1, self.inner)
+        picked = np.take_along_axis(prob, np.where(valid, labels, 0)[:, None, :], axis=1)[:, 0]
+        loss = -np.log(np.maximum(picked[valid], FLT_MIN)).sum(dtype=np.float32)
+        top[0].data[...] = np.float32(loss) / self._normalizer(int(valid.sum()))
+        if len(top) > 1:
+            top[1].data[...] = self.prob
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            bottom[1].diff[...] = 0
+        if not propagate_down[0]:
+            return
+        labels, valid = self._labels(bottom)
+        grad = self.prob.reshape(self.outer, -1, self.inner).copy()
+        i, j = np.nonzero(valid)
+        grad[i, labels[i, j], j] -= 1
+        grad *= valid[:, None, :]
+        scale = np.float32(top[0].cpu_diff().reshape(-1)[0]) / self._normalizer(len(i))
+        bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)

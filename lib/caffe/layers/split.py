@@ -1,0 +1,30 @@
+"""Split: one bottom feeding several tops (the Net inserts these where a blob has several
+consumers). Tops share the bottom's data; backward adds up their separate diffs."""
+from ..layer import Layer, register
+from ._checks import AT_LEAST_ONE, check_count, layer_error
+
+
+@register('Split')
+class SplitLayer(Layer):
+    def setup(self, bottom, top):
+        check_count(self, 'bottom', bottom, 1)
+        check_count(self, 'top', top, AT_LEAST_ONE)
+
+    def reshape(self, bottom, top):
+        for t in top:
+            # In place would make one of the diffs that backward adds up the bottom's own.
+            if t is bottom[0]:
+                raise layer_error(self, 'cannot run in place')
+            t.reshape_like(bottom[0])
+
+    def forward_cpu(self, bottom, top):
+        for t in top:
+            t.share_data(bottom[0])
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        total = top[0].cpu_diff().copy()
+        for t in top[1:]:
+            total += t.cpu_diff()
+        bottom[0].diff[...] = total
