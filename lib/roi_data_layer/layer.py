@@ -1,0 +1,126 @@
+"""RoIDataLayer: the training net's input layer; feeds minibatches drawn from a roidb.
+
+Tops, with cfg.TRAIN.HAS_RPN: data, im_info, gt_boxes. Otherwise: data, rois, labels and, with
+cfg.TRAIN.BBOX_REG, bbox_targets, bbox_inside_weights, bbox_outside_weights.
+param_str: num_classes (required). The trainer calls set_roidb(roidb) before the first forward.
+"""
+import numpy as np
+
+import caffe
+from fast_rcnn.config import cfg
+from roi_data_layer.minibatch import get_minibatch
+from rpn.layer_io import parse_param_str
+
+
+def top_names():
+    """The layer's tops under the current cfg, in order."""
+    if cfg.TRAIN.HAS_RPN:
+        return ['data', 'im_info', 'gt_boxes']
+    names = ['data', 'rois', 'labels']
+    if cfg.TRAIN.BBOX_REG:
+        names += ['bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights']
+    return names
+
+
+def shuffled_order(widths, heights, ims_per_batch, aspect_grouping):
+    """A random order of the images in which every run of ims_per_batch (from the start) is one
+    minibatch. With aspect_grouping, a minibatch holds only landscape (w >= h) or only portrait
+    images where the counts allow, so the padded blob wastes little; leftover images of the two
+    kinds are mixed in the last minibatches.
+    """
+    widths = np.asarray(widths)
+    heights = np.asarray(heights)
+    if not aspect_grouping or ims_per_batch == 1:
+        return np.random.permutation(widths.size)
+    horizontal = widths >= heights
+    batches, leftover = [], []
+    for group in (np.where(horizontal)[0], np.where(~horizontal)[0]):
+        whole, rest = _whole_batches(np.random.permutation(group), ims_per_batch)
+        batches += whole
+        leftover.append(rest)
+    mixed, rest = _whole_batches(np.concatenate(leftover), ims_per_batch)
+    batches += mixed
+    batches = [batches[i] for i in np.random.permutation(len(batches))]
+    # An incomplete last minibatch stays at the end, where the epoch ends before it.
+    return np.concatenate(batches + [rest]).astype(np.intp)
+
+
+def _whole_batches(inds, size):
+    """Splits inds into runs of `size`; returns (list of runs, the shorter remainder)."""
+    whole = inds.size - inds.size % size
+    return [inds[i:i + size] for i in range(0, whole, size)], inds[whole:]
+
+
+class RoIDataLayer(caffe.Layer):
+
+    def setup(self, bottom, top):
+        params = parse_param_str(self, {}, required=('num_classes',))
+        self._num_classes = params['num_classes']
+        if cfg.TRAIN.USE_PREFETCH:
+            raise caffe.CaffeError('RoIDataLayer %r: cfg.TRAIN.USE_PREFETCH is not supported; '
+                                   'minibatches are made in the training process (set it False)'
+                                   % self.name)
+        names = top_names()
+        if len(top) != len(names):
+            raise caffe.CaffeError('RoIDataLayer %r has %d tops, but with TRAIN.HAS_RPN %s and '
+                                   'TRAIN.BBOX_REG %s it produces %d: %s'
+                                   % (self.name, len(top), cfg.TRAIN.HAS_RPN, cfg.TRAIN.BBOX_REG,
+                                      len(names), ', '.join(names)))
+        self._name_to_top = {name: i for i, name in enumerate(names)}
+        self._roidb = None
+        self._perm = np.zeros(0, dtype=np.intp)
+        self._cur = 0
+
+        # Shapes until the first minibatch arrives (the largest image the scales allow).
+        k = 4 * self._num_classes
+        initial = {'data': (cfg.TRAIN.IMS_PER_BATCH, 3, max(cfg.TRAIN.SCALES), cfg.TRAIN.MAX_SIZE),
+                   'im_info': (1, 3), 'gt_boxes': (1, 5), 'rois': (1, 5), 'labels': (1,),
+                   'bbox_targets': (1, k), 'bbox_inside_weights': (1, k),
+                   'bbox_outside_weights': (1, k)}
+        for name, i in self._name_to_top.items():
+            top[i].reshape(*initial[name])
+
+    def set_roidb(self, roidb):
+        """Sets the roidb to draw minibatches from and starts a new shuffled epoch."""
+        if not roidb:
+            raise caffe.CaffeError('RoIDataLayer %r: the roidb is empty' % self.name)
+        if len(roidb) < cfg.TRAIN.IMS_PER_BATCH:
+            raise caffe.CaffeError('RoIDataLayer %r: the roidb has %d images, fewer than '
+                                   'cfg.TRAIN.IMS_PER_BATCH (%d)'
+                                   % (self.name, len(roidb), cfg.TRAIN.IMS_PER_BATCH))
+        self._roidb = roidb
+        self._shuffle_roidb_inds()
+
+    def _shuffle_roidb_inds(self):
+        self._perm = shuffled_order([e['width'] for e in self._roidb],
+                                    [e['height'] for e in self._roidb],
+                                    cfg.TRAIN.IMS_PER_BATCH, cfg.TRAIN.ASPECT_GROUPING)
+        self._cur = 0
+
+    def _get_next_minibatch_inds(self):
+        if self._cur + cfg.TRAIN.IMS_PER_BATCH > len(self._perm):
+            self._shuffle_roidb_inds()
+        inds = self._perm[self._cur:self._cur + cfg.TRAIN.IMS_PER_BATCH]
+        self._cur += cfg.TRAIN.IMS_PER_BATCH
+        return inds
+
+    def _get_next_minibatch(self):
+        return get_minibatch([self._roidb[i] for i in self._get_next_minibatch_inds()],
+                             self._num_classes)
+
+    def reshape(self, bottom, top):
+        # The tops take each minibatch's shapes in forward.
+        pass
+
+    def forward(self, bottom, top):
+        if self._roidb is None:
+            raise caffe.CaffeError('RoIDataLayer %r: call set_roidb(roidb) before forward'
+                                   % self.name)
+        blobs = self._get_next_minibatch()
+        for name, i in self._name_to_top.items():
+            blob = blobs[name]
+            top[i].reshape(*blob.shape)
+            top[i].data[...] = blob
+
+    def backward(self, top, propagate_down, bottom):
+        pass

@@ -1,0 +1,267 @@
+import numpy as np
+import pytest
+
+import caffe
+from caffe.testing import layer_param
+from fast_rcnn.bbox_transform import bbox_transform_inv
+from fast_rcnn.config import cfg
+from rpn.generate_anchors import generate_anchors
+from rpn.proposal_layer import ProposalLayer
+
+STRIDE = 16
+A = 9
+
+
+def make_layer(phase, param_str="'feat_stride': 16"):
+    param = layer_param('name: "proposal" type: "Python"')
+    param.python_param.param_str = param_str
+    return ProposalLayer(param, phase)
+
+
+def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat_stride': 16"):
+    layer = make_layer(phase, param_str)
+    bottom = []
+    for a in (scores, deltas, im_info):
+        a = np.asarray(a, dtype=np.float32)
+        blob = caffe.Blob(a.shape)
+        blob.data[...] = a
+        bottom.append(blob)
+    top = [caffe.Blob() for _ in range(num_tops)]
+    layer.setup(bottom, top)
+    layer.reshape(bottom, top)
+    layer.forward(bottom, top)
+    return [t.data.copy() for t in top]
+
+
+def random_inputs(seed, height=8, width=10):
+    rng = np.random.RandomState(seed)
+    probs = rng.uniform(0, 1, size=(1, A, height, width))
+    probs[0, :, :2, :2] = np.round(probs[0, :, :2, :2], 1)  # tied scores
+    scores = np.concatenate([1 - probs, probs], axis=1)
+    deltas = rng.normal(0, 0.3, size=(1, 4 * A, height, width))
+    return scores.astype(np.float32), deltas.astype(np.float32)
+
+
+def iou(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+                     - inter)
+
+
+def reference(scores, deltas, im_info, pre_n, post_n, thresh, min_size, use_nms=True):
+    """The proposal pipeline written out one anchor at a time: (boxes, scores) best first."""
+    base = generate_anchors()
+    _, _, height, width = scores.shape
+    im_h, im_w, im_scale = im_info[0]
+    cands = []
+    for y in range(height):
+        for x in range(width):
+            for a in range(A):
+                anchor = base[a] + [x * STRIDE, y * STRIDE, x * STRIDE, y * STRIDE]
+                box = bbox_transform_inv(anchor[None], deltas[0, 4 * a:4 * a + 4, y, x][None])[0]
+                box = [min(max(box[0], 0), im_w - 1), min(max(box[1], 0), im_h - 1),
+                       min(max(box[2], 0), im_w - 1), min(max(box[3], 0), im_h - 1)]
+                if box[2] - box[0] + 1 >= min_size * im_scale and \
+                        box[3] - box[1] + 1 >= min_size * im_scale:
+                    cands.append((-float(scores[0, A + a, y, x]), len(cands), box))
+    cands.sort(key=lambda c: (c[0], c[1]))
+    cands = cands[:pre_n]
+    kept = []
+    for c in cands:
+        if not use_nms or all(iou(c[2], k[2]) <= thresh for k in kept):
+            kept.append(c)
+    kept = kept[:post_n]
+    return (np.array([k[2] for k in kept], dtype=np.float32).reshape(-1, 4),
+            np.array([-k[0] for k in kept], dtype=np.float32))
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    def set_limits(phase_cfg, pre_n, post_n, thresh, min_size):
+        monkeypatch.setitem(phase_cfg, 'RPN_PRE_NMS_TOP_N', pre_n)
+        monkeypatch.setitem(phase_cfg, 'RPN_POST_NMS_TOP_N', post_n)
+        monkeypatch.setitem(phase_cfg, 'RPN_NMS_THRESH', thresh)
+        monkeypatch.setitem(phase_cfg, 'RPN_MIN_SIZE', min_size)
+    return set_limits
+
+
+@pytest.mark.parametrize('seed,pre_n,post_n,thresh,min_size,scale', [
+    (0, 12000, 2000, 0.7, 16, 1.0),
+    (1, 300, 50, 0.5, 16, 1.6),
+    (2, 100, 20, 0.7, 40, 0.5),
+])
+def test_matches_pipeline_written_out(limits, seed, pre_n, post_n, thresh, min_size, scale):
+    limits(cfg.TRAIN, pre_n, post_n, thresh, min_size)
+    scores, deltas = random_inputs(seed)
+    im_info = np.array([[8 * STRIDE - 5, 10 * STRIDE - 3, scale]], dtype=np.float32)
+    rois, out_scores = run(scores, deltas, im_info)
+    boxes, expected_scores = reference(scores, deltas, im_info, pre_n, post_n, thresh, min_size)
+    assert rois.shape == (boxes.shape[0], 5) and out_scores.shape == (boxes.shape[0], 1)
+    assert (rois[:, 0] == 0).all()
+    np.testing.assert_allclose(rois[:, 1:], boxes, rtol=1e-6, atol=1e-4)
+    np.testing.assert_array_equal(out_scores.ravel(), expected_scores)
+
+
+def test_properties_scores_sorted_nms_caps_clipping_min_size(limits):
+    limits(cfg.TEST, 6000, 40, 0.7, 16)
+    scores, deltas = random_inputs(3, 12, 14)
+    deltas[:, 2::4] += 0.5  # wide boxes, many past the border
+    im_info = np.array([[180, 220, 1.5]], dtype=np.float32)
+    rois, out_scores = run(scores, deltas, im_info, phase=caffe.TEST)
+    boxes = rois[:, 1:]
+    assert len(boxes) == 40
+    assert (np.diff(out_scores.ravel()) <= 0).all()
+    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 219).all()
+    assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= 179).all()
+    assert (boxes[:, 2] == 219).any()  # clipping happened
+    assert (boxes[:, 2] - boxes[:, 0] + 1 >= 24).all()
+    assert (boxes[:, 3] - boxes[:, 1] + 1 >= 24).all()
+    for i in range(len(boxes)):
+        for j in range(i):
+            assert iou(boxes[i], boxes[j]) <= 0.7
+
+
+def test_min_size_is_in_original_image_pixels(limits):
+    limits(cfg.TEST, 0, 0, 1.0, 16)
+    # One anchor of 24 x 24 pixels (scale 1.5, ratio 1) per position, no regression.
+    scores = np.zeros((1, 2, 4, 4), np.float32)
+    scores[0, 1] = 0.5
+    deltas = np.zeros((1, 4, 4, 4), np.float32)
+    param = "{'feat_stride': 16, 'scales': [1.5], 'ratios': [1]}"
+    kept = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST, 1, param)[0]
+    assert len(kept) == 16  # 24 >= 16 * 1.0
+    dropped = run(scores, deltas, [[1000, 1000, 2.0]], caffe.TEST, 1, param)[0]
+    assert len(dropped) == 0  # 24 < 16 * 2.0
+
+
+def test_pre_nms_top_n_limits_candidates(limits):
+    limits(cfg.TRAIN, 5, 100, 0.7, 0)
+    scores, deltas = random_inputs(4)
+    rois, out_scores = run(scores, deltas, [[1000, 1000, 1.0]])
+    top5 = np.sort(scores[0, A:].ravel())[::-1][:5]
+    assert len(rois) <= 5
+    assert set(out_scores.ravel()) <= set(top5)
+    assert out_scores[0, 0] == top5[0]
+
+
+def test_phase_selects_train_or_test_limits(limits):
+    limits(cfg.TRAIN, 0, 7, 0.7, 0)
+    limits(cfg.TEST, 0, 3, 0.7, 0)
+    scores, deltas = random_inputs(5)
+    assert len(run(scores, deltas, [[200, 200, 1.0]], caffe.TRAIN)[0]) == 7
+    assert len(run(scores, deltas, [[200, 200, 1.0]], caffe.TEST)[0]) == 3
+
+
+def test_no_nms_ablation_keeps_top_ranked(limits, monkeypatch):
+    limits(cfg.TEST, 6000, 50, 0.3, 0)
+    monkeypatch.setitem(cfg.TEST, 'RPN_NO_NMS', True)
+    scores, deltas = random_inputs(6)
+    im_info = np.array([[128, 160, 1.0]], dtype=np.float32)
+    rois, out_scores = run(scores, deltas, im_info, caffe.TEST)
+    boxes, expected = reference(scores, deltas, im_info, 6000, 50, 0.3, 0, use_nms=False)
+    np.testing.assert_array_equal(out_scores.ravel(), expected)
+    np.testing.assert_allclose(rois[:, 1:], boxes, rtol=1e-6, atol=1e-4)
+    suppressed = any(iou(boxes[i], boxes[j]) > 0.3 for i in range(50) for j in range(i))
+    assert suppressed  # NMS would have removed some of them
+    # The ablation is a test-time one: training still suppresses.
+    limits(cfg.TRAIN, 6000, 50, 0.3, 0)
+    train_boxes = run(scores, deltas, im_info, caffe.TRAIN)[0][:, 1:]
+    assert all(iou(train_boxes[i], train_boxes[j]) <= 0.3
+               for i in range(len(train_boxes)) for j in range(i))
+
+
+def test_no_reg_ablation_proposes_anchors(limits, monkeypatch):
+    limits(cfg.TEST, 0, 0, 1.0, 0)
+    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'no_reg')
+    scores = np.zeros((1, 2, 3, 3), np.float32)
+    scores[0, 1] = np.arange(9).reshape(3, 3)
+    deltas = np.ones((1, 4, 3, 3), np.float32)
+    param = "{'feat_stride': 16, 'scales': [2], 'ratios': [1]}"
+    rois = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST, 1, param)[0]
+    # Best first: position (2, 2), whose anchor spans 32 - 8 .. 32 + 23; clipped at 0 for x = 0.
+    np.testing.assert_array_equal(rois[0], [0, 24, 24, 55, 55])
+    np.testing.assert_array_equal(rois[-1], [0, 0, 0, 23, 23])
+
+
+def test_no_cls_ablation_draws_unranked_proposals(limits, monkeypatch):
+    limits(cfg.TEST, 0, 30, 0.7, 0)
+    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'no_cls')
+    scores, deltas = random_inputs(7)
+    rois, out_scores = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST)
+    assert len(rois) == 30
+    assert (np.diff(out_scores.ravel()) > 0).any()  # not ranked by score
+    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'rnp')
+    with pytest.raises(caffe.CaffeError, match='RPN_MODE'):
+        run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST)
+
+
+def test_single_top_and_batch_errors():
+    scores, deltas = random_inputs(8)
+    rois = run(scores, deltas, [[200, 200, 1.0]], num_tops=1)[0]
+    assert rois.shape[1] == 5
+    with pytest.raises(caffe.CaffeError, match='single-image'):
+        run(np.concatenate([scores] * 2), np.concatenate([deltas] * 2), [[200, 200, 1.0]] * 2)
+    with pytest.raises(caffe.CaffeError, match='channels'):
+        run(scores[:, :6], deltas, [[200, 200, 1.0]])
+
+
+class FakeRpnNet:
+    """Stands in for an RPN test net: records its inputs and proposes fixed scaled boxes."""
+
+    def __init__(self):
+        self.blobs = {name: caffe.Blob((1, 1)) for name in ('data', 'im_info', 'rois', 'scores')}
+        self.inputs = []
+
+    def forward(self, **kwargs):
+        self.inputs.append(kwargs)
+        scale = kwargs['im_info'][0, 2]
+        rois = np.array([[0, 10, 20, 30, 40], [0, 0, 0, 99, 59]], np.float32)
+        rois[:, 1:] *= scale
+        self.blobs['rois'].reshape(*rois.shape)
+        self.blobs['rois'].data[...] = rois
+        self.blobs['scores'].reshape(2, 1)
+        self.blobs['scores'].data[...] = [[0.9], [0.2]]
+        return {'rois': rois}
+
+
+def test_im_proposals_returns_boxes_in_image_pixels(monkeypatch):
+    from rpn.generate import im_proposals
+    monkeypatch.setitem(cfg.TEST, 'SCALES', (120,))
+    net = FakeRpnNet()
+    boxes, scores = im_proposals(net, np.zeros((60, 100, 3), np.uint8))
+    np.testing.assert_array_equal(net.inputs[0]['im_info'], [[120, 200, 2.0]])
+    assert net.inputs[0]['data'].shape == (1, 3, 120, 200)
+    np.testing.assert_allclose(boxes, [[10, 20, 30, 40], [0, 0, 99, 59]])
+    np.testing.assert_array_equal(scores, np.float32([[0.9], [0.2]]))
+    monkeypatch.setitem(cfg.TEST, 'SCALES', (120, 240))
+    with pytest.raises(ValueError, match='one scale'):
+        im_proposals(net, np.zeros((60, 100, 3), np.uint8))
+
+
+def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_path, capsys):
+    import cv2
+    from rpn.generate import imdb_proposals
+    monkeypatch.setitem(cfg.TEST, 'SCALES', (60,))
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / ('%d.png' % i)))
+        cv2.imwrite(paths[-1], np.zeros((30 + 10 * i, 50, 3), np.uint8))
+
+    class Imdb:
+        num_images = 3
+
+        def image_path_at(self, i):
+            return paths[i]
+
+    boxes = imdb_proposals(FakeRpnNet(), Imdb())
+    assert len(boxes) == 3
+    for b in boxes:
+        np.testing.assert_allclose(b, [[10, 20, 30, 40], [0, 0, 99, 59]], rtol=1e-6)
+    assert 'im_proposals: 3/3' in capsys.readouterr().out
+    paths[1] = str(tmp_path / 'missing.jpg')
+    with pytest.raises(OSError, match='missing.jpg'):
+        imdb_proposals(FakeRpnNet(), Imdb())

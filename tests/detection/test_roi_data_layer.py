@@ -1,0 +1,318 @@
+import cv2
+import numpy as np
+import pytest
+import scipy.sparse
+
+import caffe
+from caffe.testing import layer_param
+from fast_rcnn.config import cfg
+from roi_data_layer import roidb as rdl_roidb
+from roi_data_layer.layer import RoIDataLayer, shuffled_order
+from roi_data_layer.minibatch import get_minibatch
+
+K = 3  # classes, background included
+MEANS = np.array([[[100.0, 110.0, 120.0]]])
+
+
+@pytest.fixture
+def train_cfg(monkeypatch):
+    for key, value in [('SCALES', (80,)), ('MAX_SIZE', 1000), ('IMS_PER_BATCH', 1),
+                       ('HAS_RPN', True), ('BBOX_REG', True), ('BATCH_SIZE', 16),
+                       ('FG_FRACTION', 0.25), ('ASPECT_GROUPING', True),
+                       ('BBOX_NORMALIZE_TARGETS', True),
+                       ('BBOX_NORMALIZE_TARGETS_PRECOMPUTED', False)]:
+        monkeypatch.setitem(cfg.TRAIN, key, value)
+    monkeypatch.setitem(cfg, 'PIXEL_MEANS', MEANS)
+
+
+def write_image(path, height, width, seed=0):
+    """A random BGR image whose left and right halves differ, so a mirror image is not itself."""
+    im = np.random.RandomState(seed).randint(0, 256, size=(height, width, 3)).astype(np.uint8)
+    cv2.imwrite(str(path), im)
+    return im
+
+
+def entry(path, width, height, gt, gt_classes, proposals=(), flipped=False):
+    """A roidb entry as an imdb makes it: gt boxes first, then proposals with their best IoU."""
+    gt = np.asarray(gt, dtype=np.float64).reshape(-1, 4)
+    proposals = np.asarray(proposals, dtype=np.float64).reshape(-1, 4)
+    boxes = np.vstack([gt, proposals])
+    overlaps = np.zeros((len(boxes), K), dtype=np.float32)
+    overlaps[np.arange(len(gt)), gt_classes] = 1.0
+    for i, p in enumerate(proposals):
+        ious = [iou(p, g) for g in gt]
+        if ious and max(ious) > 0:
+            overlaps[len(gt) + i, gt_classes[int(np.argmax(ious))]] = max(ious)
+    return {'image': str(path), 'width': width, 'height': height, 'boxes': boxes,
+            'gt_classes': np.concatenate([np.asarray(gt_classes, np.int32),
+                                          np.zeros(len(proposals), np.int32)]),
+            'gt_overlaps': scipy.sparse.csr_matrix(overlaps), 'flipped': flipped,
+            'seg_areas': np.zeros(len(boxes), np.float32)}
+
+
+def iou(a, b):
+    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+                     - inter)
+
+
+class FakeImdb:
+    def __init__(self, roidb):
+        self.roidb = roidb
+        self.name = 'fake'
+
+    def image_path_at(self, i):
+        return self.roidb[i]['image']
+
+    def image_size_at(self, i):
+        return self.roidb[i]['width'], self.roidb[i]['height']
+
+
+def prepared(entries):
+    rdl_roidb.prepare_roidb(FakeImdb(entries))
+    return entries
+
+
+def test_flipped_entry_gives_mirrored_image_and_boxes(train_cfg, monkeypatch, tmp_path):
+    path = tmp_path / 'a.png'
+    im = write_image(path, 40, 60)
+    gt = [[5, 10, 20, 30], [30, 0, 59, 39]]
+    flipped_gt = [[60 - 20 - 1, 10, 60 - 5 - 1, 30], [0, 0, 60 - 30 - 1, 39]]  # W - x - 1
+    plain = prepared([entry(path, 60, 40, gt, [1, 2])])[0]
+    mirrored = prepared([entry(path, 60, 40, flipped_gt, [1, 2], flipped=True)])[0]
+    a = get_minibatch([plain], K)
+    b = get_minibatch([mirrored], K)
+    # short side 40 -> 80: scale 2, im_info [height, width, scale]
+    np.testing.assert_array_equal(a['im_info'], [[80, 120, 2.0]])
+    np.testing.assert_array_equal(b['im_info'], [[80, 120, 2.0]])
+    np.testing.assert_allclose(b['data'], a['data'][..., ::-1], atol=1e-3)
+    assert np.abs(a['data'] - a['data'][..., ::-1]).max() > 10
+    np.testing.assert_array_equal(a['gt_boxes'], np.hstack([np.array(gt) * 2, [[1], [2]]]))
+    np.testing.assert_array_equal(b['gt_boxes'],
+                                  np.hstack([np.array(flipped_gt) * 2, [[1], [2]]]))
+    # At scale 1 the flipped gt boxes cover the mirrored pixels of the flipped blob.
+    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (40,))
+    a, b = get_minibatch([plain], K)['data'][0], get_minibatch([mirrored], K)['data'][0]
+    for (x1, y1, x2, y2), (u1, _, u2, _) in zip(gt, flipped_gt):
+        np.testing.assert_array_equal(a[:, y1:y2 + 1, x1:x2 + 1],
+                                      b[:, y1:y2 + 1, u1:u2 + 1][..., ::-1])
+    # Mean subtraction.
+    np.testing.assert_allclose(a, (im - MEANS).transpose(2, 0, 1), atol=1e-4)
+
+
+def test_crowd_boxes_are_not_gt_boxes(train_cfg, tmp_path):
+    path = tmp_path / 'c.png'
+    write_image(path, 40, 40)
+    e = entry(path, 40, 40, [[0, 0, 10, 10], [5, 5, 30, 30]], [1, 2])
+    overlaps = e['gt_overlaps'].toarray()
+    overlaps[1] = -1
+    e['gt_overlaps'] = scipy.sparse.csr_matrix(overlaps)
+    blobs = get_minibatch(prepared([e]), K)
+    np.testing.assert_array_equal(blobs['gt_boxes'], [[0, 0, 20, 20, 1]])
+
+
+def test_image_without_objects_gives_empty_gt_boxes(train_cfg, tmp_path):
+    path = tmp_path / 'e.png'
+    write_image(path, 40, 40)
+    blobs = get_minibatch(prepared([entry(path, 40, 40, [], [])]), K)
+    assert blobs['gt_boxes'].shape == (0, 5)
+
+
+def test_random_scales_and_max_size(train_cfg, monkeypatch, tmp_path):
+    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (20, 40))
+    monkeypatch.setitem(cfg.TRAIN, 'MAX_SIZE', 70)
+    path = tmp_path / 's.png'
+    write_image(path, 20, 50)
+    e = prepared([entry(path, 50, 20, [[0, 0, 9, 9]], [1])])
+    seen = set()
+    np.random.seed(0)
+    for _ in range(12):
+        info = get_minibatch(e, K)['im_info'][0]
+        seen.add(tuple(info))
+    # 20 -> scale 1; 40 -> scale 2 would make the long side 100 > 70, so 70 / 50.
+    assert seen == {(20.0, 50.0, 1.0), (28.0, 70.0, np.float32(1.4))}
+
+
+def test_unreadable_image_names_the_file(train_cfg, tmp_path):
+    missing = tmp_path / 'no_such_image.jpg'
+    with pytest.raises(OSError, match='no_such_image.jpg'):
+        get_minibatch([entry(missing, 10, 10, [[0, 0, 5, 5]], [1])], K)
+
+
+def test_stale_size_is_reported(train_cfg, tmp_path):
+    path = tmp_path / 'w.png'
+    write_image(path, 30, 40)
+    with pytest.raises(ValueError, match='w.png'):
+        get_minibatch([entry(path, 41, 30, [[0, 0, 5, 5]], [1])], K)
+
+
+def test_fast_rcnn_minibatch_samples_rois(train_cfg, monkeypatch, tmp_path):
+    monkeypatch.setitem(cfg.TRAIN, 'HAS_RPN', False)
+    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 2)
+    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (40,))
+    rng = np.random.RandomState(0)
+    entries = []
+    for i in range(2):
+        path = tmp_path / ('f%d.png' % i)
+        write_image(path, 40, 60, seed=i)
+        gt = [[5, 5, 25, 30], [30, 8, 55, 36]]
+        xy = rng.randint(0, 40, size=(60, 2))
+        wh = rng.randint(8, 30, size=(60, 2))
+        proposals = np.hstack([xy, np.minimum(xy + wh, [59, 39])])
+        entries.append(entry(path, 60, 40, gt, [1, 2], proposals))
+    prepared(entries)
+    means, stds = rdl_roidb.add_bbox_regression_targets(entries)
+    blobs = get_minibatch(entries, K)
+    rois, labels = blobs['rois'], blobs['labels']
+    per_image = 8  # 16 RoIs over 2 images, 2 foreground each
+    for i in range(2):
+        mine = rois[:, 0] == i
+        assert mine.sum() == per_image
+        assert (labels[mine] > 0).sum() == 2
+        e = entries[i]
+        for roi, label in zip(rois[mine, 1:], labels[mine]):
+            matches = np.where((e['boxes'] == roi).all(axis=1))[0]  # scale 1
+            assert matches.size
+            ov = e['max_overlaps'][matches[0]]
+            if label > 0:
+                assert ov >= 0.5 and label == e['max_classes'][matches[0]]
+            else:
+                assert 0.1 <= ov < 0.5
+    t, w_in, w_out = blobs['bbox_targets'], blobs['bbox_inside_weights'], \
+        blobs['bbox_outside_weights']
+    assert t.shape == (16, 4 * K)
+    for row, label in enumerate(labels.astype(int)):
+        nonzero = set(np.where(w_in[row] > 0)[0])
+        assert nonzero == (set(range(4 * label, 4 * label + 4)) if label else set())
+    np.testing.assert_array_equal(w_out, w_in > 0)
+
+
+def test_prepare_and_regression_targets(train_cfg, tmp_path):
+    path = tmp_path / 'r.png'
+    write_image(path, 100, 100)
+    gt = [[10, 10, 49, 59], [60, 20, 89, 89]]
+    proposals = [[12, 8, 50, 55], [8, 14, 47, 62], [58, 25, 92, 85], [62, 18, 86, 95],
+                 [0, 0, 30, 30], [70, 70, 99, 99]]
+    entries = prepared([entry(path, 100, 100, gt, [1, 2], proposals),
+                        entry(path, 100, 100, gt[::-1], [2, 1], proposals[::-1])])
+    e = entries[0]
+    expected_max = [1, 1] + [max(iou(p, g) for g in gt) for p in proposals]
+    np.testing.assert_allclose(e['max_overlaps'], expected_max, rtol=1e-6)
+    assert list(e['max_classes'][:2]) == [1, 2]
+
+    raw = []
+    for en in entries:
+        for box, ov in zip(en['boxes'], en['max_overlaps']):
+            if ov < cfg.TRAIN.BBOX_THRESH:
+                continue
+            g = max(en['boxes'][en['gt_classes'] > 0], key=lambda g: iou(box, g))
+            c = int(en['gt_classes'][np.where((en['boxes'] == g).all(axis=1))[0][0]])
+            w, h = box[2] - box[0] + 1, box[3] - box[1] + 1
+            gw, gh = g[2] - g[0] + 1, g[3] - g[1] + 1
+            raw.append([c, (g[0] + 0.5 * gw - box[0] - 0.5 * w) / w,
+                        (g[1] + 0.5 * gh - box[1] - 0.5 * h) / h,
+                        np.log(gw / w), np.log(gh / h)])
+    raw = np.array(raw)
+    means, stds = rdl_roidb.add_bbox_regression_targets(entries)
+    assert means.shape == stds.shape == (4 * K,)
+    for c in (1, 2):
+        rows = raw[raw[:, 0] == c, 1:]
+        np.testing.assert_allclose(means[4 * c:4 * c + 4], rows.mean(axis=0), atol=1e-6)
+        np.testing.assert_allclose(stds[4 * c:4 * c + 4], rows.std(axis=0), rtol=1e-5)
+    assert not means[:4].any() and not stds[:4].any()
+    normalized = np.vstack([en['bbox_targets'] for en in entries])
+    normalized = normalized[normalized[:, 0] > 0]
+    for c in (1, 2):
+        rows = normalized[normalized[:, 0] == c, 1:]
+        np.testing.assert_allclose(rows.mean(axis=0), 0, atol=1e-5)
+        np.testing.assert_allclose(rows.std(axis=0), 1, rtol=1e-4)
+
+
+def test_precomputed_normalization_uses_cfg(train_cfg, monkeypatch, tmp_path):
+    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', True)
+    path = tmp_path / 'p.png'
+    write_image(path, 100, 100)
+    e = prepared([entry(path, 100, 100, [[10, 10, 49, 59]], [2], [[10, 10, 59, 59]])])
+    means, stds = rdl_roidb.add_bbox_regression_targets(e)
+    np.testing.assert_array_equal(means, np.tile(cfg.TRAIN.BBOX_NORMALIZE_MEANS, K))
+    np.testing.assert_array_equal(stds, np.tile(cfg.TRAIN.BBOX_NORMALIZE_STDS, K))
+    # proposal 50 x 50 at centre (35, 35) -> gt 40 x 50 at centre (30, 35)
+    raw = np.array([-5 / 50, 0, np.log(40 / 50), 0])
+    np.testing.assert_allclose(e[0]['bbox_targets'][1], [2] + list(raw / [0.1, 0.1, 0.2, 0.2]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_aspect_grouping_pairs_like_images():
+    widths = np.array([100, 50, 100, 50, 100, 100, 50, 50, 100, 100])
+    heights = np.array([50, 100, 50, 100, 50, 50, 100, 100, 50, 50])
+    np.random.seed(0)
+    for _ in range(20):
+        order = shuffled_order(widths, heights, 2, True)
+        assert sorted(order) == list(range(10))
+        for pair in order.reshape(-1, 2):
+            horizontal = widths[pair] >= heights[pair]
+            assert horizontal[0] == horizontal[1]
+    # Odd counts of each kind (3 and 3 here) leave exactly one mixed pair.
+    w, h = np.array([100, 50, 100, 50, 100, 50]), np.array([50, 100, 50, 100, 50, 100])
+    order = shuffled_order(w, h, 2, True)
+    assert sorted(order) == list(range(6))
+    mixed = [p for p in order.reshape(-1, 2) if (w[p] >= h[p])[0] != (w[p] >= h[p])[1]]
+    assert len(mixed) == 1
+    # An odd total leaves the incomplete minibatch at the end.
+    order = shuffled_order(widths[:7], heights[:7], 2, True)
+    assert sorted(order) == list(range(7))
+    for pair in order[:6].reshape(-1, 2):
+        assert (widths[pair] >= heights[pair])[0] == (widths[pair] >= heights[pair])[1]
+    orders = {tuple(shuffled_order(widths, heights, 2, False)) for _ in range(5)}
+    assert len(orders) > 1
+
+
+def make_data_layer(num_tops):
+    param = layer_param('name: "input-data" type: "Python"')
+    param.python_param.param_str = "'num_classes': %d" % K
+    layer = RoIDataLayer(param, caffe.TRAIN)
+    top = [caffe.Blob() for _ in range(num_tops)]
+    layer.setup([], top)
+    return layer, top
+
+
+def test_layer_tops_and_epochs(train_cfg, tmp_path):
+    entries = []
+    for i, (h, w) in enumerate([(40, 60), (60, 40), (40, 40)]):
+        path = tmp_path / ('l%d.png' % i)
+        write_image(path, h, w, seed=i)
+        entries.append(entry(path, w, h, [[0, 0, 9, 9]], [1]))
+    prepared(entries)
+    layer, top = make_data_layer(3)
+    assert top[0].shape == (1, 3, 80, 1000)
+    with pytest.raises(caffe.CaffeError, match='set_roidb'):
+        layer.forward([], top)
+    layer.set_roidb(entries)
+    shapes = set()
+    for _ in range(3):
+        layer.forward([], top)
+        shapes.add(top[0].shape)
+        assert top[1].shape == (1, 3) and top[2].shape == (1, 5)
+    assert shapes == {(1, 3, 80, 120), (1, 3, 120, 80), (1, 3, 80, 80)}  # one epoch
+    with pytest.raises(caffe.CaffeError, match='gt_boxes'):
+        make_data_layer(6)
+
+
+def test_layer_in_a_net(train_cfg, tmp_path):
+    path = tmp_path / 'n.png'
+    write_image(path, 40, 60)
+    entries = prepared([entry(path, 60, 40, [[5, 10, 20, 30]], [2])])
+    proto = tmp_path / 'train.prototxt'
+    proto.write_text('name: "t"\nlayer { name: "input-data" type: "Python" top: "data" '
+                     'top: "im_info" top: "gt_boxes" python_param { module: '
+                     '"roi_data_layer.layer" layer: "RoIDataLayer" '
+                     'param_str: "\'num_classes\': 3" } }\n')
+    net = caffe.Net(str(proto), caffe.TRAIN)
+    net.layers[0].set_roidb(entries)
+    net.forward()
+    np.testing.assert_array_equal(net.blobs['gt_boxes'].data, [[10, 20, 40, 60, 2]])
+    np.testing.assert_array_equal(net.blobs['im_info'].data, [[80, 120, 2]])
