@@ -1,0 +1,246 @@
+"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's SGDSolver that feeds
+the roidb to the net's data layer, shows progress, and writes deployable snapshots.
+
+Deployable means: the detector learns normalized box targets ((t - mean) / std, paper Sec. 3.1.2
+and the release), so the saved bbox_pred layer has the normalization folded back into its weights
+and a test net needs no means or stds.
+"""
+import os
+import time
+
+import numpy as np
+
+import caffe
+from fast_rcnn.config import cfg
+import roi_data_layer.roidb as rdl_roidb
+
+
+class TrainingError(RuntimeError):
+    """A training setup that cannot work (no data layer, inconsistent config, bad snapshot)."""
+
+
+class SolverWrapper:
+    """Owns the solver and the box-target statistics, and writes snapshots whose bbox_pred layer is
+    un-normalized (and a .solverstate beside it to resume from)."""
+
+    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None):
+        self.output_dir = output_dir
+        if (cfg.TRAIN.HAS_RPN and cfg.TRAIN.BBOX_REG and cfg.TRAIN.BBOX_NORMALIZE_TARGETS
+                and not cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED):
+            # With an RPN the RoIs are made during training, so target statistics cannot be
+            # computed from the roidb beforehand.
+            raise TrainingError('end-to-end training with BBOX_NORMALIZE_TARGETS needs '
+                                'TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED: True '
+                                '(see experiments/cfgs/faster_rcnn_end2end.yml)')
+        self.bbox_means = self.bbox_stds = None
+        if cfg.TRAIN.BBOX_REG:
+            print('Computing bounding-box regression targets...', flush=True)
+            self.bbox_means, self.bbox_stds = rdl_roidb.add_bbox_regression_targets(roidb)
+            print('done', flush=True)
+
+        self.solver = caffe.SGDSolver(solver_prototxt)
+        param = self.solver.param
+        self.snapshot_prefix = param.snapshot_prefix or \
+            os.path.splitext(os.path.basename(solver_prototxt))[0]
+        self.display = max(int(param.display), 1) if param.display else 20
+        # This wrapper shows progress and takes the snapshots itself: the solver's own display
+        # would print every loss again and its snapshots would keep normalized bbox_pred weights.
+        param.display = 0
+        param.snapshot = 0
+        if pretrained_model is not None:
+            print('Loading pretrained model weights from %s' % pretrained_model, flush=True)
+            self.solver.net.copy_from(pretrained_model)
+        self._data_layer().set_roidb(roidb)
+
+    def _data_layer(self):
+        for layer in self.solver.net.layers:
+            if hasattr(layer, 'set_roidb'):
+                return layer
+        raise TrainingError('the training net has no RoI data layer (a Python layer with '
+                            'set_roidb, e.g. roi_data_layer.layer.RoIDataLayer)')
+
+    # bbox_pred normalization ------------------------------------------------------------------
+    def _bbox_stats(self):
+        """(means, stds) shaped like bbox_pred's outputs, or None when no un-normalization is
+        due (no box regression, targets not normalized, or no bbox_pred layer)."""
+        net = self.solver.net
+        if not (cfg.TRAIN.BBOX_REG and cfg.TRAIN.BBOX_NORMALIZE_TARGETS
+                and 'bbox_pred' in net.params and self.bbox_stds is not None):
+            return None
+        n_out = net.params['bbox_pred'][0].data.shape[0]
+        means = np.asarray(self.bbox_means, dtype=np.float64).ravel()
+        stds = np.asarray(self.bbox_stds, dtype=np.float64).ravel()
+        if stds.size == 4 and n_out != 4:
+            means, stds = np.tile(means, n_out // 4), np.tile(stds, n_out // 4)
+        if stds.size != n_out or means.size != n_out:
+            raise TrainingError('bbox_pred has %d outputs but the target statistics have %d '
+                                'values (num_classes in the prototxt vs the dataset?)'
+                                % (n_out, stds.size))
+        return means, stds
+
+    def _unnormalize_bbox_pred(self):
+        """Folds the target normalization into bbox_pred; returns the original arrays."""
+        stats = self._bbox_stats()
+        if stats is None:
+            return None
+        means, stds = stats
+        weights, biases = self.solver.net.params['bbox_pred'][:2]
+        saved = (weights.data.copy(), biases.data.copy())
+        weights.data[...] = weights.data * stds.reshape((-1,) + (1,) * (weights.data.ndim - 1))
+        biases.data[...] = biases.data * stds + means
+        return saved
+
+    def _normalize_bbox_pred(self):
+        """The inverse of _unnormalize_bbox_pred, for weights read back from a snapshot."""
+        stats = self._bbox_stats()
+        if stats is None:
+            return
+        means, stds = stats
+        # Outputs with std 0 (the background class when the statistics come from the roidb)
+        # were saved as 0 and never regress; they stay 0.
+        inv = np.divide(1.0, stds, out=np.zeros_like(stds), where=stds != 0)
+        weights, biases = self.solver.net.params['bbox_pred'][:2]
+        weights.data[...] = weights.data * inv.reshape((-1,) + (1,) * (weights.data.ndim - 1))
+        biases.data[...] = (biases.data - means) * inv
+
+    # snapshots --------------------------------------------------------------------------------
+    def snapshot(self):
+        """Writes <output_dir>/<prefix>[_<infix>]_iter_N.caffemodel (deployable: bbox_pred
+        un-normalized) and the matching .solverstate, each atomically; returns the model path."""
+        infix = '_' + cfg.TRAIN.SNAPSHOT_INFIX if cfg.TRAIN.SNAPSHOT_INFIX else ''
+        base = os.path.join(self.output_dir, self.snapshot_prefix + infix)
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        saved = self._unnormalize_bbox_pred()
+        param = self.solver.param
+        prefix = param.snapshot_prefix
+        try:
+            param.snapshot_prefix = base
+            model_path, _ = self.solver.snapshot()
+        finally:
+            param.snapshot_prefix = prefix
+            if saved is not None:
+                weights, biases = self.solver.net.params['bbox_pred'][:2]
+                weights.data[...] = saved[0]
+                biases.data[...] = saved[1]
+        print('Wrote snapshot to: %s' % model_path, flush=True)
+        return model_path
+
+    def restore(self, solverstate):
+        """Resumes from a .solverstate written by snapshot(): iteration, momentum history and the
+        weights, with bbox_pred brought back to the normalized form the training loss uses."""
+        if not os.path.isfile(solverstate):
+            raise TrainingError('solver state %s not found' % solverstate)
+        print('Restoring solver state from %s' % solverstate, flush=True)
+        self.solver.restore(solverstate)
+        self._normalize_bbox_pred()
+
+    # the loop ---------------------------------------------------------------------------------
+    def _loss_outputs(self):
+        net = self.solver.net
+        weights = net.blob_loss_weights
+        return [name for name in net.outputs if weights.get(name, 0.0)]
+
+    def train_model(self, max_iters):
+        """Steps the solver up to iteration max_iters; snapshots every cfg.TRAIN.SNAPSHOT_ITERS
+        and at the end. Returns the paths of the written models."""
+        solver = self.solver
+        losses = self._loss_outputs()
+        sums = dict.fromkeys(losses, 0.0)
+        window_iters, window_time = 0, 0.0
+        total_time, total_iters = 0.0, 0
+        model_paths = []
+        last_snapshot = solver.iter if solver.iter > 0 else -1
+        start_iter = solver.iter
+        while solver.iter < max_iters:
+            tic = time.perf_counter()
+            solver.step(1)
+            elapsed = time.perf_counter() - tic
+            window_time += elapsed
+            total_time += elapsed
+            window_iters += 1
+            total_iters += 1
+            for name in losses:
+                sums[name] += float(np.sum(solver.net.blobs[name].data))
+            it = solver.iter
+            if it % self.display == 0 or it == max_iters or it == start_iter + 1:
+                per_iter = total_time / total_iters
+                eta = per_iter * (max_iters - it)
+                parts = ', '.join('%s = %.4f' % (name, sums[name] / window_iters)
+                                  for name in losses)
+                print('Iteration %d/%d: %s, lr = %g, %.3f s/iter, ETA %s'
+                      % (it, max_iters, parts, solver.learning_rate(),
+                         window_time / window_iters, _format_seconds(eta)), flush=True)
+                sums = dict.fromkeys(losses, 0.0)
+                window_iters, window_time = 0, 0.0
+            if cfg.TRAIN.SNAPSHOT_ITERS > 0 and it % cfg.TRAIN.SNAPSHOT_ITERS == 0:
+                last_snapshot = it
+                model_paths.append(self.snapshot())
+        if last_snapshot != solver.iter:
+            model_paths.append(self.snapshot())
+        return model_paths
+
+
+def _format_seconds(seconds):
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return '%d:%02d:%02d' % (h, m, s)
+
+
+def get_training_roidb(imdb):
+    """The roidb to train on: with cfg.TRAIN.USE_FLIPPED, every image also mirrored; entries
+    prepared for the data layer (image paths, sizes, max overlaps)."""
+    if cfg.TRAIN.USE_FLIPPED:
+        print('Appending horizontally-flipped training examples...', flush=True)
+        imdb.append_flipped_images()
+        print('done', flush=True)
+    print('Preparing training data...', flush=True)
+    rdl_roidb.prepare_roidb(imdb)
+    print('done', flush=True)
+    return imdb.roidb
+
+
+def _has_training_rois(entry):
+    # An image helps only if it yields a foreground or a background RoI.
+    overlaps = entry['max_overlaps']
+    fg = overlaps >= cfg.TRAIN.FG_THRESH
+    bg = (overlaps < cfg.TRAIN.BG_THRESH_HI) & (overlaps >= cfg.TRAIN.BG_THRESH_LO)
+    return bool(np.any(fg) or np.any(bg))
+
+
+def filter_roidb(roidb):
+    """Drops the entries with neither a foreground nor a background RoI."""
+    kept = [entry for entry in roidb if _has_training_rois(entry)]
+    print('Filtered %d roidb entries: %d -> %d' % (len(roidb) - len(kept), len(roidb), len(kept)),
+          flush=True)
+    return kept
+
+
+def seed_rngs(seed):
+    """Seeds numpy (minibatch sampling) and the runtime (weight fillers, dropout)."""
+    np.random.seed(seed)
+    caffe.set_random_seed(seed)
+
+
+def train_net(solver_prototxt, roidb, output_dir, pretrained_model=None, max_iters=40000,
+              restore=None, rand=False):
+    """Trains a network to iteration max_iters and returns the paths of its snapshots.
+
+    restore: a .solverstate to resume from (a snapshot of an earlier run of the same setup).
+    rand: leave the RNGs unseeded; by default they are seeded with cfg.RNG_SEED.
+    """
+    if pretrained_model is not None and not os.path.isfile(pretrained_model):
+        raise TrainingError('weights file %s not found; see data/README.md' % pretrained_model)
+    if not rand:
+        seed_rngs(cfg.RNG_SEED)
+    roidb = filter_roidb(roidb)
+    if not roidb:
+        raise TrainingError('no training image has a foreground or background RoI')
+    os.makedirs(output_dir, exist_ok=True)
+    sw = SolverWrapper(solver_prototxt, roidb, output_dir, pretrained_model=pretrained_model)
+    if restore:
+        sw.restore(restore)
+    print('Solving...', flush=True)
+    model_paths = sw.train_model(max_iters)
+    print('done solving', flush=True)
+    return model_paths
