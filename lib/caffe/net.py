@@ -167,14 +167,15 @@ class Net:
         self._param_owner = {}              # ParamSpec name -> (blob, lr_mult, decay_mult)
         self.params = collections.OrderedDict()
         blob_need_backward = {}
-        consumed = set()
+        available = collections.OrderedDict()   # blobs produced and not (yet) read: the outputs
 
         for lp in expanded.layer:
             if lp.name in self.bottom_names:
                 raise CaffeError('%s: two layers are named %r' % (self._source, lp.name))
             layer = layer_class(lp)(lp, self.phase)
             bottom = [self.blobs[b] for b in lp.bottom]
-            consumed.update(lp.bottom)
+            for b in lp.bottom:
+                available.pop(b, None)
             top = []
             for name in lp.top:
                 if name in lp.bottom:          # in place: the top is the bottom's Blob
@@ -207,6 +208,7 @@ class Net:
             self._loss_weights.append([(j, w) for j, w in enumerate(weights) if w])
             for name in lp.top:
                 blob_need_backward[name] = need_backward
+                available[name] = True
 
             self.layers.append(layer)
             self._layer_names.append(lp.name)
@@ -219,7 +221,7 @@ class Net:
             if len(layer.blobs):
                 self.params[lp.name] = layer.blobs
 
-        self.outputs = [name for name in self.blobs if name not in consumed]
+        self.outputs = list(available)
         self._prune_backward()
         if self.force_backward:
             self._force_backward()

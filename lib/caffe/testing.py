@@ -67,12 +67,13 @@ def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, step
 
     # Analytic gradients.
     run_forward(layer, bottom, top)
-    for t, w in zip(top, top_weights):
-        t.diff[...] = w
+    # Zero first: a top may share its diff with a bottom (Reshape, in-place layers).
     for p in layer.blobs:
         p.diff[...] = 0
     for b in bottom:
         b.diff[...] = 0
+    for t, w in zip(top, top_weights):
+        t.diff[...] = w
     propagate_down = [i in check_bottom for i in range(len(bottom))]
     layer.backward(top, propagate_down, bottom)
     analytic = [b.diff.copy() for b, _ in blobs]

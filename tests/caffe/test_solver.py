@@ -1,8 +1,9 @@
 """SGDSolver against a hand computation: momentum, weight decay, lr_mult/decay_mult, iter_size,
 learning-rate policies, clipping, and snapshot/restore continuing exactly."""
+import json
+
 import numpy as np
 import pytest
-import yaml
 
 import caffe
 from caffe.proto import caffe_pb2
@@ -16,9 +17,7 @@ B0 = np.array([0.05, -0.1], dtype=np.float32)
 
 
 def net_text():
-    param_str = yaml.safe_dump({'batches': BATCHES, 'targets': TARGETS}, default_flow_style=True)
-    w = ' '.join('value: %r' % v for v in W0.ravel())  # not used by fillers; set after setup
-    del w
+    param_str = json.dumps({'batches': BATCHES, 'targets': TARGETS})
     return '''
 name: "linreg"
 layer { name: "data" type: "Python" top: "x" top: "t"
