@@ -1,0 +1,230 @@
+"""Convolution: Caffe's 2-D convolution, computed as im2col + one matrix product per group.
+
+Weights are (num_output, channels/group, kernel_h, kernel_w), bias (num_output,); the output is
+floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1 along each axis. Several bottoms may
+share one set of weights (each gives the top of the same index), as in Caffe.
+"""
+import numpy as np
+
+from ..fillers import fill
+from ..layer import Layer, register
+from ._checks import AT_LEAST_ONE, check_count, layer_error
+
+try:
+    from .im2col import col2im, im2col
+except ImportError as e:  # the package imports every layer; fail only when a Convolution is built
+    col2im = im2col = None
+    _IM2COL_ERROR = e
+
+# Images go through one matrix product together as long as their column matrices fit in this
+# many floats: small feature maps make thin products that BLAS runs far below its peak.
+BATCH_COL_FLOATS = 1 << 22
+
+
+def spatial_pair(layer, param, field, hw_prefix, default):
+    """Reads an (h, w) pair from Caffe's repeated `field` (one value for both axes, or one per
+    axis) or from its `<hw_prefix>_h`/`<hw_prefix>_w` pair; default where neither is given
+    (None: required)."""
+    repeated = list(getattr(param, field))
+    h_name, w_name = hw_prefix + '_h', hw_prefix + '_w'
+    if param.HasField(h_name) or param.HasField(w_name):
+        if repeated:
+            raise layer_error(layer, 'give either %s or %s/%s, not both'
+                              % (field, h_name, w_name))
+        if not (param.HasField(h_name) and param.HasField(w_name)):
+            raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
+        return getattr(param, h_name), getattr(param, w_name)
+    if not repeated:
+        if default is None:
+            raise layer_error(layer, '%s (or %s/%s) is required' % (field, h_name, w_name))
+        return default, default
+    if len(repeated) > 2:
+        raise layer_error(layer, '%s has %d values; a 2-D layer takes 1 or 2'
+                          % (field, len(repeated)))
+    return repeated[0], repeated[-1]
+
+
+@register('Convolution')
+class ConvolutionLayer(Layer):
+
+    def setup(self, bottom, top):
+        if im2col is None:
+            raise layer_error(self, 'the im2col extension is not built (%s); run `make cython`'
+                              % _IM2COL_ERROR)
+        p = self.layer_param.convolution_param
+        check_count(self, 'bottom', bottom, AT_LEAST_ONE)
+        check_count(self, 'top', top, len(bottom))
+        if len(bottom[0].shape) != 4 or p.axis not in (1, -3):
+            raise layer_error(self, 'only 2-D convolution over axis 1 of a 4-D blob is supported '
+                              '(bottom shape %s, axis %d)' % (bottom[0].shape, p.axis))
+        self.kernel = spatial_pair(self, p, 'kernel_size', 'kernel', None)
+        self.pad = spatial_pair(self, p, 'pad', 'pad', 0)
+        self.stride = spatial_pair(self, p, 'stride', 'stride', 1)
+        dilation = list(p.dilation)
+        if len(dilation) > 2:
+            raise layer_error(self, 'dilation has %d values; a 2-D convolution takes 1 or 2'
+                              % len(dilation))
+        self.dilation = (tuple(dilation) * 2)[:2] if dilation else (1, 1)
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
+            raise layer_error(self, 'kernel %s, stride %s and dilation %s must be positive'
+                              % (self.kernel, self.stride, self.dilation))
+        self.num_output = p.num_output
+        self.group = p.group
+        self.channels = bottom[0].shape[1]
+        if self.num_output < 1:
+            raise layer_error(self, 'convolution_param.num_output must be set (> 0)')
+        if self.group < 1 or self.channels % self.group or self.num_output % self.group:
+            raise layer_error(self, 'group %d must divide both the input channels (%d) and '
+                              'num_output (%d)' % (self.group, self.channels, self.num_output))
+        self.is_1x1 = self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
+
+        shapes = [(self.num_output, self.channels // self.group) + self.kernel]
+        if p.bias_term:
+            shapes.append((self.num_output,))
+        if len(self.blobs):
+            if len(self.blobs) != len(shapes):
+                raise layer_error(self, 'has %d parameter blobs; expected %d'
+                                  % (len(self.blobs), len(shapes)))
+            for blob, shape in zip(self.blobs, shapes):
+                if blob.shape != shape:
+                    raise layer_error(self, 'parameter shape %s does not match the expected %s'
+                                      % (blob.shape, shape))
+        else:
+            for shape, filler in zip(shapes, (p.weight_filler, p.bias_filler)):
+                self.blobs.add_blob(*shape)
+                fill(self.blobs[-1], filler)
+        self.param_propagate_down = [True] * len(self.blobs)
+        self._col = np.empty(0, np.float32)
+        self._gather = np.empty(0, np.float32)
+        self._ones = np.empty(0, np.float32)
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        for b in bottom:
+            if b.shape != shape:
+                raise layer_error(self, 'all bottoms must have the same shape (%s vs %s)'
+                                  % (b.shape, shape))
+        if len(shape) != 4 or shape[1] != self.channels:
+            raise layer_error(self, 'bottom shape %s; expected (N, %d, H, W) as at setup'
+                              % (shape, self.channels))
+        num, _, height, width = shape
+        out = []
+        for size, k, pad, s, d in zip((height, width), self.kernel, self.pad, self.stride,
+                                      self.dilation):
+            extent = d * (k - 1) + 1
+            if size + 2 * pad < extent:
+                raise layer_error(self, 'kernel extent %d is larger than the padded input '
+                                  '(%d + 2*%d)' % (extent, size, pad))
+            out.append((size + 2 * pad - extent) // s + 1)
+        self.out_h, self.out_w = out
+        for t in top:
+            t.reshape(num, self.num_output, self.out_h, self.out_w)
+
+        spatial = self.out_h * self.out_w
+        kdim = self.channels * self.kernel[0] * self.kernel[1]
+        self.chunk = max(1, min(num, BATCH_COL_FLOATS // max(kdim * spatial, 1)))
+        if self.is_1x1 and self.chunk == 1:
+            col_size = 0  # the bottom itself is the column matrix
+        else:
+            col_size = kdim * self.chunk * spatial
+        gather_size = self.num_output * self.chunk * spatial if self.chunk > 1 else 0
+        # Buffers only grow: Faster R-CNN changes the image size every iteration, and fresh
+        # pages cost more than the im2col that fills them.
+        if self._col.size < col_size:
+            self._col = np.empty(col_size, np.float32)
+        if self._gather.size < gather_size:
+            self._gather = np.empty(gather_size, np.float32)
+        if self._ones.size < self.chunk * spatial:
+            self._ones = np.ones(self.chunk * spatial, np.float32)
+
+    # Views shared by forward and backward ------------------------------------------------------
+    def _grouped_weights(self):
+        g = self.group
+        return self.blobs[0].cpu_data().reshape(g, self.num_output // g, -1)
+
+    def _col_matrix(self, n):
+        kdim = self.channels * self.kernel[0] * self.kernel[1]
+        return self._col[:kdim * n * self.out_h * self.out_w].reshape(kdim, -1)
+
+    def _fill_col(self, data, start, n):
+        """The column matrix of images start..start+n-1, side by side."""
+        spatial = self.out_h * self.out_w
+        if self.is_1x1 and n == 1:
+            return data[start].reshape(self.channels, spatial)
+        col = self._col_matrix(n)
+        for i in range(n):
+            im2col(data[start + i], self.kernel[0], self.kernel[1], self.pad[0], self.pad[1],
+                   self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
+                   col[:, i * spatial:(i + 1) * spatial], self.out_h, self.out_w)
+        return col
+
+    def _by_group(self, matrix):
+        return matrix.reshape(self.group, matrix.shape[0] // self.group, matrix.shape[1])
+
+    def _gathered(self, n):
+        return self._gather[:self.num_output * n * self.out_h * self.out_w].reshape(
+            self.num_output, -1)
+
+    # Forward / backward ------------------------------------------------------------------------
+    def forward_cpu(self, bottom, top):
+        weights = self._grouped_weights()
+        bias = self.blobs[1].cpu_data() if len(self.blobs) > 1 else None
+        spatial = self.out_h * self.out_w
+        for b, t in zip(bottom, top):
+            data = b.cpu_data()
+            out = t.data
+            for start in range(0, data.shape[0], self.chunk):
+                n = min(self.chunk, data.shape[0] - start)
+                col = self._fill_col(data, start, n)
+                if n == 1:
+                    product = out[start].reshape(self.num_output, spatial)
+                else:
+                    product = self._gathered(n)
+                np.matmul(weights, self._by_group(col), out=self._by_group(product))
+                if n > 1:
+                    out[start:start + n] = product.reshape(
+                        self.num_output, n, self.out_h, self.out_w).transpose(1, 0, 2, 3)
+            if bias is not None:
+                out += bias[:, None, None]
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        want_w = self.param_propagate_down[0]
+        want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
+        if not (want_w or want_b or any(propagate_down)):
+            return
+        weights = self._grouped_weights()
+        spatial = self.out_h * self.out_w
+        for t, b, down in zip(top, bottom, propagate_down):
+            top_diff = t.cpu_diff()
+            data = b.cpu_data()
+            for start in range(0, top_diff.shape[0], self.chunk):
+                n = min(self.chunk, top_diff.shape[0] - start)
+                if n == 1:
+                    grad = top_diff[start].reshape(self.num_output, spatial)
+                else:
+                    grad = self._gathered(n)
+                    grad.reshape(self.num_output, n, spatial)[...] = \
+                        top_diff[start:start + n].reshape(n, self.num_output, spatial) \
+                        .transpose(1, 0, 2)
+                if want_b:
+                    self.blobs[1].diff[...] += np.matmul(grad, self._ones[:n * spatial])
+                if want_w:
+                    col = self._fill_col(data, start, n)
+                    self.blobs[0].diff.reshape(weights.shape)[...] += np.matmul(
+                        self._by_group(grad), self._by_group(col).transpose(0, 2, 1))
+                if down:
+                    self._backward_data(weights, grad, b.diff, start, n)
+
+    def _backward_data(self, weights, grad, bottom_diff, start, n):
+        spatial = self.out_h * self.out_w
+        transposed = weights.transpose(0, 2, 1)
+        if self.is_1x1 and n == 1:
+            np.matmul(transposed, self._by_group(grad),
+                      out=self._by_group(bottom_diff[start].reshape(self.channels, spatial)))
+            return
+        col = self._col_matrix(n)
+        np.matmul(transposed, self._by_group(grad), out=self._by_group(col))
+        for i in range(n):
+            col2im(col[:, i * spatial:(i + 1) * spatial], self.kernel[0], self.kernel[1],
+                   self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0],
+                   self.dilation[1], self.out_h, self.out_w, bottom_diff[start + i])

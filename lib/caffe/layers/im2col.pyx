@@ -1,0 +1,162 @@
+# distutils: extra_compile_args = -fopenmp
+# distutils: extra_link_args = -fopenmp
+"""im2col and col2im for 2-D convolution (Caffe's layout).
+
+The column matrix has one row per (channel, kernel row, kernel column), in that order, and one
+column per output position (row-major), so a convolution is a single matrix product
+weights (num_output, C*kh*kw) @ col (C*kh*kw, out_h*out_w), and the rows of one group are
+contiguous. Positions that fall in the padding read as zero.
+
+Both functions take the column matrix as any 2-D float32 array whose rows are contiguous, so a
+caller may hand in a column slice of a wider buffer (several images side by side). Channels are
+split across OpenMP threads (each channel's rows and image plane belong to one thread), but only
+for work large enough to pay for waking them: on a busy machine a parallel region can wait a
+whole scheduler slice for its second thread.
+"""
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+from openmp cimport omp_get_max_threads
+
+cdef enum:
+    PARALLEL_MIN_WORK = 1 << 16  # elements below which a call runs on the calling thread alone
+
+
+cdef int threads_for(Py_ssize_t work) noexcept nogil:
+    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    # For b > 0 and any a, without relying on how C rounds negative quotients.
+    if a <= 0:
+        return -((-a) // b)
+    return (a + b - 1) // b
+
+
+cdef inline void _valid_range(Py_ssize_t offset, Py_ssize_t stride, Py_ssize_t size,
+                              Py_ssize_t out_size, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    # Output indices o with 0 <= o*stride + offset < size form [lo, hi).
+    cdef Py_ssize_t a = _ceil_div(-offset, stride)
+    cdef Py_ssize_t b = _ceil_div(size - offset, stride)
+    if a < 0:
+        a = 0
+    if b > out_size:
+        b = out_size
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b
+
+
+cdef void _im2col_channel(const float* plane, Py_ssize_t height, Py_ssize_t width,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph, Py_ssize_t pw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t out_h, Py_ssize_t out_w,
+                          float* rows, Py_ssize_t row_stride) noexcept nogil:
+    cdef Py_ssize_t ki, kj, oh, ow, oh_lo, oh_hi, ow_lo, ow_hi, off_h, off_w
+    cdef float* row
+    cdef float* dst
+    cdef const float* src
+    for ki in range(kh):
+        off_h = ki * dh - ph
+        _valid_range(off_h, sh, height, out_h, &oh_lo, &oh_hi)
+        for kj in range(kw):
+            off_w = kj * dw - pw
+            _valid_range(off_w, sw, width, out_w, &ow_lo, &ow_hi)
+            row = rows + (ki * kw + kj) * row_stride
+            if oh_lo > 0:
+                memset(row, 0, oh_lo * out_w * sizeof(float))
+            if oh_hi < out_h:
+                memset(row + oh_hi * out_w, 0, (out_h - oh_hi) * out_w * sizeof(float))
+            for oh in range(oh_lo, oh_hi):
+                dst = row + oh * out_w
+                src = plane + (oh * sh + off_h) * width + off_w
+                if ow_lo > 0:
+                    memset(dst, 0, ow_lo * sizeof(float))
+                if sw == 1:
+                    memcpy(dst + ow_lo, src + ow_lo, (ow_hi - ow_lo) * sizeof(float))
+                else:
+                    for ow in range(ow_lo, ow_hi):
+                        dst[ow] = src[ow * sw]
+                if ow_hi < out_w:
+                    memset(dst + ow_hi, 0, (out_w - ow_hi) * sizeof(float))
+
+
+cdef void _col2im_channel(const float* rows, Py_ssize_t row_stride,
+                          Py_ssize_t height, Py_ssize_t width,
+                          Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t ph, Py_ssize_t pw,
+                          Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t dh, Py_ssize_t dw,
+                          Py_ssize_t out_h, Py_ssize_t out_w, float* plane) noexcept nogil:
+    # Walks the image row by row (the row stays in L1 while every kernel tap adds into it) and,
+    # for each pixel, adds the taps in (kernel row, kernel column) order: the order in which
+    # Caffe's col2im sums them, so the float32 result is the same.
+    cdef Py_ssize_t ih, ki, kj, t, oh, ow, ow_lo, ow_hi, off_w
+    cdef float* dst
+    cdef const float* src
+    memset(plane, 0, height * width * sizeof(float))
+    for ih in range(height):
+        dst = plane + ih * width
+        for ki in range(kh):
+            t = ih + ph - ki * dh
+            if t < 0 or t % sh != 0:
+                continue
+            oh = t // sh
+            if oh >= out_h:
+                continue
+            for kj in range(kw):
+                off_w = kj * dw - pw
+                _valid_range(off_w, sw, width, out_w, &ow_lo, &ow_hi)
+                src = rows + (ki * kw + kj) * row_stride + oh * out_w
+                if sw == 1:
+                    for ow in range(ow_lo, ow_hi):
+                        dst[ow + off_w] += src[ow]
+                else:
+                    for ow in range(ow_lo, ow_hi):
+                        dst[ow * sw + off_w] += src[ow]
+
+
+cdef Py_ssize_t _row_stride(float[:, :] col, Py_ssize_t rows, Py_ssize_t cols) except -1:
+    if col.shape[0] != rows or col.shape[1] != cols:
+        raise ValueError('column matrix has shape (%d, %d); expected (%d, %d)'
+                         % (col.shape[0], col.shape[1], rows, cols))
+    if col.strides[1] != sizeof(float) or col.strides[0] % sizeof(float) != 0:
+        raise ValueError('column matrix rows must be contiguous float32')
+    return col.strides[0] // sizeof(float)
+
+
+def im2col(const float[:, :, ::1] img, int kernel_h, int kernel_w, int pad_h, int pad_w,
+           int stride_h, int stride_w, int dilation_h, int dilation_w,
+           float[:, :] col, int out_h, int out_w):
+    """Fills col (channels*kernel_h*kernel_w, out_h*out_w) from img (channels, height, width)."""
+    cdef Py_ssize_t channels = img.shape[0], height = img.shape[1], width = img.shape[2]
+    cdef Py_ssize_t taps = <Py_ssize_t>kernel_h * kernel_w
+    cdef Py_ssize_t rs = _row_stride(col, channels * taps, <Py_ssize_t>out_h * out_w)
+    cdef Py_ssize_t c
+    if channels == 0 or out_h * out_w == 0:
+        return
+    cdef const float* src = &img[0, 0, 0]
+    cdef float* dst = &col[0, 0]
+    cdef int threads = threads_for(channels * taps * out_h * out_w)
+    for c in prange(channels, nogil=True, schedule='static', num_threads=threads):
+        _im2col_channel(src + c * height * width, height, width, kernel_h, kernel_w,
+                        pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w,
+                        out_h, out_w, dst + c * taps * rs, rs)
+
+
+def col2im(float[:, :] col, int kernel_h, int kernel_w, int pad_h, int pad_w,
+           int stride_h, int stride_w, int dilation_h, int dilation_w,
+           int out_h, int out_w, float[:, :, ::1] img):
+    """Overwrites img (channels, height, width) with the sum of col's entries over the image
+    positions they were taken from (the adjoint of im2col)."""
+    cdef Py_ssize_t channels = img.shape[0], height = img.shape[1], width = img.shape[2]
+    cdef Py_ssize_t taps = <Py_ssize_t>kernel_h * kernel_w
+    cdef Py_ssize_t rs = _row_stride(col, channels * taps, <Py_ssize_t>out_h * out_w)
+    cdef Py_ssize_t c
+    if channels == 0 or height * width == 0:
+        return
+    cdef const float* src = &col[0, 0]
+    cdef float* dst = &img[0, 0, 0]
+    cdef int threads = threads_for(channels * taps * out_h * out_w)
+    for c in prange(channels, nogil=True, schedule='static', num_threads=threads):
+        _col2im_channel(src + c * taps * rs, rs, height, width, kernel_h, kernel_w,
+                        pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w,
+                        out_h, out_w, dst + c * height * width)

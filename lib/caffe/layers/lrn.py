@@ -1,0 +1,157 @@
+"""LRN: local response normalization, Caffe's two regions.
+
+ACROSS_CHANNELS: scale = k + alpha/n * (sum of x^2 over the n channels centred on c, zero beyond
+the ends), top = x * scale^-beta.
+WITHIN_CHANNEL: Caffe builds it from smaller layers (split, power x^2, AVE pooling over n x n
+with pad (n-1)/2, power (1 + alpha*avg)^-beta, product); this layer runs the same float32
+operations in the same order, forward and backward, so its numbers are that network's (up to
+the last bit of x^-beta: numpy's float32 pow and the C library's powf may round differently).
+"""
+import numpy as np
+
+from ..layer import Layer, register
+from ..proto import caffe_pb2
+from ._checks import check_count, layer_error
+
+try:
+    from .pooling_kernels import ave_pool_backward, ave_pool_forward
+except ImportError as e:  # the package imports every layer; fail only when an LRN is built
+    ave_pool_backward = ave_pool_forward = None
+    _KERNELS_ERROR = e
+
+ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
+WITHIN_CHANNEL = caffe_pb2.LRNParameter.WITHIN_CHANNEL
+
+
+@register('LRN')
+class LRNLayer(Layer):
+
+    def setup(self, bottom, top):
+        check_count(self, 'bottom', bottom, 1)
+        check_count(self, 'top', top, 1)
+        p = self.layer_param.lrn_param
+        self.size = p.local_size
+        if self.size < 1 or self.size % 2 == 0:
+            raise layer_error(self, 'local_size must be odd and positive (got %d)' % self.size)
+        if p.norm_region not in (ACROSS_CHANNELS, WITHIN_CHANNEL):
+            raise layer_error(self, 'unknown norm_region %d' % p.norm_region)
+        if p.norm_region == WITHIN_CHANNEL and ave_pool_forward is None:
+            raise layer_error(self, 'the pooling kernels are not built (%s); run `make cython`'
+                              % _KERNELS_ERROR)
+        self.region = p.norm_region
+        self.pre_pad = (self.size - 1) // 2
+        self.alpha = np.float32(p.alpha)
+        self.beta = np.float32(p.beta)
+        self.k = np.float32(p.k)
+
+    def reshape(self, bottom, top):
+        if len(bottom[0].shape) != 4:
+            raise layer_error(self, 'needs a 4-D bottom (num, channels, height, width); got '
+                              'shape %s' % (bottom[0].shape,))
+        top[0].reshape(bottom[0].shape)
+        # Forward keeps what backward needs, as Caffe's internal blobs do.
+        if self.region == ACROSS_CHANNELS:
+            names = ('scale',)
+        else:
+            names = ('pooled', 'power')
+        for name in names:
+            kept = getattr(self, name, None)
+            if kept is None or kept.shape != bottom[0].shape:
+                setattr(self, name, np.empty(bottom[0].shape, np.float32))
+
+    def forward_cpu(self, bottom, top):
+        if self.region == ACROSS_CHANNELS:
+            self._forward_across(bottom[0].cpu_data(), top[0].data)
+        else:
+            self._forward_within(bottom[0].cpu_data(), top[0].data)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        args = (top[0].cpu_diff(), top[0].cpu_data(), bottom[0].cpu_data(), bottom[0].diff)
+        if self.region == ACROSS_CHANNELS:
+            self._backward_across(*args)
+        else:
+            self._backward_within(*args)
+
+    # ACROSS_CHANNELS ---------------------------------------------------------------------------
+    def _forward_across(self, x, out):
+        # The window sum slides along the channels (add the entering channel, subtract the
+        # leaving one) as Caffe's does, so the float32 rounding is the same.
+        channels = x.shape[1]
+        alpha_over_size = self.alpha / np.float32(self.size)
+        square = x * x
+        scale = self.scale
+        scale[:, 0] = self.k
+        for c in range(min(self.pre_pad + 1, channels)):
+            scale[:, 0] += alpha_over_size * square[:, c]
+        for c in range(1, channels):
+            scale[:, c] = scale[:, c - 1]
+            if c + self.pre_pad < channels:
+                scale[:, c] += alpha_over_size * square[:, c + self.pre_pad]
+            if c - self.pre_pad - 1 >= 0:
+                scale[:, c] -= alpha_over_size * square[:, c - self.pre_pad - 1]
+        np.power(scale, -self.beta, out=out)
+        out *= x
+
+    def _backward_across(self, top_diff, top_data, x, bottom_diff):
+        # d/dx_c = td_c * scale_c^-beta
+        #          - 2*alpha*beta/n * x_c * sum over the window around c of td*top/scale
+        channels = x.shape[1]
+        # Caffe forms this constant in double precision.
+        ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
+        np.power(self.scale, -self.beta, out=bottom_diff)
+        bottom_diff *= top_diff
+        ratio = top_diff * top_data
+        ratio /= self.scale
+        accum = np.zeros_like(x[:, 0])
+        for c in range(min(self.pre_pad, channels)):
+            accum += ratio[:, c]
+        for c in range(channels):
+            if c + self.pre_pad < channels:
+                accum += ratio[:, c + self.pre_pad]
+            bottom_diff[:, c] -= ratio_coeff * (x[:, c] * accum)
+            if c - self.pre_pad >= 0:
+                accum -= ratio[:, c - self.pre_pad]
+
+    # WITHIN_CHANNEL ----------------------------------------------------------------------------
+    def _pool_args(self):
+        return self.size, self.size, self.pre_pad, self.pre_pad, 1, 1
+
+    def _planes(self, a):
+        return a.reshape(-1, a.shape[2], a.shape[3])
+
+    def _forward_within(self, x, out):
+        ave_pool_forward(self._planes(x * x), *self._pool_args(), self._planes(self.pooled))
+        power = self.power
+        np.multiply(self.pooled, self.alpha, out=power)
+        power += np.float32(1)
+        np.power(power, -self.beta, out=power)
+        np.multiply(x, power, out=out)
+
+    def _backward_within(self, top_diff, top_data, x, bottom_diff):
+        # The product top = x * power sends td*power to x and td*x to power.
+        grad_power = x * top_diff
+        # Power layer y = (1 + alpha*p)^-beta: dy/dp = (-beta*alpha) * y / (1 + alpha*p), in
+        # Caffe's operation order; its special cases (a zero coefficient, exponent 1 or 2) too.
+        diff_scale = -self.beta * self.alpha
+        power_exp = -self.beta
+        if diff_scale == 0 or power_exp == 1:
+            grad_pooled = np.full_like(x, diff_scale)
+        elif power_exp == 2:
+            grad_pooled = (diff_scale * self.alpha) * self.pooled
+            grad_pooled += diff_scale
+        else:
+            grad_pooled = self.pooled * self.alpha
+            grad_pooled += np.float32(1)
+            np.divide(self.power, grad_pooled, out=grad_pooled)
+            grad_pooled *= diff_scale
+        if diff_scale != 0:
+            grad_pooled *= grad_power
+        grad_square = np.empty_like(x)
+        ave_pool_backward(self._planes(grad_pooled), *self._pool_args(),
+                          self._planes(grad_square))
+        # Square layer: d(x^2)/dx = 2x; then the split adds both paths.
+        grad_square *= np.float32(2) * x
+        np.multiply(self.power, top_diff, out=bottom_diff)
+        bottom_diff += grad_square

@@ -1,0 +1,134 @@
+"""Pooling: Caffe's MAX and AVE pooling with its ceil-rounded output size.
+
+out = ceil((in + 2*pad - kernel) / stride) + 1; with padding, one less if the last window would
+start at or past in + pad (Caffe applies that correction only when there is padding). MAX may
+have a second top, the mask: the index h*width + w of each maximum in its plane, as a float.
+"""
+import numpy as np
+
+from ..layer import Layer, register
+from ..proto import caffe_pb2
+from ._checks import check_count, layer_error
+
+try:
+    from . import pooling_kernels as kernels
+except ImportError as e:  # the package imports every layer; fail only when a Pooling is built
+    kernels = None
+    _KERNELS_ERROR = e
+
+MAX = caffe_pb2.PoolingParameter.MAX
+AVE = caffe_pb2.PoolingParameter.AVE
+STOCHASTIC = caffe_pb2.PoolingParameter.STOCHASTIC
+
+
+def pooled_size(size, kernel, pad, stride):
+    """Caffe's pooled output length along one axis."""
+    # Caffe divides in float32 before taking the ceiling.
+    out = int(np.ceil(np.float32(size + 2 * pad - kernel) / np.float32(stride))) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _pair(layer, p, field, hw_prefix, required=False):
+    """(h, w) from `field` or from the `<hw_prefix>_h`/`_w` pair (Caffe takes one or the other)."""
+    h_name, w_name = hw_prefix + '_h', hw_prefix + '_w'
+    has_h, has_w = p.HasField(h_name), p.HasField(w_name)
+    if has_h or has_w:
+        if p.HasField(field):
+            raise layer_error(layer, 'give either %s or %s/%s, not both'
+                              % (field, h_name, w_name))
+        if not (has_h and has_w):
+            raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
+        return getattr(p, h_name), getattr(p, w_name)
+    if required and not p.HasField(field):
+        raise layer_error(layer, 'pooling_param.%s (or %s/%s) is required'
+                          % (field, h_name, w_name))
+    return getattr(p, field), getattr(p, field)
+
+
+@register('Pooling')
+class PoolingLayer(Layer):
+
+    def setup(self, bottom, top):
+        if kernels is None:
+            raise layer_error(self, 'the pooling kernels are not built (%s); run `make cython`'
+                              % _KERNELS_ERROR)
+        p = self.layer_param.pooling_param
+        self.method = p.pool
+        if self.method == STOCHASTIC:
+            raise layer_error(self, 'STOCHASTIC pooling is not implemented (use MAX or AVE)')
+        if self.method not in (MAX, AVE):
+            raise layer_error(self, 'unknown pooling method %d' % self.method)
+        check_count(self, 'bottom', bottom, 1)
+        if self.method == MAX:
+            check_count(self, 'top', top, (1, 2))  # the second is the argmax mask
+        elif len(top) != 1:
+            raise layer_error(self, 'takes 1 top blob with AVE pooling (a mask top only with '
+                              'MAX), got %d' % len(top))
+        self.global_pooling = p.global_pooling
+        if self.global_pooling:
+            if p.HasField('kernel_size') or p.HasField('kernel_h') or p.HasField('kernel_w'):
+                raise layer_error(self, 'global_pooling takes its kernel from the bottom; do not '
+                                  'give kernel_size')
+            self.kernel = None
+        else:
+            self.kernel = _pair(self, p, 'kernel_size', 'kernel', required=True)
+            if min(self.kernel) < 1:
+                raise layer_error(self, 'kernel %s must be positive' % (self.kernel,))
+        self.pad = _pair(self, p, 'pad', 'pad')
+        self.stride = _pair(self, p, 'stride', 'stride')
+        if min(self.stride) < 1:
+            raise layer_error(self, 'stride %s must be positive' % (self.stride,))
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise layer_error(self, 'global_pooling needs pad 0 and stride 1 (got pad %s, '
+                              'stride %s)' % (self.pad, self.stride))
+        if self.kernel is not None and (self.pad[0] >= self.kernel[0] or
+                                        self.pad[1] >= self.kernel[1]):
+            raise layer_error(self, 'pad %s must be smaller than the kernel %s'
+                              % (self.pad, self.kernel))
+        self.argmax = None
+
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != 4:
+            raise layer_error(self, 'needs a 4-D bottom (num, channels, height, width); got '
+                              'shape %s' % (shape,))
+        num, channels, height, width = shape
+        if self.global_pooling:
+            self.kernel = (height, width)
+        self.out_h = pooled_size(height, self.kernel[0], self.pad[0], self.stride[0])
+        self.out_w = pooled_size(width, self.kernel[1], self.pad[1], self.stride[1])
+        if self.out_h < 1 or self.out_w < 1:
+            raise layer_error(self, 'kernel %s does not fit the padded input %dx%d (pad %s)'
+                              % (self.kernel, height, width, self.pad))
+        for t in top:
+            t.reshape(num, channels, self.out_h, self.out_w)
+        argmax_shape = (num * channels, self.out_h, self.out_w)
+        if self.method == MAX and (self.argmax is None or self.argmax.shape != argmax_shape):
+            self.argmax = np.empty(argmax_shape, np.int32)
+
+    def _window(self):
+        return self.kernel + self.pad + self.stride
+
+    def forward_cpu(self, bottom, top):
+        num, channels, height, width = bottom[0].shape
+        data = bottom[0].cpu_data().reshape(num * channels, height, width)
+        out = top[0].data.reshape(num * channels, self.out_h, self.out_w)
+        if self.method == MAX:
+            kernels.max_pool_forward(data, *self._window(), out, self.argmax)
+            if len(top) > 1:
+                top[1].data[...] = self.argmax.reshape(top[1].shape)
+        else:
+            kernels.ave_pool_forward(data, *self._window(), out)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        num, channels, height, width = bottom[0].shape
+        top_diff = top[0].cpu_diff().reshape(num * channels, self.out_h, self.out_w)
+        diff = bottom[0].diff.reshape(num * channels, height, width)
+        if self.method == MAX:
+            kernels.max_pool_backward(top_diff, self.argmax, diff)
+        else:
+            kernels.ave_pool_backward(top_diff, *self._window(), diff)

@@ -1,0 +1,199 @@
+# distutils: extra_compile_args = -fopenmp
+# distutils: extra_link_args = -fopenmp
+"""MAX and AVE pooling kernels over a stack of planes (num*channels, height, width).
+
+Window rules are Caffe's: a window starts at out*stride - pad; MAX looks only at the part inside
+the image; AVE divides by the window clipped to in + pad (padding counted) and sums inside the
+image. Sums run in the order Caffe's loops run (window rows, then columns; outputs row-major) so
+the float32 results are Caffe's. Planes are split across OpenMP threads when the work is large
+enough to pay for waking them.
+"""
+from cython.parallel cimport prange
+from libc.float cimport FLT_MAX
+from libc.string cimport memset
+from openmp cimport omp_get_max_threads
+
+cimport numpy as cnp
+
+cdef enum:
+    PARALLEL_MIN_WORK = 1 << 16  # window taps below which a call runs on the calling thread
+
+
+cdef int threads_for(Py_ssize_t work) noexcept nogil:
+    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
+
+
+cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return a if a > b else b
+
+
+cdef struct Window:
+    Py_ssize_t height, width, out_h, out_w
+    Py_ssize_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w
+
+
+cdef Window _window(Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_h, Py_ssize_t out_w,
+                    int kernel_h, int kernel_w, int pad_h, int pad_w, int stride_h,
+                    int stride_w) except *:
+    if min(kernel_h, kernel_w, stride_h, stride_w) < 1 or min(pad_h, pad_w) < 0:
+        raise ValueError('kernel and stride must be positive and pad non-negative')
+    cdef Window g
+    g.height, g.width, g.out_h, g.out_w = height, width, out_h, out_w
+    g.kernel_h, g.kernel_w, g.pad_h, g.pad_w = kernel_h, kernel_w, pad_h, pad_w
+    g.stride_h, g.stride_w = stride_h, stride_w
+    return g
+
+
+cdef void _max_plane(const float* x, const Window* g, float* y, cnp.int32_t* argmax) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, best
+    cdef float v
+    for oh in range(g.out_h):
+        hs = oh * g.stride_h - g.pad_h
+        he = _imin(hs + g.kernel_h, g.height)
+        hs = _imax(hs, 0)
+        for ow in range(g.out_w):
+            ws = ow * g.stride_w - g.pad_w
+            we = _imin(ws + g.kernel_w, g.width)
+            ws = _imax(ws, 0)
+            v = -FLT_MAX
+            best = -1
+            for h in range(hs, he):
+                for w in range(ws, we):
+                    if x[h * g.width + w] > v:
+                        v = x[h * g.width + w]
+                        best = h * g.width + w
+            y[oh * g.out_w + ow] = v
+            argmax[oh * g.out_w + ow] = <cnp.int32_t>best
+
+
+cdef void _max_plane_backward(const float* dy, const cnp.int32_t* argmax, const Window* g,
+                              float* dx) noexcept nogil:
+    cdef Py_ssize_t i, idx
+    memset(dx, 0, g.height * g.width * sizeof(float))
+    for i in range(g.out_h * g.out_w):
+        idx = argmax[i]
+        if idx >= 0:
+            dx[idx] += dy[i]
+
+
+cdef void _ave_plane(const float* x, const Window* g, float* y) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we
+    cdef float s
+    for oh in range(g.out_h):
+        hs = oh * g.stride_h - g.pad_h
+        he = _imin(hs + g.kernel_h, g.height + g.pad_h)
+        for ow in range(g.out_w):
+            ws = ow * g.stride_w - g.pad_w
+            we = _imin(ws + g.kernel_w, g.width + g.pad_w)
+            s = 0
+            for h in range(_imax(hs, 0), _imin(he, g.height)):
+                for w in range(_imax(ws, 0), _imin(we, g.width)):
+                    s = s + x[h * g.width + w]
+            y[oh * g.out_w + ow] = s / <float>((he - hs) * (we - ws))
+
+
+cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexcept nogil:
+    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we
+    cdef float share
+    memset(dx, 0, g.height * g.width * sizeof(float))
+    for oh in range(g.out_h):
+        hs = oh * g.stride_h - g.pad_h
+        he = _imin(hs + g.kernel_h, g.height + g.pad_h)
+        for ow in range(g.out_w):
+            ws = ow * g.stride_w - g.pad_w
+            we = _imin(ws + g.kernel_w, g.width + g.pad_w)
+            share = dy[oh * g.out_w + ow] / <float>((he - hs) * (we - ws))
+            for h in range(_imax(hs, 0), _imin(he, g.height)):
+                for w in range(_imax(ws, 0), _imin(we, g.width)):
+                    dx[h * g.width + w] = dx[h * g.width + w] + share
+
+
+def _check_planes(a, b):
+    if a.shape[0] != b.shape[0]:
+        raise ValueError('bottom has %d planes, top %d' % (a.shape[0], b.shape[0]))
+
+
+cdef int _check_argmax(const cnp.int32_t[:, :, ::1] argmax, Py_ssize_t planes, Py_ssize_t out_h,
+                       Py_ssize_t out_w) except -1:
+    if argmax.shape[0] != planes or argmax.shape[1] != out_h or argmax.shape[2] != out_w:
+        raise ValueError('argmax must have the shape of top')
+    return 0
+
+
+def max_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, int pad_h,
+                     int pad_w, int stride_h, int stride_w, float[:, :, ::1] top,
+                     cnp.int32_t[:, :, ::1] argmax):
+    """top = max over each window; argmax = its index h*width + w in the plane (the first in
+    scan order on ties; -1 for a window that lies wholly outside the image)."""
+    _check_planes(bottom, top)
+    _check_argmax(argmax, top.shape[0], top.shape[1], top.shape[2])
+    cdef Window g = _window(bottom.shape[1], bottom.shape[2], top.shape[1], top.shape[2],
+                            kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w)
+    cdef Py_ssize_t p, planes = bottom.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or out_size == 0:
+        return
+    cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
+    cdef float* y = &top[0, 0, 0]
+    cdef cnp.int32_t* idx = &argmax[0, 0, 0]
+    cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
+    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+        _max_plane(x + p * in_size, &g, y + p * out_size, idx + p * out_size)
+
+
+def max_pool_backward(const float[:, :, ::1] top_diff, const cnp.int32_t[:, :, ::1] argmax,
+                      float[:, :, ::1] bottom_diff):
+    """Overwrites bottom_diff with the top diffs routed to (and summed at) their argmax."""
+    _check_planes(bottom_diff, top_diff)
+    _check_argmax(argmax, top_diff.shape[0], top_diff.shape[1], top_diff.shape[2])
+    cdef Window g = _window(bottom_diff.shape[1], bottom_diff.shape[2], top_diff.shape[1],
+                            top_diff.shape[2], 1, 1, 0, 0, 1, 1)
+    cdef Py_ssize_t p, planes = bottom_diff.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or in_size == 0:
+        return
+    cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
+    cdef const cnp.int32_t* idx = &argmax[0, 0, 0] if out_size else NULL
+    cdef float* dx = &bottom_diff[0, 0, 0]
+    cdef int threads = threads_for(planes * (in_size + out_size))
+    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+        _max_plane_backward(dy + p * out_size, idx + p * out_size, &g, dx + p * in_size)
+
+
+def ave_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, int pad_h,
+                     int pad_w, int stride_h, int stride_w, float[:, :, ::1] top):
+    """top = sum over the window inside the image / window size clipped to in + pad."""
+    _check_planes(bottom, top)
+    cdef Window g = _window(bottom.shape[1], bottom.shape[2], top.shape[1], top.shape[2],
+                            kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w)
+    cdef Py_ssize_t p, planes = bottom.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or out_size == 0:
+        return
+    cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
+    cdef float* y = &top[0, 0, 0]
+    cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
+    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+        _ave_plane(x + p * in_size, &g, y + p * out_size)
+
+
+def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_w, int pad_h,
+                      int pad_w, int stride_h, int stride_w, float[:, :, ::1] bottom_diff):
+    """Overwrites bottom_diff with each top diff / its pool size spread over its window."""
+    _check_planes(bottom_diff, top_diff)
+    cdef Window g = _window(bottom_diff.shape[1], bottom_diff.shape[2], top_diff.shape[1],
+                            top_diff.shape[2], kernel_h, kernel_w, pad_h, pad_w, stride_h,
+                            stride_w)
+    cdef Py_ssize_t p, planes = bottom_diff.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or in_size == 0:
+        return
+    cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
+    cdef float* dx = &bottom_diff[0, 0, 0]
+    cdef int threads = threads_for(planes * (in_size + out_size * kernel_h * kernel_w))
+    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+        _ave_plane_backward(dy + p * out_size, &g, dx + p * in_size)

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Times the CPU Convolution layer on the VGG16 and ZF conv stacks against its bare matrix products.
+
+For every conv layer of the stack (at the feature-map size a --height x --width image gives it),
+it runs the layer's forward + backward (weight, bias and bottom gradients) and, separately, the
+three np.matmul products of the same shapes on preallocated float32 arrays (forward W @ col,
+weight gradient top_diff @ col^T, bottom gradient W^T @ top_diff). The ratio layer / matmuls is
+what im2col, col2im, the bias and the bookkeeping cost on top of BLAS. Layer and matmul runs
+alternate, so both see the same machine load; times are the best of --repeat runs after one
+warm-up run. BLAS and the im2col kernels use the threads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
+allow (all cores by default).
+
+    python3 tools/benchmark_conv_cpu.py --net both --repeat 3
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+import _init_paths  # noqa: F401
+from caffe.layers.pooling import pooled_size
+from caffe.testing import build_layer
+
+# (name, num_output, kernel, stride, pad), or ('pool', kernel, stride, pad) between blocks.
+VGG16 = [('conv1_1', 64, 3, 1, 1), ('conv1_2', 64, 3, 1, 1), ('pool', 2, 2, 0),
+         ('conv2_1', 128, 3, 1, 1), ('conv2_2', 128, 3, 1, 1), ('pool', 2, 2, 0),
+         ('conv3_1', 256, 3, 1, 1), ('conv3_2', 256, 3, 1, 1), ('conv3_3', 256, 3, 1, 1),
+         ('pool', 2, 2, 0),
+         ('conv4_1', 512, 3, 1, 1), ('conv4_2', 512, 3, 1, 1), ('conv4_3', 512, 3, 1, 1),
+         ('pool', 2, 2, 0),
+         ('conv5_1', 512, 3, 1, 1), ('conv5_2', 512, 3, 1, 1), ('conv5_3', 512, 3, 1, 1)]
+# py-faster-rcnn's ZF (models/pascal_voc/ZF): LRN layers sit before the pools and keep the size.
+ZF = [('conv1', 96, 7, 2, 3), ('pool', 3, 2, 1),
+      ('conv2', 256, 5, 2, 2), ('pool', 3, 2, 1),
+      ('conv3', 384, 3, 1, 1), ('conv4', 384, 3, 1, 1), ('conv5', 256, 3, 1, 1)]
+NETS = {'VGG16': VGG16, 'ZF': ZF}
+
+
+def conv_shapes(stack, height, width):
+    """(name, channels, num_output, kernel, stride, pad, in_h, in_w) for each conv layer."""
+    channels, shapes = 3, []
+    for item in stack:
+        if item[0] == 'pool':
+            _, k, s, p = item
+            height, width = pooled_size(height, k, p, s), pooled_size(width, k, p, s)
+            continue
+        name, out, k, s, p = item
+        shapes.append((name, channels, out, k, s, p, height, width))
+        channels = out
+        height = (height + 2 * p - k) // s + 1
+        width = (width + 2 * p - k) // s + 1
+    return shapes
+
+
+def best_times(steps, repeat):
+    """Best time of each step, the steps run in turn after one warm-up round (first-touch page
+    faults of fresh buffers are not what we measure)."""
+    for step in steps:
+        step()
+    best = [float('inf')] * len(steps)
+    for _ in range(repeat):
+        for i, step in enumerate(steps):
+            start = time.perf_counter()
+            step()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def layer_step(channels, out, k, s, p, h, w, rng):
+    """forward + backward of a Convolution layer, and its output size."""
+    text = ('name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+            'num_output: %d kernel_size: %d stride: %d pad: %d '
+            'weight_filler { type: "gaussian" std: 0.01 } }' % (out, k, s, p))
+    layer, bottom, top = build_layer(text, [rng.standard_normal((1, channels, h, w),
+                                                                dtype=np.float32)])
+    top[0].diff[...] = rng.standard_normal(top[0].shape, dtype=np.float32)
+
+    def step():
+        layer.forward(bottom, top)
+        layer.backward(top, [True], bottom)
+    return step, top[0].shape[2:]
+
+
+def matmul_step(channels, out, k, out_hw, rng):
+    """The layer's three products, bare, on arrays of the same shapes."""
+    kdim, spatial = channels * k * k, out_hw[0] * out_hw[1]
+    weights = rng.standard_normal((out, kdim), dtype=np.float32)
+    col = rng.standard_normal((kdim, spatial), dtype=np.float32)
+    top = np.empty((out, spatial), np.float32)
+    weight_diff = np.empty((out, kdim), np.float32)
+    col_diff = np.empty((kdim, spatial), np.float32)
+
+    def step():
+        np.matmul(weights, col, out=top)
+        np.matmul(top, col.T, out=weight_diff)
+        np.matmul(weights.T, top, out=col_diff)
+    return step
+
+
+def run_net(net, height, width, repeat):
+    rng = np.random.default_rng(0)
+    print('%s conv stack, image %dx%d, forward + backward, best of %d'
+          % (net, height, width, repeat))
+    print('%-8s %5s %5s %3s %3s %11s %7s %10s %10s %7s'
+          % ('layer', 'in', 'out', 'k', 's', 'output', 'K', 'layer ms', 'matmul ms', 'ratio'))
+    total_layer = total_matmul = 0.0
+    for name, channels, out, k, s, p, h, w in conv_shapes(NETS[net], height, width):
+        layer, out_hw = layer_step(channels, out, k, s, p, h, w, rng)
+        layer_s, matmul_s = best_times([layer, matmul_step(channels, out, k, out_hw, rng)],
+                                       repeat)
+        del layer  # its column buffer can be a gigabyte
+        total_layer += layer_s
+        total_matmul += matmul_s
+        print('%-8s %5d %5d %3d %3d %11s %7d %10.1f %10.1f %7.2f'
+              % (name, channels, out, k, s, '%dx%d' % tuple(out_hw), channels * k * k,
+                 1e3 * layer_s, 1e3 * matmul_s, layer_s / matmul_s))
+    print('%-8s %53s %10.1f %10.1f %7.2f\n'
+          % ('total', '', 1e3 * total_layer, 1e3 * total_matmul, total_layer / total_matmul))
+    return total_layer / total_matmul
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--net', choices=['VGG16', 'ZF', 'both'], default='both')
+    parser.add_argument('--repeat', type=int, default=3, help='timed runs per layer (best kept)')
+    parser.add_argument('--height', type=int, default=600)
+    parser.add_argument('--width', type=int, default=1000)
+    args = parser.parse_args()
+    nets = ['VGG16', 'ZF'] if args.net == 'both' else [args.net]
+    print('threads: OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s, %d cores'
+          % (os.environ.get('OPENBLAS_NUM_THREADS', '-'), os.environ.get('OMP_NUM_THREADS', '-'),
+             os.cpu_count()))
+    ratios = {net: run_net(net, args.height, args.width, args.repeat) for net in nets}
+    print('layer / matmul time: ' + ', '.join('%s %.2f' % item for item in ratios.items()))
+
+
+if __name__ == '__main__':
+    main()
