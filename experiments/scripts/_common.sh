@@ -1,0 +1,74 @@
+# Sourced by the experiment scripts: argument parsing, dataset names and logging.
+#
+#   GPU      device id; 'cpu' or a negative number runs on the CPU
+#   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, TOY)
+#   DATASET  pascal_voc, coco, toy, or a custom dataset data/<name>/ (<name>_train, <name>_test)
+#   further arguments go to the tools, e.g. --set EXP_DIR foo RNG_SEED 42
+#
+# Sets GPU_ID NET NET_lc DATASET TRAIN_IMDB TEST_IMDB PT_DIR EXTRA_ARGS (array) CFG_ARGS (array;
+# toy.yml for the toy dataset) LOG, and sends all output to the terminal and to $LOG.
+
+if [ $# -lt 3 ]; then
+  echo "usage: $0 GPU NET DATASET [--set KEY VALUE ...]" >&2
+  echo "  GPU: device id, or 'cpu' (or a negative number) for the CPU" >&2
+  echo "  DATASET: pascal_voc, coco, toy, or a custom dataset name (data/<name>/)" >&2
+  exit 2
+fi
+
+GPU_ID=$1
+NET=$2
+NET_lc=${NET,,}
+DATASET=$3
+EXTRA_ARGS=("${@:4}")
+CFG_ARGS=()
+
+case "$DATASET" in
+  pascal_voc)
+    TRAIN_IMDB="voc_2007_trainval"
+    TEST_IMDB="voc_2007_test"
+    PT_DIR="pascal_voc"
+    ;;
+  coco)
+    TRAIN_IMDB="coco_2014_train"
+    TEST_IMDB="coco_2014_minival"
+    PT_DIR="coco"
+    ;;
+  toy)
+    TRAIN_IMDB="toy_train"
+    TEST_IMDB="toy_test"
+    PT_DIR="toy"
+    CFG_ARGS=(--cfg experiments/cfgs/toy.yml)
+    ;;
+  *)
+    # A custom dataset reuses the PASCAL VOC nets (the tools fit them to its classes) unless
+    # models/<name>/<NET>/ exists.
+    TRAIN_IMDB="${DATASET}_train"
+    TEST_IMDB="${DATASET}_test"
+    if [ -d "models/${DATASET}/${NET}" ]; then PT_DIR="$DATASET"; else PT_DIR="pascal_voc"; fi
+    ;;
+esac
+
+# Pretrained ImageNet weights (data/README.md); the toy net trains from random weights.
+if [ "$DATASET" = toy ]; then
+  WEIGHTS=${WEIGHTS:-}
+else
+  WEIGHTS=${WEIGHTS:-data/imagenet_models/${NET}.v2.caffemodel}
+fi
+WEIGHTS_ARGS=()
+if [ -n "$WEIGHTS" ]; then WEIGHTS_ARGS=(--weights "$WEIGHTS"); fi
+
+mkdir -p experiments/logs
+LOG="experiments/logs/$(basename "$0" .sh)_${NET}_$(date +'%Y-%m-%d_%H-%M-%S').txt"
+exec &> >(tee -a "$LOG")
+echo "Logging output to $LOG"
+
+# The last line starting with $1 in the log, its field $2 (waits for tee to catch up).
+log_value() {
+  local value=""
+  for _ in $(seq 50); do
+    value=$(grep "$1" "$LOG" | tail -n 1 | awk "{print \$$2}")
+    [ -n "$value" ] && break
+    sleep 0.1
+  done
+  echo "$value"
+}

@@ -1,0 +1,47 @@
+#!/bin/bash
+# Faster R-CNN, 4-step alternating training (paper Sec. 3.2), then testing of the final model.
+#
+# Usage: ./experiments/scripts/faster_rcnn_alt_opt.sh GPU NET DATASET [--set ...]
+# Examples:
+#   ./experiments/scripts/faster_rcnn_alt_opt.sh 0 ZF pascal_voc
+#   ALT_OPT_ITERS=20,10,20,10 ./experiments/scripts/faster_rcnn_alt_opt.sh cpu TOY toy
+# ALT_OPT_ITERS overrides the iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2"
+# (default: the paper's 80000,40000,80000,40000 for PASCAL VOC).
+
+set -e
+export PYTHONUNBUFFERED=1
+cd "$(dirname "$0")/../.."
+source experiments/scripts/_common.sh
+
+case "$DATASET" in
+  coco)
+    echo "The release trains COCO end-to-end only; use faster_rcnn_end2end.sh" >&2
+    exit 1
+    ;;
+  toy) DEFAULT_ITERS=1200,600,1200,600 ;;
+  *)   DEFAULT_ITERS=80000,40000,80000,40000 ;;
+esac
+ALT_OPT_ITERS=${ALT_OPT_ITERS:-$DEFAULT_ITERS}
+CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_alt_opt.yml "${CFG_ARGS[@]}")
+
+set -x
+time ./tools/train_faster_rcnn_alt_opt.py --gpu "$GPU_ID" \
+  --net_name "$NET" \
+  "${WEIGHTS_ARGS[@]}" \
+  --imdb "$TRAIN_IMDB" \
+  --models "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt" \
+  --iters "$ALT_OPT_ITERS" \
+  "${CFG_ARGS[@]}" \
+  "${EXTRA_ARGS[@]}"
+set +x
+
+NET_FINAL=$(log_value "^Final model:" 3)
+if [ -z "$NET_FINAL" ]; then echo "no final model found in $LOG" >&2; exit 1; fi
+
+set -x
+time ./tools/test_net.py --gpu "$GPU_ID" \
+  --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/faster_rcnn_test.pt" \
+  --net "$NET_FINAL" \
+  --imdb "$TEST_IMDB" \
+  "${CFG_ARGS[@]}" \
+  "${EXTRA_ARGS[@]}"

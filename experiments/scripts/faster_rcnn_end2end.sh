@@ -1,0 +1,48 @@
+#!/bin/bash
+# Faster R-CNN, approximate joint (end-to-end) training, then testing of the final model.
+#
+# Usage: ./experiments/scripts/faster_rcnn_end2end.sh GPU NET DATASET [--set ...]
+# Examples:
+#   ./experiments/scripts/faster_rcnn_end2end.sh 0 VGG16 pascal_voc
+#   ./experiments/scripts/faster_rcnn_end2end.sh cpu TOY toy          (make demo)
+#   ITERS=100 ./experiments/scripts/faster_rcnn_end2end.sh 0 ZF pascal_voc --set EXP_DIR smoke
+# ITERS overrides the number of iterations (default: 70000 for PASCAL VOC, 490000 for COCO).
+
+set -e
+export PYTHONUNBUFFERED=1
+cd "$(dirname "$0")/../.."
+source experiments/scripts/_common.sh
+
+case "$DATASET" in
+  coco) DEFAULT_ITERS=490000 ;;
+  toy)  DEFAULT_ITERS=2000 ;;
+  *)    DEFAULT_ITERS=70000 ;;
+esac
+ITERS=${ITERS:-$DEFAULT_ITERS}
+CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_end2end.yml "${CFG_ARGS[@]}")
+
+set -x
+time ./tools/train_net.py --gpu "$GPU_ID" \
+  --solver "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
+  "${WEIGHTS_ARGS[@]}" \
+  --imdb "$TRAIN_IMDB" \
+  --iters "$ITERS" \
+  "${CFG_ARGS[@]}" \
+  "${EXTRA_ARGS[@]}"
+set +x
+
+NET_FINAL=$(log_value "^Wrote snapshot to:" 4)
+if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1; fi
+
+set -x
+time ./tools/test_net.py --gpu "$GPU_ID" \
+  --def "models/${PT_DIR}/${NET}/faster_rcnn_end2end/test.prototxt" \
+  --net "$NET_FINAL" \
+  --imdb "$TEST_IMDB" \
+  "${CFG_ARGS[@]}" \
+  "${EXTRA_ARGS[@]}"
+
+if [ "$DATASET" = toy ]; then
+  ./tools/demo.py --gpu "$GPU_ID" --net toy --model "$NET_FINAL" \
+    "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+fi

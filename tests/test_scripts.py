@@ -1,0 +1,177 @@
+"""The experiment scripts end to end on the toy dataset with tiny iteration counts: train, test
+(an mAP is printed), and for end-to-end training the demo's PNGs. Outputs go to a temporary
+ROOT_DIR/DATA_DIR (--set), so the repository's output/ and data/ are left alone."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def sandbox(tmp_path_factory):
+    """A ROOT_DIR for outputs and a DATA_DIR holding a small toy dataset (fewer images than the
+    default, which the scripts use as they find it), shared by the runs."""
+    from datasets.toy import generate_toy_dataset
+    base = tmp_path_factory.mktemp('scripts')
+    data = base / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=24, num_test=12)
+    return str(base / 'root'), str(data)
+
+
+def run(cmd, env=None, timeout=900):
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    return proc.returncode, proc.stdout
+
+
+def run_script(script, sandbox, exp_dir, env):
+    root, data = sandbox
+    code, out = run([os.path.join(ROOT, 'experiments', 'scripts', script), 'cpu', 'TOY', 'toy',
+                     '--set', 'EXP_DIR', exp_dir, 'ROOT_DIR', root, 'DATA_DIR', data], env=env)
+    log = re.search(r'Logging output to (\S+)', out)
+    if log and os.path.isfile(os.path.join(ROOT, log.group(1))):
+        os.remove(os.path.join(ROOT, log.group(1)))
+    assert code == 0, out[-5000:]
+    return out
+
+
+def mean_ap(out):
+    m = re.search(r'Mean AP = (\d+\.\d+|nan)', out)
+    assert m, 'no "Mean AP = <number>" in the output:\n' + out[-3000:]
+    return float(m.group(1))
+
+
+def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
+    out = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_end2end', {'ITERS': '20'})
+    assert 'Iteration 20/20' in out
+    assert 0.0 <= mean_ap(out) <= 1.0
+    for cls in ('square', 'circle', 'triangle'):
+        assert re.search(r'AP for %s = \d\.\d{4}' % cls, out)
+    root = sandbox[0]
+    model = os.path.join(root, 'output', 'pytest_end2end', 'toy_train',
+                         'toy_faster_rcnn_iter_20.caffemodel')
+    assert os.path.isfile(model)
+    assert os.path.isfile(os.path.join(root, 'output', 'pytest_end2end', 'toy_test',
+                                       'toy_faster_rcnn_iter_20', 'detections.pkl'))
+    pngs = [f for f in os.listdir(os.path.join(root, 'output', 'demo')) if f.endswith('.png')]
+    assert len(pngs) >= 2
+
+
+def test_faster_rcnn_alt_opt_script_runs_all_four_steps(sandbox):
+    out = run_script('faster_rcnn_alt_opt.sh', sandbox, 'pytest_alt_opt',
+                     {'ALT_OPT_ITERS': '10,10,10,10'})
+    for step in ('Stage 1 RPN, init from ImageNet model', 'Stage 1 RPN, generate proposals',
+                 'Stage 1 Fast R-CNN', 'Stage 2 RPN, init from stage 1 Fast R-CNN model',
+                 'Stage 2 RPN, generate proposals', 'Stage 2 Fast R-CNN'):
+        assert step in out
+    final = re.search(r'Final model: (\S+)', out).group(1)
+    assert final.endswith('TOY_faster_rcnn_final.caffemodel') and os.path.isfile(final)
+    assert 0.0 <= mean_ap(out) <= 1.0
+
+
+def test_missing_weights_is_a_clear_error(tmp_path):
+    missing = str(tmp_path / 'VGG16.v2.caffemodel')
+    code, out = run([sys.executable, 'tools/train_net.py', '--gpu', 'cpu',
+                     '--solver', 'models/toy/TOY/faster_rcnn_end2end/solver.prototxt',
+                     '--imdb', 'toy_train', '--weights', missing], timeout=120)
+    assert code != 0
+    assert 'weights file %s not found; see data/README.md' % missing in out
+    assert 'Traceback' not in out
+
+
+def test_bad_gpu_argument_is_rejected():
+    code, out = run([sys.executable, 'tools/test_net.py', '--gpu', 'gpu0', '--def', 'x',
+                     '--net', 'y'], timeout=120)
+    assert code != 0 and "device id or 'cpu'" in out
+
+
+# Tools on tiny inputs ---------------------------------------------------------------------------
+
+TINY_FC_NET = '''name: "tiny_fc"
+input: "data" input_shape { dim: 2 dim: 12 }
+layer { name: "fc6" type: "InnerProduct" bottom: "data" top: "fc6"
+        inner_product_param { num_output: 10 weight_filler { type: "gaussian" std: 1 }
+                              bias_filler { type: "gaussian" std: 1 } } }
+layer { name: "relu6" type: "ReLU" bottom: "fc6" top: "fc6" }
+layer { name: "fc7" type: "InnerProduct" bottom: "fc6" top: "fc7"
+        inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 1 }
+                              bias_filler { type: "gaussian" std: 1 } } }
+'''
+
+
+def _tiny_fc_model(tmp_path):
+    import caffe
+    caffe.set_random_seed(3)
+    prototxt = str(tmp_path / 'tiny.prototxt')
+    with open(prototxt, 'w') as f:
+        f.write(TINY_FC_NET)
+    net = caffe.Net(prototxt, caffe.TEST)
+    model = str(tmp_path / 'tiny.caffemodel')
+    net.save(model)
+    return prototxt, model, net
+
+
+def _compress(tmp_path, ranks):
+    prototxt, model, net = _tiny_fc_model(tmp_path)
+    code, out = run([sys.executable, 'tools/compress_net.py', '--def', prototxt, '--net', model,
+                     '--ranks', ranks], timeout=120)
+    assert code == 0, out
+    stem = 'tiny_svd_' + '_'.join(r.replace(':', '_') for r in ranks.split(','))
+    return net, str(tmp_path / (stem + '.prototxt')), str(tmp_path / (stem + '.caffemodel'))
+
+
+def test_compress_net_at_full_rank_keeps_the_outputs(tmp_path):
+    import caffe
+    import numpy as np
+    net, prototxt_svd, model_svd = _compress(tmp_path, 'fc6:10,fc7:8')
+    svd = caffe.Net(prototxt_svd, model_svd, caffe.TEST)
+    assert 'fc6' not in svd.params and svd.params['fc6_L'][0].data.shape == (10, 12)
+    assert len(svd.params['fc6_L']) == 1  # the first factor has no bias
+    x = np.random.RandomState(0).randn(2, 12).astype(np.float32)
+    np.testing.assert_allclose(svd.forward(data=x)['fc7'], net.forward(data=x)['fc7'],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_compress_net_truncation_error_is_the_dropped_singular_values(tmp_path):
+    import caffe
+    import numpy as np
+    net, prototxt_svd, model_svd = _compress(tmp_path, 'fc6:4,fc7:3')
+    svd = caffe.Net(prototxt_svd, model_svd, caffe.TEST)
+    for name, rank in (('fc6', 4), ('fc7', 3)):
+        W = net.params[name][0].data.astype(np.float64)
+        approx = svd.params[name + '_U'][0].data @ svd.params[name + '_L'][0].data
+        s = np.linalg.svd(W, compute_uv=False)
+        # Eckart-Young: the best rank-k error in Frobenius norm.
+        assert np.linalg.norm(W - approx) == pytest.approx(np.sqrt((s[rank:] ** 2).sum()),
+                                                           rel=1e-4)
+        np.testing.assert_array_equal(svd.params[name + '_U'][1].data, net.params[name][1].data)
+
+
+def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    try:
+        import _common
+    finally:
+        sys.path.remove(os.path.join(ROOT, 'tools'))
+    from caffe import io
+    from caffe.proto import caffe_pb2
+    solver = os.path.join(ROOT, 'models', 'pascal_voc', 'ZF', 'faster_rcnn_end2end',
+                          'solver.prototxt')
+    fitted = _common.fit_solver_to_classes(solver, 5, str(tmp_path))
+    assert fitted != solver
+    train_net = io.read_prototxt(fitted, caffe_pb2.SolverParameter()).train_net
+    net = io.read_prototxt(train_net, caffe_pb2.NetParameter())
+    layers = {l.name: l for l in net.layer}
+    assert layers['cls_score'].inner_product_param.num_output == 5
+    assert layers['bbox_pred'].inner_product_param.num_output == 20
+    assert "'num_classes': 5" in layers['input-data'].python_param.param_str
+    assert "'num_classes': 5" in layers['roi-data'].python_param.param_str
+    # A net already written for the dataset is used as it is.
+    assert _common.fit_solver_to_classes(solver, 21, str(tmp_path)) == solver

@@ -1,0 +1,211 @@
+"""What the command-line tools share: device choice, config loading, input-file checks, and
+fitting a network definition to a dataset's number of classes."""
+import argparse
+import os
+import re
+import sys
+
+import _init_paths  # noqa: F401  (puts lib/ on sys.path)
+
+from google.protobuf import text_format
+
+from fast_rcnn.config import ConfigError, cfg, cfg_from_file, cfg_from_list
+
+
+def fail(message):
+    """Prints an error and exits with status 1 (no traceback: the message is the whole story)."""
+    print('error: %s' % message, file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def user_errors():
+    """Exception types whose message says all a user needs (bad file, key, dataset, setup)."""
+    from caffe import CaffeError
+    from datasets.factory import UnknownDatasetError
+    from fast_rcnn.train import TrainingError
+    return (CaffeError, ConfigError, TrainingError, UnknownDatasetError)
+
+
+def run_tool(main, argv=None):
+    """Runs a tool's main; user errors end it with their message and status 1, not a traceback."""
+    errors = user_errors()
+    try:
+        return main(argv)
+    except errors as e:
+        fail(str(e))
+
+
+def parse_device(text):
+    """--gpu value: a device id, or CPU for a negative number or 'cpu'. Returns None for CPU."""
+    text = str(text).strip().lower()
+    if text == 'cpu':
+        return None
+    try:
+        device = int(text)
+    except ValueError:
+        raise ValueError("--gpu expects a device id or 'cpu', got %r" % text) from None
+    return None if device < 0 else device
+
+
+def _device_arg(text):
+    try:
+        return parse_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_device_arg(parser, default='0'):
+    """--gpu: args.gpu is a device id, or None for the CPU."""
+    parser.add_argument('--gpu', dest='gpu', default=default, type=_device_arg,
+                        help="GPU device id to use; a negative number or 'cpu' runs on the CPU "
+                             '(default: %(default)s)')
+
+
+def add_cfg_args(parser):
+    parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
+                        help='optional config file(s), merged in order (repeatable)')
+    parser.add_argument('--set', dest='set_cfgs', nargs=argparse.REMAINDER, default=None,
+                        help='set config keys (last option): --set KEY VALUE [KEY VALUE ...]')
+
+
+def load_cfg(cfg_files, set_cfgs):
+    """Merges the config files and --set pairs into cfg; exits with the config error if any."""
+    try:
+        for path in cfg_files or []:
+            cfg_from_file(path)
+        if set_cfgs:
+            cfg_from_list(set_cfgs)
+    except ConfigError as e:
+        fail(str(e))
+
+
+def setup_caffe(device):
+    """Puts the runtime on the CPU (device None) or on GPU `device`; records it in cfg.GPU_ID."""
+    import caffe
+    if device is None:
+        caffe.set_mode_cpu()
+        print('Using the CPU', flush=True)
+        return
+    cfg.GPU_ID = device
+    try:
+        caffe.set_device(device)
+        caffe.set_mode_gpu()
+    except Exception as e:  # no pycuda, no driver, no such device: say how to run on the CPU
+        fail('cannot use GPU %d (%s: %s); pass --gpu -1 to run on the CPU'
+             % (device, type(e).__name__, e))
+    print('Using GPU %d' % device, flush=True)
+
+
+def require_weights(path):
+    """Exits with a pointer to data/README.md when a weights file is missing."""
+    if path is not None and not os.path.isfile(path):
+        fail('weights file %s not found; see data/README.md' % path)
+
+
+def require_file(path, what):
+    if not os.path.isfile(path):
+        fail('%s %s not found' % (what, path))
+
+
+# Fitting a network to a dataset's classes -------------------------------------------------------
+#
+# The released prototxts are written for a dataset (21 classes for PASCAL VOC, 81 for COCO). A
+# custom dataset reuses the pascal_voc nets: cls_score gets K outputs, bbox_pred 4K, and every
+# Python layer's param_str 'num_classes' becomes K. The adapted copy is written beside the
+# outputs; the original files are never changed.
+
+_NUM_CLASSES_RE = re.compile(r"""(['"]?num_classes['"]?\s*:\s*)(\d+)""")
+
+
+def _read_net(path):
+    from caffe.proto import caffe_pb2
+    from caffe import io
+    return io.read_prototxt(path, caffe_pb2.NetParameter())
+
+
+def net_num_classes(param):
+    """The number of classes a NetParameter is written for (from cls_score or a param_str), or
+    None when it names none."""
+    for layer in list(param.layer) + list(param.layers):
+        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
+            return layer.inner_product_param.num_output
+    for layer in param.layer:
+        if layer.HasField('python_param'):
+            m = _NUM_CLASSES_RE.search(layer.python_param.param_str)
+            if m:
+                return int(m.group(2))
+    return None
+
+
+def _patch_net(param, num_classes):
+    for layer in param.layer:
+        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
+            layer.inner_product_param.num_output = num_classes
+        elif layer.name == 'bbox_pred' and layer.HasField('inner_product_param'):
+            layer.inner_product_param.num_output = 4 * num_classes
+        if layer.HasField('python_param'):
+            layer.python_param.param_str = _NUM_CLASSES_RE.sub(
+                lambda m: m.group(1) + str(num_classes), layer.python_param.param_str)
+
+
+def _write_text(path, message):
+    from caffe import io
+    io.atomic_write(path, text_format.MessageToString(message).encode())
+
+
+def fit_net_to_classes(prototxt, num_classes, out_dir):
+    """prototxt itself when it is written for num_classes (or names no class count); else the
+    path of an adapted copy in out_dir."""
+    param = _read_net(prototxt)
+    current = net_num_classes(param)
+    if current is None or current == num_classes:
+        return prototxt
+    _patch_net(param, num_classes)
+    name = os.path.basename(prototxt)
+    stem, ext = os.path.splitext(name)
+    path = os.path.join(out_dir, '%s_%dcls%s' % (stem, num_classes, ext or '.prototxt'))
+    os.makedirs(out_dir, exist_ok=True)
+    _write_text(path, param)
+    print('%s is written for %d classes; the dataset has %d: using the adapted copy %s'
+          % (prototxt, current, num_classes, path), flush=True)
+    return path
+
+
+def _resolve_beside(path, reference):
+    # Net paths in a solver are relative to the working directory (Caffe), else to the solver.
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.path.abspath(reference)), path)
+    return beside if os.path.exists(beside) else path
+
+
+def fit_solver_to_classes(solver_prototxt, num_classes, out_dir):
+    """The solver file to train with: solver_prototxt itself, or an adapted copy in out_dir
+    whose train net is fitted to num_classes (see fit_net_to_classes)."""
+    from caffe.proto import caffe_pb2
+    from caffe import io
+    param = io.read_prototxt(solver_prototxt, caffe_pb2.SolverParameter())
+    field = 'train_net' if param.train_net else 'net' if param.net else None
+    if field is None:
+        return solver_prototxt
+    net_path = _resolve_beside(getattr(param, field), solver_prototxt)
+    if not os.path.isfile(net_path):
+        fail('%s: net file %s not found' % (solver_prototxt, net_path))
+    fitted = fit_net_to_classes(net_path, num_classes, out_dir)
+    if fitted == net_path:
+        return solver_prototxt
+    setattr(param, field, os.path.abspath(fitted))
+    stem, ext = os.path.splitext(os.path.basename(solver_prototxt))
+    path = os.path.join(out_dir, '%s_%dcls%s' % (stem, num_classes, ext or '.prototxt'))
+    _write_text(path, param)
+    return path
+
+
+def models_subdir(imdb_name):
+    """models/<dir> holding the nets for a dataset: pascal_voc, coco, toy; custom datasets use
+    the pascal_voc nets (fitted to their classes at run time)."""
+    if imdb_name.startswith('coco_'):
+        return 'coco'
+    if imdb_name.startswith('toy_'):
+        return 'toy'
+    return 'pascal_voc'

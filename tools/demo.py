@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Detects objects in a few images with a trained Faster R-CNN and writes each image with its
+detections drawn on it as a PNG.
+
+  tools/demo.py --cpu                        the toy model trained by `make demo`, on toy test
+                                             images, PNGs to output/demo/
+  tools/demo.py --net vgg16 --gpu 0          the released VGG16 model (data/faster_rcnn_models)
+                                             on data/demo/*.jpg
+  tools/demo.py --def test.prototxt --model my.caffemodel --classes classes.txt --images a.jpg
+"""
+import argparse
+import glob
+import os
+import re
+import sys
+
+import _common
+
+import cv2
+import numpy as np
+
+from fast_rcnn.config import cfg
+from fast_rcnn.test import detections_for_class, im_detect, save_detections_image
+from utils.timer import Timer
+
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
+               'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
+               'sheep', 'sofa', 'train', 'tvmonitor')
+# The release's demo nets: (folder under models/pascal_voc, model file in
+# data/faster_rcnn_models).
+RELEASED_NETS = {'vgg16': ('VGG16', 'VGG16_faster_rcnn_final.caffemodel'),
+                 'zf': ('ZF', 'ZF_faster_rcnn_final.caffemodel')}
+RELEASED_DEMO_IMAGES = ('000456.jpg', '000542.jpg', '001150.jpg', '001763.jpg', '004545.jpg')
+CONF_THRESH = 0.8
+NMS_THRESH = 0.3
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Faster R-CNN demo')
+    _common.add_device_arg(parser, default='0')
+    parser.add_argument('--cpu', dest='cpu_mode', action='store_true',
+                        help='run on the CPU (same as --gpu -1)')
+    parser.add_argument('--net', dest='demo_net', default='toy',
+                        choices=['toy'] + sorted(RELEASED_NETS),
+                        help='which model (default: %(default)s)')
+    parser.add_argument('--def', dest='prototxt', default=None,
+                        help='test prototxt (overrides --net)')
+    parser.add_argument('--model', dest='caffemodel', default=None,
+                        help='.caffemodel (overrides --net)')
+    parser.add_argument('--classes', dest='classes', default=None,
+                        help='class names: a file with one per line, or a comma-separated list '
+                             '(default: those of --net)')
+    parser.add_argument('--images', dest='images', nargs='+', default=None,
+                        help='images to run on (default: a few test images of the dataset)')
+    parser.add_argument('--num_images', dest='num_images', type=int, default=4,
+                        help='how many default images (default: %(default)s)')
+    parser.add_argument('--out', dest='out_dir', default=None,
+                        help='folder for the PNGs (default: output/demo)')
+    parser.add_argument('--thresh', dest='thresh', type=float, default=CONF_THRESH,
+                        help='draw detections scoring at least this (default: %(default)s)')
+    _common.add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
+def _iteration(path):
+    m = re.search(r'_iter_(\d+)\.caffemodel$', path)
+    return int(m.group(1)) if m else -1
+
+
+def find_toy_model():
+    """The toy model `make demo` trains: the newest end-to-end snapshot, else the alternating
+    training's final model."""
+    out = os.path.join(cfg.ROOT_DIR, 'output')
+    end2end = glob.glob(os.path.join(out, '*', 'toy_train', '*_iter_*.caffemodel'))
+    if end2end:
+        return max(end2end, key=lambda p: (os.path.getmtime(p), _iteration(p)))
+    final = glob.glob(os.path.join(out, '*', 'toy_train', '*_faster_rcnn_final.caffemodel'))
+    if final:
+        return max(final, key=os.path.getmtime)
+    return None
+
+
+def read_classes(spec):
+    if os.path.isfile(spec):
+        with open(spec) as f:
+            names = [line.strip() for line in f]
+        return tuple(n for n in names if n and not n.startswith('#'))
+    return tuple(n.strip() for n in spec.split(',') if n.strip())
+
+
+def resolve_inputs(args):
+    """(prototxt, caffemodel, class names without background, images) for the arguments."""
+    if args.demo_net == 'toy':
+        from datasets.toy import CLASSES as TOY_CLASSES
+        prototxt = os.path.join(cfg.MODELS_DIR, 'toy', 'TOY', 'faster_rcnn_end2end',
+                                'test.prototxt')
+        caffemodel = args.caffemodel or find_toy_model()
+        if caffemodel is None:
+            _common.fail('no trained toy model under output/*/toy_train/; train one with '
+                         '`make demo` or pass --model')
+        classes = TOY_CLASSES
+        images = args.images or _toy_test_images(args.num_images)
+    else:
+        folder, model_file = RELEASED_NETS[args.demo_net]
+        prototxt = os.path.join(cfg.MODELS_DIR, 'pascal_voc', folder, 'faster_rcnn_alt_opt',
+                                'faster_rcnn_test.pt')
+        caffemodel = os.path.join(cfg.DATA_DIR, 'faster_rcnn_models', model_file)
+        classes = VOC_CLASSES
+        images = args.images or [os.path.join(cfg.DATA_DIR, 'demo', n)
+                                 for n in RELEASED_DEMO_IMAGES]
+    prototxt = args.prototxt or prototxt
+    caffemodel = args.caffemodel or caffemodel
+    if args.classes:
+        classes = read_classes(args.classes)
+    return prototxt, caffemodel, classes, images
+
+
+def _toy_test_images(count):
+    from datasets.factory import get_imdb
+    imdb = get_imdb('toy_test')
+    return [imdb.image_path_at(i) for i in range(min(count, imdb.num_images))]
+
+
+def demo(net, image_path, classes, out_dir, thresh):
+    """Detects, prints and draws the objects of one image; returns the PNG's path."""
+    im = cv2.imread(image_path)
+    if im is None:
+        _common.fail('cannot read image %s' % image_path)
+    timer = Timer()
+    timer.tic()
+    scores, boxes = im_detect(net, im)
+    timer.toc()
+    if scores.shape[1] != len(classes) + 1:
+        _common.fail('the net scores %d classes but %d class names (+ background) were given'
+                     % (scores.shape[1], len(classes)))
+    dets = [detections_for_class(scores, boxes, j, 0.0, NMS_THRESH)
+            for j in range(1, scores.shape[1])]
+    found = sum(int((d[:, -1] >= thresh).sum()) for d in dets)
+    print('%s: %d object proposals, %d detections >= %.2f in %.3fs'
+          % (image_path, boxes.shape[0], found, thresh, timer.total_time), flush=True)
+    for name, d in zip(classes, dets):
+        for det in d[d[:, -1] >= thresh]:
+            print('    %-12s %.3f  [%.0f, %.0f, %.0f, %.0f]'
+                  % (name, det[4], det[0], det[1], det[2], det[3]), flush=True)
+    stem = os.path.splitext(os.path.basename(image_path))[0]
+    path = os.path.join(out_dir, stem + '_detections.png')
+    save_detections_image(im, classes, dets, path, thresh=thresh,
+                          title='%d detections >= %.2f' % (found, thresh))
+    return path
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg.TEST.HAS_RPN = True  # the demo nets have an RPN
+    cfg_files = list(args.cfg_files)
+    if args.demo_net == 'toy' and not cfg_files:
+        cfg_files = [os.path.join(cfg.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
+    _common.load_cfg(cfg_files, args.set_cfgs)
+    prototxt, caffemodel, classes, images = resolve_inputs(args)
+    _common.require_file(prototxt, 'net definition')
+    _common.require_weights(caffemodel)
+
+    import caffe
+    _common.setup_caffe(None if args.cpu_mode else args.gpu)
+    net = caffe.Net(prototxt, caffemodel, caffe.TEST)
+    print('Loaded network %s' % caffemodel, flush=True)
+    # The first forward passes set up buffers; keep them out of the timings.
+    for _ in range(2):
+        im_detect(net, (128 * np.ones((300, 500, 3))).astype(np.uint8))
+    out_dir = args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo')
+    os.makedirs(out_dir, exist_ok=True)
+    for image_path in images:
+        path = demo(net, image_path, classes, out_dir, args.thresh)
+        print('Wrote %s' % path, flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(_common.run_tool(main))

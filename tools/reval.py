@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Re-evaluates the detections a test run saved (<output dir>/detections.pkl), optionally
+re-applying per-class NMS, without running the network again.
+
+  tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
+      --imdb voc_2007_test
+"""
+import argparse
+import os
+import pickle
+import sys
+
+import _common
+
+from datasets.factory import get_imdb
+from fast_rcnn.config import cfg
+from fast_rcnn.test import apply_nms
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Re-evaluate saved detections')
+    parser.add_argument('output_dir', help='folder holding detections.pkl')
+    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
+                        help='dataset the detections are of (default: %(default)s)')
+    parser.add_argument('--matlab', dest='matlab_eval', action='store_true',
+                        help="use the VOC devkit's MATLAB code for evaluation")
+    parser.add_argument('--comp', dest='comp_mode', action='store_true',
+                        help='competition mode')
+    parser.add_argument('--nms', dest='apply_nms', action='store_true',
+                        help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
+    _common.add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _common.load_cfg(args.cfg_files, args.set_cfgs)
+    det_file = os.path.join(args.output_dir, 'detections.pkl')
+    _common.require_file(det_file, 'detections file')
+    imdb = get_imdb(args.imdb_name)
+    imdb.competition_mode(args.comp_mode)
+    if args.matlab_eval:
+        if 'matlab_eval' not in imdb.config:
+            _common.fail('%s has no MATLAB evaluation' % imdb.name)
+        imdb.config['matlab_eval'] = True
+    with open(det_file, 'rb') as f:
+        dets = pickle.load(f)
+    if len(dets) != imdb.num_classes or any(len(d) != imdb.num_images for d in dets):
+        _common.fail('%s holds detections for %d classes x %d images; %s has %d x %d'
+                     % (det_file, len(dets), len(dets[0]) if dets else 0, imdb.name,
+                        imdb.num_classes, imdb.num_images))
+    if args.apply_nms:
+        print('Applying NMS (%.2f) to all detections' % cfg.TEST.NMS, flush=True)
+        dets = apply_nms(dets, cfg.TEST.NMS)
+    print('Evaluating detections', flush=True)
+    imdb.evaluate_detections(dets, args.output_dir)
+
+
+if __name__ == '__main__':
+    sys.exit(_common.run_tool(main))

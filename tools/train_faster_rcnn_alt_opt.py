@@ -1,0 +1,251 @@
+#!/usr/bin/env python3
+"""Trains Faster R-CNN by 4-step alternating training (paper Sec. 3.2):
+
+  1. RPN, initialized from an ImageNet model; then its proposals for the training set.
+  2. Fast R-CNN on those proposals, also initialized from the ImageNet model.
+  3. RPN again, initialized from the step-2 detector with the shared conv layers fixed
+     (their lr_mult is 0 in the stage-2 prototxts): from here the two nets share convolutions.
+     Then its proposals.
+  4. Fast R-CNN again, from the step-3 model, shared conv layers fixed.
+
+Each step runs in a fresh process, as in the release, so no state (weights, GPU memory, config
+changes of a step) leaks into the next. The final detector is copied to
+<net_name>_faster_rcnn_final.caffemodel beside the step-4 snapshot ("Final model: <path>").
+
+  tools/train_faster_rcnn_alt_opt.py --gpu 0 --net_name ZF \
+      --weights data/imagenet_models/ZF.v2.caffemodel --imdb voc_2007_trainval \
+      --cfg experiments/cfgs/faster_rcnn_alt_opt.yml
+"""
+import argparse
+import concurrent.futures
+import glob
+import multiprocessing
+import os
+import pprint
+import shutil
+import sys
+
+import _common
+
+import numpy as np
+
+from fast_rcnn.config import cfg, merge_into_cfg
+
+# The release's iterations for PASCAL VOC: 80k RPN, 40k Fast R-CNN, per stage.
+DEFAULT_ITERS = (80000, 40000, 80000, 40000)
+STAGES = ('stage1_rpn', 'stage1_fast_rcnn', 'stage2_rpn', 'stage2_fast_rcnn')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train Faster R-CNN by alternating '
+                                                 'optimization (4 steps)')
+    _common.add_device_arg(parser)
+    parser.add_argument('--net_name', dest='net_name', required=True,
+                        help='network name (ZF, VGG_CNN_M_1024, VGG16, TOY)')
+    parser.add_argument('--weights', dest='pretrained_model', default=None,
+                        help='ImageNet model to initialize steps 1 and 2 (none: random init)')
+    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_trainval',
+                        help='dataset to train on (default: %(default)s)')
+    parser.add_argument('--models', dest='models_dir', default=None,
+                        help='folder with the stage prototxts (default: '
+                             'models/<pascal_voc|coco|toy>/<net_name>/faster_rcnn_alt_opt)')
+    parser.add_argument('--iters', dest='iters', default=None,
+                        help='iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2" '
+                             '(default: %s)' % ','.join(map(str, DEFAULT_ITERS)))
+    parser.add_argument('--rand', dest='randomize', action='store_true',
+                        help='do not seed the random number generators')
+    _common.add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
+def parse_iters(text):
+    if text is None:
+        return DEFAULT_ITERS
+    try:
+        iters = tuple(int(v) for v in text.split(','))
+    except ValueError:
+        iters = ()
+    if len(iters) != 4 or min(iters) <= 0:
+        raise ValueError('--iters expects 4 positive integers "rpn1,frcn1,rpn2,frcn2", got %r'
+                         % text)
+    return iters
+
+
+def find_stage_files(models_dir):
+    """The four stage solvers and the RPN test net in models_dir (the release's names:
+    stage1_rpn_solver60k80k.pt, ..., rpn_test.pt)."""
+    solvers = []
+    for stage in STAGES:
+        found = sorted(glob.glob(os.path.join(models_dir, stage + '_solver*')))
+        if not found:
+            raise FileNotFoundError('%s: no %s_solver*.pt file' % (models_dir, stage))
+        solvers.append(found[0])
+    rpn_test = os.path.join(models_dir, 'rpn_test.pt')
+    if not os.path.isfile(rpn_test):
+        raise FileNotFoundError('%s: no rpn_test.pt' % models_dir)
+    return solvers, rpn_test
+
+
+# The steps: each runs in its own process ---------------------------------------------------------
+
+def _plain(node):
+    return {k: _plain(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+
+def _child_setup(cfg_dict, device):
+    # A spawned process starts from the default cfg; make it the parent's.
+    merge_into_cfg(cfg_dict, source='parent process')
+    _common.setup_caffe(device)
+
+
+def _get_roidb(imdb_name, rpn_file=None):
+    from datasets.factory import get_imdb
+    from fast_rcnn.train import get_training_roidb
+    imdb = get_imdb(imdb_name)
+    print('Loaded dataset `%s` for training' % imdb.name, flush=True)
+    imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
+    print('Set proposal method: %s' % cfg.TRAIN.PROPOSAL_METHOD, flush=True)
+    if rpn_file is not None:
+        imdb.config['rpn_file'] = rpn_file
+    return get_training_roidb(imdb), imdb
+
+
+def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None):
+    from fast_rcnn.config import get_output_dir
+    from fast_rcnn.train import train_net
+    print('Init model: %s' % init_model, flush=True)
+    print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
+    roidb, imdb = _get_roidb(imdb_name, rpn_file)
+    output_dir = get_output_dir(imdb)
+    print('Output will be saved to `%s`' % output_dir, flush=True)
+    solver = _common.fit_solver_to_classes(solver, imdb.num_classes, output_dir)
+    model_paths = train_net(solver, roidb, output_dir, pretrained_model=init_model,
+                            max_iters=max_iters, rand=randomize)
+    # Only each step's last snapshot is used.
+    for path in model_paths[:-1]:
+        for stale in (path, os.path.splitext(path)[0] + '.solverstate'):
+            if os.path.exists(stale):
+                os.remove(stale)
+    return model_paths[-1]
+
+
+def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize):
+    _child_setup(cfg_dict, device)
+    cfg.TRAIN.HAS_RPN = True
+    cfg.TRAIN.BBOX_REG = False  # this switch is the detector's box regression, not the RPN's
+    cfg.TRAIN.PROPOSAL_METHOD = 'gt'
+    cfg.TRAIN.IMS_PER_BATCH = 1
+    cfg.TRAIN.SNAPSHOT_INFIX = infix
+    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize)}
+
+
+def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
+    _child_setup(cfg_dict, device)
+    import caffe
+    from datasets.factory import get_imdb
+    from fast_rcnn.config import get_output_dir
+    from fast_rcnn.test import save_pickle
+    from rpn.generate import imdb_proposals
+    # Proposals for training the detector: no top-N cut before NMS, the best 2000 after it.
+    cfg.TEST.RPN_PRE_NMS_TOP_N = -1
+    cfg.TEST.RPN_POST_NMS_TOP_N = 2000
+    imdb = get_imdb(imdb_name)
+    net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
+    output_dir = get_output_dir(imdb)
+    print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
+    proposals = clip_to_images(imdb_proposals(net, imdb), imdb)
+    name = os.path.splitext(os.path.basename(rpn_model_path))[0]
+    path = os.path.join(output_dir, name + '_proposals.pkl')
+    save_pickle(proposals, path)
+    print('Wrote RPN proposals to %s' % path, flush=True)
+    return {'proposal_path': path}
+
+
+def clip_to_images(proposals, imdb):
+    """Proposals clipped to their images. Boxes clipped on the scaled image and divided by the
+    scale can end a fraction of a pixel outside the original, which flipping cannot mirror."""
+    clipped = []
+    for i, boxes in enumerate(proposals):
+        width, height = imdb.image_size_at(i)
+        boxes = np.array(boxes, dtype=np.float32, copy=True)
+        np.clip(boxes[:, 0:4:2], 0, width - 1, out=boxes[:, 0:4:2])
+        np.clip(boxes[:, 1:4:2], 0, height - 1, out=boxes[:, 1:4:2])
+        clipped.append(boxes)
+    return clipped
+
+
+def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
+                    randomize, rpn_file):
+    _child_setup(cfg_dict, device)
+    cfg.TRAIN.HAS_RPN = False
+    cfg.TRAIN.PROPOSAL_METHOD = 'rpn'
+    cfg.TRAIN.IMS_PER_BATCH = 2
+    cfg.TRAIN.SNAPSHOT_INFIX = infix
+    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize,
+                                 rpn_file=rpn_file)}
+
+
+def run_in_process(title, target, **kwargs):
+    """Runs target(**kwargs) in a fresh process and returns its result; an exception there is
+    raised here."""
+    print('\n' + '~' * 70 + '\n' + title + '\n' + '~' * 70, flush=True)
+    context = multiprocessing.get_context('spawn')
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(target, **kwargs).result()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
+    _common.load_cfg(args.cfg_files, args.set_cfgs)
+    try:
+        iters = parse_iters(args.iters)
+    except ValueError as e:
+        _common.fail(str(e))
+    _common.require_weights(args.pretrained_model)
+    models_dir = args.models_dir or os.path.join(
+        cfg.MODELS_DIR, _common.models_subdir(args.imdb_name), args.net_name,
+        'faster_rcnn_alt_opt')
+    try:
+        solvers, rpn_test = find_stage_files(models_dir)
+    except FileNotFoundError as e:
+        _common.fail(str(e))
+    print('Stage solvers:\n  %s\nRPN test net: %s' % ('\n  '.join(solvers), rpn_test),
+          flush=True)
+
+    common = {'cfg_dict': _plain(cfg), 'device': args.gpu, 'imdb_name': args.imdb_name}
+    rpn1 = run_in_process(
+        'Stage 1 RPN, init from ImageNet model', train_rpn,
+        init_model=args.pretrained_model, solver=solvers[0], max_iters=iters[0],
+        infix='stage1', randomize=args.randomize, **common)
+    rpn1.update(run_in_process(
+        'Stage 1 RPN, generate proposals', rpn_generate,
+        rpn_model_path=rpn1['model_path'], rpn_test_prototxt=rpn_test, **common))
+    frcn1 = run_in_process(
+        'Stage 1 Fast R-CNN using RPN proposals, init from ImageNet model', train_fast_rcnn,
+        init_model=args.pretrained_model, solver=solvers[1], max_iters=iters[1],
+        infix='stage1', randomize=args.randomize, rpn_file=rpn1['proposal_path'], **common)
+    rpn2 = run_in_process(
+        'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn,
+        init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],
+        infix='stage2', randomize=args.randomize, **common)
+    rpn2.update(run_in_process(
+        'Stage 2 RPN, generate proposals', rpn_generate,
+        rpn_model_path=rpn2['model_path'], rpn_test_prototxt=rpn_test, **common))
+    frcn2 = run_in_process(
+        'Stage 2 Fast R-CNN, init from stage 2 RPN R-CNN model', train_fast_rcnn,
+        init_model=rpn2['model_path'], solver=solvers[3], max_iters=iters[3],
+        infix='stage2', randomize=args.randomize, rpn_file=rpn2['proposal_path'], **common)
+
+    # The final model is the stage-2 detector; its convs are those the stage-2 RPN shares.
+    final_path = os.path.join(os.path.dirname(frcn2['model_path']),
+                              args.net_name + '_faster_rcnn_final.caffemodel')
+    print('cp %s -> %s' % (frcn2['model_path'], final_path), flush=True)
+    tmp = final_path + '.tmp%d' % os.getpid()
+    shutil.copy(frcn2['model_path'], tmp)
+    os.replace(tmp, final_path)
+    print('Final model: %s' % final_path, flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(_common.run_tool(main))
