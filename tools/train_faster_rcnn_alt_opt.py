@@ -27,8 +27,6 @@ import sys
 
 import _common
 
-import numpy as np
-
 from fast_rcnn.config import cfg, merge_into_cfg
 
 # The release's iterations for PASCAL VOC: 80k RPN, 40k Fast R-CNN, per stage.
@@ -153,25 +151,12 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
     net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
     output_dir = get_output_dir(imdb)
     print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
-    proposals = clip_to_images(imdb_proposals(net, imdb), imdb)
+    proposals = _common.clip_to_images(imdb_proposals(net, imdb), imdb)
     name = os.path.splitext(os.path.basename(rpn_model_path))[0]
     path = os.path.join(output_dir, name + '_proposals.pkl')
     save_pickle(proposals, path)
     print('Wrote RPN proposals to %s' % path, flush=True)
     return {'proposal_path': path}
-
-
-def clip_to_images(proposals, imdb):
-    """Proposals clipped to their images. Boxes clipped on the scaled image and divided by the
-    scale can end a fraction of a pixel outside the original, which flipping cannot mirror."""
-    clipped = []
-    for i, boxes in enumerate(proposals):
-        width, height = imdb.image_size_at(i)
-        boxes = np.array(boxes, dtype=np.float32, copy=True)
-        np.clip(boxes[:, 0:4:2], 0, width - 1, out=boxes[:, 0:4:2])
-        np.clip(boxes[:, 1:4:2], 0, height - 1, out=boxes[:, 1:4:2])
-        clipped.append(boxes)
-    return clipped
 
 
 def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,

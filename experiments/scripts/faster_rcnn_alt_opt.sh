@@ -4,7 +4,7 @@
 # Usage: ./experiments/scripts/faster_rcnn_alt_opt.sh GPU NET DATASET [--set ...]
 # Examples:
 #   ./experiments/scripts/faster_rcnn_alt_opt.sh 0 ZF pascal_voc
-#   ALT_OPT_ITERS=20,10,20,10 ./experiments/scripts/faster_rcnn_alt_opt.sh cpu TOY toy
+#   ALT_OPT_ITERS=200,100,200,100 ./experiments/scripts/faster_rcnn_alt_opt.sh cpu TOY toy
 # ALT_OPT_ITERS overrides the iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2"
 # (default: the paper's 80000,40000,80000,40000 for PASCAL VOC).
 
@@ -18,7 +18,7 @@ case "$DATASET" in
     echo "The release trains COCO end-to-end only; use faster_rcnn_end2end.sh" >&2
     exit 1
     ;;
-  toy) DEFAULT_ITERS=1200,600,1200,600 ;;
+  toy) DEFAULT_ITERS=2000,1000,2000,1000 ;;
   *)   DEFAULT_ITERS=80000,40000,80000,40000 ;;
 esac
 ALT_OPT_ITERS=${ALT_OPT_ITERS:-$DEFAULT_ITERS}

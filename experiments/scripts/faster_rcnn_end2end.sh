@@ -15,7 +15,7 @@ source experiments/scripts/_common.sh
 
 case "$DATASET" in
   coco) DEFAULT_ITERS=490000 ;;
-  toy)  DEFAULT_ITERS=2000 ;;
+  toy)  DEFAULT_ITERS=4000 ;;
   *)    DEFAULT_ITERS=70000 ;;
 esac
 ITERS=${ITERS:-$DEFAULT_ITERS}

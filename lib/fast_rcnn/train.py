@@ -149,7 +149,7 @@ class SolverWrapper:
         window_iters, window_time = 0, 0.0
         total_time, total_iters = 0.0, 0
         model_paths = []
-        last_snapshot = solver.iter if solver.iter > 0 else -1
+        last_snapshot = -1
         start_iter = solver.iter
         while solver.iter < max_iters:
             tic = time.perf_counter()
@@ -175,7 +175,7 @@ class SolverWrapper:
             if cfg.TRAIN.SNAPSHOT_ITERS > 0 and it % cfg.TRAIN.SNAPSHOT_ITERS == 0:
                 last_snapshot = it
                 model_paths.append(self.snapshot())
-        if last_snapshot != solver.iter:
+        if last_snapshot != solver.iter or not model_paths:
             model_paths.append(self.snapshot())
         return model_paths
 
