@@ -68,16 +68,14 @@ def _iteration(path):
 
 
 def find_toy_model():
-    """The toy model `make demo` trains: the newest end-to-end snapshot, else the alternating
-    training's final model."""
-    out = os.path.join(cfg.ROOT_DIR, 'output')
-    end2end = glob.glob(os.path.join(out, '*', 'toy_train', '*_iter_*.caffemodel'))
-    if end2end:
-        return max(end2end, key=lambda p: (os.path.getmtime(p), _iteration(p)))
-    final = glob.glob(os.path.join(out, '*', 'toy_train', '*_faster_rcnn_final.caffemodel'))
-    if final:
-        return max(final, key=os.path.getmtime)
-    return None
+    """The newest toy detector under output/: an end-to-end snapshot (what `make demo` trains) or
+    the alternating training's final model (the stages' RPN-only snapshots are not detectors)."""
+    out = os.path.join(cfg.ROOT_DIR, 'output', '*', 'toy_train')
+    found = (glob.glob(os.path.join(out, 'toy_faster_rcnn_iter_*.caffemodel'))
+             + glob.glob(os.path.join(out, 'TOY_faster_rcnn_final.caffemodel')))
+    if not found:
+        return None
+    return max(found, key=lambda p: (os.path.getmtime(p), _iteration(p)))
 
 
 def read_classes(spec):
