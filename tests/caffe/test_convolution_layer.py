@@ -47,6 +47,9 @@ CASES = {
     'group2_pad_stride2_dilation2': (
         'num_output: 6 kernel_size: 3 pad: 2 stride: 2 dilation: 2 group: 2',
         (2, 2), (2, 2), (2, 2), 2, True, (2, 4, 9, 8)),
+    'group2_pad_stride2_dilation2_no_bias': (
+        'num_output: 4 kernel_size: 3 pad: 1 stride: 2 dilation: 2 group: 2 bias_term: false',
+        (1, 1), (2, 2), (2, 2), 2, False, (2, 6, 8, 9)),
     'no_bias_pad1': ('num_output: 3 kernel_size: 3 pad: 1 bias_term: false',
                      (1, 1), (1, 1), (1, 1), 1, False, (2, 2, 5, 7)),
     'rectangular_hw_fields': (
