@@ -5,6 +5,7 @@ second top holds the accuracy per class. Nothing to differentiate: backward zero
 it is asked for."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import canonical_axis, check_count, count_between, layer_error
 
@@ -67,3 +68,13 @@ class AccuracyLayer(Layer):
         for b, down in zip(bottom, propagate_down):
             if down:
                 b.diff[...] = 0
+
+    # Accuracy is a host-side statistic (a top-k count over labels that come from the data
+    # layers on the host), read by the caller on the host; the scores are copied there.
+    def forward_gpu(self, bottom, top):
+        self.forward_cpu(bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        for b, down in zip(bottom, propagate_down):
+            if down:
+                gpu.zero(b.mutable_gpu_diff())

@@ -2,8 +2,11 @@
 dimension must agree."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, canonical_axis, check_count, layer_error
+from ._checks import AT_LEAST_ONE, canonical_axis, check_count, count_between, layer_error
+
+_copy = gpu.Kernel('elementwise.cu', 'concat_copy')
 
 
 @register('Concat')
@@ -55,3 +58,31 @@ class ConcatLayer(Layer):
                 index = (slice(None),) * self.axis + (slice(offset, offset + n),)
                 b.diff[...] = dy[index]
             offset += n
+
+    # GPU: each bottom is a (outer, n * inner) block copied to / from its columns of the top's
+    # (outer, total * inner) view.
+    def _copy_gpu(self, bottom, top, to_top):
+        inner = count_between(top[0].shape, self.axis + 1, None)
+        top_chunk = top[0].shape[self.axis] * inner
+        y = top[0].mutable_gpu_data() if to_top else top[0].gpu_diff()
+        offset = 0
+        for b in bottom:
+            n = b.shape[self.axis]
+            yield b, y, n * inner, top_chunk, offset * inner
+            offset += n
+
+    def forward_gpu(self, bottom, top):
+        if len(bottom) == 1:
+            return
+        for b, y, chunk, top_chunk, offset in self._copy_gpu(bottom, top, True):
+            x = b.gpu_data()
+            _copy(x.size, chunk, top_chunk, offset, True, x, y)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(bottom) == 1:
+            return
+        for (b, dy, chunk, top_chunk, offset), down in zip(
+                self._copy_gpu(bottom, top, False), propagate_down):
+            if down:
+                dx = b.mutable_gpu_diff()
+                _copy(dx.size, chunk, top_chunk, offset, False, dx, dy)

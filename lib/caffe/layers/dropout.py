@@ -5,9 +5,13 @@ it by 1/(1 - ratio); testing is the identity. scale_train false (the ZF models):
 without scaling and testing multiplies by 1 - ratio instead. Works in place."""
 import numpy as np
 
+from .. import gpu
 from ..common import rng
 from ..layer import TRAIN, Layer, register
 from ._checks import check_count, layer_error
+
+_dropout = gpu.Kernel('elementwise.cu', 'dropout')
+_scale = gpu.Kernel('elementwise.cu', 'scale')
 
 
 @register('Dropout')
@@ -55,3 +59,32 @@ class DropoutLayer(Layer):
             bottom[0].diff[...] = dy
         else:
             bottom[0].diff[...] = dy * self.test_scale
+
+    # GPU: the keep mask is drawn on the host from the runtime's RNG, exactly as forward_cpu
+    # draws it, and uploaded; so a seeded run drops the same units on either device.
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].gpu_data()
+        y = top[0].mutable_gpu_data()
+        if self.phase == TRAIN:
+            keep = rng().random_sample(x.shape) < 1.0 - float(self.ratio)
+            self.mask = keep.astype(np.uint32)
+            self.mask_gpu = gpu.to_device(self.mask)
+            _dropout(x.size, x, self.mask_gpu, self.scale if self.scale_train else 1.0, y)
+        elif self.scale_train:
+            gpu.copy(y, x)
+        else:
+            _scale(x.size, self.test_scale, x, y)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = top[0].gpu_diff()
+        dx = bottom[0].mutable_gpu_diff()
+        if self.phase == TRAIN:
+            if getattr(self, 'mask_gpu', None) is None or self.mask_gpu.shape != dy.shape:
+                raise layer_error(self, 'backward called before a training forward pass')
+            _dropout(dy.size, dy, self.mask_gpu, self.scale if self.scale_train else 1.0, dx)
+        elif self.scale_train:
+            gpu.copy(dx, dy)
+        else:
+            _scale(dy.size, self.test_scale, dy, dx)

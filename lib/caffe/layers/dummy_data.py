@@ -56,3 +56,11 @@ class DummyDataLayer(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         pass
+
+    # Fillers draw from the runtime's host RNG (as on the CPU, so seeded runs agree); the tops
+    # move to the device when a layer reads them.
+    def forward_gpu(self, bottom, top):
+        self.forward_cpu(bottom, top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        pass

@@ -2,6 +2,7 @@
 bottoms."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ._checks import AT_LEAST_TWO, check_count, layer_error
@@ -75,3 +76,56 @@ class EltwiseLayer(Layer):
                 b.diff[...] = dy if self.coeffs[i] == 1 else self.coeffs[i] * dy
             else:
                 b.diff[...] = np.where(self.max_idx == i, dy, np.float32(0))
+
+    # GPU: the same operations, one element-wise kernel per bottom in the CPU code's order.
+    def forward_gpu(self, bottom, top):
+        xs = [b.gpu_data() for b in bottom]
+        y = top[0].mutable_gpu_data()
+        n = y.size
+        if self.op == _OP.PROD:
+            _multiply(n, xs[0], xs[1], y)
+            for x in xs[2:]:
+                _multiply(n, y, x, y)
+        elif self.op == _OP.SUM:
+            gpu.zero(y)
+            for c, x in zip(self.coeffs, xs):
+                _add_scaled(n, c, x, y)
+        else:
+            if getattr(self, 'max_idx_gpu', None) is None or self.max_idx_gpu.shape != y.shape:
+                self.max_idx_gpu = gpu.empty(y.shape, np.int32)
+            _max_first(n, xs[0], xs[1], y, self.max_idx_gpu)
+            for i, x in enumerate(xs[2:], 2):
+                _max_next(n, x, i, y, self.max_idx_gpu)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        dy = top[0].gpu_diff()
+        n = dy.size
+        for i, b in enumerate(bottom):
+            if not propagate_down[i]:
+                continue
+            dx = b.mutable_gpu_diff()
+            if self.op == _OP.PROD:
+                if self.stable_prod_grad:
+                    others = [o.gpu_data() for j, o in enumerate(bottom) if j != i]
+                    gpu.copy(dx, others[0])
+                    for o in others[1:]:
+                        _multiply(n, dx, o, dx)
+                    _multiply(n, dx, dy, dx)
+                else:
+                    _prod_backward(n, top[0].gpu_data(), b.gpu_data(), dy, dx)
+            elif self.op == _OP.SUM:
+                if self.coeffs[i] == 1:
+                    gpu.copy(dx, dy)
+                else:
+                    _scale(n, self.coeffs[i], dy, dx)
+            else:
+                _max_backward(n, dy, self.max_idx_gpu, i, dx)
+
+
+_multiply = gpu.Kernel('elementwise.cu', 'multiply')
+_add_scaled = gpu.Kernel('elementwise.cu', 'add_scaled')
+_scale = gpu.Kernel('elementwise.cu', 'scale')
+_max_first = gpu.Kernel('elementwise.cu', 'eltwise_max_first')
+_max_next = gpu.Kernel('elementwise.cu', 'eltwise_max_next')
+_max_backward = gpu.Kernel('elementwise.cu', 'eltwise_max_backward')
+_prod_backward = gpu.Kernel('elementwise.cu', 'eltwise_prod_backward')

@@ -3,9 +3,13 @@
 W is (num_output, K), or (K, num_output) with `transpose: true`, as Caffe stores it."""
 import numpy as np
 
+from .. import gpu
 from ..fillers import fill
 from ..layer import Layer, register
 from ._checks import canonical_axis, check_count, count_between, layer_error
+
+_add_bias = gpu.Kernel('elementwise.cu', 'add_bias')
+_sum_rows_accumulate = gpu.Kernel('elementwise.cu', 'sum_rows_accumulate')
 
 
 @register('InnerProduct')
@@ -67,3 +71,31 @@ class InnerProductLayer(Layer):
             w = self.blobs[0].cpu_data()
             dx = dy @ (w.T if self.transpose else w)
             bottom[0].diff[...] = dx.reshape(bottom[0].shape)
+
+    # GPU: the products on cuBLAS (gemm takes row-major operands, as the numpy code above);
+    # the bias as a separate addition, as above.
+    def forward_gpu(self, bottom, top):
+        from ..gpu.cublas import gemm
+        x = bottom[0].gpu_data()
+        w = self.blobs[0].gpu_data()
+        y = top[0].mutable_gpu_data()
+        gemm(False, not self.transpose, self.M, self.num_output, self.K, 1.0, x, w, 0.0, y)
+        if self.bias_term:
+            _add_bias(y.size, self.num_output, self.blobs[1].gpu_data(), y)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        from ..gpu.cublas import gemm
+        dy = top[0].gpu_diff()
+        x = bottom[0].gpu_data()
+        if self.param_propagate_down[0]:
+            dw = self.blobs[0].mutable_gpu_diff()
+            if self.transpose:
+                gemm(True, False, self.K, self.num_output, self.M, 1.0, x, dy, 1.0, dw)
+            else:
+                gemm(True, False, self.num_output, self.K, self.M, 1.0, dy, x, 1.0, dw)
+        if self.bias_term and self.param_propagate_down[1]:
+            _sum_rows_accumulate(self.num_output, self.M, dy, self.blobs[1].mutable_gpu_diff())
+        if propagate_down[0]:
+            w = self.blobs[0].gpu_data()
+            gemm(False, self.transpose, self.M, self.K, self.num_output, 1.0, dy, w, 0.0,
+                 bottom[0].mutable_gpu_diff())

@@ -24,3 +24,10 @@ class InputLayer(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         pass
+
+    # The caller fills the tops on the host; they move to the device when a layer reads them.
+    def forward_gpu(self, bottom, top):
+        pass
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        pass

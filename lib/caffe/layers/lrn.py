@@ -9,6 +9,7 @@ the last bit of x^-beta: numpy's float32 pow and the C library's powf may round 
 """
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ._checks import check_count, layer_error
@@ -155,3 +156,72 @@ class LRNLayer(Layer):
         grad_square *= np.float32(2) * x
         np.multiply(self.power, top_diff, out=bottom_diff)
         bottom_diff += grad_square
+
+    # GPU ---------------------------------------------------------------------------------------
+    # ACROSS_CHANNELS: kernels/lrn.cu walks the channels per pixel as the loops above do.
+    # WITHIN_CHANNEL: the same chain of operations with element-wise kernels and the GPU AVE
+    # pooling. The values kept for backward live in device arrays (scale_gpu, pooled_gpu,
+    # power_gpu).
+    def _kept_gpu(self, names, shape):
+        for name in names:
+            kept = getattr(self, name, None)
+            if kept is None or kept.shape != shape:
+                setattr(self, name, gpu.empty(shape))
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].gpu_data()
+        out = top[0].mutable_gpu_data()
+        num, channels, height, width = x.shape
+        if self.region == ACROSS_CHANNELS:
+            self._kept_gpu(('scale_gpu',), x.shape)
+            alpha_over_size = self.alpha / np.float32(self.size)
+            _across_forward(num * height * width, x, channels, height * width, self.size,
+                            alpha_over_size, self.k, -self.beta, self.scale_gpu, out)
+            return
+        from ..gpu.pooling import ave_pool_forward as ave_pool_forward_gpu
+        self._kept_gpu(('pooled_gpu', 'power_gpu'), x.shape)
+        square = gpu.empty(x.shape)
+        _multiply(x.size, x, x, square)
+        ave_pool_forward_gpu(self._planes(square), *self._pool_args(),
+                             self._planes(self.pooled_gpu))
+        _within_power(x.size, self.pooled_gpu, self.alpha, -self.beta, self.power_gpu)
+        _multiply(x.size, x, self.power_gpu, out)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        top_diff, top_data = top[0].gpu_diff(), top[0].gpu_data()
+        x = bottom[0].gpu_data()
+        bottom_diff = bottom[0].mutable_gpu_diff()
+        num, channels, height, width = x.shape
+        if self.region == ACROSS_CHANNELS:
+            ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
+            _across_backward(num * height * width, x, top_data, self.scale_gpu, top_diff,
+                             channels, height * width, self.size, -self.beta, ratio_coeff,
+                             bottom_diff)
+            return
+        from ..gpu.pooling import ave_pool_backward as ave_pool_backward_gpu
+        # The power layer's special cases, as in _backward_within.
+        diff_scale = -self.beta * self.alpha
+        power_exp = -self.beta
+        if diff_scale == 0 or power_exp == 1:
+            mode = 0
+        elif power_exp == 2:
+            mode = 1
+        else:
+            mode = 2
+        grad_pooled = gpu.empty(x.shape)
+        _within_grad_pooled(x.size, x, top_diff, self.pooled_gpu, self.power_gpu, self.alpha,
+                            diff_scale, mode, diff_scale != 0, grad_pooled)
+        grad_square = gpu.empty(x.shape)
+        ave_pool_backward_gpu(self._planes(grad_pooled), *self._pool_args(),
+                              self._planes(grad_square))
+        _within_backward(x.size, x, top_diff, self.power_gpu, grad_square, bottom_diff)
+
+
+_across_forward = gpu.Kernel('lrn.cu', 'lrn_across_forward')
+_across_backward = gpu.Kernel('lrn.cu', 'lrn_across_backward')
+_within_power = gpu.Kernel('lrn.cu', 'lrn_within_power')
+_within_grad_pooled = gpu.Kernel('lrn.cu', 'lrn_within_grad_pooled')
+_within_backward = gpu.Kernel('lrn.cu', 'lrn_within_backward')
+_multiply = gpu.Kernel('elementwise.cu', 'multiply')

@@ -6,6 +6,7 @@ have a second top, the mask: the index h*width + w of each maximum in its plane,
 """
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ._checks import check_count, layer_error
@@ -132,3 +133,34 @@ class PoolingLayer(Layer):
             kernels.max_pool_backward(top_diff, self.argmax, diff)
         else:
             kernels.ave_pool_backward(top_diff, *self._window(), diff)
+
+    # GPU: caffe.gpu.pooling, the same window rules; argmax_gpu is argmax's device copy.
+    def forward_gpu(self, bottom, top):
+        from ..gpu import pooling as gpu_kernels
+        num, channels, height, width = bottom[0].shape
+        data = bottom[0].gpu_data().reshape(num * channels, height, width)
+        out = top[0].mutable_gpu_data().reshape(num * channels, self.out_h, self.out_w)
+        if self.method == MAX:
+            if getattr(self, 'argmax_gpu', None) is None or self.argmax_gpu.shape != out.shape:
+                self.argmax_gpu = gpu.empty(out.shape, np.int32)
+            gpu_kernels.max_pool_forward(data, *self._window(), out, self.argmax_gpu)
+            if len(top) > 1:
+                mask = top[1].mutable_gpu_data()
+                _int_to_float(mask.size, self.argmax_gpu, mask)
+        else:
+            gpu_kernels.ave_pool_forward(data, *self._window(), out)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        from ..gpu import pooling as gpu_kernels
+        num, channels, height, width = bottom[0].shape
+        top_diff = top[0].gpu_diff().reshape(num * channels, self.out_h, self.out_w)
+        diff = bottom[0].mutable_gpu_diff().reshape(num * channels, height, width)
+        if self.method == MAX:
+            gpu_kernels.max_pool_backward(top_diff, self.argmax_gpu, *self._window(), diff)
+        else:
+            gpu_kernels.ave_pool_backward(top_diff, *self._window(), diff)
+
+
+_int_to_float = gpu.Kernel('elementwise.cu', 'int_to_float')

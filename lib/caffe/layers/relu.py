@@ -1,8 +1,12 @@
 """ReLU: y = max(x, 0) + negative_slope * min(x, 0); works in place."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import check_count
+
+_forward = gpu.Kernel('elementwise.cu', 'relu_forward')
+_backward = gpu.Kernel('elementwise.cu', 'relu_backward')
 
 
 @register('ReLU')
@@ -27,3 +31,13 @@ class ReLULayer(Layer):
         x = bottom[0].cpu_data()
         slope = (x > 0) + self.negative_slope * (x <= 0)
         bottom[0].diff[...] = top[0].cpu_diff() * slope
+
+    def forward_gpu(self, bottom, top):
+        x = bottom[0].gpu_data()
+        _forward(x.size, x, top[0].mutable_gpu_data(), self.negative_slope)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        x = bottom[0].gpu_data()
+        _backward(x.size, x, top[0].gpu_diff(), bottom[0].mutable_gpu_diff(), self.negative_slope)

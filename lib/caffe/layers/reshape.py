@@ -67,3 +67,10 @@ class ReshapeLayer(Layer):
 
     def backward_cpu(self, top, propagate_down, bottom):
         pass
+
+    # The top shares the bottom's buffers, device copies included.
+    def forward_gpu(self, bottom, top):
+        pass
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        pass

@@ -6,8 +6,12 @@ The loops are in roi_pooling_kernels.pyx; `argmax` (R, C, pooled_h, pooled_w), t
 of each bin's maximum or -1, is kept for backward as the fork's max_idx_ blob."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import check_count, layer_error
+
+_forward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_forward')
+_backward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_backward')
 
 try:
     from . import roi_pooling_kernels as _kernels
@@ -74,3 +78,28 @@ class ROIPoolingLayer(Layer):
         diff[...] = 0
         _kernels.roi_pool_backward(top[0].cpu_diff(), self.argmax, self._rois(bottom),
                                    self.spatial_scale, diff)
+
+    # GPU: kernels/roi_pooling.cu, the same loops (forward per bin; backward gathering per
+    # feature element, in the CPU loop's order). The rois are checked on the host, where the
+    # proposal layers make them.
+    def forward_gpu(self, bottom, top):
+        self._rois(bottom)
+        features = bottom[0].gpu_data()
+        out = top[0].mutable_gpu_data()
+        if getattr(self, 'argmax_gpu', None) is None or self.argmax_gpu.shape != out.shape:
+            self.argmax_gpu = gpu.empty(out.shape, np.int32)
+        _, channels, height, width = features.shape
+        _forward_kernel(out.size, features, channels, height, width, bottom[1].gpu_data(),
+                        self.spatial_scale, self.pooled_h, self.pooled_w, out, self.argmax_gpu)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            gpu.zero(bottom[1].mutable_gpu_diff())
+        if not propagate_down[0]:
+            return
+        self._rois(bottom)
+        _, channels, height, width = bottom[0].shape
+        diff = bottom[0].mutable_gpu_diff()
+        _backward_kernel(diff.size, top[0].gpu_diff(), self.argmax_gpu, bottom[1].shape[0],
+                         bottom[1].gpu_data(), self.spatial_scale, channels, height, width,
+                         self.pooled_h, self.pooled_w, diff)

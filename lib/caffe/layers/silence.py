@@ -1,4 +1,5 @@
 """Silence: consumes bottoms nobody else reads, so the Net does not report them as outputs."""
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import AT_LEAST_ONE, check_count
 
@@ -16,3 +17,11 @@ class SilenceLayer(Layer):
         for b, down in zip(bottom, propagate_down):
             if down:
                 b.diff[...] = 0
+
+    def forward_gpu(self, bottom, top):
+        pass
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        for b, down in zip(bottom, propagate_down):
+            if down:
+                gpu.zero(b.mutable_gpu_diff())

@@ -8,8 +8,12 @@ Unlike Caffe's own loss layers, the fork's layer gives its top no loss weight by
 release's prototxts always set `loss_weight` on it."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import check_count, layer_error
+
+_forward = gpu.Kernel('smooth_l1.cu', 'smooth_l1_forward')
+_backward = gpu.Kernel('smooth_l1.cu', 'smooth_l1_backward')
 
 
 def _legacy_shape(blob):
@@ -75,3 +79,36 @@ class SmoothL1LossLayer(Layer):
                 inside = bottom[2].cpu_data().reshape(g.shape)
                 g = bottom[3].cpu_data().reshape(g.shape) * (inside * g)
             bottom[i].diff[...] = g.reshape(bottom[i].shape)
+
+    # GPU: d and the per-element errors on the device (double branches as above); the errors
+    # are summed on the host with the CPU path's numpy sum, so both paths give the same loss.
+    def _weights_gpu(self, bottom):
+        if not self.has_weights:
+            return None, None
+        return bottom[2].gpu_data(), bottom[3].gpu_data()
+
+    def forward_gpu(self, bottom, top):
+        pred = bottom[0].gpu_data()
+        if getattr(self, 'd_gpu', None) is None or self.d_gpu.shape != pred.shape:
+            self.d_gpu = gpu.empty(pred.shape)
+        errors = gpu.empty(pred.shape)
+        inside, outside = self._weights_gpu(bottom)
+        _forward(pred.size, pred, bottom[1].gpu_data(), inside, outside, self.sigma2,
+                 np.float64(self.threshold), self.d_gpu, errors)
+        top[0].data[...] = errors.get().sum(dtype=np.float32) / np.float32(bottom[0].num)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        for i in (2, 3):
+            if i < len(propagate_down) and propagate_down[i]:
+                gpu.zero(bottom[i].mutable_gpu_diff())
+        if not any(propagate_down[:2]):
+            return
+        loss_diff = np.float32(top[0].cpu_diff().reshape(-1)[0])
+        inside, outside = self._weights_gpu(bottom)
+        for i, s in ((0, 1), (1, -1)):
+            if not propagate_down[i]:
+                continue
+            alpha = np.float32(s) * loss_diff / np.float32(bottom[i].num)
+            dx = bottom[i].mutable_gpu_diff()
+            _backward(dx.size, self.d_gpu, inside, outside, self.sigma2,
+                      np.float64(self.threshold), alpha, dx)

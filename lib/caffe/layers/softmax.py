@@ -1,8 +1,25 @@
 """Softmax over one axis (softmax_param.axis, default 1), shifted by the max for stability."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
-from ._checks import canonical_axis, check_count
+from ._checks import canonical_axis, check_count, count_between
+
+_softmax_forward = gpu.Kernel('softmax.cu', 'softmax_forward')
+_softmax_backward = gpu.Kernel('softmax.cu', 'softmax_backward')
+
+
+def softmax_gpu(x, y, axis):
+    """y = softmax(x) along axis, for device arrays."""
+    channels = x.shape[axis]
+    inner = count_between(x.shape, axis + 1, None)
+    _softmax_forward(x.size // max(channels, 1), channels, inner, x, y)
+
+
+def softmax_backward_gpu(y, dy, dx, axis):
+    channels = y.shape[axis]
+    inner = count_between(y.shape, axis + 1, None)
+    _softmax_backward(y.size // max(channels, 1), channels, inner, y, dy, dx)
 
 
 def softmax(x, axis):
@@ -32,3 +49,11 @@ class SoftmaxLayer(Layer):
         if propagate_down[0]:
             bottom[0].diff[...] = softmax_backward(top[0].cpu_data(), top[0].cpu_diff(),
                                                    self.axis)
+
+    def forward_gpu(self, bottom, top):
+        softmax_gpu(bottom[0].gpu_data(), top[0].mutable_gpu_data(), self.axis)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            softmax_backward_gpu(top[0].gpu_data(), top[0].gpu_diff(),
+                                 bottom[0].mutable_gpu_diff(), self.axis)

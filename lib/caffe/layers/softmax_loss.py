@@ -4,10 +4,14 @@ Bottoms: scores and integer-valued labels, one label per position outside the so
 Tops: the loss (a scalar blob) and optionally the probabilities."""
 import numpy as np
 
+from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
 from ._checks import canonical_axis, check_count, count_between, layer_error
-from .softmax import softmax
+from .softmax import softmax, softmax_gpu
+
+_loss_forward = gpu.Kernel('softmax.cu', 'softmax_loss_forward')
+_loss_backward = gpu.Kernel('softmax.cu', 'softmax_loss_backward')
 
 _LOSS = caffe_pb2.LossParameter
 FLT_MIN = np.finfo(np.float32).tiny
@@ -97,3 +101,35 @@ class SoftmaxWithLossLayer(Layer):
         grad *= valid[:, None, :]
         scale = np.float32(top[0].cpu_diff().reshape(-1)[0]) / self._normalizer(len(i))
         bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)
+
+    # GPU: softmax, per-position losses and the gradient run on the device. The labels are
+    # checked on the host (they come from the data layers there), and the per-position losses
+    # are summed there with the CPU path's numpy sum, so both paths give the same loss.
+    def _ignore_args(self):
+        return (self.ignore_label is not None,
+                self.ignore_label if self.ignore_label is not None else 0)
+
+    def forward_gpu(self, bottom, top):
+        scores = bottom[0].gpu_data()
+        if getattr(self, 'prob_gpu', None) is None or self.prob_gpu.shape != scores.shape:
+            self.prob_gpu = gpu.empty(scores.shape)
+        softmax_gpu(scores, self.prob_gpu, self.axis)
+        _, valid = self._labels(bottom)
+        losses = gpu.empty((self.outer, self.inner))
+        _loss_forward(losses.size, bottom[0].shape[self.axis], self.inner, self.prob_gpu,
+                      bottom[1].gpu_data(), *self._ignore_args(), losses)
+        loss = losses.get()[valid].sum(dtype=np.float32)
+        top[0].data[...] = np.float32(loss) / self._normalizer(int(valid.sum()))
+        if len(top) > 1:
+            gpu.copy(top[1].mutable_gpu_data(), self.prob_gpu)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if len(propagate_down) > 1 and propagate_down[1]:
+            gpu.zero(bottom[1].mutable_gpu_diff())
+        if not propagate_down[0]:
+            return
+        _, valid = self._labels(bottom)
+        scale = np.float32(top[0].cpu_diff().reshape(-1)[0]) / self._normalizer(int(valid.sum()))
+        dx = bottom[0].mutable_gpu_diff()
+        _loss_backward(dx.size, bottom[0].shape[self.axis], self.inner, self.prob_gpu,
+                       bottom[1].gpu_data(), *self._ignore_args(), scale, dx)

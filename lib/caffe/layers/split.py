@@ -1,5 +1,6 @@
 """Split: one bottom feeding several tops (the Net inserts these where a blob has several
 consumers). Tops share the bottom's data; backward adds up their separate diffs."""
+from .. import gpu
 from ..layer import Layer, register
 from ._checks import AT_LEAST_ONE, check_count, layer_error
 
@@ -28,3 +29,18 @@ class SplitLayer(Layer):
         for t in top[1:]:
             total += t.cpu_diff()
         bottom[0].diff[...] = total
+
+    def forward_gpu(self, bottom, top):
+        self.forward_cpu(bottom, top)  # shares the buffer; nothing to compute on either device
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        total = bottom[0].mutable_gpu_diff()
+        gpu.copy(total, top[0].gpu_diff())
+        for t in top[1:]:
+            dy = t.gpu_diff()
+            _add_scaled(dy.size, 1.0, dy, total)
+
+
+_add_scaled = gpu.Kernel('elementwise.cu', 'add_scaled')
