@@ -18,7 +18,7 @@ case "$DATASET" in
     echo "The release trains COCO end-to-end only; use faster_rcnn_end2end.sh" >&2
     exit 1
     ;;
-  toy) DEFAULT_ITERS=2000,1000,2000,1000 ;;
+  toy) DEFAULT_ITERS=4000,2000,4000,2000 ;;
   *)   DEFAULT_ITERS=80000,40000,80000,40000 ;;
 esac
 ALT_OPT_ITERS=${ALT_OPT_ITERS:-$DEFAULT_ITERS}
