@@ -7,7 +7,6 @@ import sys
 
 import _init_paths  # noqa: F401  (puts lib/ on sys.path)
 
-import numpy as np
 from google.protobuf import text_format
 
 from fast_rcnn.config import ConfigError, cfg, cfg_from_file, cfg_from_list
@@ -210,16 +209,3 @@ def models_subdir(imdb_name):
     if imdb_name.startswith('toy_'):
         return 'toy'
     return 'pascal_voc'
-
-
-def clip_to_images(proposals, imdb):
-    """Proposals clipped to their images. Boxes clipped on the scaled image and divided by the
-    scale can end a fraction of a pixel outside the original, which flipping cannot mirror."""
-    clipped = []
-    for i, boxes in enumerate(proposals):
-        width, height = imdb.image_size_at(i)
-        boxes = np.array(boxes, dtype=np.float32, copy=True)
-        np.clip(boxes[:, 0:4:2], 0, width - 1, out=boxes[:, 0:4:2])
-        np.clip(boxes[:, 1:4:2], 0, height - 1, out=boxes[:, 1:4:2])
-        clipped.append(boxes)
-    return clipped

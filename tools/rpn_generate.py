@@ -53,7 +53,7 @@ def main(argv=None):
     net.name = os.path.splitext(os.path.basename(args.caffemodel))[0]
     imdb = get_imdb(args.imdb_name)
     output_dir = get_output_dir(imdb, net)
-    proposals = _common.clip_to_images(imdb_proposals(net, imdb), imdb)
+    proposals = imdb_proposals(net, imdb)
     path = os.path.join(output_dir, net.name + '_rpn_proposals.pkl')
     save_pickle(proposals, path)
     print('Wrote RPN proposals to %s' % path, flush=True)

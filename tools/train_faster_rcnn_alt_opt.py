@@ -151,7 +151,7 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
     net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
     output_dir = get_output_dir(imdb)
     print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
-    proposals = _common.clip_to_images(imdb_proposals(net, imdb), imdb)
+    proposals = imdb_proposals(net, imdb)
     name = os.path.splitext(os.path.basename(rpn_model_path))[0]
     path = os.path.join(output_dir, name + '_proposals.pkl')
     save_pickle(proposals, path)

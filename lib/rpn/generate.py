@@ -9,6 +9,8 @@ import time
 import cv2
 import numpy as np
 
+from fast_rcnn.bbox_transform import clip_boxes
+
 from fast_rcnn.config import cfg
 from utils.blob import im_list_to_blob, prep_im_for_blob
 
@@ -34,6 +36,9 @@ def im_proposals(net, im):
                            'im_info and outputs rois, scores)' % name)
     net.forward(data=data, im_info=im_info)
     boxes = net.blobs['rois'].data[:, 1:].astype(np.float32) / im_info[0, 2]
+    # Clipped on the scaled image, a box divided by the scale can end a fraction of a pixel
+    # outside the original one, which flipping could not mirror.
+    clip_boxes(boxes, im.shape)
     scores = net.blobs['scores'].data.reshape(-1, 1).copy()
     return boxes, scores
 
