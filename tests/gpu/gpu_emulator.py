@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import types
 
 import numpy as np
@@ -38,33 +37,86 @@ SHIM = r'''
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
+#include <thread>
+#include <vector>
 using std::max;
 using std::min;
 struct EmuDim { unsigned int x = 0, y = 0, z = 0; };
-static thread_local EmuDim threadIdx;
-static EmuDim blockIdx, blockDim, gridDim;
+static thread_local EmuDim threadIdx, blockIdx;
+static EmuDim blockDim, gridDim;
 static std::barrier<>* emu_barrier = nullptr;
 static unsigned char* emu_dynamic_shared = nullptr;
-extern "C" void emu_grid(unsigned gx, unsigned gy, unsigned bx, unsigned by) {
-  gridDim = {gx, gy, 1}; blockDim = {bx, by, 1};
-}
-extern "C" void emu_block(unsigned x, unsigned y) { blockIdx = {x, y, 0}; }
-extern "C" void emu_thread(unsigned x) { threadIdx = {x, 0, 0}; }
-extern "C" void emu_begin_block(int threads, size_t shared_bytes) {
-  delete emu_barrier;
-  emu_barrier = new std::barrier<>(threads);
-  free(emu_dynamic_shared);
-  emu_dynamic_shared = (unsigned char*)calloc(shared_bytes + 16, 1);
-}
-extern "C" void emu_thread_done() { if (emu_barrier) emu_barrier->arrive_and_drop(); }
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __shared__ static
 #define __syncthreads() emu_barrier->arrive_and_wait()
+
+// An element-wise (grid-stride) kernel does the same work as one thread as with many.
+extern "C" void emu_single_thread() {
+  gridDim = {1, 1, 1}; blockDim = {1, 1, 1}; blockIdx = {0, 0, 0}; threadIdx = {0, 0, 0};
+}
+
+// A kernel that synchronizes runs as `threads` real threads that go through the blocks one at a
+// time together (static __shared__ arrays are then each block's shared memory). Like CUDA, it
+// needs every thread of a block to reach each __syncthreads, or none.
+template <class Body>
+static void emu_run(unsigned gx, unsigned gy, unsigned threads, size_t shared, Body body) {
+  gridDim = {gx, gy, 1};
+  blockDim = {threads, 1, 1};
+  std::barrier<> sync(threads), block_end(threads);
+  emu_barrier = &sync;
+  std::vector<unsigned char> dynamic(shared + 16);
+  emu_dynamic_shared = dynamic.data();
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t]() {
+      threadIdx = {t, 0, 0};
+      for (unsigned by = 0; by < gy; ++by) {
+        for (unsigned bx = 0; bx < gx; ++bx) {
+          blockIdx = {bx, by, 0};
+          body();
+          block_end.arrive_and_wait();
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  emu_barrier = nullptr;
+  emu_dynamic_shared = nullptr;
+}
 '''
 
 _DYNAMIC_SHARED = re.compile(r'extern\s+__shared__\s+([\w ]+?)\s+(\w+)\[\];')
+_KERNEL = re.compile(r'__global__\s+void\s+(\w+)\s*\(([^)]*)\)\s*\{')
+
+
+def _kernels(source):
+    """(name, parameter list text, body text) of each __global__ function."""
+    out = []
+    for m in _KERNEL.finditer(source):
+        depth, i = 0, m.end() - 1
+        while True:
+            depth += {'{': 1, '}': -1}.get(source[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        out.append((m.group(1), m.group(2), source[m.end():i]))
+    return out
+
+
+def _launchers(source):
+    """For each kernel that calls __syncthreads, emu_launch_<name>(params..., grid x, grid y,
+    threads, shared bytes), which runs it on real threads (see emu_run in the shim)."""
+    code = []
+    for name, params, body in _kernels(source):
+        if '__syncthreads' not in body:
+            continue
+        names = [re.findall(r'\w+', p)[-1] for p in params.split(',')]
+        code.append('extern "C" void emu_launch_%s(%s, unsigned gx, unsigned gy, unsigned threads, '
+                    'size_t shared) {\n  emu_run(gx, gy, threads, shared, [&]() { %s(%s); });\n}\n'
+                    % (name, params, name, ', '.join(names)))
+    return '\n'.join(code)
 
 
 def compiler():
@@ -81,6 +133,7 @@ _BUILD_DIR = os.path.join(tempfile.gettempdir(), 'caffe-gpu-emulator-%d' % os.ge
 def build(source, include_dirs):
     """Compiles a kernel source for the host; returns the shared library's path."""
     source = _DYNAMIC_SHARED.sub(r'\1* \2 = (\1*)emu_dynamic_shared;', source)
+    source += '\n' + _launchers(source)
     os.makedirs(_BUILD_DIR, exist_ok=True)
     shim = os.path.join(_BUILD_DIR, 'emu_shim.h')
     if not os.path.isfile(shim) or open(shim).read() != SHIM:
@@ -263,11 +316,11 @@ _CTYPES = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.uint32): ctypes.c_uint,
 
 class FakeFunction:
     def __init__(self, library, name, cooperative):
-        self.function = getattr(library, name)
-        self.function.restype = None
-        self.library = library
         self.name = name
+        self.library = library
         self.cooperative = cooperative
+        self.function = getattr(library, 'emu_launch_' + name if cooperative else name)
+        self.function.restype = None
 
     def _arguments(self, args):
         out = []
@@ -282,67 +335,23 @@ class FakeFunction:
 
     def __call__(self, *args, block=(1, 1, 1), grid=(1, 1), shared=0, stream=None):
         cargs = self._arguments(args)
-        lib = self.library
         if not self.cooperative:
-            # A grid-stride loop does the same work as one thread as with many.
-            lib.emu_grid(1, 1, 1, 1)
-            lib.emu_block(0, 0)
-            lib.emu_thread(0)
+            self.library.emu_single_thread()
             self.function(*cargs)
             return
         threads = block[0] * (block[1] if len(block) > 1 else 1)
-        lib.emu_grid(grid[0], grid[1] if len(grid) > 1 else 1, block[0], 1)
-        errors = []
-
-        def run(t):
-            try:
-                lib.emu_thread(t)
-                self.function(*cargs)
-            except Exception as e:  # surfaced after the block finishes
-                errors.append(e)
-            finally:
-                lib.emu_thread_done()
-
-        for by in range(grid[1] if len(grid) > 1 else 1):
-            for bx in range(grid[0]):
-                lib.emu_block(bx, by)
-                lib.emu_begin_block(threads, shared)
-                workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
-                for w in workers:
-                    w.start()
-                for w in workers:
-                    w.join()
-                if errors:
-                    raise errors[0]
-
-
-def _cooperative_kernels(source):
-    """Names of the kernels that synchronize their threads (they run as real threads)."""
-    names = set()
-    for m in re.finditer(r'__global__\s+void\s+(\w+)\s*\(', source):
-        body_start = source.index('{', m.end())
-        depth, i = 0, body_start
-        while True:
-            depth += {'{': 1, '}': -1}.get(source[i], 0)
-            if depth == 0:
-                break
-            i += 1
-        if '__syncthreads' in source[body_start:i]:
-            names.add(m.group(1))
-    return names
+        self.function(*cargs, ctypes.c_uint(grid[0]),
+                      ctypes.c_uint(grid[1] if len(grid) > 1 else 1), ctypes.c_uint(threads),
+                      ctypes.c_size_t(shared))
 
 
 class FakeModule:
     def __init__(self, blob):
         path, source = blob
         self.library = ctypes.CDLL(path)
-        self.cooperative = _cooperative_kernels(source)
-        for name, argtypes in (('emu_grid', [ctypes.c_uint] * 4),
-                               ('emu_block', [ctypes.c_uint] * 2),
-                               ('emu_thread', [ctypes.c_uint]),
-                               ('emu_begin_block', [ctypes.c_int, ctypes.c_size_t]),
-                               ('emu_thread_done', [])):
-            getattr(self.library, name).argtypes = argtypes
+        self.cooperative = {name for name, _, body in _kernels(source)
+                            if '__syncthreads' in body}
+        self.library.emu_single_thread.argtypes = []
 
     def get_function(self, name):
         return FakeFunction(self.library, name, name in self.cooperative)

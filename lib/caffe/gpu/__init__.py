@@ -99,13 +99,17 @@ def init(device_id=0):
     context.push()
     _state.context, _state.device = context, device_id
     _state.generation = next(_generations)
-    from pycuda.tools import DeviceMemoryPool
-    _state.pool = DeviceMemoryPool()
-    _state.placeholder = _state.pool.allocate(4)
-    # Load the libraries now: a missing one is a setup error the user should see immediately.
-    from . import cublas, cudnn
-    cublas.library()
-    cudnn.library()
+    try:
+        from pycuda.tools import DeviceMemoryPool
+        _state.pool = DeviceMemoryPool()
+        _state.placeholder = _state.pool.allocate(4)
+        # Load the libraries now: a missing one is a setup error to see before any work starts.
+        from . import cublas, cudnn
+        cublas.library()
+        cudnn.library()
+    except BaseException:
+        _release()  # so that a later init() starts over instead of finding a half-made state
+        raise
 
 
 def _release():
