@@ -259,8 +259,11 @@ def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_
 
     boxes = imdb_proposals(FakeRpnNet(), Imdb())
     assert len(boxes) == 3
-    for b in boxes:
-        np.testing.assert_allclose(b, [[10, 20, 30, 40], [0, 0, 99, 59]], rtol=1e-6)
+    for i, b in enumerate(boxes):
+        # proposals are clipped to the original image (width 50, height 30 + 10 i)
+        h = 30 + 10 * i
+        expected = [[10, 20, 30, min(40, h - 1)], [0, 0, 49, min(59, h - 1)]]
+        np.testing.assert_allclose(b, expected, rtol=1e-6)
     assert 'im_proposals: 3/3' in capsys.readouterr().out
     paths[1] = str(tmp_path / 'missing.jpg')
     with pytest.raises(OSError, match='missing.jpg'):
