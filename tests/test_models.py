@@ -7,7 +7,6 @@ The expected names and shapes below are facts about the released ImageNet and Fa
 (ZF.v2, VGG_CNN_M_1024.v2, VGG16.v2 and the *_faster_rcnn_final models), written out here by
 hand, not read from the prototxts under test.
 """
-import copy
 import glob
 import os
 import types
@@ -368,7 +367,7 @@ GT_BOXES = [(16, 24, 135, 143), (88, 40, 180, 150)]
 
 @pytest.fixture(autouse=True)
 def small_cfg():
-    saved = copy.deepcopy(dict(cfg))
+    # conftest's restore_cfg puts the defaults back afterwards
     cfg.TRAIN.SCALES = (IMAGE_H,)
     cfg.TRAIN.MAX_SIZE = IMAGE_W
     cfg.TRAIN.IMS_PER_BATCH = 1
@@ -378,16 +377,6 @@ def small_cfg():
     cfg.TRAIN.RPN_POST_NMS_TOP_N = 32
     cfg.TEST.RPN_PRE_NMS_TOP_N = 300
     cfg.TEST.RPN_POST_NMS_TOP_N = 16
-    yield
-    _restore(cfg, saved)
-
-
-def _restore(target, saved):
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            _restore(target[key], value)
-        else:
-            target[key] = value
 
 
 def _iou(boxes, gt):

@@ -1,4 +1,3 @@
-import copy
 import os
 
 import numpy as np
@@ -8,21 +7,6 @@ from fast_rcnn.config import (ConfigError, cfg, cfg_from_file, cfg_from_list, cf
                               get_output_dir)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _restore(target, saved):
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            _restore(target[key], value)
-        else:
-            target[key] = value
-
-
-@pytest.fixture(autouse=True)
-def restore_cfg():
-    saved = copy.deepcopy(dict(cfg))
-    yield
-    _restore(cfg, saved)
 
 
 def snapshot():

@@ -1,6 +1,5 @@
 """fast_rcnn.test.im_detect on tiny hand-weighted nets, and fast_rcnn.train's snapshots (bbox_pred
 un-normalized on disk, untouched in memory, re-normalized on restore) and roidb filtering."""
-import copy
 import os
 
 import numpy as np
@@ -18,13 +17,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(autouse=True)
-def restore_cfg(monkeypatch):
-    saved = copy.deepcopy(cfg)
+def python_layers_on_path(monkeypatch):
     monkeypatch.syspath_prepend(HERE)  # the prototxts' Python layers live in _train_test_layers
-    caffe.set_mode_cpu()
-    yield
-    cfg.clear()
-    cfg.update(saved)
 
 
 def write(path, text):
