@@ -44,7 +44,7 @@ def randomize_weights(net, seed):
             blobs[1].data[...] = rs.randn(*blobs[1].shape) * 0.1
 
 
-def test_image(height=150, width=200, seed=0):
+def synthetic_image(height=150, width=200, seed=0):
     rs = np.random.RandomState(seed)
     im = cv2.GaussianBlur(rs.randint(0, 255, (height, width, 3)).astype(np.uint8), (0, 0), 3)
     for _ in range(6):
@@ -106,7 +106,7 @@ def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend, restore_c
                             'faster_rcnn_test.pt')
     net = caffe.Net(prototxt, caffe.TEST)
     randomize_weights(net, seed=1)
-    im = test_image()
+    im = synthetic_image()
 
     c_scores, c_boxes, c_blobs, c_dets, features = _detect(net, im, gpu=False)
     g_scores, g_boxes, g_blobs, g_dets, _ = _detect(net, im, gpu=True)

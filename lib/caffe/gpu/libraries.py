@@ -81,10 +81,9 @@ def load(spec, search_dirs=None, system=True):
                 except OSError as e:
                     errors.append(str(e))
     if system:
-        for soname, needed in spec.sonames:
+        # On the system path the dynamic linker finds the needed libraries itself.
+        for soname, _ in spec.sonames:
             try:
-                for dep in needed:
-                    ctypes.CDLL(dep, mode=ctypes.RTLD_GLOBAL)
                 return ctypes.CDLL(soname, mode=ctypes.RTLD_GLOBAL), soname
             except OSError as e:
                 errors.append(str(e))
