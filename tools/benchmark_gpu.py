@@ -253,7 +253,6 @@ def time_torch(args, clock, device_index):
     device = torch.device('cuda', device_index)
     model = torch_model().to(device)
     x = torch.randn(1, 3, args.scale, args.max_size, device=device) * 50
-    sync = torch.cuda.synchronize
 
     def anchors_for(feat):
         a = shifted_anchors(generate_anchors(), feat.shape[2], feat.shape[3], 16)
@@ -339,6 +338,8 @@ def main(argv=None):
         print('Device: CPU')
     clock = Clock(sync)
     nets = [n for n in args.nets.split(',') if n]
+    if not on_gpu:
+        args.no_torch = True
     for arch in nets:
         info = time_detection(arch, args, clock, sync)
         print('%s detection: input %s, %d proposals' % (arch, 'x'.join(map(str, info['input'])),

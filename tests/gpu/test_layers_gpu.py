@@ -89,3 +89,13 @@ def test_blobs_round_trip_and_empty_blobs(backend):
     assert empty.gpu_data().shape == (0, 5)
     assert empty.mutable_gpu_diff().size == 0
     assert empty.data.shape == (0, 5)
+
+
+def test_every_layer_type_has_a_gpu_case():
+    import caffe.layers  # noqa: F401  (registers the built-in types)
+    from caffe.layer import LAYERS
+    from caffe.testing import layer_param
+    covered = {layer_param(c.text).type for c in CASES}
+    assert set(LAYERS) <= covered, 'layer types without a GPU case: %s' % (set(LAYERS) - covered)
+    for name, cls in LAYERS.items():
+        assert 'forward_gpu' in cls.__dict__ and 'backward_gpu' in cls.__dict__, name

@@ -332,6 +332,26 @@ class Kernel:
         self.function()(*[_argument(a) for a in args], block=block, grid=grid, shared=shared)
 
 
+_sgd_update = Kernel('elementwise.cu', 'sgd_update')
+
+
+def sgd_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularization='L2',
+               iter_size=1):
+    """One SGD step on device arrays of one parameter blob, computing what the CPU solver's
+    apply_update computes for it (float32, same order): diff scaled by 1/iter_size and
+    regularized (diff is updated as on the host), history = momentum * history + rate * diff,
+    data -= history. rate is the global rate times the blob's lr_mult; decay the weight decay
+    times its decay_mult. For a solver that keeps parameters and history on the GPU."""
+    if regularization not in ('L2', 'L1'):
+        raise CaffeError('unknown regularization_type %r' % regularization)
+    if not decay:
+        kind = 0
+    else:
+        kind = 1 if regularization == 'L2' else 2
+    _sgd_update(data.size, data, diff, history, iter_size > 1, np.float32(1.0 / iter_size),
+                kind, np.float32(decay), np.float32(momentum), np.float32(rate))
+
+
 __all__ = ['init', 'current_device', 'to_device', 'empty', 'zeros', 'zero', 'copy', 'pointer',
            'Kernel', 'Workspace', 'set_allow_tf32', 'allow_tf32', 'synchronize',
-           'compile_kernels', 'KERNEL_DIR']
+           'compile_kernels', 'sgd_update', 'KERNEL_DIR']

@@ -6,7 +6,6 @@ share one set of weights (each gives the top of the same index), as in Caffe.
 """
 import numpy as np
 
-from .. import gpu
 from ..fillers import fill
 from ..layer import Layer, register
 from ._checks import AT_LEAST_ONE, check_count, layer_error

@@ -121,3 +121,28 @@ extern "C" __global__ void concat_copy(int n, int chunk, int top_chunk, int offs
     }
   }
 }
+
+// One SGD step for one parameter blob, in the CPU solver's float32 order (caffe/solver.py,
+// apply_update): diff *= iter_scale (when iter_size > 1); diff += decay * data (L2) or
+// decay * sign(data) (L1, regularization 2; 0 for none); history = history * momentum
+// + rate * diff; data -= history. diff is left as the solver leaves it on the host.
+extern "C" __global__ void sgd_update(int n, float* data, float* diff, float* history,
+                                      int scale_diff, float iter_scale, int regularization,
+                                      float decay, float momentum, float rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = diff[i];
+    if (scale_diff) g = g * iter_scale;
+    if (regularization == 1) {
+      g = g + decay * data[i];
+    } else if (regularization == 2) {
+      float w = data[i];
+      float sign = (w > 0.f ? 1.f : 0.f) - (w < 0.f ? 1.f : 0.f);
+      g = g + decay * sign;
+    }
+    diff[i] = g;
+    float h = history[i] * momentum;
+    h = h + rate * g;
+    history[i] = h;
+    data[i] = data[i] - h;
+  }
+}
