@@ -21,14 +21,6 @@ from fast_rcnn.config import cfg, cfg_from_file
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture
-def restore_cfg():
-    saved = copy.deepcopy(cfg)
-    yield cfg
-    cfg.clear()
-    cfg.update(saved)
-
-
 def randomize_weights(net, seed):
     """He-style random weights (activations keep their scale through the ReLU stack); the first
     layer scaled down for pixel values in the tens, so the scores come out of order one: spread
@@ -95,7 +87,7 @@ NETS = [pytest.param('ZF', 160, 260, id='ZF'),
 
 
 @pytest.mark.parametrize('arch,scale,max_size', NETS)
-def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend, restore_cfg):
+def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend):
     if arch == 'VGG16' and backend is not None:
         pytest.skip('VGG16 runs on a real GPU only (too slow on the emulator)')
     cfg.TEST.HAS_RPN = True
@@ -162,7 +154,7 @@ def _toy_roidb(tmp_path):
 
 
 @pytest.mark.slow
-def test_end2end_training_same_losses_on_gpu_and_cpu(backend, restore_cfg, tmp_path):
+def test_end2end_training_same_losses_on_gpu_and_cpu(backend, tmp_path):
     """20 iterations of the toy net, CPU and GPU in lockstep: each GPU iteration starts from the
     RNG states the CPU iteration started from, so both sample the same images, anchors and RoIs
     (as far as their proposals agree); the losses must then agree."""
