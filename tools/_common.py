@@ -19,20 +19,50 @@ def fail(message):
 
 
 def user_errors():
-    """Exception types whose message says all a user needs (bad file, key, dataset, setup)."""
+    """Exception types whose message says all a user needs (bad file, key, dataset, setup).
+    OSError and ValueError are what the dataset readers and the runtime raise for a file that
+    is missing or malformed; their messages name the file."""
     from caffe import CaffeError
     from datasets.factory import UnknownDatasetError
     from fast_rcnn.train import TrainingError
-    return (CaffeError, ConfigError, TrainingError, UnknownDatasetError)
+    return (CaffeError, ConfigError, TrainingError, UnknownDatasetError, OSError, ValueError)
+
+
+def error_message(e):
+    """One line for an exception: an OSError with a file name says which file."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = '%s: %s' % (e.filename, e.strerror)
+    elif isinstance(e, KeyError) and len(e.args) == 1:
+        text = str(e.args[0])  # str(KeyError) would quote the message
+    else:
+        text = str(e) or type(e).__name__
+    return ' '.join(text.split('\n'))
 
 
 def run_tool(main, argv=None):
-    """Runs a tool's main; user errors end it with their message and status 1, not a traceback."""
+    """Runs a tool's main; user errors end it with one 'error: ...' line and status 1, not a
+    traceback. --debug (anywhere on the command line, or FRCN_DEBUG=1) shows the traceback.
+    An interrupted training run (SIGINT/SIGTERM, see fast_rcnn.train) exits 130/143 after its
+    snapshot."""
+    from fast_rcnn.train import TrainingInterrupted
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = '--debug' in argv or os.environ.get('FRCN_DEBUG', '') not in ('', '0')
+    argv = [a for a in argv if a != '--debug']
     errors = user_errors()
     try:
         return main(argv)
+    except TrainingInterrupted as e:
+        print(str(e), file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print('interrupted', file=sys.stderr, flush=True)
+        sys.exit(130)
     except errors as e:
-        fail(str(e))
+        if debug:
+            raise
+        fail(error_message(e))
 
 
 def parse_device(text):
@@ -64,6 +94,9 @@ def add_device_arg(parser, default='0'):
 def add_cfg_args(parser):
     parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
                         help='optional config file(s), merged in order (repeatable)')
+    # Read by run_tool (which takes it off the command line); listed here for --help.
+    parser.add_argument('--debug', action='store_true',
+                        help='show the Python traceback of an error')
     parser.add_argument('--set', dest='set_cfgs', nargs=argparse.REMAINDER, default=None,
                         help='set config keys (last option): --set KEY VALUE [KEY VALUE ...]')
 
@@ -100,6 +133,20 @@ def require_weights(path):
     """Exits with a pointer to data/README.md when a weights file is missing."""
     if path is not None and not os.path.isfile(path):
         fail('weights file %s not found; see data/README.md' % path)
+
+
+def read_pickle(path, what):
+    """The object pickled in path; a missing, empty, truncated or foreign file ends the tool
+    with one error line naming it."""
+    import pickle
+    require_file(path, what)
+    try:
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            TypeError, ValueError) as e:
+        fail('%s %s is not a readable pickle (empty, truncated or another format?): %s: %s'
+             % (what, path, type(e).__name__, e))
 
 
 def require_file(path, what):

@@ -157,6 +157,9 @@ def main(argv=None):
     prototxt, caffemodel, classes, images = resolve_inputs(args)
     _common.require_file(prototxt, 'net definition')
     _common.require_weights(caffemodel)
+    from utils.image_file import check_image_file
+    for image_path in images:  # before the slow net set-up
+        check_image_file(image_path)
 
     import caffe
     _common.setup_caffe(None if args.cpu_mode else args.gpu)

@@ -9,7 +9,6 @@ plot as a PNG.
 """
 import argparse
 import os
-import pickle
 import sys
 
 import _common
@@ -42,8 +41,7 @@ def parse_args(argv=None):
 
 
 def load_proposals(path, num_images):
-    with open(path, 'rb') as f:
-        boxes = pickle.load(f)
+    boxes = _common.read_pickle(path, 'proposals file')
     if len(boxes) != num_images:
         _common.fail('%s holds proposals for %d images; the dataset has %d'
                      % (path, len(boxes), num_images))

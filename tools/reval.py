@@ -7,7 +7,6 @@ re-applying per-class NMS, without running the network again.
 """
 import argparse
 import os
-import pickle
 import sys
 
 import _common
@@ -43,8 +42,7 @@ def main(argv=None):
         if 'matlab_eval' not in imdb.config:
             _common.fail('%s has no MATLAB evaluation' % imdb.name)
         imdb.config['matlab_eval'] = True
-    with open(det_file, 'rb') as f:
-        dets = pickle.load(f)
+    dets = _common.read_pickle(det_file, 'detections file')
     if len(dets) != imdb.num_classes or any(len(d) != imdb.num_images for d in dets):
         _common.fail('%s holds detections for %d classes x %d images; %s has %d x %d'
                      % (det_file, len(dets), len(dets[0]) if dets else 0, imdb.name,

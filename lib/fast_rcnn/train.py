@@ -6,17 +6,39 @@ and the release), so the saved bbox_pred layer has the normalization folded back
 and a test net needs no means or stds.
 """
 import os
+import pickle
+import signal
+import threading
 import time
 
 import numpy as np
 
 import caffe
+from caffe import common as caffe_common
+from caffe import io as caffe_io
 from fast_rcnn.config import cfg
 import roi_data_layer.roidb as rdl_roidb
+
+# Beside each .solverstate: what Caffe's state file lacks for an exact resume (see snapshot()).
+TRAIN_STATE_EXT = '.trainstate'
 
 
 class TrainingError(RuntimeError):
     """A training setup that cannot work (no data layer, inconsistent config, bad snapshot)."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM arrived: the iteration under way was finished and a snapshot written.
+    exit_code is the shell's convention for death by that signal (130 SIGINT, 143 SIGTERM)."""
+
+    def __init__(self, signum, iteration, model_path, state_path):
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+        self.model_path = model_path
+        self.state_path = state_path
+        super().__init__('interrupted by %s at iteration %d; snapshot written to %s; resume '
+                         'with --restore %s' % (signal.Signals(signum).name, iteration,
+                                                 model_path, state_path))
 
 
 class SolverWrapper:
@@ -122,17 +144,56 @@ class SolverWrapper:
                 weights, biases = self.solver.net.params['bbox_pred'][:2]
                 weights.data[...] = saved[0]
                 biases.data[...] = saved[1]
+        self._write_train_state(model_path, saved)
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
 
+    def _write_train_state(self, model_path, normalized_bbox_pred):
+        # A resumed run must continue exactly as an uninterrupted one: it needs the RNG states
+        # (numpy: minibatch and RoI sampling; the runtime's: dropout), the data layer's place
+        # in its shuffled epoch, and bbox_pred as trained (normalized): undoing the saved
+        # un-normalization in floating point would not give back the same bits.
+        layer = self._data_layer()
+        state = {'numpy_rng': np.random.get_state(),
+                 'caffe_rng': caffe_common.rng().get_state(),
+                 'data_layer': layer.get_state() if hasattr(layer, 'get_state') else None,
+                 'bbox_pred': normalized_bbox_pred}
+        path = os.path.splitext(model_path)[0] + TRAIN_STATE_EXT
+        caffe_io.atomic_write(path, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+
+    def _read_train_state(self, solverstate):
+        path = os.path.splitext(solverstate)[0] + TRAIN_STATE_EXT
+        if not os.path.isfile(path):
+            return None
+        try:
+            with open(path, 'rb') as f:
+                return pickle.load(f)
+        except Exception as e:
+            raise TrainingError('%s is unreadable (%s: %s); delete it to resume without exact '
+                                'reproducibility' % (path, type(e).__name__, e)) from None
+
     def restore(self, solverstate):
         """Resumes from a .solverstate written by snapshot(): iteration, momentum history and the
-        weights, with bbox_pred brought back to the normalized form the training loss uses."""
+        weights, with bbox_pred brought back to the normalized form the training loss uses; and,
+        from the .trainstate beside it, the RNGs and the data layer's position."""
         if not os.path.isfile(solverstate):
             raise TrainingError('solver state %s not found' % solverstate)
         print('Restoring solver state from %s' % solverstate, flush=True)
         self.solver.restore(solverstate)
-        self._normalize_bbox_pred()
+        state = self._read_train_state(solverstate)
+        if state is None:
+            print('warning: no %s beside %s; the resumed run will not repeat the original '
+                  'one exactly' % (TRAIN_STATE_EXT, solverstate), flush=True)
+            self._normalize_bbox_pred()
+            return
+        if state['bbox_pred'] is not None:
+            weights, biases = self.solver.net.params['bbox_pred'][:2]
+            weights.data[...] = state['bbox_pred'][0]
+            biases.data[...] = state['bbox_pred'][1]
+        np.random.set_state(state['numpy_rng'])
+        caffe_common.rng().set_state(state['caffe_rng'])
+        if state['data_layer'] is not None:
+            self._data_layer().set_state(state['data_layer'])
 
     # the loop ---------------------------------------------------------------------------------
     def _loss_outputs(self):
@@ -142,7 +203,11 @@ class SolverWrapper:
 
     def train_model(self, max_iters):
         """Steps the solver up to iteration max_iters; snapshots every cfg.TRAIN.SNAPSHOT_ITERS
-        and at the end. Returns the paths of the written models."""
+        and at the end. Returns the paths of the written models.
+
+        A loss that becomes NaN or Inf raises TrainingError before any further snapshot (the
+        last one written stays the last good one). SIGINT/SIGTERM let the iteration under way
+        finish, then a snapshot is written and TrainingInterrupted raised."""
         solver = self.solver
         losses = self._loss_outputs()
         sums = dict.fromkeys(losses, 0.0)
@@ -151,33 +216,84 @@ class SolverWrapper:
         model_paths = []
         last_snapshot = -1
         start_iter = solver.iter
-        while solver.iter < max_iters:
-            tic = time.perf_counter()
-            solver.step(1)
-            elapsed = time.perf_counter() - tic
-            window_time += elapsed
-            total_time += elapsed
-            window_iters += 1
-            total_iters += 1
-            for name in losses:
-                sums[name] += float(np.sum(solver.net.blobs[name].data))
-            it = solver.iter
-            if it % self.display == 0 or it == max_iters or it == start_iter + 1:
-                per_iter = total_time / total_iters
-                eta = per_iter * (max_iters - it)
-                parts = ', '.join('%s = %.4f' % (name, sums[name] / window_iters)
-                                  for name in losses)
-                print('Iteration %d/%d: %s, lr = %g, %.3f s/iter, ETA %s'
-                      % (it, max_iters, parts, solver.learning_rate(),
-                         window_time / window_iters, _format_seconds(eta)), flush=True)
-                sums = dict.fromkeys(losses, 0.0)
-                window_iters, window_time = 0, 0.0
-            if cfg.TRAIN.SNAPSHOT_ITERS > 0 and it % cfg.TRAIN.SNAPSHOT_ITERS == 0:
-                last_snapshot = it
-                model_paths.append(self.snapshot())
+        with _StopRequests() as stop:
+            while solver.iter < max_iters:
+                tic = time.perf_counter()
+                solver.step(1)
+                elapsed = time.perf_counter() - tic
+                window_time += elapsed
+                total_time += elapsed
+                window_iters += 1
+                total_iters += 1
+                values = {name: float(np.sum(solver.net.blobs[name].data)) for name in losses}
+                self._check_finite(values, model_paths)
+                for name in losses:
+                    sums[name] += values[name]
+                it = solver.iter
+                if it % self.display == 0 or it == max_iters or it == start_iter + 1:
+                    per_iter = total_time / total_iters
+                    eta = per_iter * (max_iters - it)
+                    parts = ', '.join('%s = %.4f' % (name, sums[name] / window_iters)
+                                      for name in losses)
+                    print('Iteration %d/%d: %s, lr = %g, %.3f s/iter, ETA %s'
+                          % (it, max_iters, parts, solver.learning_rate(),
+                             window_time / window_iters, _format_seconds(eta)), flush=True)
+                    sums = dict.fromkeys(losses, 0.0)
+                    window_iters, window_time = 0, 0.0
+                if cfg.TRAIN.SNAPSHOT_ITERS > 0 and it % cfg.TRAIN.SNAPSHOT_ITERS == 0:
+                    last_snapshot = it
+                    model_paths.append(self.snapshot())
+                if stop.signum is not None:
+                    if last_snapshot != it:
+                        model_paths.append(self.snapshot())
+                    raise TrainingInterrupted(stop.signum, it, model_paths[-1],
+                                              os.path.splitext(model_paths[-1])[0]
+                                              + '.solverstate')
         if last_snapshot != solver.iter or not model_paths:
             model_paths.append(self.snapshot())
         return model_paths
+
+    def _check_finite(self, values, model_paths):
+        # The update that made a loss NaN/Inf has already spoiled the weights: stop before a
+        # snapshot could overwrite anything good with them.
+        bad = [name for name, v in values.items() if not np.isfinite(v)]
+        if not bad:
+            return
+        last = model_paths[-1] if model_paths else 'none written in this run'
+        raise TrainingError('loss %s is %s at iteration %d; training stopped (last good '
+                            'snapshot: %s). Lower the learning rate or check the data.'
+                            % (', '.join(bad), values[bad[0]], self.solver.iter, last))
+
+
+class _StopRequests:
+    """While active, SIGINT and SIGTERM only record that a stop was asked for (signum); the
+    training loop finishes its iteration, snapshots and stops. Outside the main thread signal
+    handlers cannot be set, and it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            # A second request: the user means it; stop now (the last snapshot is intact).
+            raise KeyboardInterrupt
+        self.signum = signum
+        print('\n%s received: finishing this iteration, then writing a snapshot (send it '
+              'again to stop at once)' % signal.Signals(signum).name, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _format_seconds(seconds):

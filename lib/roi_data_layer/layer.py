@@ -91,6 +91,19 @@ class RoIDataLayer(caffe.Layer):
         self._roidb = roidb
         self._shuffle_roidb_inds()
 
+    def get_state(self):
+        """Where the layer is in its epoch: (shuffled order, cursor), for snapshots."""
+        return {'perm': self._perm.copy(), 'cur': self._cur}
+
+    def set_state(self, state):
+        """Continues from a get_state() of a run on the same roidb."""
+        perm = np.asarray(state['perm'], dtype=np.intp)
+        if self._roidb is None or (perm.size and perm.max() >= len(self._roidb)):
+            raise caffe.CaffeError('RoIDataLayer %r: the saved position is for a roidb of '
+                                   'another size (%d images now)'
+                                   % (self.name, len(self._roidb or ())))
+        self._perm, self._cur = perm, int(state['cur'])
+
     def _shuffle_roidb_inds(self):
         self._perm = shuffled_order([e['width'] for e in self._roidb],
                                     [e['height'] for e in self._roidb],

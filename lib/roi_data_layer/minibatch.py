@@ -6,6 +6,7 @@ import numpy as np
 from fast_rcnn.config import cfg
 from fast_rcnn.sampling import expand_bbox_targets, rois_per_image, sample_rois
 from utils.blob import im_list_to_blob, prep_im_for_blob
+from utils.image_file import check_image_file
 
 
 def get_minibatch(roidb, num_classes):
@@ -91,6 +92,7 @@ def _get_image_blob(roidb, scale_inds):
 def load_image(entry):
     """The entry's BGR image, mirrored left-right when entry['flipped']."""
     path = entry['image']
+    check_image_file(path)  # cv2 decodes a truncated JPEG without an error
     im = cv2.imread(path)
     if im is None:
         raise OSError('cannot read image %s (missing, unreadable or not an image)' % path)

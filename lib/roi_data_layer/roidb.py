@@ -5,6 +5,7 @@ import numpy as np
 from fast_rcnn.bbox_transform import bbox_transform
 from fast_rcnn.config import cfg
 from utils.cython_bbox import bbox_overlaps
+from utils.image_file import check_image_file
 
 
 def prepare_roidb(imdb):
@@ -18,6 +19,8 @@ def prepare_roidb(imdb):
     roidb = imdb.roidb
     for i, entry in enumerate(roidb):
         entry['image'] = imdb.image_path_at(i)
+        # A bad image found here costs nothing; found at iteration 50000 it would end the run.
+        check_image_file(entry['image'])
         if 'width' not in entry or 'height' not in entry:
             entry['width'], entry['height'] = imdb.image_size_at(i)
         gt_overlaps = _dense(entry['gt_overlaps'])
