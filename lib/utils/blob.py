@@ -25,8 +25,7 @@ def prep_im_for_blob(im, pixel_means, target_size, max_size):
     """Subtracts pixel_means from an H x W x 3 image and rescales it so its short side is
     target_size, unless that makes the long side exceed max_size (after rounding), in which case
     the long side is made max_size. Returns (float32 image, scale). The input is not modified."""
-    # Subtract in the means' precision, then round once to float32, as the release does.
-    im = (np.asarray(im, dtype=np.float32) - np.asarray(pixel_means)).astype(np.float32, copy=False)
+    im = _subtract_means(im, pixel_means)
     short_side = min(im.shape[0], im.shape[1])
     long_side = max(im.shape[0], im.shape[1])
     scale = float(target_size) / float(short_side)
@@ -34,3 +33,21 @@ def prep_im_for_blob(im, pixel_means, target_size, max_size):
         scale = float(max_size) / float(long_side)
     im = cv2.resize(im, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     return im, scale
+
+
+# Values per chunk of the mean subtraction: bounds its temporaries to about 12 MB.
+_CHUNK_VALUES = 1 << 20
+
+
+def _subtract_means(im, pixel_means):
+    """float32(im - pixel_means), computed in the means' precision and rounded once to float32
+    as the release does, but a band of rows at a time: a whole-image float64 temporary would
+    be twice the float32 result (gigabytes for a very large photo)."""
+    im = np.asarray(im)
+    means = np.asarray(pixel_means)
+    out = np.empty(im.shape, dtype=np.float32)
+    step = max(1, _CHUNK_VALUES // max(1, int(np.prod(im.shape[1:]))))
+    for start in range(0, im.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = im[rows].astype(np.float32) - means
+    return out
