@@ -200,21 +200,119 @@ def _write_text(path, message):
     io.atomic_write(path, text_format.MessageToString(message).encode())
 
 
-def fit_net_to_classes(prototxt, num_classes, out_dir):
-    """prototxt itself when it is written for num_classes (or names no class count); else the
-    path of an adapted copy in out_dir."""
-    param = _read_net(prototxt)
+def _anchor_param_str(text, scales, ratios):
+    # The RPN layers' param_str with scales/ratios replaced (feat_stride and the rest kept).
+    import yaml
+    from rpn.layer_io import _ParamLoader
+    params = yaml.load(text, Loader=_ParamLoader) if text.strip() else {}
+    params = dict(params or {})
+    params['scales'] = [float(v) if v != int(v) else int(v) for v in scales]
+    params['ratios'] = [float(v) for v in ratios]
+    return repr(params)
+
+
+def net_fitting(param, num_classes):
+    """What the adapted copy of a NetParameter must change: a list of (tag, patch function),
+    empty when the net is used as written. Covers the dataset's classes, the RPN anchors of
+    cfg.RPN_ANCHOR_SCALES / RPN_ANCHOR_RATIOS (paper Table 8) and lambda of Eq. (1)
+    (cfg.TRAIN.RPN_LAMBDA, Table 9)."""
+    changes = []
     current = net_num_classes(param)
-    if current is None or current == num_classes:
+    if current is not None and current != num_classes:
+        changes.append(('%dcls' % num_classes, lambda p: _patch_net(p, num_classes)))
+    layers = list(param.layer)
+    rpn_layers = [l for l in layers if l.name in ('rpn_cls_score', 'rpn_bbox_pred')]
+    if (cfg.RPN_ANCHOR_SCALES or cfg.RPN_ANCHOR_RATIOS) and rpn_layers:
+        scales = tuple(cfg.RPN_ANCHOR_SCALES) or None
+        ratios = tuple(cfg.RPN_ANCHOR_RATIOS) or tuple(cfg.ANCHOR_RATIOS)
+        changes.append(('anchors_s%s_r%s' % ('-'.join('%g' % v for v in scales or ('def',)),
+                                             '-'.join('%g' % v for v in ratios)),
+                        lambda p: _patch_anchors(p, scales, ratios)))
+    if cfg.TRAIN.RPN_LAMBDA != 10.0 and any(l.name == 'rpn_loss_bbox' for l in layers):
+        changes.append(('lambda%g' % cfg.TRAIN.RPN_LAMBDA, _patch_lambda))
+    return changes
+
+
+def _patch_anchors(param, scales, ratios):
+    from rpn.layer_io import _ParamLoader
+    import yaml
+    num_anchors = None
+    for layer in param.layer:
+        if layer.HasField('python_param') and 'feat_stride' in layer.python_param.param_str:
+            text = layer.python_param.param_str
+            old = yaml.load(text, Loader=_ParamLoader) or {}
+            layer_scales = scales or tuple(old.get('scales', cfg.ANCHOR_SCALES))
+            layer.python_param.param_str = _anchor_param_str(text, layer_scales, ratios)
+            num_anchors = len(layer_scales) * len(ratios)
+    if num_anchors is None:
+        num_anchors = len(scales or cfg.ANCHOR_SCALES) * len(ratios)
+    for layer in param.layer:
+        if layer.name == 'rpn_cls_score':
+            layer.convolution_param.num_output = 2 * num_anchors
+        elif layer.name == 'rpn_bbox_pred':
+            layer.convolution_param.num_output = 4 * num_anchors
+        elif (layer.name.startswith('rpn') and layer.type == 'Reshape'
+              and len(layer.reshape_param.shape.dim) > 1
+              and layer.reshape_param.shape.dim[1] not in (0, -1, 2)):
+            # rpn_cls_prob_reshape: (1, 2, A*H, W) back to (1, 2A, H, W)
+            layer.reshape_param.shape.dim[1] = 2 * num_anchors
+
+
+def _patch_lambda(param):
+    for layer in param.layer:
+        if layer.name == 'rpn_loss_bbox':
+            weights = list(layer.loss_weight) or [1.0]
+            del layer.loss_weight[:]
+            layer.loss_weight.extend(w * cfg.TRAIN.RPN_LAMBDA / 10.0 for w in weights)
+
+
+def fit_net_to_classes(prototxt, num_classes, out_dir):
+    """prototxt itself when it needs no change (see net_fitting); else the path of an adapted
+    copy in out_dir."""
+    param = _read_net(prototxt)
+    changes = net_fitting(param, num_classes)
+    if not changes:
         return prototxt
-    _patch_net(param, num_classes)
+    for _, patch in changes:
+        patch(param)
+    tag = '_'.join(t for t, _ in changes)
     name = os.path.basename(prototxt)
     stem, ext = os.path.splitext(name)
-    path = os.path.join(out_dir, '%s_%dcls%s' % (stem, num_classes, ext or '.prototxt'))
+    path = os.path.join(out_dir, '%s_%s%s' % (stem, tag, ext or '.prototxt'))
     os.makedirs(out_dir, exist_ok=True)
     _write_text(path, param)
-    print('%s is written for %d classes; the dataset has %d: using the adapted copy %s'
-          % (prototxt, current, num_classes, path), flush=True)
+    print('%s adapted (%s): using the copy %s' % (prototxt, tag.replace('_', ', '), path),
+          flush=True)
+    return path
+
+
+def detector_net(prototxt, out_dir):
+    """A Faster R-CNN test net without its RPN: the same detector reading a 'rois' input, for
+    testing it on external or dense proposals (paper Tables 2, 10). prototxt itself when it has
+    no proposal layer."""
+    param = _read_net(prototxt)
+    rpn = [l for l in param.layer if 'rois' in l.top and l.HasField('python_param')]
+    if not rpn:
+        return prototxt
+    # Everything the proposal layer reads only for itself (rpn_* layers) goes with it.
+    keep = [l for l in param.layer if l not in rpn and not l.name.startswith('rpn')]
+    del param.layer[:]
+    param.layer.extend(keep)
+    names = list(param.input)
+    shapes = [list(s.dim) for s in param.input_shape]
+    del param.input[:]
+    del param.input_shape[:]
+    for name, dims in zip(names, shapes):
+        if name == 'im_info':
+            name, dims = 'rois', [1, 5]
+        param.input.append(name)
+        param.input_shape.add().dim.extend(dims)
+    stem, ext = os.path.splitext(os.path.basename(prototxt))
+    path = os.path.join(out_dir, '%s_detector%s' % (stem, ext or '.prototxt'))
+    os.makedirs(out_dir, exist_ok=True)
+    _write_text(path, param)
+    print('%s: testing the detector alone on given proposals with %s' % (prototxt, path),
+          flush=True)
     return path
 
 
@@ -239,11 +337,17 @@ def fit_solver_to_classes(solver_prototxt, num_classes, out_dir):
     if not os.path.isfile(net_path):
         fail('%s: net file %s not found' % (solver_prototxt, net_path))
     fitted = fit_net_to_classes(net_path, num_classes, out_dir)
-    if fitted == net_path:
+    iter_size = cfg.TRAIN.ITER_SIZE
+    if fitted == net_path and iter_size <= 0:
         return solver_prototxt
     setattr(param, field, os.path.abspath(fitted))
+    tag = 'fitted'
+    if iter_size > 0:
+        # cfg.TRAIN.ITER_SIZE: the paper's multi-GPU batches accumulated on one device.
+        param.iter_size = iter_size
+        tag += '_iter%d' % iter_size
     stem, ext = os.path.splitext(os.path.basename(solver_prototxt))
-    path = os.path.join(out_dir, '%s_%dcls%s' % (stem, num_classes, ext or '.prototxt'))
+    path = os.path.join(out_dir, '%s_%s%s' % (stem, tag, ext or '.prototxt'))
     _write_text(path, param)
     return path
 

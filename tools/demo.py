@@ -163,6 +163,9 @@ def main(argv=None):
 
     import caffe
     _common.setup_caffe(None if args.cpu_mode else args.gpu)
+    # The net as trained: cfg.RPN_ANCHOR_SCALES / RATIOS (paper Table 8) reach it by an adapted copy.
+    prototxt = _common.fit_net_to_classes(prototxt, len(classes) + 1, os.path.join(
+        args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo'), 'nets'))
     net = caffe.Net(prototxt, caffemodel, caffe.TEST)
     print('Loaded network %s' % caffemodel, flush=True)
     # The first forward passes set up buffers; keep them out of the timings.

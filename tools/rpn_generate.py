@@ -49,9 +49,13 @@ def main(argv=None):
 
     import caffe
     _common.setup_caffe(args.gpu)
-    net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)
-    net.name = os.path.splitext(os.path.basename(args.caffemodel))[0]
+    name = os.path.splitext(os.path.basename(args.caffemodel))[0]
     imdb = get_imdb(args.imdb_name)
+    # Anchors of cfg.RPN_ANCHOR_SCALES / RATIOS reach the net through an adapted copy.
+    prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
+                                          get_output_dir(imdb, name))
+    net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    net.name = name
     output_dir = get_output_dir(imdb, net)
     proposals = imdb_proposals(net, imdb)
     path = os.path.join(output_dir, net.name + '_rpn_proposals.pkl')

@@ -35,6 +35,11 @@ def parse_args(argv=None):
     parser.add_argument('--num_dets', dest='max_per_image', type=int, default=None,
                         help='at most this many detections per image '
                              '(default: cfg.TEST.MAX_PER_IMAGE)')
+    parser.add_argument('--proposals', dest='proposals', default=None,
+                        help='test the detector on these proposals instead of its RPN: a '
+                             'pickle of per-image boxes (tools/rpn_generate.py); for .mat '
+                             'files (selective search, EdgeBoxes) use --set '
+                             'TEST.HAS_RPN False TEST.PROPOSAL_METHOD selective_search|edge_boxes')
     _common.add_cfg_args(parser)
     return parser.parse_args(argv)
 
@@ -54,11 +59,18 @@ def main(argv=None):
     _common.setup_caffe(args.gpu)
     imdb = get_imdb(args.imdb_name)
     imdb.competition_mode(args.comp_mode)
-    if not cfg.TEST.HAS_RPN:
+    if args.proposals:
+        _common.require_file(args.proposals, 'proposals file')
+        cfg.TEST.HAS_RPN = False
+        cfg.TEST.PROPOSAL_METHOD = 'rpn'
+        imdb.config['rpn_file'] = args.proposals
+    if not cfg.TEST.HAS_RPN and cfg.TEST.PROPOSAL_METHOD != 'dense':
         imdb.set_proposal_method(cfg.TEST.PROPOSAL_METHOD)
     name = os.path.splitext(os.path.basename(args.caffemodel))[0]
     prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
                                           get_output_dir(imdb, name))
+    if not cfg.TEST.HAS_RPN:
+        prototxt = _common.detector_net(prototxt, get_output_dir(imdb, name))
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     net.name = name
     max_per_image = (cfg.TEST.MAX_PER_IMAGE if args.max_per_image is None

@@ -50,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument('--iters', dest='iters', default=None,
                         help='iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2" '
                              '(default: %s)' % ','.join(map(str, DEFAULT_ITERS)))
+    parser.add_argument('--unshared', dest='unshared', action='store_true',
+                        help='stop after step 2: an RPN and a detector that share no features '
+                             "(the paper's 'unshared' rows of Tables 2, 3)")
     parser.add_argument('--rand', dest='randomize', action='store_true',
                         help='do not seed the random number generators')
     _common.add_cfg_args(parser)
@@ -148,8 +151,10 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
     cfg.TEST.RPN_PRE_NMS_TOP_N = -1
     cfg.TEST.RPN_POST_NMS_TOP_N = 2000
     imdb = get_imdb(imdb_name)
-    net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
     output_dir = get_output_dir(imdb)
+    rpn_test_prototxt = _common.fit_net_to_classes(rpn_test_prototxt, imdb.num_classes,
+                                                   output_dir)
+    net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
     print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
     proposals = imdb_proposals(net, imdb)
     name = os.path.splitext(os.path.basename(rpn_model_path))[0]
@@ -210,6 +215,12 @@ def main(argv=None):
         'Stage 1 Fast R-CNN using RPN proposals, init from ImageNet model', train_fast_rcnn,
         init_model=args.pretrained_model, solver=solvers[1], max_iters=iters[1],
         infix='stage1', randomize=args.randomize, rpn_file=rpn1['proposal_path'], **common)
+    if args.unshared:
+        # Test with the stage-1 RPN's proposals: tools/rpn_generate.py, then tools/test_net.py
+        # --proposals (experiments/scripts/faster_rcnn_alt_opt.sh does both with UNSHARED=1).
+        print('Final RPN model: %s' % rpn1['model_path'], flush=True)
+        print('Final model: %s' % frcn1['model_path'], flush=True)
+        return
     rpn2 = run_in_process(
         'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn,
         init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],

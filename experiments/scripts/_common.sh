@@ -2,7 +2,7 @@
 #
 #   GPU      device id; 'cpu' or a negative number runs on the CPU
 #   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, TOY)
-#   DATASET  pascal_voc, coco, toy, or a custom dataset data/<name>/ (<name>_train, <name>_test)
+#   DATASET  pascal_voc, pascal_voc_0712, coco, toy, or a custom dataset data/<name>/ (<name>_train, <name>_test)
 #   further arguments go to the tools, e.g. --set EXP_DIR foo RNG_SEED 42
 #
 # Sets GPU_ID NET NET_lc DATASET TRAIN_IMDB TEST_IMDB PT_DIR EXTRA_ARGS (array) CFG_ARGS (array;
@@ -25,6 +25,12 @@ CFG_ARGS=()
 case "$DATASET" in
   pascal_voc)
     TRAIN_IMDB="voc_2007_trainval"
+    TEST_IMDB="voc_2007_test"
+    PT_DIR="pascal_voc"
+    ;;
+  pascal_voc_0712)
+    # VOC 2007 trainval + 2012 trainval, the paper's "07+12" (Table 3)
+    TRAIN_IMDB="voc_2007_trainval+voc_2012_trainval"
     TEST_IMDB="voc_2007_test"
     PT_DIR="pascal_voc"
     ;;

@@ -1,5 +1,7 @@
 #!/bin/bash
 # Fast R-CNN on selective search proposals (the detector without an RPN), then testing.
+# --set TRAIN.PROPOSAL_METHOD edge_boxes TEST.PROPOSAL_METHOD edge_boxes uses EdgeBoxes
+# (data/edge_boxes_data/<imdb>.mat, the selective search files' layout): Tables 2, 3 baselines.
 #
 # Usage: ./experiments/scripts/fast_rcnn.sh GPU NET DATASET [--set ...]
 # Example: ./experiments/scripts/fast_rcnn.sh 0 VGG_CNN_M_1024 pascal_voc
@@ -13,18 +15,24 @@ source experiments/scripts/_common.sh
 
 case "$DATASET" in
   coco) DEFAULT_ITERS=280000 ;;
-  toy)
-    echo "The toy dataset has no selective search proposals; use faster_rcnn_end2end.sh" >&2
-    exit 1
-    ;;
+  # The toy dataset ships no proposals: only with <DATA_DIR>/selective_search_data/toy_*.mat
+  # (as the tests write). Its detector is the alt-opt stage-1 Fast R-CNN net.
+  toy)  DEFAULT_ITERS=2000 ;;
   *)    DEFAULT_ITERS=40000 ;;
 esac
 ITERS=${ITERS:-$DEFAULT_ITERS}
+SOLVER="models/${PT_DIR}/${NET}/fast_rcnn/solver.prototxt"
+TEST_DEF="models/${PT_DIR}/${NET}/fast_rcnn/test.prototxt"
+if [ ! -d "models/${PT_DIR}/${NET}/fast_rcnn" ]; then
+  # test_net.py tests the Faster R-CNN test net's detector alone (no RPN) on the proposals.
+  SOLVER="models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/stage1_fast_rcnn_solver.pt"
+  TEST_DEF="models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/faster_rcnn_test.pt"
+fi
 CFG_ARGS=(--cfg experiments/cfgs/fast_rcnn.yml "${CFG_ARGS[@]}")
 
 set -x
 time ./tools/train_net.py --gpu "$GPU_ID" \
-  --solver "models/${PT_DIR}/${NET}/fast_rcnn/solver.prototxt" \
+  --solver "$SOLVER" \
   "${WEIGHTS_ARGS[@]}" \
   --imdb "$TRAIN_IMDB" \
   --iters "$ITERS" \
@@ -37,7 +45,7 @@ if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1;
 
 set -x
 time ./tools/test_net.py --gpu "$GPU_ID" \
-  --def "models/${PT_DIR}/${NET}/fast_rcnn/test.prototxt" \
+  --def "$TEST_DEF" \
   --net "$NET_FINAL" \
   --imdb "$TEST_IMDB" \
   "${CFG_ARGS[@]}" \

@@ -7,6 +7,8 @@
 #   ALT_OPT_ITERS=200,100,200,100 ./experiments/scripts/faster_rcnn_alt_opt.sh cpu TOY toy
 # ALT_OPT_ITERS overrides the iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2"
 # (default: the paper's 80000,40000,80000,40000 for PASCAL VOC).
+# UNSHARED=1 stops after step 2 and tests the stage-1 detector on the stage-1 RPN's proposals
+# (the paper's 'unshared' rows of Tables 2 and 3).
 
 set -e
 export PYTHONUNBUFFERED=1
@@ -22,6 +24,8 @@ case "$DATASET" in
   *)   DEFAULT_ITERS=80000,40000,80000,40000 ;;
 esac
 ALT_OPT_ITERS=${ALT_OPT_ITERS:-$DEFAULT_ITERS}
+UNSHARED_ARGS=()
+if [ "${UNSHARED:-0}" = 1 ]; then UNSHARED_ARGS=(--unshared); fi
 CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_alt_opt.yml "${CFG_ARGS[@]}")
 
 set -x
@@ -31,6 +35,7 @@ time ./tools/train_faster_rcnn_alt_opt.py --gpu "$GPU_ID" \
   --imdb "$TRAIN_IMDB" \
   --models "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt" \
   --iters "$ALT_OPT_ITERS" \
+  "${UNSHARED_ARGS[@]}" \
   "${CFG_ARGS[@]}" \
   "${EXTRA_ARGS[@]}"
 set +x
@@ -38,9 +43,21 @@ set +x
 NET_FINAL=$(log_value "^Final model:" 3)
 if [ -z "$NET_FINAL" ]; then echo "no final model found in $LOG" >&2; exit 1; fi
 
+PROPOSAL_ARGS=()
+if [ "${UNSHARED:-0}" = 1 ]; then
+  RPN_FINAL=$(log_value "^Final RPN model:" 4)
+  set -x
+  ./tools/rpn_generate.py --gpu "$GPU_ID" \
+    --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/rpn_test.pt" \
+    --net "$RPN_FINAL" --imdb "$TEST_IMDB" "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+  set +x
+  PROPOSAL_ARGS=(--proposals "$(log_value "^Wrote RPN proposals to" 5)")
+fi
+
 set -x
 time ./tools/test_net.py --gpu "$GPU_ID" \
   --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/faster_rcnn_test.pt" \
+  "${PROPOSAL_ARGS[@]}" \
   --net "$NET_FINAL" \
   --imdb "$TEST_IMDB" \
   "${CFG_ARGS[@]}" \

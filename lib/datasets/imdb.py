@@ -229,6 +229,18 @@ class imdb:
         return {'ar': float(recalls.mean()) if recalls.size else 0.0, 'recalls': recalls,
                 'thresholds': thresholds, 'gt_overlaps': gt_overlaps}
 
+    def dense_roidb(self):
+        """Dense sliding windows (rpn.dense_windows) at cfg.TRAIN.SCALES as proposals: the
+        training RoIs of the paper's one-stage system (Table 10), merged after the ground
+        truth."""
+        from rpn.dense_windows import dense_windows
+        gt_roidb = self.gt_roidb()
+        box_list = []
+        for i in range(self.num_images):
+            width, height = self.image_size_at(i)
+            box_list.append(dense_windows(height, width, cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE))
+        return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
+
     def create_roidb_from_box_list(self, box_list, gt_roidb):
         """A roidb of proposal boxes (one (N, 4+) array per image; extra columns such as
         scores are dropped). With gt_roidb, each box's gt_overlaps row holds its best IoU with

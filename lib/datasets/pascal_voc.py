@@ -168,34 +168,47 @@ class pascal_voc(imdb):
     def selective_search_roidb(self):
         """Selective search proposals from data/selective_search_data/<name>.mat, merged after
         the ground truth where it is available; cached in data/cache."""
-        mat_file = self._selective_search_file()
+        return self._mat_roidb('selective_search', 'ss_roidb v1')
+
+    def edge_boxes_roidb(self):
+        """EdgeBoxes proposals (the paper's Tables 2, 3 'EB' baseline) from
+        data/edge_boxes_data/<name>.mat, in the selective search files' layout."""
+        return self._mat_roidb('edge_boxes', 'eb_roidb v1')
+
+    def _mat_roidb(self, method, version):
+        mat_file = self._proposal_mat_file(method)
         with_gt = self._gt_available()
         if not os.path.isfile(mat_file):
             raise FileNotFoundError(
-                'selective search proposals not found: {} (see data/README.md; or choose '
-                "another proposal method, e.g. set_proposal_method('gt'))".format(mat_file))
+                '{} proposals not found: {} (see data/README.md; or choose another proposal '
+                "method, e.g. set_proposal_method('gt'))".format(method.replace('_', ' '),
+                                                                  mat_file))
         paths = [mat_file] + ([self._annotation_path(i) for i in self.image_index]
                               if with_gt else [])
         key = ds_utils.files_fingerprint(paths, extra=(
-            'ss_roidb v1', self.classes, bool(self.config['use_diff']),
+            version, self.classes, bool(self.config['use_diff']),
             self.config['min_size'], tuple(self.image_index)))
-        cache_file = os.path.join(self.cache_path, self.name + '_selective_search_roidb.pkl')
+        cache_file = os.path.join(self.cache_path, '{}_{}_roidb.pkl'.format(self.name, method))
 
         def build():
             if with_gt:
                 gt_roidb = self.gt_roidb()
-                return self.merge_roidbs(gt_roidb, self._load_selective_search_roidb(gt_roidb))
-            return self._load_selective_search_roidb(None)
+                return self.merge_roidbs(gt_roidb, self._load_mat_roidb(mat_file, gt_roidb))
+            return self._load_mat_roidb(mat_file, None)
 
         return ds_utils.load_or_build(cache_file, key, build,
-                                      '{} selective search roidb'.format(self.name))
+                                      '{} {} roidb'.format(self.name, method.replace('_', ' ')))
 
     def _selective_search_file(self):
-        return os.path.abspath(os.path.join(cfg.DATA_DIR, 'selective_search_data',
-                                            self.name + '.mat'))
+        return self._proposal_mat_file('selective_search')
+
+    def _proposal_mat_file(self, method):
+        return os.path.abspath(os.path.join(cfg.DATA_DIR, method + '_data', self.name + '.mat'))
 
     def _load_selective_search_roidb(self, gt_roidb):
-        filename = self._selective_search_file()
+        return self._load_mat_roidb(self._selective_search_file(), gt_roidb)
+
+    def _load_mat_roidb(self, filename, gt_roidb):
         try:
             raw = sio.loadmat(filename)
         except (ValueError, NotImplementedError, OSError) as err:

@@ -89,6 +89,13 @@ __C.TRAIN.RPN_BBOX_INSIDE_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 # Weight p of each positive anchor (negatives get 1 - p), both divided by their counts;
 # -1 weights every sampled anchor by 1 / (number sampled).
 __C.TRAIN.RPN_POSITIVE_WEIGHT = -1.0
+# Project key: lambda of the paper's Eq. (1), the weight of the RPN's box-regression term
+# (Table 9). The release's loss (normalized by the 256-anchor minibatch, loss_weight 1) is the
+# paper's lambda = 10 with N_reg ~ 2400, so rpn_loss_bbox gets loss_weight * RPN_LAMBDA / 10.
+__C.TRAIN.RPN_LAMBDA = 10.0
+# Project key: the solver's iter_size (images accumulated per update) when > 0, e.g. the paper's
+# 8-GPU COCO batches on one device (Table 11); 0 keeps the solver file's value.
+__C.TRAIN.ITER_SIZE = 0
 
 #
 # Testing options
@@ -162,6 +169,11 @@ __C.GPU_ID = 0
 __C.ANCHOR_SCALES = (8, 16, 32)
 # Project key: RPN anchor aspect ratios (height / width); the paper's 1:2, 1:1, 2:1.
 __C.ANCHOR_RATIOS = (0.5, 1.0, 2.0)
+# Project keys: when non-empty, the nets' RPN layers are rewritten to these anchors (param_str
+# scales/ratios, and 2A / 4A outputs of rpn_cls_score / rpn_bbox_pred) in an adapted copy of the
+# prototxt (tools/_common.py), e.g. Table 8's 1 scale x 1 ratio or COCO's 4 scales (4, 8, 16, 32).
+__C.RPN_ANCHOR_SCALES = ()
+__C.RPN_ANCHOR_RATIOS = ()
 # Project key: let cuDNN use TF32 tensor-core math (faster on Ampere and newer, but no longer
 # float32-faithful to Caffe); off by default so results match Caffe to float32 rounding.
 __C.CUDNN_ALLOW_TF32 = False

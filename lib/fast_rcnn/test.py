@@ -10,6 +10,7 @@ import numpy as np
 from fast_rcnn.bbox_transform import bbox_transform_inv, clip_boxes
 from fast_rcnn.config import cfg, get_output_dir
 from fast_rcnn.nms_wrapper import nms
+from rpn.dense_windows import dense_windows
 from utils.blob import im_list_to_blob, prep_im_for_blob
 from utils.timer import Timer
 
@@ -220,7 +221,9 @@ def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
     all_boxes = [[[] for _ in range(num_images)] for _ in range(imdb.num_classes)]
     output_dir = get_output_dir(imdb, net)
     timers = {'im_detect': Timer(), 'misc': Timer()}
-    roidb = None if cfg.TEST.HAS_RPN else imdb.roidb
+    # 'dense': the one-stage system's sliding windows (Table 10), made per image, not stored.
+    dense = not cfg.TEST.HAS_RPN and cfg.TEST.PROPOSAL_METHOD == 'dense'
+    roidb = None if cfg.TEST.HAS_RPN or dense else imdb.roidb
 
     for i in range(num_images):
         proposals = None
@@ -231,6 +234,9 @@ def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
         if im is None:
             raise FileNotFoundError('cannot read image %s (image %d of %s)'
                                     % (path, i, imdb.name))
+        if dense:
+            proposals = dense_windows(im.shape[0], im.shape[1], cfg.TEST.SCALES,
+                                      cfg.TEST.MAX_SIZE)
         timers['im_detect'].tic()
         scores, boxes = im_detect(net, im, proposals)
         timers['im_detect'].toc()

@@ -72,8 +72,9 @@ def test_voc_gt_roidb_parses_xml_minus_one_and_drops_difficult(voc2007):
     assert voc.num_classes == 21 and voc.classes[0] == '__background__'
     assert voc.image_index == ['000001', '000002']
     assert voc.config['use_07_metric'] is True  # VOC2007 is scored with the 11-point metric
-    with pytest.raises(ValueError, match="'edge_boxes'.*gt, rpn, selective_search"):
-        voc.set_proposal_method('edge_boxes')
+    with pytest.raises(ValueError,
+                       match="'objectness'.*dense, edge_boxes, gt, rpn, selective_search"):
+        voc.set_proposal_method('objectness')
     voc.set_proposal_method('gt')
     entry = voc.roidb[0]
     # the difficult person is left out; names are matched case-insensitively after strip

@@ -1,0 +1,312 @@
+"""The switches the paper's tables need (anchors, lambda, iter_size, dense windows, external .mat
+proposals, COCO settings, unshared alternating training, the detector alone, the Table 5 split)
+and smoke runs of every table command on a tiny toy dataset, writing <table>.md to a temporary
+results folder."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, 'tools')
+TOY_TEST = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
+TOY_TRAIN = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'train.prototxt')
+
+
+@pytest.fixture
+def common():
+    sys.path.insert(0, TOOLS)
+    try:
+        import _common
+    finally:
+        sys.path.remove(TOOLS)
+    return _common
+
+
+def read_net(path):
+    from caffe import io
+    from caffe.proto import caffe_pb2
+    return {l.name: l for l in io.read_prototxt(path, caffe_pb2.NetParameter()).layer}
+
+
+def param_str(layer):
+    sys.path.insert(0, os.path.join(ROOT, 'lib'))
+    from rpn.layer_io import _ParamLoader
+    return yaml.load(layer.python_param.param_str, Loader=_ParamLoader)
+
+
+# Anchors (Table 8, COCO's 4 scales) -------------------------------------------------------------
+
+@pytest.mark.parametrize('scales,ratios', [((4,), (1.0,)), ((2, 4, 8), (1.0,)), ((4,), None),
+                                           ((1, 2, 4, 8), None)])
+def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(common, tmp_path, scales,
+                                                                      ratios):
+    import caffe
+    from fast_rcnn.config import cfg
+    cfg.RPN_ANCHOR_SCALES = scales
+    cfg.RPN_ANCHOR_RATIOS = ratios or ()
+    num_anchors = len(scales) * len(ratios or cfg.ANCHOR_RATIOS)
+    fitted = common.fit_net_to_classes(TOY_TEST, 4, str(tmp_path))
+    assert fitted != TOY_TEST
+    layers = read_net(fitted)
+    assert layers['rpn_cls_score'].convolution_param.num_output == 2 * num_anchors
+    assert layers['rpn_bbox_pred'].convolution_param.num_output == 4 * num_anchors
+    params = param_str(layers['proposal'])
+    assert list(params['scales']) == list(scales) and params['feat_stride'] == 16
+    assert list(params['ratios']) == list(ratios or cfg.ANCHOR_RATIOS)
+    # The net builds (ProposalLayer checks 2A / 4A channels) and proposes from A anchors.
+    net = caffe.Net(fitted, caffe.TEST)
+    im = np.random.RandomState(0).randn(1, 3, 96, 128).astype(np.float32)
+    net.blobs['data'].reshape(*im.shape)
+    net.forward(data=im, im_info=np.array([[96, 128, 1.0]], dtype=np.float32))
+    assert net.blobs['rpn_cls_prob_reshape'].data.shape[1] == 2 * num_anchors
+    # The training net gets the same anchors in its anchor target layer.
+    train = read_net(common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)))
+    assert list(param_str(train['rpn-data'])['scales']) == list(scales)
+    assert train['rpn_bbox_pred'].convolution_param.num_output == 4 * num_anchors
+
+
+def test_default_anchors_leave_the_net_as_written(common, tmp_path):
+    assert common.fit_net_to_classes(TOY_TEST, 4, str(tmp_path)) == TOY_TEST
+
+
+def test_coco_settings(common, tmp_path):
+    from fast_rcnn.config import cfg, cfg_from_file
+    from rpn.generate_anchors import generate_anchors
+    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'coco.yml'))
+    # Negatives [0, 0.5): a RoI with IoU 0.05 is a background candidate.
+    from fast_rcnn.sampling import sample_rois
+    keep, num_fg = sample_rois(np.array([0.05, 0.7]), 1, 2, 1)
+    assert num_fg == 1 and sorted(keep) == [0, 1]
+    assert cfg.TRAIN.ITER_SIZE == 8
+    areas = {int(round(np.sqrt((a[2] - a[0] + 1) * (a[3] - a[1] + 1))))
+             for a in generate_anchors(scales=np.array(cfg.RPN_ANCHOR_SCALES), ratios=[1.0])}
+    assert areas == {64, 128, 256, 512}
+    solver = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'solver.prototxt')
+    from caffe import io
+    from caffe.proto import caffe_pb2
+    fitted = io.read_prototxt(common.fit_solver_to_classes(solver, 4, str(tmp_path)),
+                              caffe_pb2.SolverParameter())
+    assert fitted.iter_size == 8
+    net = read_net(fitted.train_net)
+    assert net['rpn_cls_score'].convolution_param.num_output == 2 * 4 * 3
+
+
+# lambda (Table 9) ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('lam', [0.1, 1.0, 100.0])
+def test_lambda_is_the_rpn_regression_loss_weight(common, tmp_path, lam):
+    from fast_rcnn.config import cfg
+    cfg.TRAIN.RPN_LAMBDA = lam
+    layers = read_net(common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)))
+    # The release's loss_weight 1 is the paper's lambda = 10 (Eq. (1) with N_reg ~ 2400).
+    assert list(layers['rpn_loss_bbox'].loss_weight) == pytest.approx([lam / 10.0])
+    assert list(layers['loss_bbox'].loss_weight) == [1.0]
+    assert list(layers['rpn_loss_cls'].loss_weight) == [1.0]
+
+
+def test_lambda_10_is_the_release_net(common, tmp_path):
+    assert common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)) == TOY_TRAIN
+
+
+# Dense sliding windows (Table 10) --------------------------------------------------------------
+
+def test_dense_windows_cover_the_feature_grid_with_9_anchors():
+    from rpn.dense_windows import dense_windows, dense_windows_at_scale
+    from rpn.generate_anchors import generate_anchors
+    # 240 x 320 at scale 1: a 15 x 20 conv5 grid (stride 16), 9 windows per cell.
+    boxes = dense_windows_at_scale(240, 320, 1.0)
+    assert boxes.shape == (15 * 20 * 9, 4)
+    assert boxes[:, 0].min() >= 0 and boxes[:, 2].max() <= 319 and boxes[:, 3].max() <= 239
+    # The last cell (y 14, x 19) holds the 9 reference anchors shifted by (304, 224), clipped.
+    ref = generate_anchors() + np.array([304, 224, 304, 224])
+    ref = np.clip(ref, 0, [319, 239, 319, 239])
+    np.testing.assert_allclose(boxes[-9:], ref)
+    # Scaled by 2 the grid doubles each way, windows mapped back to image pixels.
+    assert dense_windows_at_scale(240, 320, 2.0).shape == (30 * 40 * 9, 4)
+    # The pyramid's windows are the union of its levels.
+    one = dense_windows(240, 320, (240,), 1000)
+    two = dense_windows(240, 320, (240, 480), 1000)
+    assert len(one) <= 15 * 20 * 9 and len(two) > len(one)
+
+
+def test_dense_roidb_trains_on_windows(tmp_path):
+    from datasets.factory import get_imdb
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn.config import cfg
+    generate_toy_dataset(str(tmp_path / 'toy'), num_train=2, num_test=1)
+    cfg.DATA_DIR = str(tmp_path)
+    cfg.TRAIN.SCALES = (240,)
+    imdb = get_imdb('toy_train')
+    imdb.set_proposal_method('dense')
+    entry = imdb.roidb[0]
+    num_gt = int((entry['gt_classes'] > 0).sum())
+    assert num_gt >= 1 and entry['boxes'].shape[0] > 1000
+    assert entry['gt_overlaps'].shape == (entry['boxes'].shape[0], imdb.num_classes)
+
+
+# External proposals from .mat files (Tables 2, 3) ----------------------------------------------
+
+def write_mat(path, boxes_per_image):
+    """Selective search / EdgeBoxes release layout: 'boxes', a cell per image of 1-based
+    [y1 x1 y2 x2] rows."""
+    import scipy.io as sio
+    cells = np.empty(len(boxes_per_image), dtype=object)
+    for i, b in enumerate(boxes_per_image):
+        b = np.asarray(b, dtype=np.float64)
+        cells[i] = b[:, (1, 0, 3, 2)] + 1
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sio.savemat(path, {'boxes': cells})
+
+
+def toy_mat_files(data_dir, method='selective_search', per_box=12, seed=0):
+    """Stand-in proposal files for the toy dataset: boxes jittered around the ground truth
+    (the release's files exist only for PASCAL VOC and COCO)."""
+    from datasets.factory import get_imdb
+    from fast_rcnn.config import cfg
+    saved = cfg.DATA_DIR
+    cfg.DATA_DIR = data_dir
+    try:
+        rng = np.random.RandomState(seed)
+        for split in ('train', 'test'):
+            imdb = get_imdb('toy_' + split)
+            boxes = []
+            for i, entry in enumerate(imdb.gt_roidb()):
+                w, h = imdb.image_size_at(i)
+                b = np.repeat(entry['boxes'], per_box, axis=0).astype(np.float64)
+                b += rng.randint(-10, 11, b.shape)
+                b = np.clip(b, 0, [w - 1, h - 1, w - 1, h - 1])
+                boxes.append(b[(b[:, 2] > b[:, 0] + 8) & (b[:, 3] > b[:, 1] + 8)])
+            write_mat(os.path.join(data_dir, method + '_data', imdb.name + '.mat'), boxes)
+    finally:
+        cfg.DATA_DIR = saved
+
+
+@pytest.mark.parametrize('method', ['selective_search', 'edge_boxes'])
+def test_mat_proposals_are_loaded_0_based_xyxy(tmp_path, method):
+    from datasets.factory import get_imdb
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn.config import cfg
+    generate_toy_dataset(str(tmp_path / 'toy'), num_train=2, num_test=1)
+    cfg.DATA_DIR = str(tmp_path)
+    props = [np.array([[10, 20, 60, 90], [0, 0, 30, 40]]), np.array([[5, 6, 50, 70]])]
+    write_mat(str(tmp_path / (method + '_data') / 'toy_train.mat'), props)
+    imdb = get_imdb('toy_train')
+    imdb.set_proposal_method(method)
+    for entry, expected in zip(imdb.roidb, props):
+        got = entry['boxes'][entry['gt_classes'] == 0]
+        assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, expected.tolist()))
+
+
+# The detector alone, the Table 5 split ---------------------------------------------------------
+
+def test_detector_net_reads_rois_and_has_no_rpn(common, tmp_path):
+    import caffe
+    path = common.detector_net(TOY_TEST, str(tmp_path))
+    layers = read_net(path)
+    assert not [n for n in layers if n.startswith('rpn') or n == 'proposal']
+    net = caffe.Net(path, caffe.TEST)
+    assert 'rois' in net.inputs and 'im_info' not in net.inputs
+    rois = np.array([[0, 0, 0, 50, 60], [0, 10, 10, 90, 70]], dtype=np.float32)
+    net.blobs['data'].reshape(1, 3, 96, 128)
+    net.blobs['rois'].reshape(*rois.shape)
+    out = net.forward(data=np.zeros((1, 3, 96, 128), np.float32), rois=rois)
+    assert out['cls_prob'].shape == (2, 4)
+
+
+def test_time_net_splits_conv_proposal_region_wise():
+    import caffe
+    sys.path.insert(0, TOOLS)
+    try:
+        import time_net
+    finally:
+        sys.path.remove(TOOLS)
+    net = caffe.Net(TOY_TEST, caffe.TEST)
+    conv_end, proposal_end = time_net.split_layers(net)
+    names = list(net._layer_names)
+    conv = names[:names.index(conv_end) + 1]
+    # The shared convolutions end at relu4 (or the split Caffe inserts after it); the RPN
+    # starts right after them and ends at the proposal layer.
+    assert 'relu4' in conv and not [n for n in conv if n.startswith('rpn')]
+    assert names[names.index(conv_end) + 1] == 'rpn_conv/3x3' and proposal_end == 'proposal'
+
+
+# Whole commands on a tiny toy dataset ----------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def sandbox(tmp_path_factory):
+    from datasets.toy import generate_toy_dataset
+    base = tmp_path_factory.mktemp('paper')
+    data = str(base / 'data')
+    generate_toy_dataset(os.path.join(data, 'toy'), num_train=6, num_test=3)
+    toy_mat_files(data)
+    return str(base / 'root'), data, str(base / 'results')
+
+
+def run(cmd, env=None, timeout=600):
+    full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    for log in re.findall(r'Logging output to (\S+)', proc.stdout):
+        if os.path.isfile(os.path.join(ROOT, log)):
+            os.remove(os.path.join(ROOT, log))
+    return proc.returncode, proc.stdout
+
+
+@pytest.mark.slow
+def test_unshared_alt_opt_stops_after_step_2(sandbox):
+    root, data, _ = sandbox
+    code, out = run([sys.executable, 'tools/train_faster_rcnn_alt_opt.py', '--gpu', 'cpu',
+                     '--net_name', 'TOY', '--imdb', 'toy_train', '--iters', '2,2,2,2',
+                     '--unshared', '--cfg', 'experiments/cfgs/faster_rcnn_alt_opt.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'EXP_DIR', 'unshared', 'ROOT_DIR', root, 'DATA_DIR', data])
+    assert code == 0, out[-3000:]
+    assert 'Stage 1 Fast R-CNN' in out and 'Stage 2' not in out
+    rpn = re.search(r'^Final RPN model: (\S+)', out, re.M).group(1)
+    final = re.search(r'^Final model: (\S+)', out, re.M).group(1)
+    assert rpn.endswith('toy_rpn_stage1_iter_2.caffemodel') and os.path.isfile(rpn)
+    assert final.endswith('toy_fast_rcnn_stage1_iter_2.caffemodel') and os.path.isfile(final)
+
+
+def table_rows(path):
+    return [l for l in open(path).read().splitlines() if l.startswith('| ') and '---' not in l]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('table', ['table2', 'table3', 'table5', 'table8', 'table9',
+                                   'table10', 'table11', 'fig4'])
+def test_table_command_writes_the_table(sandbox, table):
+    root, data, results = sandbox
+    code, out = run([os.path.join('experiments', 'scripts', 'paper_table.sh'), table, 'cpu',
+                     'TOY', 'toy', '--num-timing-images', '2',
+                     '--set', 'ROOT_DIR', root, 'DATA_DIR', data],
+                    env={'ITERS': '3', 'ALT_OPT_ITERS': '3,3,3,3', 'PAPER_RESULTS_DIR': results})
+    assert code == 0, out[-5000:]
+    path = os.path.join(results, table + '.md')
+    assert os.path.isfile(path)
+    spec = yaml.safe_load(open(os.path.join(ROOT, 'experiments', 'paper_values.yml')))[table]
+    rows = table_rows(path)
+    text = open(path).read()
+    assert 'paper' in rows[0] and 'ours' in rows[0]
+    assert 'dataset: toy' in text and 'ALT_OPT_ITERS=3,3,3,3' in text
+    assert 'failed' not in text
+    # Every paper row is there with its published value.
+    for row in spec['rows']:
+        paper = row['paper'] if isinstance(row['paper'], list) else [row['paper']]
+        line = [r for r in rows if all(('| %s |' % c) in r or ('| %s' % c) in r
+                                       for c in map(str, row['cells']))]
+        assert line, (row, rows)
+        for v in paper:
+            if isinstance(v, float):
+                assert ('%.1f' % v) in ' '.join(line)
+    # Rows the toy run can make have numbers of ours.
+    made = {'table2': 'RPN+ZF, shared', 'table3': 'RPN+VGG, shared', 'table5': 'TOY',
+            'table8': '3 scales 3 ratios', 'table9': '| 10 |', 'table10': 'One-Stage',
+            'table11': 'Faster R-CNN', 'fig4': 'RPN'}[table]
+    line = [r for r in rows if made in r][0]
+    assert re.search(r'\| \d+\.\d+ \|$', line) or re.search(r'\d\.\d{3}', line), line

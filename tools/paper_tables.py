@@ -1,0 +1,588 @@
+#!/usr/bin/env python3
+"""The paper's tables as experiments: trains and tests what each row of a table needs, by calling
+the experiment scripts and tools (experiments/scripts/*.sh, tools/test_net.py, rpn_generate.py,
+eval_recall.py, time_net.py, compress_net.py), and writes <results dir>/<table>.md with the
+paper's value (experiments/paper_values.yml) beside ours.
+
+  tools/paper_tables.py table2 --gpu 0 --net ZF --dataset pascal_voc
+  tools/paper_tables.py table8 --gpu cpu --net TOY --dataset toy --set DATA_DIR /tmp/data
+
+Tables: table2 table3 table5 table8 table9 table10 table11 fig4. ITERS / ALT_OPT_ITERS (the
+scripts' environment overrides) set the training length of every row; without them the scripts'
+defaults (the paper's schedules) are used. Rows that differ only at test time share one trained
+model. A row whose data or model is not available (selective search files, a second dataset,
+an evaluation server) is written as "not run" with the reason.
+"""
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TABLES = ('table2', 'table3', 'table5', 'table8', 'table9', 'table10', 'table11', 'fig4')
+# The image pyramid of the paper's 5-scale testing (Table 10, after SPPnet) for a 600-pixel
+# single scale; other single scales (the toy dataset's 240) scale it proportionally.
+PYRAMID_600 = (480, 576, 688, 864, 1200)
+PYRAMID_MAX_SIZE_1000 = 2000
+
+
+class NotRun(Exception):
+    """A row that cannot be produced here; the message says why."""
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description="Reproduce one of the paper's tables")
+    parser.add_argument('table', choices=TABLES)
+    parser.add_argument('--gpu', default='0', help="device id, or 'cpu' (default: %(default)s)")
+    parser.add_argument('--net', default=None,
+                        help="network (default: the paper's for the table; TOY for toy)")
+    parser.add_argument('--dataset', default='pascal_voc',
+                        help='pascal_voc, coco, toy or a custom dataset (default: %(default)s)')
+    parser.add_argument('--results-dir', default=os.environ.get(
+        'PAPER_RESULTS_DIR', os.path.join(ROOT, 'experiments', 'results')),
+        help='where <table>.md is written (default: $PAPER_RESULTS_DIR or experiments/results)')
+    parser.add_argument('--num-timing-images', type=int, default=100,
+                        help='images timed for table5 (default: %(default)s)')
+    parser.add_argument('--set', dest='set_cfgs', nargs=argparse.REMAINDER, default=[],
+                        help='cfg KEY VALUE pairs given to every run (last option)')
+    return parser.parse_args(argv)
+
+
+def load_paper_values(path=None):
+    with open(path or os.path.join(ROOT, 'experiments', 'paper_values.yml')) as f:
+        return yaml.safe_load(f)
+
+
+# Datasets and nets as experiments/scripts/_common.sh names them ----------------------------------
+
+def dataset_imdbs(dataset):
+    """(train imdb, test imdb, models subdir) of a dataset name (_common.sh's table)."""
+    if dataset == 'pascal_voc':
+        return 'voc_2007_trainval', 'voc_2007_test', 'pascal_voc'
+    if dataset == 'pascal_voc_0712':
+        return 'voc_2007_trainval+voc_2012_trainval', 'voc_2007_test', 'pascal_voc'
+    if dataset == 'coco':
+        return 'coco_2014_train', 'coco_2014_minival', 'coco'
+    if dataset == 'toy':
+        return 'toy_train', 'toy_test', 'toy'
+    return dataset + '_train', dataset + '_test', 'pascal_voc'
+
+
+def base_anchor_scales(prototxt):
+    """The anchor scales a net's proposal layer is written for (param_str), else the paper's."""
+    text = open(prototxt).read()
+    m = re.search(r"'scales'\s*:\s*\[([^\]]*)\]", text) or \
+        re.search(r"'scales'\s*:\s*!!python/tuple\s*\[([^\]]*)\]", text)
+    if not m:
+        return (8, 16, 32)
+    return tuple(int(float(v)) for v in m.group(1).split(','))
+
+
+def toy_scaled(values, single_scale):
+    return tuple(int(round(v * single_scale / 600.0)) for v in values)
+
+
+# Running the scripts and tools -------------------------------------------------------------------
+
+class Runner:
+    """Runs scripts and tools for one table, caching trained models by run name."""
+
+    def __init__(self, args):
+        self.args = args
+        self.train_imdb, self.test_imdb, self.pt_dir = dataset_imdbs(args.dataset)
+        self.net = args.net
+        self.models = os.path.join('models', self.pt_dir, self.net)
+        self.user_sets = list(args.set_cfgs or [])
+        self.cfg_toy = ['--cfg', 'experiments/cfgs/toy.yml'] if args.dataset == 'toy' else []
+        self.runs = {}
+        self.log = []
+
+    # --- cfg values as the runs see them
+    def cfg_value(self, key, default=None):
+        """A cfg value after the user's --set (else the toy/paper default given)."""
+        sets = self.user_sets
+        for k, v in zip(sets[0::2], sets[1::2]):
+            if k == key:
+                return v
+        return default
+
+    def data_dir(self):
+        return self.cfg_value('DATA_DIR', os.path.join(ROOT, 'data'))
+
+    def test_single_scale(self):
+        return 240 if self.args.dataset == 'toy' else 600
+
+    def exp_dir(self, name):
+        return 'paper_%s_%s_%s' % (self.args.dataset, self.net, name)
+
+    def call(self, cmd, env=None):
+        """Runs cmd in the repository root; returns its output, raising on failure."""
+        print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
+        full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
+        start = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+        self.log.append((cmd, time.time() - start))
+        sys.stdout.write(proc.stdout[-2000:] if proc.returncode == 0 else proc.stdout)
+        m = re.search(r'Logging output to (\S+)', proc.stdout)
+        if proc.returncode != 0:
+            raise RuntimeError('%s failed (status %d)%s' % (
+                ' '.join(cmd[:2]), proc.returncode, ', log %s' % m.group(1) if m else ''))
+        return proc.stdout
+
+    def script(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
+        """Runs experiments/scripts/<script> once per name; returns its parsed results."""
+        if name in self.runs:
+            return self.runs[name]
+        cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, self.net,
+               dataset or self.args.dataset]
+        for c in cfgs:
+            cmd += ['--cfg', c]
+        cmd += ['--set', 'EXP_DIR', self.exp_dir(name)] + self.user_sets + list(sets)
+        out = self.call(cmd, env)
+        run = {'out': out, 'map': last_float(r'Mean AP = (\d+\.\d+|nan)', out),
+               'model': last_match(r'^Final model: (\S+)', out)
+               or last_match(r'^Wrote snapshot to: (\S+)', out),
+               'rpn_model': last_match(r'^Final RPN model: (\S+)', out),
+               'coco': last_coco(out)}
+        self.runs[name] = run
+        return run
+
+    def tool(self, tool, args, cfg='faster_rcnn_alt_opt', sets=(), exp_dir=None):
+        cmd = [sys.executable, os.path.join('tools', tool)]
+        if tool != 'eval_recall.py':  # the one tool that runs no net
+            cmd += ['--gpu', self.args.gpu]
+        cmd += list(args)
+        cmd += ['--cfg', 'experiments/cfgs/%s.yml' % cfg] + self.cfg_toy
+        cmd += ['--set', 'EXP_DIR', exp_dir or self.exp_dir('test')] + self.user_sets + list(sets)
+        return self.call(cmd)
+
+    # --- the pieces rows are made of
+    def shared(self, sets=(), name='shared'):
+        """4-step alternating training: shared features (the paper's default system)."""
+        return self.script(name, 'faster_rcnn_alt_opt.sh',
+                           sets=['TEST.RPN_POST_NMS_TOP_N', '300'] + list(sets))
+
+    def unshared(self):
+        """Steps 1-2 of alternating training only: RPN and detector share no features."""
+        return self.script('unshared', 'faster_rcnn_alt_opt.sh', env={'UNSHARED': '1'},
+                           sets=['TEST.RPN_POST_NMS_TOP_N', '300'])
+
+    def has_mat(self, method):
+        imdbs = self.train_imdb.split('+') + [self.test_imdb]
+        missing = [p for p in (os.path.join(self.data_dir(), method + '_data', i + '.mat')
+                               for i in imdbs) if not os.path.isfile(p)]
+        if missing:
+            raise NotRun('no %s proposals (%s; data/README.md)'
+                         % (method.replace('_', ' '), ', '.join(missing)))
+
+    def fast_rcnn(self, method):
+        """Fast R-CNN trained and tested on external proposals (.mat files)."""
+        self.has_mat(method)
+        return self.script(method, 'fast_rcnn.sh', sets=[
+            'TRAIN.PROPOSAL_METHOD', method, 'TEST.PROPOSAL_METHOD', method])
+
+    def detector_def(self):
+        fast = os.path.join(self.models, 'fast_rcnn', 'test.prototxt')
+        if os.path.isfile(os.path.join(ROOT, fast)):
+            return fast
+        return os.path.join(self.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
+
+    def rpn_proposals(self, rpn_model, name, sets):
+        out = self.tool('rpn_generate.py', [
+            '--def', os.path.join(self.models, 'faster_rcnn_alt_opt', 'rpn_test.pt'),
+            '--net', rpn_model, '--imdb', self.test_imdb], sets=sets,
+            exp_dir=self.exp_dir('proposals_' + name))
+        return last_match(r'^Wrote RPN proposals to (\S+)', out)
+
+    def test_on_proposals(self, model, proposals, name, prototxt=None):
+        out = self.tool('test_net.py', ['--def', prototxt or self.detector_def(), '--net', model,
+                                        '--imdb', self.test_imdb, '--proposals', proposals],
+                        exp_dir=self.exp_dir('test_' + name))
+        return last_float(r'Mean AP = (\d+\.\d+|nan)', out)
+
+
+def last_match(pattern, text):
+    found = re.findall(pattern, text, flags=re.M)
+    return found[-1] if found else None
+
+
+def last_float(pattern, text):
+    value = last_match(pattern, text)
+    return None if value is None else float(value)
+
+
+def last_coco(text):
+    # coco.py prints "all: AP@[.5,.95] / AP@.5" in %.
+    m = last_match(r'^\s*all: (\d+\.\d+) / (\d+\.\d+)', text)
+    return None if m is None else (float(m[1]), float(m[0]))
+
+
+def pct(value):
+    """mAP in % from the 0-1 values the tools print."""
+    return None if value is None else 100.0 * value
+
+
+# The tables ------------------------------------------------------------------------------------
+
+def table2(r):
+    """Table 2: proposals at train and test time, with the RPN ablations at test time."""
+    rows = {}
+    rows['shared_300'] = lambda: pct(r.shared()['map'])
+    rows['unshared_300'] = lambda: pct(r.unshared()['map'])
+    rows['ss'] = lambda: pct(r.fast_rcnn('selective_search')['map'])
+    rows['eb'] = lambda: pct(r.fast_rcnn('edge_boxes')['map'])
+    notes = []
+
+    def detector():
+        # The paper's ablation detector is Fast R-CNN trained on SS; without SS files, the
+        # unshared (stage-1) detector, trained on RPN proposals, stands in.
+        try:
+            return r.fast_rcnn('selective_search')['model']
+        except NotRun:
+            if not notes:
+                notes.append('Ablation rows ("SS" at train time): no selective search data, so '
+                             'the detector is the unshared stage-1 Fast R-CNN (trained on RPN '
+                             'proposals) instead of one trained on SS.')
+            return r.unshared()['model']
+
+    def ablation(name, n, sets):
+        def row():
+            props = r.rpn_proposals(r.unshared()['rpn_model'], name,
+                                    ['TEST.RPN_POST_NMS_TOP_N', str(n)] + sets)
+            return pct(r.test_on_proposals(detector(), props, name))
+        return row
+
+    for n in (100, 300, 1000):
+        rows['rpn_%d' % n] = ablation('rpn_%d' % n, n, [])
+    rows['no_nms_6000'] = ablation('no_nms_6000', 6000, ['TEST.RPN_PRE_NMS_TOP_N', '6000',
+                                                         'TEST.RPN_NO_NMS', 'True'])
+    for n in (100, 300, 1000):
+        rows['no_cls_%d' % n] = ablation('no_cls_%d' % n, n, ['TEST.RPN_MODE', 'no_cls'])
+    for n in (300, 1000):
+        rows['no_reg_%d' % n] = ablation('no_reg_%d' % n, n, ['TEST.RPN_MODE', 'no_reg'])
+
+    def vgg():
+        raise NotRun('needs an RPN trained with VGG-16 (run table3 with --net VGG16 and test '
+                     'its RPN proposals with this detector)')
+    rows['rpn_vgg_300'] = vgg
+    return rows, notes
+
+
+def table3(r):
+    rows = {
+        'ss_07': lambda: pct(r.fast_rcnn('selective_search')['map']),
+        'unshared_07': lambda: pct(r.unshared()['map']),
+        'shared_07': lambda: pct(r.shared()['map']),
+    }
+
+    def ss_0712():
+        if r.args.dataset != 'pascal_voc':
+            raise NotRun('07+12 needs PASCAL VOC 2007 and 2012')
+        r.train_imdb = 'voc_2007_trainval+voc_2012_trainval'
+        try:
+            r.has_mat('selective_search')
+        finally:
+            r.train_imdb = dataset_imdbs(r.args.dataset)[0]
+        return pct(r.script('ss_0712', 'fast_rcnn.sh', dataset='pascal_voc_0712')['map'])
+
+    def shared_0712():
+        raise NotRun('4-step training on joined datasets (07+12) is not supported yet by '
+                     'tools/train_faster_rcnn_alt_opt.py')
+
+    def coco():
+        raise NotRun('needs a COCO-trained model fine-tuned on 07+12 (the paper\'s Sec. 4.2)')
+    rows.update(ss_0712=ss_0712, shared_0712=shared_0712, shared_coco0712=coco)
+    return rows, []
+
+
+def table5(r):
+    """Timing of the shared model (and its SVD-compressed fc layers)."""
+    test_def = os.path.join(r.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
+    timing_args = ['--imdb', r.test_imdb, '--num-images', str(r.args.num_timing_images)]
+
+    def timing(prototxt, model):
+        out = r.tool('time_net.py', ['--def', prototxt, '--net', model] + timing_args)
+        m = re.search(r'Timing \(ms/image\): conv (\S+) proposal (\S+) region-wise (\S+) '
+                      r'total (\S+) rate (\S+) fps', out)
+        if not m:
+            raise RuntimeError('time_net.py printed no timing line')
+        return [float(m.group(i)) for i in range(1, 5)] + ['%.1f fps' % float(m.group(5))]
+
+    def rpn():
+        return timing(test_def, r.shared()['model'])
+
+    def svd():
+        fc = fc_outputs(os.path.join(ROOT, test_def))
+        # The Fast R-CNN paper's ranks for VGG-16's 4096-wide fc6/fc7: 1024 and 256.
+        ranks = 'fc6:%d,fc7:%d' % (max(1, fc['fc6'] // 4), max(1, fc['fc7'] // 16))
+        out = r.call([sys.executable, 'tools/compress_net.py', '--def', test_def,
+                      '--net', r.shared()['model'], '--ranks', ranks])
+        return timing(last_match(r'^Compressed network prototxt (\S+)', out),
+                      last_match(r'^Wrote svd model to: (\S+)', out))
+
+    def not_this_net(net):
+        def row():
+            raise NotRun('run with --net %s' % net)
+        return row
+
+    rows = {'vgg_ss': lambda: (_ for _ in ()).throw(NotRun(
+        'selective search runs outside this project (the paper: 1510 ms on a CPU)'))}
+    rows['vgg_rpn'] = rpn if r.net == 'VGG16' else not_this_net('VGG16')
+    rows['zf_rpn'] = rpn if r.net == 'ZF' else not_this_net('ZF')
+    extra = []
+    if r.net not in ('VGG16', 'ZF'):
+        extra.append({'id': 'net_rpn', 'cells': [r.net, 'RPN + Fast R-CNN'], 'paper': None})
+        rows['net_rpn'] = rpn
+    extra.append({'id': 'rpn_svd', 'cells': [r.net, 'RPN + Fast R-CNN, SVD fc6/fc7'],
+                  'paper': None})
+    rows['rpn_svd'] = svd
+    return rows, ['Times are per image on this run\'s device (%s), %s test images.'
+                  % ('CPU' if r.args.gpu in ('cpu',) or r.args.gpu.startswith('-')
+                     else 'GPU %s' % r.args.gpu, r.args.num_timing_images)], extra
+
+
+def fc_outputs(prototxt):
+    text = open(prototxt).read()
+    out = {}
+    for name in ('fc6', 'fc7'):
+        m = re.search(r'name:\s*"%s".*?num_output:\s*(\d+)' % name, text, flags=re.S)
+        out[name] = int(m.group(1)) if m else 4096
+    return out
+
+
+def table8(r):
+    base = base_anchor_scales(os.path.join(
+        ROOT, r.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt'))
+    small, large = base[0], base[min(1, len(base) - 1)]
+    settings = {
+        's1_r1_small': ([small], [1.0]), 's1_r1_large': ([large], [1.0]),
+        's1_r3_small': ([small], None), 's1_r3_large': ([large], None),
+        's3_r1': (list(base), [1.0]), 's3_r3': None,
+    }
+    rows = {}
+    for key, setting in settings.items():
+        if setting is None:
+            rows[key] = lambda: pct(r.shared()['map'])
+            continue
+        scales, ratios = setting
+        sets = ['RPN_ANCHOR_SCALES', str(scales)]
+        if ratios:
+            sets += ['RPN_ANCHOR_RATIOS', str(ratios)]
+        rows[key] = (lambda k, s: lambda: pct(r.shared(sets=s, name=k)['map']))(key, sets)
+    notes = ['Anchor scales are multiples of the 16-pixel base box; this net is written for '
+             'scales %s (the paper\'s 128^2, 256^2, 512^2 are 8, 16, 32).' % (list(base),)]
+    return rows, notes
+
+
+def table9(r):
+    rows = {}
+    for lam in ('0.1', '1', '10', '100'):
+        if lam == '10':
+            rows['lambda_10'] = lambda: pct(r.shared()['map'])
+        else:
+            rows['lambda_' + lam] = (lambda v: lambda: pct(r.shared(
+                sets=['TRAIN.RPN_LAMBDA', v], name='lambda_' + v)['map']))(lam)
+    return rows, ['lambda weighs the RPN\'s regression loss (cfg.TRAIN.RPN_LAMBDA); 10 is the '
+                  'release\'s loss_weight 1.']
+
+
+def table10(r):
+    single = r.test_single_scale()
+    pyramid = PYRAMID_600 if single == 600 else toy_scaled(PYRAMID_600, single)
+    max_size = int(r.cfg_value('TEST.MAX_SIZE', 400 if r.args.dataset == 'toy' else 1000))
+    pyramid_max = PYRAMID_MAX_SIZE_1000 * max_size // 1000
+
+    def one_stage():
+        return r.script('dense', 'fast_rcnn.sh', sets=[
+            'TRAIN.PROPOSAL_METHOD', 'dense', 'TEST.PROPOSAL_METHOD', 'dense'])
+
+    def five_scales():
+        out = r.tool('test_net.py', [
+            '--def', r.detector_def(), '--net', one_stage()['model'], '--imdb', r.test_imdb],
+            cfg='fast_rcnn', exp_dir=r.exp_dir('dense_5scales'), sets=[
+                'TEST.HAS_RPN', 'False', 'TEST.PROPOSAL_METHOD', 'dense',
+                'TEST.SCALES', str(list(pyramid)), 'TEST.MAX_SIZE', str(pyramid_max)])
+        return pct(last_float(r'Mean AP = (\d+\.\d+|nan)', out))
+
+    rows = {'two_stage': lambda: pct(r.unshared()['map']),
+            'one_stage_1': lambda: pct(one_stage()['map']),
+            'one_stage_5': five_scales}
+    return rows, ['One-stage: Fast R-CNN trained and tested on dense windows (3 scales x 3 '
+                  'ratios on the stride-16 grid; rpn/dense_windows.py); 5 scales: %s, max '
+                  'size %d.' % (list(pyramid), pyramid_max)]
+
+
+def table11(r):
+    cfgs = ['experiments/cfgs/coco.yml']
+    toy_sets = []
+    if r.args.dataset != 'coco':
+        # COCO's 4 scales are the net's 3 plus one half the smallest (64^2 beside 128^2).
+        base = base_anchor_scales(os.path.join(
+            ROOT, r.models, 'faster_rcnn_end2end', 'test.prototxt'))
+        half = base[0] // 2 if base[0] % 2 == 0 else base[0] / 2.0
+        toy_sets = ['RPN_ANCHOR_SCALES', str([half] + list(base))]
+
+    def val(run):
+        if run['coco'] is not None:
+            return [run['coco'][0], run['coco'][1], 'not run: test-dev needs the COCO server',
+                    'not run: test-dev needs the COCO server']
+        return [pct(run['map']), 'n/a (VOC-style evaluation)',
+                'not run: test-dev needs the COCO server', 'not run: test-dev needs the COCO '
+                'server']
+
+    def fast_ss():
+        r.has_mat('selective_search')
+        return val(r.script('coco_ss', 'fast_rcnn.sh', cfgs=cfgs, sets=toy_sets + [
+            'TRAIN.PROPOSAL_METHOD', 'selective_search']))
+
+    def faster():
+        return val(r.script('coco_rpn', 'faster_rcnn_end2end.sh', cfgs=cfgs, sets=toy_sets + [
+            'TEST.RPN_POST_NMS_TOP_N', '300']))
+
+    def not_run(reason):
+        def row():
+            raise NotRun(reason)
+        return row
+    rows = {'fast_ss_paper2': not_run('the Fast R-CNN paper\'s own number'),
+            'fast_ss': fast_ss, 'faster_train': faster,
+            'faster_trainval': not_run('needs COCO trainval and the test-dev server')}
+    return rows, ['COCO settings (experiments/cfgs/coco.yml): negatives [0, 0.5), 4 anchor '
+                  'scales, iter_size 8 (8-image RPN / 16-image Fast R-CNN batches on one '
+                  'device).']
+
+
+def fig4(r):
+    counts = (300, 1000, 2000)
+
+    def recall_rows(source_args, label):
+        out = r.tool('eval_recall.py', ['--imdb', r.test_imdb, '--counts',
+                                        ','.join(map(str, counts)), '--label', label,
+                                        '--out', os.path.join(r.args.results_dir,
+                                                              'fig4_%s.png' % label)]
+                     + source_args)
+        values = []
+        for n in counts:
+            m = re.search(r'%s, %d proposals: recall \[([^\]]*)\].*?average recall (\S+)'
+                          % (re.escape(label), n), out, flags=re.S)
+            recalls = [float(v) for v in m.group(1).split()]
+            values.append([recalls[0], recalls[4], float(m.group(2))])
+        return values
+
+    def method(name):
+        def row():
+            r.has_mat(name)
+            return recall_rows(['--method', name], name)
+        return row
+
+    def rpn():
+        props = r.rpn_proposals(r.shared()['model'], 'fig4', [
+            'TEST.RPN_POST_NMS_TOP_N', '2000'])
+        return recall_rows(['--rpn-file', props], 'RPN')
+    return {'ss': method('selective_search'), 'eb': method('edge_boxes'), 'rpn': rpn}, [
+        'Curves: fig4_<method>.png beside this file.']
+
+
+BUILDERS = {'table2': table2, 'table3': table3, 'table5': table5, 'table8': table8,
+            'table9': table9, 'table10': table10, 'table11': table11, 'fig4': fig4}
+
+
+# Writing the table -----------------------------------------------------------------------------
+
+def fmt(value):
+    if value is None:
+        return '—'
+    if isinstance(value, float):
+        return '%.1f' % value
+    return str(value)
+
+
+def write_markdown(path, spec, table, results, notes, setup):
+    lines = ['# %s' % spec['title'], '']
+    lines += ['- %s' % s for s in setup] + ['']
+    columns = list(spec['columns'])
+    is_multi = table in ('table5', 'table11', 'fig4')
+    if table == 'fig4':
+        head = columns + ['paper']
+    elif is_multi:
+        value_cols = columns[len(spec['rows'][0]['cells']):]
+        head = columns[:len(spec['rows'][0]['cells'])] + \
+            ['%s (paper)' % c for c in value_cols] + ['%s (ours)' % c for c in value_cols]
+    else:
+        head = columns[:-1] + ['%s (paper)' % columns[-1], '%s (ours)' % columns[-1]]
+    lines.append('| ' + ' | '.join(head) + ' |')
+    lines.append('|' + '---|' * len(head))
+    for row in spec['rows'] + spec.get('extra_rows_run', []):
+        ours = results.get(row['id'])
+        cells = [fmt(c) for c in row['cells']]
+        if table == 'fig4':
+            if isinstance(ours, list):
+                for n, vals in zip((300, 1000, 2000), ours):
+                    lines.append('| ' + ' | '.join(cells + [str(n)] + ['%.3f' % v for v in vals]
+                                                  + [fmt(row['paper'])]) + ' |')
+            else:
+                lines.append('| ' + ' | '.join(cells + ['—', fmt(ours), '—', '—',
+                                                        fmt(row['paper'])]) + ' |')
+            continue
+        if is_multi:
+            n = len(head) - len(cells)
+            paper = row['paper'] if isinstance(row['paper'], list) else [None] * (n // 2)
+            # A row not run says why once, in its first column of ours.
+            ours_list = ours if isinstance(ours, list) else [ours] + [None] * (n // 2 - 1)
+            lines.append('| ' + ' | '.join(cells + [fmt(v) for v in paper]
+                                           + [fmt(v) for v in ours_list]) + ' |')
+        else:
+            lines.append('| ' + ' | '.join(cells + [fmt(row['paper']), fmt(ours)]) + ' |')
+    if notes:
+        lines += [''] + ['- %s' % n for n in notes]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + '.tmp%d' % os.getpid()
+    with open(tmp, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    os.replace(tmp, path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    spec = load_paper_values()[args.table]
+    if args.net is None:
+        args.net = 'TOY' if args.dataset == 'toy' else spec.get('net', 'ZF')
+    runner = Runner(args)
+    built = BUILDERS[args.table](runner)
+    rows, notes = built[0], list(built[1])
+    spec = dict(spec)
+    spec['extra_rows_run'] = built[2] if len(built) > 2 else []
+    results = {}
+    for row in spec['rows'] + spec['extra_rows_run']:
+        make = rows.get(row['id'])
+        if make is None:
+            continue
+        print('=== %s: %s' % (args.table, row['id']), flush=True)
+        try:
+            results[row['id']] = make()
+        except NotRun as e:
+            results[row['id']] = 'not run: %s' % e
+        except RuntimeError as e:
+            results[row['id']] = 'failed: %s' % e
+    setup = ['dataset: %s (train %s, test %s)' % (args.dataset, runner.train_imdb,
+                                                   runner.test_imdb),
+             'net: %s; device: %s' % (args.net, args.gpu),
+             'iterations: ITERS=%s, ALT_OPT_ITERS=%s (unset: the scripts\' defaults, the '
+             'paper\'s schedules)' % (os.environ.get('ITERS', 'unset'),
+                                      os.environ.get('ALT_OPT_ITERS', 'unset')),
+             'extra settings: %s' % (' '.join(args.set_cfgs) or 'none'),
+             'paper values: experiments/paper_values.yml (arXiv 1506.01497)']
+    path = os.path.join(args.results_dir, args.table + '.md')
+    write_markdown(path, spec, args.table, results, notes, setup)
+    print('Wrote %s' % path, flush=True)
+    failed = [k for k, v in results.items() if isinstance(v, str) and v.startswith('failed')]
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Time per image of a Faster R-CNN test net, split as the paper's Table 5: shared convolutional
+layers, proposals (the RPN's own layers and the proposal layer), and region-wise work (RoI
+pooling, fully-connected layers, softmax, per-class NMS). Prints one line per part and
+
+  Timing (ms/image): conv X proposal Y region-wise Z total T rate F fps
+
+  tools/time_net.py --gpu 0 --def models/pascal_voc/ZF/faster_rcnn_alt_opt/faster_rcnn_test.pt \
+      --net output/.../ZF_faster_rcnn_final.caffemodel --imdb voc_2007_test --num-images 100
+
+A net compressed by tools/compress_net.py (truncated SVD of fc6/fc7) is timed the same way.
+The first image is a warm-up and not counted.
+"""
+import argparse
+import pprint
+import sys
+import time
+
+import _common
+
+import cv2
+import numpy as np
+
+from datasets.factory import get_imdb
+from fast_rcnn.config import cfg
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Time a Faster R-CNN test net (Table 5)')
+    _common.add_device_arg(parser)
+    parser.add_argument('--def', dest='prototxt', required=True, help='test prototxt (with RPN)')
+    parser.add_argument('--net', dest='caffemodel', required=True, help='model to time')
+    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
+                        help='images to time on (default: %(default)s)')
+    parser.add_argument('--num-images', dest='num_images', type=int, default=100,
+                        help='images timed, after one warm-up (default: %(default)s)')
+    _common.add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
+def split_layers(net):
+    """(conv_end, proposal_end) layer names: layers up to conv_end are the shared convolutions,
+    those after it up to proposal_end the RPN, the rest region-wise."""
+    names = list(net._layer_names)
+    proposal = [i for i, n in enumerate(names) if 'rois' in net.top_names[n]]
+    rpn = [i for i, n in enumerate(names) if n.startswith('rpn')]
+    if not proposal or not rpn:
+        raise ValueError('the net has no RPN (no rpn_* layers or no layer making rois)')
+    first_rpn, last_proposal = min(rpn), max(proposal)
+    return names[first_rpn - 1], names[last_proposal]
+
+
+def time_image(net, im, conv_end, proposal_end, num_classes):
+    """Seconds spent in the three parts for one image."""
+    from fast_rcnn.test import _get_image_blob, detections_for_class
+    blob, scales = _get_image_blob(im)
+    im_info = np.array([[blob.shape[2], blob.shape[3], scales[0]]], dtype=np.float32)
+    net.blobs['data'].reshape(*blob.shape)
+    net.blobs['im_info'].reshape(*im_info.shape)
+    t0 = time.perf_counter()
+    net.forward(data=blob.astype(np.float32), im_info=im_info, end=conv_end)
+    t1 = time.perf_counter()
+    names = list(net._layer_names)
+    net.forward(start=names[names.index(conv_end) + 1], end=proposal_end)
+    t2 = time.perf_counter()
+    out = net.forward(start=names[names.index(proposal_end) + 1])
+    scores = np.asarray(out['cls_prob']).reshape(-1, num_classes)
+    boxes = np.tile(net.blobs['rois'].data[:, 1:5] / scales[0], (1, num_classes))
+    for j in range(1, num_classes):
+        detections_for_class(scores, boxes, j, cfg.TEST.SCORE_THRESH, cfg.TEST.NMS)
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t2
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
+    _common.load_cfg(args.cfg_files, args.set_cfgs)
+    _common.require_file(args.prototxt, 'net definition')
+    _common.require_weights(args.caffemodel)
+    import caffe
+    _common.setup_caffe(args.gpu)
+    imdb = get_imdb(args.imdb_name)
+    from fast_rcnn.config import get_output_dir
+    prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
+                                          get_output_dir(imdb, 'timing'))
+    net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    try:
+        conv_end, proposal_end = split_layers(net)
+    except ValueError as e:
+        _common.fail('%s: %s' % (args.prototxt, e))
+    count = min(args.num_images, imdb.num_images - 1) if imdb.num_images > 1 else 1
+    totals = np.zeros(3)
+    for i in range(count + 1):
+        im = cv2.imread(imdb.image_path_at(i % imdb.num_images))
+        parts = time_image(net, im, conv_end, proposal_end, imdb.num_classes)
+        if i > 0 or count == 0:
+            totals += parts
+    ms = 1000.0 * totals / max(count, 1)
+    for name, value in zip(('conv', 'proposal', 'region-wise'), ms):
+        print('%s: %.1f ms/image' % (name, value), flush=True)
+    total = ms.sum()
+    print('Timing (ms/image): conv %.1f proposal %.1f region-wise %.1f total %.1f rate %.2f fps'
+          % (ms[0], ms[1], ms[2], total, 1000.0 / total if total > 0 else float('inf')),
+          flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(_common.run_tool(main))
