@@ -1,0 +1,57 @@
+"""Loading a prototxt runs no code but Python layers from lib/ and the user's PYTHONPATH: a module
+of the same name in the working directory (or the standard library) is refused, not imported."""
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+NET = '''name: "py"
+input: "data" input_shape { dim: 1 dim: 2 }
+layer { name: "py" type: "Python" bottom: "data" top: "out"
+        python_param { module: "%s" layer: "Layer" } }
+'''
+# Importing this module leaves a marker file: the proof that it ran.
+EVIL = '''open(%r, "w").write("ran")
+import caffe
+class Layer(caffe.Layer):
+    def setup(self, bottom, top): pass
+    def reshape(self, bottom, top): top[0].reshape(*bottom[0].shape)
+    def forward(self, bottom, top): top[0].data[...] = bottom[0].data
+'''
+LOAD = 'import caffe; caffe.Net("net.prototxt", caffe.TEST); print("loaded")'
+
+
+def _load(cwd, pythonpath):
+    # `python -c` puts the working directory first on sys.path, as an interactive session does.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath))
+    return subprocess.run([sys.executable, '-c', LOAD], cwd=str(cwd), env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def _setup(tmp_path, module):
+    marker = tmp_path / 'marker'
+    (tmp_path / ('%s.py' % module)).write_text(EVIL % str(marker))
+    (tmp_path / 'net.prototxt').write_text(NET % module)
+    return marker
+
+
+def test_a_module_in_the_working_directory_is_not_imported(tmp_path):
+    marker = _setup(tmp_path, 'cwd_layer_module')
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
+    assert proc.returncode != 0
+    assert 'outside lib/ and PYTHONPATH' in proc.stderr and 'cwd_layer_module' in proc.stderr
+    assert not marker.exists()
+
+
+def test_the_same_module_on_pythonpath_is_imported(tmp_path):
+    marker = _setup(tmp_path, 'cwd_layer_module')
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib'), str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr
+    assert 'loaded' in proc.stdout and marker.exists()
+
+
+def test_a_standard_library_module_is_not_imported(tmp_path):
+    (tmp_path / 'net.prototxt').write_text(NET % 'antigravity')  # would open a web browser
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
+    assert proc.returncode != 0 and 'outside lib/ and PYTHONPATH' in proc.stderr
