@@ -31,6 +31,18 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _check_image_set(det_file, imdb):
+    """Detections saved with a key (fast_rcnn.test.detections_key) must be of this image set."""
+    from fast_rcnn.test import image_set_digest, read_detections_key
+    key = read_detections_key(det_file)
+    if key is None:
+        return  # written before keys were saved: the size check below is all there is
+    if key.get('imdb') != imdb.name or key.get('images_sha1') != image_set_digest(imdb):
+        _common.fail('%s holds detections for the image set %s as it was then; --imdb %s '
+                     'differs (pass the same --imdb, or test again)'
+                     % (det_file, key.get('imdb'), imdb.name))
+
+
 def main(argv=None):
     args = parse_args(argv)
     _common.load_cfg(args.cfg_files, args.set_cfgs)
@@ -43,6 +55,7 @@ def main(argv=None):
             _common.fail('%s has no MATLAB evaluation' % imdb.name)
         imdb.config['matlab_eval'] = True
     dets = _common.read_pickle(det_file, 'detections file')
+    _check_image_set(det_file, imdb)
     if len(dets) != imdb.num_classes or any(len(d) != imdb.num_images for d in dets):
         _common.fail('%s holds detections for %d classes x %d images; %s has %d x %d'
                      % (det_file, len(dets), len(dets[0]) if dets else 0, imdb.name,

@@ -19,15 +19,18 @@ changes of a step) leaks into the next. The final detector is copied to
 import argparse
 import concurrent.futures
 import glob
+import json
 import multiprocessing
 import os
 import pprint
 import shutil
+import signal
 import sys
 
 import _common
 
-from fast_rcnn.config import cfg, merge_into_cfg
+from fast_rcnn.config import cfg, get_output_dir, merge_into_cfg
+from fast_rcnn.train import TRAIN_STATE_EXT, TrainingInterrupted
 
 # The release's iterations for PASCAL VOC: 80k RPN, 40k Fast R-CNN, per stage.
 DEFAULT_ITERS = (80000, 40000, 80000, 40000)
@@ -55,6 +58,9 @@ def parse_args(argv=None):
                              "(the paper's 'unshared' rows of Tables 2, 3)")
     parser.add_argument('--rand', dest='randomize', action='store_true',
                         help='do not seed the random number generators')
+    parser.add_argument('--restore', dest='restore', default=None, metavar='STEP:SOLVERSTATE',
+                        help='resume step STEP (1-4) from this .solverstate; the earlier steps '
+                             "are taken from the run's progress file in the output folder")
     _common.add_cfg_args(parser)
     return parser.parse_args(argv)
 
@@ -111,7 +117,7 @@ def _get_roidb(imdb_name, rpn_file=None):
     return get_training_roidb(imdb), imdb
 
 
-def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None):
+def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None):
     from fast_rcnn.config import get_output_dir
     from fast_rcnn.train import train_net
     print('Init model: %s' % init_model, flush=True)
@@ -121,23 +127,26 @@ def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None):
     print('Output will be saved to `%s`' % output_dir, flush=True)
     solver = _common.fit_solver_to_classes(solver, imdb.num_classes, output_dir)
     model_paths = train_net(solver, roidb, output_dir, pretrained_model=init_model,
-                            max_iters=max_iters, rand=randomize)
+                            max_iters=max_iters, rand=randomize, restore=restore)
     # Only each step's last snapshot is used.
     for path in model_paths[:-1]:
-        for stale in (path, os.path.splitext(path)[0] + '.solverstate'):
+        stem = os.path.splitext(path)[0]
+        for stale in (path, stem + '.solverstate', stem + TRAIN_STATE_EXT):
             if os.path.exists(stale):
                 os.remove(stale)
     return model_paths[-1]
 
 
-def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize):
+def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize,
+              restore=None):
     _child_setup(cfg_dict, device)
     cfg.TRAIN.HAS_RPN = True
     cfg.TRAIN.BBOX_REG = False  # this switch is the detector's box regression, not the RPN's
     cfg.TRAIN.PROPOSAL_METHOD = 'gt'
     cfg.TRAIN.IMS_PER_BATCH = 1
     cfg.TRAIN.SNAPSHOT_INFIX = infix
-    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize)}
+    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize,
+                                 restore=restore)}
 
 
 def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
@@ -165,14 +174,14 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
 
 
 def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
-                    randomize, rpn_file):
+                    randomize, rpn_file, restore=None):
     _child_setup(cfg_dict, device)
     cfg.TRAIN.HAS_RPN = False
     cfg.TRAIN.PROPOSAL_METHOD = 'rpn'
     cfg.TRAIN.IMS_PER_BATCH = 2
     cfg.TRAIN.SNAPSHOT_INFIX = infix
     return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize,
-                                 rpn_file=rpn_file)}
+                                 rpn_file=rpn_file, restore=restore)}
 
 
 def run_in_process(title, target, **kwargs):
@@ -180,8 +189,74 @@ def run_in_process(title, target, **kwargs):
     raised here."""
     print('\n' + '~' * 70 + '\n' + title + '\n' + '~' * 70, flush=True)
     context = multiprocessing.get_context('spawn')
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(target, **kwargs).result()
+    # Ctrl-C reaches the whole process group: the step's process snapshots and stops (see
+    # fast_rcnn.train); this one waits for it instead of dying first. A Python-level handler,
+    # not SIG_IGN: the child must not inherit an ignored SIGINT.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            return pool.submit(target, **kwargs).result()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# Resuming: each finished step is recorded in a progress file, so that a run resumed at step k
+# (--restore k:SOLVERSTATE) takes steps 1..k-1 from it. ------------------------------------------
+
+def parse_restore(text):
+    """--restore 'STEP:SOLVERSTATE' -> (step 1-4, path); None -> (None, None)."""
+    if text is None:
+        return None, None
+    step, sep, path = text.partition(':')
+    if not sep or step not in ('1', '2', '3', '4') or not path:
+        raise ValueError('--restore expects STEP:SOLVERSTATE with STEP 1-4 (1: stage 1 RPN, '
+                         '2: stage 1 Fast R-CNN, 3: stage 2 RPN, 4: stage 2 Fast R-CNN), got %r'
+                         % text)
+    return int(step), path
+
+
+class Progress:
+    """<output dir>/<net_name>_alt_opt_progress.json: what each finished step produced, for the
+    run of this net, dataset and initial weights."""
+
+    def __init__(self, net_name, imdb_name, pretrained_model):
+        self.path = os.path.join(get_output_dir(imdb_name),
+                                 '%s_alt_opt_progress.json' % net_name)
+        self.key = {'net_name': net_name, 'imdb': imdb_name,
+                    'weights': os.path.abspath(pretrained_model) if pretrained_model else None}
+        self.steps = {}
+
+    def load(self, upto):
+        """Reads the results of steps 1..upto-1; a missing or foreign record is an error."""
+        if not os.path.isfile(self.path):
+            raise FileNotFoundError('cannot resume at step %d: no progress file %s (was the '
+                                    'run made with the same --net_name, --imdb and EXP_DIR?)'
+                                    % (upto, self.path))
+        try:
+            with open(self.path) as f:
+                record = json.load(f)
+        except ValueError as e:
+            raise ValueError('%s: malformed progress file: %s' % (self.path, e)) from None
+        if record.get('key') != self.key:
+            raise ValueError('%s records a run of %s; this one is %s'
+                             % (self.path, record.get('key'), self.key))
+        for step in range(1, upto):
+            result = record.get('steps', {}).get(str(step))
+            if result is None:
+                raise ValueError('%s: step %d did not finish; resume at step %d or earlier'
+                                 % (self.path, step, step))
+            for path in result.values():
+                if not os.path.isfile(path):
+                    raise FileNotFoundError('%s: step %d produced %s, which no longer exists'
+                                            % (self.path, step, path))
+            self.steps[step] = result
+        return self.steps
+
+    def done(self, step, result):
+        from caffe import io
+        self.steps[step] = result
+        record = {'key': self.key, 'steps': {str(k): v for k, v in sorted(self.steps.items())}}
+        io.atomic_write(self.path, json.dumps(record, indent=1).encode())
 
 
 def main(argv=None):
@@ -203,35 +278,57 @@ def main(argv=None):
     print('Stage solvers:\n  %s\nRPN test net: %s' % ('\n  '.join(solvers), rpn_test),
           flush=True)
 
+    try:
+        restore_step, restore_state = parse_restore(args.restore)
+    except ValueError as e:
+        _common.fail(str(e))
+    if restore_state is not None:
+        _common.require_file(restore_state, 'solver state')
+    progress = Progress(args.net_name, args.imdb_name, args.pretrained_model)
+    done = progress.load(restore_step) if restore_step else {}
+
     common = {'cfg_dict': _plain(cfg), 'device': args.gpu, 'imdb_name': args.imdb_name}
-    rpn1 = run_in_process(
-        'Stage 1 RPN, init from ImageNet model', train_rpn,
-        init_model=args.pretrained_model, solver=solvers[0], max_iters=iters[0],
-        infix='stage1', randomize=args.randomize, **common)
-    rpn1.update(run_in_process(
-        'Stage 1 RPN, generate proposals', rpn_generate,
-        rpn_model_path=rpn1['model_path'], rpn_test_prototxt=rpn_test, **common))
-    frcn1 = run_in_process(
-        'Stage 1 Fast R-CNN using RPN proposals, init from ImageNet model', train_fast_rcnn,
-        init_model=args.pretrained_model, solver=solvers[1], max_iters=iters[1],
-        infix='stage1', randomize=args.randomize, rpn_file=rpn1['proposal_path'], **common)
+
+    def step(number, title, train, generate=False, **kwargs):
+        """Runs step `number` (train, then for an RPN its proposals) unless a resumed run
+        already has it; records its results."""
+        if number in done:
+            print('Step %d (%s) done earlier: %s' % (number, title, done[number]), flush=True)
+            return done[number]
+        if number == restore_step:
+            kwargs['restore'] = restore_state
+        try:
+            result = run_in_process(title, train, **kwargs, **common)
+        except TrainingInterrupted as e:
+            # The step's own message names its solverstate; say how to resume this command.
+            raise TrainingInterrupted(e.signum, e.iteration, e.model_path,
+                                      '%d:%s' % (number, e.state_path)) from None
+        if generate:
+            result.update(run_in_process(
+                title.split(',')[0] + ', generate proposals', rpn_generate,
+                rpn_model_path=result['model_path'], rpn_test_prototxt=rpn_test, **common))
+        progress.done(number, result)
+        return result
+
+    rpn1 = step(1, 'Stage 1 RPN, init from ImageNet model', train_rpn, generate=True,
+                init_model=args.pretrained_model, solver=solvers[0], max_iters=iters[0],
+                infix='stage1', randomize=args.randomize)
+    frcn1 = step(2, 'Stage 1 Fast R-CNN using RPN proposals, init from ImageNet model',
+                 train_fast_rcnn, init_model=args.pretrained_model, solver=solvers[1],
+                 max_iters=iters[1], infix='stage1', randomize=args.randomize,
+                 rpn_file=rpn1['proposal_path'])
     if args.unshared:
         # Test with the stage-1 RPN's proposals: tools/rpn_generate.py, then tools/test_net.py
         # --proposals (experiments/scripts/faster_rcnn_alt_opt.sh does both with UNSHARED=1).
         print('Final RPN model: %s' % rpn1['model_path'], flush=True)
         print('Final model: %s' % frcn1['model_path'], flush=True)
         return
-    rpn2 = run_in_process(
-        'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn,
-        init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],
-        infix='stage2', randomize=args.randomize, **common)
-    rpn2.update(run_in_process(
-        'Stage 2 RPN, generate proposals', rpn_generate,
-        rpn_model_path=rpn2['model_path'], rpn_test_prototxt=rpn_test, **common))
-    frcn2 = run_in_process(
-        'Stage 2 Fast R-CNN, init from stage 2 RPN R-CNN model', train_fast_rcnn,
-        init_model=rpn2['model_path'], solver=solvers[3], max_iters=iters[3],
-        infix='stage2', randomize=args.randomize, rpn_file=rpn2['proposal_path'], **common)
+    rpn2 = step(3, 'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn, generate=True,
+                init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],
+                infix='stage2', randomize=args.randomize)
+    frcn2 = step(4, 'Stage 2 Fast R-CNN, init from stage 2 RPN R-CNN model', train_fast_rcnn,
+                 init_model=rpn2['model_path'], solver=solvers[3], max_iters=iters[3],
+                 infix='stage2', randomize=args.randomize, rpn_file=rpn2['proposal_path'])
 
     # The final model is the stage-2 detector; its convs are those the stage-2 RPN shares.
     final_path = os.path.join(os.path.dirname(frcn2['model_path']),

@@ -381,6 +381,8 @@ class Net:
         CopyTrainedLayersFrom: source layers missing from this net are ignored)."""
         source = io.read_binary(weights_file, caffe_pb2.NetParameter(), what='weights file')
         self.copy_from_param(source, weights_file)
+        # Test-time caches are keyed by the weights a net was loaded with (fast_rcnn.test).
+        self.weights_file = weights_file
 
     def copy_from_param(self, source, origin='<NetParameter>'):
         source = io.upgrade_net(source)

@@ -1,17 +1,21 @@
 """Testing a Fast R-CNN / Faster R-CNN network: image -> blobs -> net -> scored, regressed boxes per
 class (im_detect); then over a whole dataset, per-class thresholding and NMS, a cap on detections
 per image, saving and evaluation (test_net)."""
+import hashlib
+import json
 import os
 import pickle
 
 import cv2
 import numpy as np
 
+from caffe.io import atomic_write
 from fast_rcnn.bbox_transform import bbox_transform_inv, clip_boxes
 from fast_rcnn.config import cfg, get_output_dir
 from fast_rcnn.nms_wrapper import nms
 from rpn.dense_windows import dense_windows
 from utils.blob import im_list_to_blob, prep_im_for_blob
+from utils.image_file import check_image_file
 from utils.timer import Timer
 
 # RoIs of a multi-scale pyramid are pooled at the level where their area is closest to 224^2,
@@ -210,16 +214,91 @@ def save_pickle(obj, path):
         raise
 
 
+def detections_key(net, imdb, max_per_image, thresh):
+    """What a test run's detections depend on: the weights and the net definition (by content),
+    the image set, and the test-time settings. Saved beside detections.pkl, it tells a cache made
+    by another model, image set or cfg.TEST from one that can be reused."""
+    def digest_file(path):
+        h = hashlib.sha1()
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 22), b''):
+                h.update(chunk)
+        return h.hexdigest()
+
+    weights = getattr(net, 'weights_file', None)
+    prototxt = getattr(net, '_source', None)
+    return {
+        'weights': os.path.abspath(weights) if weights else None,
+        'weights_sha1': digest_file(weights) if weights and os.path.isfile(weights) else None,
+        'prototxt_sha1': (digest_file(prototxt) if prototxt and os.path.isfile(prototxt)
+                          else None),
+        'imdb': imdb.name,
+        'images_sha1': image_set_digest(imdb),
+        'settings': repr((sorted((k, repr(v)) for k, v in cfg.TEST.items()),
+                          repr(cfg.PIXEL_MEANS), max_per_image, thresh)),
+    }
+
+
+def image_set_digest(imdb):
+    """A digest of the imdb's image ids, in order: detections are per image index."""
+    return hashlib.sha1('\n'.join(map(str, imdb.image_index)).encode()).hexdigest()
+
+
+def _key_file(det_file):
+    return det_file + '.key.json'
+
+
+def read_detections_key(det_file):
+    """The key saved with det_file, or None when there is none (or it is unreadable)."""
+    try:
+        with open(_key_file(det_file)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
     """Detects objects in every image of imdb, saves all_boxes to
     <output dir>/detections.pkl and evaluates them with imdb.evaluate_detections.
 
     all_boxes[cls][image] is an (N, 5) array [x1, y1, x2, y2, score]; class 0 (background) holds
     empty lists. vis writes one PNG per image to <output dir>/vis/. Returns all_boxes.
+
+    detections.pkl is reused (not recomputed) only when the key saved beside it matches this
+    run's weights, net, image set and test settings (see detections_key).
     """
+    output_dir = get_output_dir(imdb, net)
+    det_file = os.path.join(output_dir, 'detections.pkl')
+    key = detections_key(net, imdb, max_per_image, thresh)
+    if not vis and os.path.isfile(det_file) and read_detections_key(det_file) == key:
+        try:
+            with open(det_file, 'rb') as f:
+                all_boxes = pickle.load(f)
+        except Exception:
+            all_boxes = None  # unreadable: detect again
+        if all_boxes is not None:
+            print('Reusing the detections in %s (same weights, net, image set and TEST '
+                  'settings; delete it to detect again)' % det_file, flush=True)
+            print('Evaluating detections', flush=True)
+            imdb.evaluate_detections(all_boxes, output_dir)
+            return all_boxes
+
+    all_boxes = _detect_all(net, imdb, max_per_image, thresh, vis, output_dir)
+    # The old key goes first: a crash between the two writes must not leave it vouching for
+    # the new detections.
+    if os.path.exists(_key_file(det_file)):
+        os.remove(_key_file(det_file))
+    save_pickle(all_boxes, det_file)
+    atomic_write(_key_file(det_file), json.dumps(key, indent=1).encode())
+    print('Wrote detections to %s' % det_file, flush=True)
+    print('Evaluating detections', flush=True)
+    imdb.evaluate_detections(all_boxes, output_dir)
+    return all_boxes
+
+
+def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir):
     num_images = imdb.num_images
     all_boxes = [[[] for _ in range(num_images)] for _ in range(imdb.num_classes)]
-    output_dir = get_output_dir(imdb, net)
     timers = {'im_detect': Timer(), 'misc': Timer()}
     # 'dense': the one-stage system's sliding windows (Table 10), made per image, not stored.
     dense = not cfg.TEST.HAS_RPN and cfg.TEST.PROPOSAL_METHOD == 'dense'
@@ -230,6 +309,7 @@ def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
         if roidb is not None:
             proposals = roidb[i]['boxes'][roidb[i]['gt_classes'] == 0]
         path = imdb.image_path_at(i)
+        check_image_file(path)  # cv2 decodes a truncated JPEG without an error
         im = cv2.imread(path)
         if im is None:
             raise FileNotFoundError('cannot read image %s (image %d of %s)'
@@ -255,10 +335,4 @@ def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
         print('im_detect: {:d}/{:d}  {:.3f}s {:.3f}s'.format(
             i + 1, num_images, timers['im_detect'].average_time, timers['misc'].average_time),
             flush=True)
-
-    det_file = os.path.join(output_dir, 'detections.pkl')
-    save_pickle(all_boxes, det_file)
-    print('Wrote detections to %s' % det_file, flush=True)
-    print('Evaluating detections', flush=True)
-    imdb.evaluate_detections(all_boxes, output_dir)
     return all_boxes

@@ -33,12 +33,18 @@ class TrainingInterrupted(Exception):
 
     def __init__(self, signum, iteration, model_path, state_path):
         self.signum = signum
+        self.iteration = iteration
         self.exit_code = 128 + int(signum)
         self.model_path = model_path
         self.state_path = state_path
         super().__init__('interrupted by %s at iteration %d; snapshot written to %s; resume '
                          'with --restore %s' % (signal.Signals(signum).name, iteration,
                                                  model_path, state_path))
+
+    def __reduce__(self):
+        # Crosses process boundaries (alt-opt runs each step in its own process).
+        return (TrainingInterrupted, (self.signum, self.iteration, self.model_path,
+                                      self.state_path))
 
 
 class SolverWrapper:

@@ -227,3 +227,38 @@ def test_a_very_large_image_is_rescaled_before_it_costs_memory():
     assert peak < 1.3 * float32_bytes, (peak, float32_bytes)
     assert boxes.shape[0] == scores.shape[0] > 0
     assert boxes[:, 0::2].max() <= w - 1 and boxes[:, 1::2].max() <= h - 1
+
+
+def test_alt_opt_resumed_at_step_3_ends_with_the_same_final_model(data_dir, tmp_path):
+    def alt_opt(exp_dir, iters, *extra):
+        code, out, err = run_tool('train_faster_rcnn_alt_opt.py', [
+            '--gpu', 'cpu', '--net_name', 'TOY', '--imdb', 'toy_train', '--iters', iters,
+            '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_alt_opt.yml'),
+            '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'toy.yml')] + list(extra) + [
+            '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path), 'EXP_DIR', exp_dir]
+            + SMALL)
+        assert code == 0, err[-3000:]
+        folder = os.path.join(str(tmp_path), 'output', exp_dir, 'toy_train')
+        return out, folder
+
+    _, straight = alt_opt('straight', '2,2,2,2')
+    # A run whose step 3 stopped after one iteration, then resumed there to two.
+    _, resumed = alt_opt('resumed', '2,2,1,2')
+    out, _ = alt_opt('resumed', '2,2,2,2', '--restore',
+                     '3:' + os.path.join(resumed, 'toy_rpn_stage2_iter_1.solverstate'))
+    assert 'Step 1 (Stage 1 RPN' in out and 'Step 2 (Stage 1 Fast R-CNN' in out
+    assert 'Stage 1 RPN, generate proposals' not in out
+    final = 'TOY_faster_rcnn_final.caffemodel'
+    with open(os.path.join(straight, final), 'rb') as a, \
+            open(os.path.join(resumed, final), 'rb') as b:
+        assert a.read() == b.read()
+
+
+def test_alt_opt_restore_needs_the_earlier_steps(data_dir, tmp_path):
+    state = tmp_path / 'x.solverstate'
+    state.write_bytes(b'')
+    code, out, err = run_tool('train_faster_rcnn_alt_opt.py', [
+        '--gpu', 'cpu', '--net_name', 'TOY', '--imdb', 'toy_train', '--restore',
+        '3:%s' % state, '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path)])
+    assert code == 1 and 'Traceback' not in err
+    assert 'cannot resume at step 3: no progress file' in err
