@@ -185,10 +185,15 @@ def _net_case(tmp_path, text):
     return path
 
 
-def _test_net(tmp_path, prototxt, model):
+def _test_net(data, prototxt, model):
     return run_tool('test_net.py', ['--gpu', 'cpu', '--def', str(prototxt), '--net', str(model),
-                                    '--imdb', 'toy_test', '--set', 'DATA_DIR',
-                                    str(tmp_path / 'data')])
+                                    '--imdb', 'toy_test', '--set', 'DATA_DIR', str(data)])
+
+
+@pytest.fixture(scope='module')
+def toy_data(toy_source):
+    """DATA_DIR of the shared small toy dataset, for tests that do not change it."""
+    return os.path.dirname(toy_source)
 
 
 @pytest.fixture
@@ -200,30 +205,30 @@ def tiny_model(tmp_path):
     return path, model
 
 
-def test_prototxt_syntax_error_names_file_and_line(tmp_path, tiny_model):
+def test_prototxt_syntax_error_names_file_and_line(tmp_path, tiny_model, toy_data):
     _, model = tiny_model
     path = _net_case(tmp_path, TINY_NET.replace('num_output: 2', 'num_output 2 }'))
-    line = assert_one_error(_test_net(tmp_path, path, model), path)
+    line = assert_one_error(_test_net(toy_data, path, model), path)
     assert '%s:4:' % path in line
 
 
-def test_unknown_layer_type(tmp_path, tiny_model):
+def test_unknown_layer_type(tmp_path, tiny_model, toy_data):
     _, model = tiny_model
     path = _net_case(tmp_path, TINY_NET.replace('"Convolution"', '"Convolutoin"'))
-    assert_one_error(_test_net(tmp_path, path, model), 'Convolutoin')
+    assert_one_error(_test_net(toy_data, path, model), 'Convolutoin')
 
 
-def test_missing_bottom(tmp_path, tiny_model):
+def test_missing_bottom(tmp_path, tiny_model, toy_data):
     _, model = tiny_model
     path = _net_case(tmp_path, TINY_NET.replace('bottom: "data"', 'bottom: "dta"'))
-    assert_one_error(_test_net(tmp_path, path, model), 'dta')
+    assert_one_error(_test_net(toy_data, path, model), 'dta')
 
 
-def test_python_layer_module_not_importable(tmp_path, tiny_model):
+def test_python_layer_module_not_importable(tmp_path, tiny_model, toy_data):
     _, model = tiny_model
     path = _net_case(tmp_path, TINY_NET + '''layer { name: "py" type: "Python" bottom: "conv"
         top: "out" python_param { module: "no_such_module_xyz" layer: "L" } }\n''')
-    assert_one_error(_test_net(tmp_path, path, model), 'no_such_module_xyz')
+    assert_one_error(_test_net(toy_data, path, model), 'no_such_module_xyz')
 
 
 def test_solver_pointing_at_missing_net(data_dir, tmp_path):
@@ -236,29 +241,29 @@ def test_solver_pointing_at_missing_net(data_dir, tmp_path):
     assert_one_error(result, 'nowhere.prototxt')
 
 
-def test_truncated_caffemodel(tmp_path, tiny_model):
+def test_truncated_caffemodel(tmp_path, tiny_model, toy_data):
     path, model = tiny_model
     data = model.read_bytes()
     model.write_bytes(data[:len(data) // 2])
-    assert_one_error(_test_net(tmp_path, path, model), model)
+    assert_one_error(_test_net(toy_data, path, model), model)
 
 
-def test_caffemodel_not_a_netparameter(tmp_path, tiny_model):
+def test_caffemodel_not_a_netparameter(tmp_path, tiny_model, toy_data):
     path, model = tiny_model
     model.write_bytes(b'\xff\xfe\x00garbage' * 10)
-    assert_one_error(_test_net(tmp_path, path, model), model)
+    assert_one_error(_test_net(toy_data, path, model), model)
 
 
-def test_caffemodel_shape_mismatch(tmp_path, tiny_model):
+def test_caffemodel_shape_mismatch(tmp_path, tiny_model, toy_data):
     _, model = tiny_model
     path = _net_case(tmp_path, TINY_NET.replace('num_output: 2', 'num_output: 5'))
-    line = assert_one_error(_test_net(tmp_path, path, model), model, 'conv')
+    line = assert_one_error(_test_net(toy_data, path, model), model, 'conv')
     assert '(5, 3, 3, 3)' in line and '(2, 3, 3, 3)' in line
 
 
-def test_missing_weights(tmp_path, tiny_model):
+def test_missing_weights(tmp_path, tiny_model, toy_data):
     path, _ = tiny_model
-    assert_one_error(_test_net(tmp_path, path, tmp_path / 'missing.caffemodel'),
+    assert_one_error(_test_net(toy_data, path, tmp_path / 'missing.caffemodel'),
                      tmp_path / 'missing.caffemodel')
 
 
