@@ -96,7 +96,7 @@ def test_coco_settings(common, tmp_path):
     assert net['rpn_cls_score'].convolution_param.num_output == 2 * 4 * 3
 
 
-# lambda (Table 9) ----------------------------------------------------------------------------------
+# lambda (Table 9) ------------------------------------------------------------------------
 
 @pytest.mark.parametrize('lam', [0.1, 1.0, 100.0])
 def test_lambda_is_the_rpn_regression_loss_weight(common, tmp_path, lam):
@@ -292,7 +292,7 @@ def test_table_command_writes_the_table(sandbox, table):
     spec = yaml.safe_load(open(os.path.join(ROOT, 'experiments', 'paper_values.yml')))[table]
     rows = table_rows(path)
     text = open(path).read()
-    assert 'paper' in rows[0] and 'ours' in rows[0]
+    assert 'paper' in rows[0] and '(ours)' in rows[0]
     assert 'dataset: toy' in text and 'ALT_OPT_ITERS=3,3,3,3' in text
     assert 'failed' not in text
     # Every paper row is there with its published value.
@@ -309,4 +309,32 @@ def test_table_command_writes_the_table(sandbox, table):
             'table8': '3 scales 3 ratios', 'table9': '| 10 |', 'table10': 'One-Stage',
             'table11': 'Faster R-CNN', 'fig4': 'RPN'}[table]
     line = [r for r in rows if made in r][0]
-    assert re.search(r'\| \d+\.\d+ \|$', line) or re.search(r'\d\.\d{3}', line), line
+    cells = [c.strip() for c in line.strip().strip('|').split('|')]
+    head = [c.strip() for c in rows[0].strip().strip('|').split('|')]
+    ours = [c for c, h in zip(cells, head) if '(ours)' in h]
+    assert ours and any(re.fullmatch(r'\d+\.\d+', c) for c in ours), line
+
+
+@pytest.mark.parametrize('sets,at_most', [(['TEST.RPN_POST_NMS_TOP_N', '7'], 7),
+                                          (['TEST.RPN_POST_NMS_TOP_N', '5', 'TEST.RPN_MODE',
+                                            'no_reg'], 5)])
+def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at_most):
+    import pickle
+    import caffe
+    from datasets.toy import generate_toy_dataset
+    generate_toy_dataset(str(tmp_path / 'data' / 'toy'), num_train=1, num_test=2)
+    prototxt = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_alt_opt', 'rpn_test.pt')
+    model = str(tmp_path / 'rpn.caffemodel')
+    caffe.set_random_seed(0)
+    caffe.Net(prototxt, caffe.TEST).save(model)
+    code, out = run([sys.executable, 'tools/rpn_generate.py', '--gpu', 'cpu', '--def', prototxt,
+                     '--net', model, '--imdb', 'toy_test',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'ROOT_DIR', str(tmp_path / 'root'),
+                     'DATA_DIR', str(tmp_path / 'data')] + sets)
+    assert code == 0, out[-3000:]
+    path = re.search(r'^Wrote RPN proposals to (\S+)', out, re.M).group(1)
+    with open(path, 'rb') as f:
+        boxes = pickle.load(f)
+    assert len(boxes) == 2
+    assert all(0 < len(b) <= at_most for b in boxes), [np.shape(b) for b in boxes]

@@ -35,6 +35,13 @@ class NotRun(Exception):
     """A row that cannot be produced here; the message says why."""
 
 
+def not_run(reason):
+    """A row maker that only says why the row is not run."""
+    def row():
+        raise NotRun(reason)
+    return row
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Reproduce one of the paper's tables")
     parser.add_argument('table', choices=TABLES)
@@ -253,24 +260,23 @@ def table2(r):
 
     def ablation(name, n, sets):
         def row():
+            # The paper's test-time RPN: top 6000 before NMS, then N.
             props = r.rpn_proposals(r.unshared()['rpn_model'], name,
-                                    ['TEST.RPN_POST_NMS_TOP_N', str(n)] + sets)
+                                    ['TEST.RPN_PRE_NMS_TOP_N', '6000',
+                                     'TEST.RPN_POST_NMS_TOP_N', str(n)] + sets)
             return pct(r.test_on_proposals(detector(), props, name))
         return row
 
     for n in (100, 300, 1000):
         rows['rpn_%d' % n] = ablation('rpn_%d' % n, n, [])
-    rows['no_nms_6000'] = ablation('no_nms_6000', 6000, ['TEST.RPN_PRE_NMS_TOP_N', '6000',
-                                                         'TEST.RPN_NO_NMS', 'True'])
+    rows['no_nms_6000'] = ablation('no_nms_6000', 6000, ['TEST.RPN_NO_NMS', 'True'])
     for n in (100, 300, 1000):
         rows['no_cls_%d' % n] = ablation('no_cls_%d' % n, n, ['TEST.RPN_MODE', 'no_cls'])
     for n in (300, 1000):
         rows['no_reg_%d' % n] = ablation('no_reg_%d' % n, n, ['TEST.RPN_MODE', 'no_reg'])
 
-    def vgg():
-        raise NotRun('needs an RPN trained with VGG-16 (run table3 with --net VGG16 and test '
-                     'its RPN proposals with this detector)')
-    rows['rpn_vgg_300'] = vgg
+    rows['rpn_vgg_300'] = not_run('needs an RPN trained with VGG-16 (run table3 with --net '
+                                  'VGG16 and test its RPN proposals with this detector)')
     return rows, notes
 
 
@@ -291,13 +297,11 @@ def table3(r):
             r.train_imdb = dataset_imdbs(r.args.dataset)[0]
         return pct(r.script('ss_0712', 'fast_rcnn.sh', dataset='pascal_voc_0712')['map'])
 
-    def shared_0712():
-        raise NotRun('4-step training on joined datasets (07+12) is not supported yet by '
-                     'tools/train_faster_rcnn_alt_opt.py')
-
-    def coco():
-        raise NotRun('needs a COCO-trained model fine-tuned on 07+12 (the paper\'s Sec. 4.2)')
-    rows.update(ss_0712=ss_0712, shared_0712=shared_0712, shared_coco0712=coco)
+    rows.update(ss_0712=ss_0712,
+                shared_0712=not_run('4-step training on joined datasets (07+12) is not '
+                                    'supported yet by tools/train_faster_rcnn_alt_opt.py'),
+                shared_coco0712=not_run('needs a COCO-trained model fine-tuned on 07+12 (the '
+                                        'paper\'s Sec. 4.2)'))
     return rows, []
 
 
@@ -326,15 +330,10 @@ def table5(r):
         return timing(last_match(r'^Compressed network prototxt (\S+)', out),
                       last_match(r'^Wrote svd model to: (\S+)', out))
 
-    def not_this_net(net):
-        def row():
-            raise NotRun('run with --net %s' % net)
-        return row
-
-    rows = {'vgg_ss': lambda: (_ for _ in ()).throw(NotRun(
-        'selective search runs outside this project (the paper: 1510 ms on a CPU)'))}
-    rows['vgg_rpn'] = rpn if r.net == 'VGG16' else not_this_net('VGG16')
-    rows['zf_rpn'] = rpn if r.net == 'ZF' else not_this_net('ZF')
+    rows = {'vgg_ss': not_run('selective search runs outside this project (the paper: 1510 ms '
+                              'on a CPU)')}
+    rows['vgg_rpn'] = rpn if r.net == 'VGG16' else not_run('run with --net VGG16')
+    rows['zf_rpn'] = rpn if r.net == 'ZF' else not_run('run with --net ZF')
     extra = []
     if r.net not in ('VGG16', 'ZF'):
         extra.append({'id': 'net_rpn', 'cells': [r.net, 'RPN + Fast R-CNN'], 'paper': None})
@@ -445,10 +444,6 @@ def table11(r):
         return val(r.script('coco_rpn', 'faster_rcnn_end2end.sh', cfgs=cfgs, sets=toy_sets + [
             'TEST.RPN_POST_NMS_TOP_N', '300']))
 
-    def not_run(reason):
-        def row():
-            raise NotRun(reason)
-        return row
     rows = {'fast_ss_paper2': not_run('the Fast R-CNN paper\'s own number'),
             'fast_ss': fast_ss, 'faster_train': faster,
             'faster_trainval': not_run('needs COCO trainval and the test-dev server')}
@@ -508,7 +503,7 @@ def write_markdown(path, spec, table, results, notes, setup):
     columns = list(spec['columns'])
     is_multi = table in ('table5', 'table11', 'fig4')
     if table == 'fig4':
-        head = columns + ['paper']
+        head = columns[:2] + ['%s (ours)' % c for c in columns[2:]] + ['paper']
     elif is_multi:
         value_cols = columns[len(spec['rows'][0]['cells']):]
         head = columns[:len(spec['rows'][0]['cells'])] + \

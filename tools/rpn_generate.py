@@ -40,6 +40,8 @@ def main(argv=None):
     # testing: no top-N cut before NMS, the best 2000 after it.
     cfg.TEST.RPN_PRE_NMS_TOP_N = -1
     cfg.TEST.RPN_POST_NMS_TOP_N = 2000
+    # ... unless --set asks otherwise (the paper's Tables 2 and 3 vary the test-time count).
+    _common.load_cfg([], args.set_cfgs)
     _common.require_file(args.prototxt, 'net definition')
     while args.wait and not os.path.exists(args.caffemodel):
         print('Waiting for %s to exist...' % args.caffemodel, flush=True)
