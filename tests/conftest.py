@@ -24,7 +24,8 @@ def _gpu_available():
 
 
 def pytest_collection_modifyitems(config, items):
-    gpu_items = [item for item in items if 'gpu' in item.keywords]
+    # the marker, not the keyword: a folder named gpu/ would otherwise count as one
+    gpu_items = [item for item in items if item.get_closest_marker('gpu') is not None]
     if gpu_items and not _gpu_available():
         skip = pytest.mark.skip(reason='no CUDA GPU / pycuda on this machine')
         for item in gpu_items:

@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from . import io
+from . import common, io
 from .blob import Blob
 from .common import CaffeError
 from .layer import TEST, TRAIN, layer_class
@@ -364,6 +364,11 @@ class Net:
         return loss
 
     def clear_param_diffs(self):
+        if common.mode() == common.GPU:
+            from . import gpu
+            for blob in self.learnable_params:
+                gpu.zero(blob.mutable_gpu_diff())
+            return
         for blob in self.learnable_params:
             blob.diff[...] = 0
 

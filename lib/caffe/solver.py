@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from . import common, io
+from .blob import Blob
 from .common import CaffeError
 from .layer import TEST, TRAIN
 from .net import Net
@@ -65,7 +66,8 @@ class SGDSolver:
         self.test_nets = self._make_test_nets()
         self.iter = 0
         self.current_step = 0
-        self.history = [np.zeros(b.shape, dtype=np.float32) for b in self.net.learnable_params]
+        # Blobs, so that in GPU mode the momentum history stays on the device with the weights.
+        self.history = [Blob(b.shape) for b in self.net.learnable_params]
         self._losses = []
         self.smoothed_loss = 0.0
         self._last_display = None
@@ -218,22 +220,27 @@ class SGDSolver:
                       'factor %g' % (norm, p.clip_gradients, scale), flush=True)
                 for b in params:
                     b.diff[...] *= scale
+        on_gpu = common.mode() == common.GPU
         for i, blob in enumerate(params):
             lr = self.net.params_lr[i]
             if lr == 0:
                 continue
+            decay = p.weight_decay * self.net.params_weight_decay[i]
+            if p.regularization_type not in ('L2', 'L1'):
+                raise CaffeError('unknown regularization_type %r' % p.regularization_type)
+            if on_gpu:
+                from . import gpu
+                gpu.sgd_update(blob.mutable_gpu_data(), blob.mutable_gpu_diff(),
+                               self.history[i].mutable_gpu_data(), rate * lr, p.momentum, decay,
+                               p.regularization_type, p.iter_size)
+                continue
             diff = blob.diff
             if p.iter_size > 1:
                 diff *= np.float32(1.0 / p.iter_size)
-            decay = p.weight_decay * self.net.params_weight_decay[i]
             if decay:
-                if p.regularization_type == 'L2':
-                    diff += np.float32(decay) * blob.data
-                elif p.regularization_type == 'L1':
-                    diff += np.float32(decay) * np.sign(blob.data)
-                else:
-                    raise CaffeError('unknown regularization_type %r' % p.regularization_type)
-            h = self.history[i]
+                reg = blob.data if p.regularization_type == 'L2' else np.sign(blob.data)
+                diff += np.float32(decay) * reg
+            h = self.history[i].data
             h *= np.float32(p.momentum)
             h += np.float32(rate * lr) * diff
             blob.data[...] -= h
@@ -265,7 +272,7 @@ class SGDSolver:
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model,
                                       current_step=self.current_step)
         for h in self.history:
-            state.history.append(io.array_to_blobproto(h))
+            state.history.append(io.array_to_blobproto(h.data))
         state_file = self.snapshot_filename('.solverstate')
         io.write_binary(state_file, state)
         print('Snapshotting to %s and %s' % (model, state_file), flush=True)
@@ -287,10 +294,10 @@ class SGDSolver:
             self.net.copy_from(model)
         for k, (proto, h) in enumerate(zip(state.history, self.history)):
             arr = io.blobproto_to_array(proto)
-            if arr.size != h.size:
+            if arr.size != h.count:
                 raise CaffeError('%s: history blob %d has %d values, expected %d'
-                                 % (state_file, k, arr.size, h.size))
-            h[...] = arr.reshape(h.shape)
+                                 % (state_file, k, arr.size, h.count))
+            h.data[...] = arr.reshape(h.shape)
         self.iter = state.iter
         self.current_step = state.current_step
 

@@ -3,18 +3,6 @@ the others (the backend's CPU-side behaviour, the emulated GPU paths) run everyw
 import pytest
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config, items):
-    # The root conftest tests `'gpu' in item.keywords`, which also holds for every test in this
-    # folder (a folder's name is one of its tests' keywords); keep its skip only for the tests
-    # that carry the gpu marker themselves.
-    for item in items:
-        if item.get_closest_marker('gpu') is None:
-            item.own_markers[:] = [
-                m for m in item.own_markers
-                if not (m.name == 'skip' and 'no CUDA GPU' in str(m.kwargs.get('reason', '')))]
-
-
 @pytest.fixture(params=['emulated', pytest.param('cuda', marks=pytest.mark.gpu)])
 def backend(request):
     """The GPU backend a test runs on: 'emulated' (the CPU emulator, everywhere a C++ compiler

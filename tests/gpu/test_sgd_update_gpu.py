@@ -35,3 +35,32 @@ def test_matches_the_host_update(backend, regularization, decay, iter_size):
     np.testing.assert_array_equal(d_data.get(), data)
     np.testing.assert_array_equal(d_diff.get(), diff)
     np.testing.assert_array_equal(d_history.get(), history)
+
+
+def test_solver_steps_on_the_device_match_the_host(backend, tmp_path, monkeypatch):
+    """SGDSolver in GPU mode (history kept on the device, diffs cleared there) takes the same
+    three steps of momentum, weight decay, lr_mult/decay_mult and iter_size 2 as on the CPU,
+    and its snapshot holds the device history."""
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(here), 'caffe'))
+    import test_solver
+    (tmp_path / 'host').mkdir()
+    host = test_solver.make_solver(tmp_path / 'host')
+    host.step(3)
+    (tmp_path / 'dev').mkdir()
+    dev = test_solver.make_solver(tmp_path / 'dev')
+    caffe.set_mode_gpu()
+    try:
+        dev.step(3)
+        _, state = dev.snapshot()
+    finally:
+        caffe.set_mode_cpu()
+    for a, b in zip(host.net.params['ip'], dev.net.params['ip']):
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-7)
+    for a, b in zip(host.history, dev.history):
+        np.testing.assert_allclose(b.data, a.data, rtol=1e-6, atol=1e-7)
+    restored = test_solver.make_solver(tmp_path / 'dev')
+    restored.restore(state)
+    for a, b in zip(dev.history, restored.history):
+        np.testing.assert_array_equal(a.data, b.data)
