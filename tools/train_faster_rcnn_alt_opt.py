@@ -228,6 +228,8 @@ class Progress:
 
     def load(self, upto):
         """Reads the results of steps 1..upto-1; a missing or foreign record is an error."""
+        if upto <= 1:
+            return self.steps  # step 1 needs nothing from earlier steps
         if not os.path.isfile(self.path):
             raise FileNotFoundError('cannot resume at step %d: no progress file %s (was the '
                                     'run made with the same --net_name, --imdb and EXP_DIR?)'

@@ -262,3 +262,33 @@ def test_alt_opt_restore_needs_the_earlier_steps(data_dir, tmp_path):
         '3:%s' % state, '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path)])
     assert code == 1 and 'Traceback' not in err
     assert 'cannot resume at step 3: no progress file' in err
+
+
+def test_ctrl_c_during_alt_opt_snapshots_the_step_and_says_how_to_resume(data_dir, tmp_path):
+    args = ['--gpu', 'cpu', '--net_name', 'TOY', '--imdb', 'toy_train',
+            '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_alt_opt.yml'),
+            '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'toy.yml')]
+    sets = ['--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path), 'EXP_DIR', 'c'] + SMALL
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    # Ctrl-C in a terminal signals the whole process group: the tool and its step's process.
+    proc = subprocess.Popen(tool_cmd('train_faster_rcnn_alt_opt.py', args + [
+        '--iters', '1000,1,1,1'] + sets), cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for line in proc.stdout:
+            if line.startswith('Iteration 1/1000'):
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    m = re.search(r'resume with --restore (1:\S+\.solverstate)', err)
+    assert m and 'Traceback' not in err, err
+    # Step 1 resumed to a shorter end, then the three others.
+    code, out, err = run_tool('train_faster_rcnn_alt_opt.py', args + [
+        '--iters', '3,1,1,1', '--restore', m.group(1)] + sets)
+    assert code == 0, err[-3000:]
+    assert 'Restoring solver state from %s' % m.group(1)[2:] in out
+    assert re.search(r'Final model: \S+TOY_faster_rcnn_final.caffemodel', out)
