@@ -273,6 +273,25 @@ def test_unshared_alt_opt_stops_after_step_2(sandbox):
     assert final.endswith('toy_fast_rcnn_stage1_iter_2.caffemodel') and os.path.isfile(final)
 
 
+@pytest.mark.slow
+def test_alt_opt_trains_on_joined_datasets(sandbox):
+    # The paper's 07+12 (Table 3): one proposals file per dataset, one roidb of both.
+    root, data, _ = sandbox
+    code, out = run([sys.executable, 'tools/train_faster_rcnn_alt_opt.py', '--gpu', 'cpu',
+                     '--net_name', 'TOY', '--imdb', 'toy_train+toy_test', '--iters', '2,2,2,2',
+                     '--cfg', 'experiments/cfgs/faster_rcnn_alt_opt.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'EXP_DIR', 'joined', 'ROOT_DIR', root, 'DATA_DIR', data])
+    assert code == 0, out[-3000:]
+    written = re.findall(r'^Wrote RPN proposals to (\S+)', out, re.M)
+    assert len(written) == 4  # 2 stages x 2 datasets
+    assert any('/toy_train/' in p for p in written) and any('/toy_test/' in p for p in written)
+    # 6 train images (flipped: 12) + 3 test images (flipped: 6) in the detector's roidb
+    assert re.search(r'^Filtered \d+ roidb entries: 18 -> \d+', out, re.M), out[-3000:]
+    final = re.search(r'^Final model: (\S+)', out, re.M).group(1)
+    assert os.path.isfile(final) and '/toy_train+toy_test/' in final
+
+
 def table_rows(path):
     return [l for l in open(path).read().splitlines() if l.startswith('| ') and '---' not in l]
 

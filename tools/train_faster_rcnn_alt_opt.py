@@ -106,15 +106,28 @@ def _child_setup(cfg_dict, device):
 
 
 def _get_roidb(imdb_name, rpn_file=None):
+    """The training roidb and imdb of one dataset, or of several joined with '+' (the paper's
+    07+12); rpn_file then lists one proposals file per dataset."""
     from datasets.factory import get_imdb
+    from datasets.imdb import imdb as imdb_class
     from fast_rcnn.train import get_training_roidb
-    imdb = get_imdb(imdb_name)
-    print('Loaded dataset `%s` for training' % imdb.name, flush=True)
-    imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
-    print('Set proposal method: %s' % cfg.TRAIN.PROPOSAL_METHOD, flush=True)
-    if rpn_file is not None:
-        imdb.config['rpn_file'] = rpn_file
-    return get_training_roidb(imdb), imdb
+    names = imdb_name.split('+')
+    rpn_files = rpn_file if isinstance(rpn_file, list) else [rpn_file] * len(names)
+    imdbs, roidb = [], []
+    for name, path in zip(names, rpn_files):
+        imdb = get_imdb(name)
+        print('Loaded dataset `%s` for training' % imdb.name, flush=True)
+        imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
+        print('Set proposal method: %s' % cfg.TRAIN.PROPOSAL_METHOD, flush=True)
+        if path is not None:
+            imdb.config['rpn_file'] = path
+        roidb.extend(get_training_roidb(imdb))
+        imdbs.append(imdb)
+    if len(imdbs) == 1:
+        return roidb, imdbs[0]
+    if len({im.classes for im in imdbs}) != 1:
+        _common.fail('datasets %s do not share one class list' % imdb_name)
+    return roidb, imdb_class(imdb_name, imdbs[0].classes)
 
 
 def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None):
@@ -159,18 +172,20 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
     # Proposals for training the detector: no top-N cut before NMS, the best 2000 after it.
     cfg.TEST.RPN_PRE_NMS_TOP_N = -1
     cfg.TEST.RPN_POST_NMS_TOP_N = 2000
-    imdb = get_imdb(imdb_name)
-    output_dir = get_output_dir(imdb)
-    rpn_test_prototxt = _common.fit_net_to_classes(rpn_test_prototxt, imdb.num_classes,
-                                                   output_dir)
-    net = caffe.Net(rpn_test_prototxt, rpn_model_path, caffe.TEST)
-    print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
-    proposals = imdb_proposals(net, imdb)
-    name = os.path.splitext(os.path.basename(rpn_model_path))[0]
-    path = os.path.join(output_dir, name + '_proposals.pkl')
-    save_pickle(proposals, path)
-    print('Wrote RPN proposals to %s' % path, flush=True)
-    return {'proposal_path': path}
+    paths = []
+    for name in imdb_name.split('+'):  # one proposals file per dataset of a joined '+' name
+        imdb = get_imdb(name)
+        output_dir = get_output_dir(imdb)
+        prototxt = _common.fit_net_to_classes(rpn_test_prototxt, imdb.num_classes, output_dir)
+        net = caffe.Net(prototxt, rpn_model_path, caffe.TEST)
+        print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
+        proposals = imdb_proposals(net, imdb)
+        stem = os.path.splitext(os.path.basename(rpn_model_path))[0]
+        path = os.path.join(output_dir, stem + '_proposals.pkl')
+        save_pickle(proposals, path)
+        print('Wrote RPN proposals to %s' % path, flush=True)
+        paths.append(path)
+    return {'proposal_path': paths if len(paths) > 1 else paths[0]}
 
 
 def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
