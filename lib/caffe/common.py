@@ -1,15 +1,7 @@
 """Process-wide runtime state, as Caffe's `Caffe` singleton holds it: mode, device, RNG."""
-import sys
-
 import numpy as np
 
 CPU, GPU = 'CPU', 'GPU'
-
-# sys.path as it was when the runtime was first imported: the interpreter's own entries (the
-# working directory, the script's folder, the standard library, site-packages). Python layers
-# are not imported from these (see layers/python_layer.py); folders the program adds later are
-# its deliberate choice.
-STARTUP_SYS_PATH = tuple(sys.path)
 
 _state = {'mode': CPU, 'device': 0, 'rng': np.random.RandomState()}
 

@@ -2,47 +2,63 @@
 python_param.layer a caffe.Layer subclass in it, as in pycaffe. This module is not a
 registered type; caffe.layer.layer_class calls python_layer_class for every Python layer."""
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
+import site
 import sys
+import sysconfig
 
-from ..common import STARTUP_SYS_PATH, CaffeError
+from ..common import CaffeError
 from ..layer import Layer
 
 _LIB = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _allowed_roots():
-    """Folders Python layers may be imported from: lib/, the user's PYTHONPATH, and folders the
-    program put on sys.path after start-up. Not the working directory, nor the standard library:
-    a prototxt is data, and loading one must not run whatever module its text names."""
-    roots = {_LIB}
-    roots.update(p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p)
-    roots.update(p for p in sys.path if p not in STARTUP_SYS_PATH)
-    return {os.path.realpath(os.path.abspath(p or os.curdir)) for p in roots}
+def _real(path):
+    return os.path.realpath(os.path.abspath(path or os.curdir))
+
+
+def _trusted_entries():
+    """lib/ and the user's PYTHONPATH: Python layers are meant to come from there."""
+    entries = [_LIB] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    return {_real(p) for p in entries}
+
+
+def _refused_entries():
+    """sys.path entries a prototxt must not pull code from: the working directory (first on
+    sys.path for `python -c`, `-m` and interactive sessions) and the standard library and
+    site-packages. Folders a program puts on sys.path itself stay usable."""
+    paths = sysconfig.get_paths()
+    entries = [os.getcwd()] + [paths[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')]
+    try:
+        entries += site.getsitepackages() + [site.getusersitepackages()]
+    except AttributeError:  # some virtualenvs' site module lacks these
+        pass
+    return {_real(p) for p in entries}
 
 
 def _check_origin(module, where):
-    """Raises CaffeError unless the top-level package of `module` lies under an allowed root.
-    Only the top level is looked up: finding a submodule would run its parents' code."""
+    """Raises CaffeError when the import of `module` would run a top-level module or package
+    found through a refused sys.path entry (see _refused_entries). Only the top level is looked
+    up: finding a submodule would already run its parents' code."""
     top = module.split('.')[0]
     if top in sys.modules:
         return  # already imported: importing it again runs nothing
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return  # import_module reports it as not found
-    locations = list(spec.submodule_search_locations or []) or [spec.origin or '']
-    roots = _allowed_roots()
-    for location in locations:
-        path = os.path.realpath(os.path.abspath(location))
-        if not any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots):
-            raise CaffeError('%s: module %r was found at %s, outside lib/ and PYTHONPATH; '
+    for entry in sys.path:
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(top, [entry or os.curdir])
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        real = _real(entry)
+        if real not in _trusted_entries() and real in _refused_entries():
+            raise CaffeError('%s: module %r was found in %s, outside lib/ and PYTHONPATH; '
                              'Python layers are imported only from there (add its folder to '
-                             'PYTHONPATH if you trust it)' % (where, top, location))
+                             'PYTHONPATH if you trust it)' % (where, top, spec.origin or entry))
+        return
 
 
 def python_layer_class(layer_param):
