@@ -19,7 +19,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 
 import yaml
 
@@ -55,6 +54,9 @@ def parse_args(argv=None):
         help='where <table>.md is written (default: $PAPER_RESULTS_DIR or experiments/results)')
     parser.add_argument('--num-timing-images', type=int, default=100,
                         help='images timed for table5 (default: %(default)s)')
+    parser.add_argument('--vgg-rpn', default=None,
+                        help="table2's 'SS -> RPN+VGG' row: a VGG-16 RPN model (e.g. the "
+                             "stage-1 RPN of table3's unshared run)")
     parser.add_argument('--set', dest='set_cfgs', nargs=argparse.REMAINDER, default=[],
                         help='cfg KEY VALUE pairs given to every run (last option)')
     return parser.parse_args(argv)
@@ -107,7 +109,6 @@ class Runner:
         self.user_sets = list(args.set_cfgs or [])
         self.cfg_toy = ['--cfg', 'experiments/cfgs/toy.yml'] if args.dataset == 'toy' else []
         self.runs = {}
-        self.log = []
 
     # --- cfg values as the runs see them
     def cfg_value(self, key, default=None):
@@ -128,19 +129,23 @@ class Runner:
         return 'paper_%s_%s_%s' % (self.args.dataset, self.net, name)
 
     def call(self, cmd, env=None):
-        """Runs cmd in the repository root; returns its output, raising on failure."""
+        """Runs cmd in the repository root, showing its output as it comes (training runs last
+        hours); returns the output, raising RuntimeError on failure."""
         print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
         full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-        start = time.time()
-        proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-        self.log.append((cmd, time.time() - start))
-        sys.stdout.write(proc.stdout[-2000:] if proc.returncode == 0 else proc.stdout)
-        m = re.search(r'Logging output to (\S+)', proc.stdout)
+        lines = []
+        with subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) as proc:
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                lines.append(line)
+        sys.stdout.flush()
+        out = ''.join(lines)
         if proc.returncode != 0:
+            m = re.search(r'Logging output to (\S+)', out)
             raise RuntimeError('%s failed (status %d)%s' % (
                 ' '.join(cmd[:2]), proc.returncode, ', log %s' % m.group(1) if m else ''))
-        return proc.stdout
+        return out
 
     def script(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
         """Runs experiments/scripts/<script> once per name; returns its parsed results."""
@@ -200,9 +205,9 @@ class Runner:
             return fast
         return os.path.join(self.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
 
-    def rpn_proposals(self, rpn_model, name, sets):
+    def rpn_proposals(self, rpn_model, name, sets, prototxt=None):
         out = self.tool('rpn_generate.py', [
-            '--def', os.path.join(self.models, 'faster_rcnn_alt_opt', 'rpn_test.pt'),
+            '--def', prototxt or os.path.join(self.models, 'faster_rcnn_alt_opt', 'rpn_test.pt'),
             '--net', rpn_model, '--imdb', self.test_imdb], sets=sets,
             exp_dir=self.exp_dir('proposals_' + name))
         return last_match(r'^Wrote RPN proposals to (\S+)', out)
@@ -275,8 +280,15 @@ def table2(r):
     for n in (300, 1000):
         rows['no_reg_%d' % n] = ablation('no_reg_%d' % n, n, ['TEST.RPN_MODE', 'no_reg'])
 
-    rows['rpn_vgg_300'] = not_run('needs an RPN trained with VGG-16 (run table3 with --net '
-                                  'VGG16 and test its RPN proposals with this detector)')
+    def rpn_vgg():
+        if not r.args.vgg_rpn:
+            raise NotRun('needs a VGG-16 RPN: --vgg-rpn MODEL (e.g. the stage-1 RPN of table3 '
+                         'with --net VGG16)')
+        vgg_def = os.path.join('models', r.pt_dir, 'VGG16', 'faster_rcnn_alt_opt', 'rpn_test.pt')
+        props = r.rpn_proposals(r.args.vgg_rpn, 'rpn_vgg_300', [
+            'TEST.RPN_PRE_NMS_TOP_N', '6000', 'TEST.RPN_POST_NMS_TOP_N', '300'], prototxt=vgg_def)
+        return pct(r.test_on_proposals(detector(), props, 'rpn_vgg_300'))
+    rows['rpn_vgg_300'] = rpn_vgg
     return rows, notes
 
 
