@@ -85,3 +85,29 @@ log_value() {
   done
   echo "$value"
 }
+
+# Trains with SOLVER, then tests the final snapshot with TEST_DEF; sets NET_FINAL.
+train_then_test() {
+  local solver=$1 test_def=$2
+  set -x
+  time ./tools/train_net.py --gpu "$GPU_ID" \
+    --solver "$solver" \
+    "${WEIGHTS_ARGS[@]}" \
+    --imdb "$TRAIN_IMDB" \
+    --iters "$ITERS" \
+    "${CFG_ARGS[@]}" \
+    "${EXTRA_ARGS[@]}"
+  set +x
+
+  NET_FINAL=$(log_value "^Wrote snapshot to:" 4)
+  if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1; fi
+
+  set -x
+  time ./tools/test_net.py --gpu "$GPU_ID" \
+    --def "$test_def" \
+    --net "$NET_FINAL" \
+    --imdb "$TEST_IMDB" \
+    "${CFG_ARGS[@]}" \
+    "${EXTRA_ARGS[@]}"
+  set +x
+}

@@ -30,23 +30,4 @@ if [ ! -d "models/${PT_DIR}/${NET}/fast_rcnn" ]; then
 fi
 CFG_ARGS=(--cfg experiments/cfgs/fast_rcnn.yml "${CFG_ARGS[@]}")
 
-set -x
-time ./tools/train_net.py --gpu "$GPU_ID" \
-  --solver "$SOLVER" \
-  "${WEIGHTS_ARGS[@]}" \
-  --imdb "$TRAIN_IMDB" \
-  --iters "$ITERS" \
-  "${CFG_ARGS[@]}" \
-  "${EXTRA_ARGS[@]}"
-set +x
-
-NET_FINAL=$(log_value "^Wrote snapshot to:" 4)
-if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1; fi
-
-set -x
-time ./tools/test_net.py --gpu "$GPU_ID" \
-  --def "$TEST_DEF" \
-  --net "$NET_FINAL" \
-  --imdb "$TEST_IMDB" \
-  "${CFG_ARGS[@]}" \
-  "${EXTRA_ARGS[@]}"
+train_then_test "$SOLVER" "$TEST_DEF"

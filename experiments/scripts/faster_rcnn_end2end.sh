@@ -21,26 +21,8 @@ esac
 ITERS=${ITERS:-$DEFAULT_ITERS}
 CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_end2end.yml "${CFG_ARGS[@]}")
 
-set -x
-time ./tools/train_net.py --gpu "$GPU_ID" \
-  --solver "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
-  "${WEIGHTS_ARGS[@]}" \
-  --imdb "$TRAIN_IMDB" \
-  --iters "$ITERS" \
-  "${CFG_ARGS[@]}" \
-  "${EXTRA_ARGS[@]}"
-set +x
-
-NET_FINAL=$(log_value "^Wrote snapshot to:" 4)
-if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1; fi
-
-set -x
-time ./tools/test_net.py --gpu "$GPU_ID" \
-  --def "models/${PT_DIR}/${NET}/faster_rcnn_end2end/test.prototxt" \
-  --net "$NET_FINAL" \
-  --imdb "$TEST_IMDB" \
-  "${CFG_ARGS[@]}" \
-  "${EXTRA_ARGS[@]}"
+train_then_test "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
+  "models/${PT_DIR}/${NET}/faster_rcnn_end2end/test.prototxt"
 
 if [ "$DATASET" = toy ]; then
   ./tools/demo.py --gpu "$GPU_ID" --net toy --model "$NET_FINAL" \
