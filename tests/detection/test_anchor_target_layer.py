@@ -2,49 +2,26 @@ import numpy as np
 import pytest
 
 import caffe
-from caffe.testing import layer_param
+from caffe.testing import build_layer, layer_param
 from fast_rcnn.config import cfg
-from rpn.anchor_target_layer import AnchorTargetLayer
 from rpn.generate_anchors import generate_anchors
+from brute_force import iou
 
 STRIDE = 16
 
 
-def make_layer(param_str):
-    param = layer_param('name: "rpn-data" type: "Python"')
-    param.python_param.module = 'rpn.anchor_target_layer'
-    param.python_param.layer = 'AnchorTargetLayer'
-    param.python_param.param_str = param_str
-    return AnchorTargetLayer(param, caffe.TRAIN)
-
-
 def run(param_str, gt_boxes, feat_hw, im_hw, num_anchors=9):
     """Runs the layer on a (1, 2A, H, W) score map and returns its four output arrays."""
-    layer = make_layer(param_str)
+    param = layer_param('name: "rpn-data" type: "Python" python_param { '
+                        'module: "rpn.anchor_target_layer" layer: "AnchorTargetLayer" }')
+    param.python_param.param_str = param_str
     height, width = feat_hw
     gt = np.asarray(gt_boxes, dtype=np.float32).reshape(-1, 5)
     arrays = [np.zeros((1, 2 * num_anchors, height, width)), gt,
               np.array([[im_hw[0], im_hw[1], 1.0]]), np.zeros((1, 3, im_hw[0], im_hw[1]))]
-    bottom = []
-    for a in arrays:
-        blob = caffe.Blob(a.shape)
-        blob.data[...] = a
-        bottom.append(blob)
-    top = [caffe.Blob() for _ in range(4)]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
+    layer, bottom, top = build_layer(param, arrays, num_tops=4)
     layer.forward(bottom, top)
     return [t.data.copy() for t in top]
-
-
-def iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-                     - inter)
 
 
 def anchor_at(base, a, y, x):

@@ -7,6 +7,7 @@ from fast_rcnn.bbox_transform import bbox_transform_inv
 from fast_rcnn.config import cfg
 from rpn.generate_anchors import generate_anchors
 from rpn.proposal_layer import ProposalLayer
+from brute_force import iou
 
 STRIDE = 16
 A = 9
@@ -40,16 +41,6 @@ def random_inputs(seed, height=8, width=10):
     scores = np.concatenate([1 - probs, probs], axis=1)
     deltas = rng.normal(0, 0.3, size=(1, 4 * A, height, width))
     return scores.astype(np.float32), deltas.astype(np.float32)
-
-
-def iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-                     - inter)
 
 
 def reference(scores, deltas, im_info, pre_n, post_n, thresh, min_size, use_nms=True):

@@ -2,38 +2,22 @@ import numpy as np
 import pytest
 
 import caffe
-from caffe.testing import layer_param
+from caffe.testing import build_layer, layer_param
 from fast_rcnn.config import cfg
-from rpn.proposal_target_layer import ProposalTargetLayer
+from brute_force import iou
 
 K = 4  # classes, background included
 
 
 def run(rpn_rois, gt_boxes, num_classes=K):
-    param = layer_param('name: "roi-data" type: "Python"')
+    param = layer_param('name: "roi-data" type: "Python" python_param { '
+                        'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
     param.python_param.param_str = "'num_classes': %d" % num_classes
-    layer = ProposalTargetLayer(param, caffe.TRAIN)
-    bottom = []
-    for a in (np.asarray(rpn_rois, np.float32).reshape(-1, 5),
-              np.asarray(gt_boxes, np.float32).reshape(-1, 5)):
-        blob = caffe.Blob(a.shape)
-        blob.data[...] = a
-        bottom.append(blob)
-    top = [caffe.Blob() for _ in range(5)]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
+    arrays = [np.asarray(rpn_rois, np.float32).reshape(-1, 5),
+              np.asarray(gt_boxes, np.float32).reshape(-1, 5)]
+    layer, bottom, top = build_layer(param, arrays, num_tops=5)
     layer.forward(bottom, top)
     return [t.data.copy() for t in top]
-
-
-def iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-                     - inter)
 
 
 def proposals_around(gt, n, rng, spread):

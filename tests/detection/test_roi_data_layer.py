@@ -9,6 +9,7 @@ from fast_rcnn.config import cfg
 from roi_data_layer import roidb as rdl_roidb
 from roi_data_layer.layer import RoIDataLayer, shuffled_order
 from roi_data_layer.minibatch import get_minibatch
+from brute_force import iou
 
 K = 3  # classes, background included
 MEANS = np.array([[[100.0, 110.0, 120.0]]])
@@ -48,16 +49,6 @@ def entry(path, width, height, gt, gt_classes, proposals=(), flipped=False):
                                           np.zeros(len(proposals), np.int32)]),
             'gt_overlaps': scipy.sparse.csr_matrix(overlaps), 'flipped': flipped,
             'seg_areas': np.zeros(len(boxes), np.float32)}
-
-
-def iou(a, b):
-    iw = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    ih = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / ((a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
-                     - inter)
 
 
 class FakeImdb:
