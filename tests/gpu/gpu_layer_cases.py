@@ -17,15 +17,17 @@ import numpy as np
 import caffe
 from caffe.testing import build_layer
 
-Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad')
+Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad params')
 SENTINEL = 0.25
 PARAM_DIFF = 0.5
 
 
-def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None):
+def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None,
+         params=None):
     """bottoms: function of a RandomState giving the bottom arrays; grad: check_gradient
-    keyword arguments for the GPU gradient check, or None to skip it."""
-    return Case(name, text, bottoms, phase, exact, in_place, grad)
+    keyword arguments for the GPU gradient check, or None to skip it; params: function of a
+    RandomState giving the parameter values (default: the layer's fillers)."""
+    return Case(name, text, bottoms, phase, exact, in_place, grad, params)
 
 
 def _randn(rs, *shape):
@@ -199,6 +201,53 @@ CASES = [
          lambda rs: [_randn(rs, 1, 2, 4, 5)], exact=False),
 ]
 
+
+def _bn_stats(rs, channels, weight):
+    return [rs.uniform(-2, 2, channels).astype(np.float32),
+            rs.uniform(0.5, 3, channels).astype(np.float32), np.array([weight], np.float32)]
+
+
+def _bn(params='', top='y'):
+    return 'name: "bn" type: "BatchNorm" bottom: "x" top: "%s" %s' % (top, params)
+
+
+def _scale(params, bottoms=('x',), top='y', kind='Scale'):
+    return ('name: "s" type: "%s" %s top: "%s" %s_param { %s }'
+            % (kind, ' '.join('bottom: "%s"' % b for b in bottoms), top, kind.lower(), params))
+
+
+# BatchNorm, Scale and Bias sum per channel in double on both paths, in different orders.
+CASES += [
+    case('batch_norm_batch_stats', _bn(), lambda rs: [_randn(rs, 3, 4, 5, 6) * 2 + 1],
+         exact=False, grad=dict(check_params=False, threshold=5e-3, max_checks=30),
+         params=lambda rs: _bn_stats(rs, 4, 2.5)),
+    case('batch_norm_batch_stats_in_place_2d', _bn(top='x'), lambda rs: [_randn(rs, 7, 3)],
+         exact=False, in_place=True, params=lambda rs: _bn_stats(rs, 3, 1)),
+    case('batch_norm_global_stats', _bn(), lambda rs: [_randn(rs, 2, 3, 4, 4)], phase=caffe.TEST,
+         exact=False, grad=dict(check_params=False, max_checks=30),
+         params=lambda rs: _bn_stats(rs, 3, 2.5)),
+    case('batch_norm_global_stats_weight0_in_place', _bn(top='x'),
+         lambda rs: [_randn(rs, 2, 3, 2, 5)], phase=caffe.TEST, exact=False, in_place=True,
+         params=lambda rs: _bn_stats(rs, 3, 0)),
+    case('scale_bias_axis1', _scale('bias_term: true filler { type: "gaussian" } '
+                                    'bias_filler { type: "gaussian" }'),
+         lambda rs: [_randn(rs, 2, 3, 4, 5)], exact=False, grad=dict(max_checks=20)),
+    case('scale_in_place_axis2_two_axes', _scale('axis: 2 num_axes: 2 filler { type: "gaussian" }',
+                                                 top='x'),
+         lambda rs: [_randn(rs, 2, 3, 4, 5)], exact=False, in_place=True),
+    case('scale_two_bottoms_bias', _scale('bias_term: true bias_filler { type: "gaussian" }',
+                                          ('x', 'z')),
+         lambda rs: [_randn(rs, 2, 3, 4, 5), _randn(rs, 3, 4)], exact=False,
+         grad=dict(max_checks=20)),
+    case('scale_two_bottoms_in_place_scalar', _scale('', ('x', 'z'), top='x'),
+         lambda rs: [_randn(rs, 3, 4), np.float32(rs.randn())], exact=False, in_place=True),
+    case('bias_axis0_all', _scale('axis: 0 num_axes: -1 filler { type: "gaussian" }',
+                                  kind='Bias'), lambda rs: [_randn(rs, 3, 2, 4)], exact=False,
+         grad=dict(max_checks=20)),
+    case('bias_two_bottoms_in_place', _scale('', ('x', 'z'), top='x', kind='Bias'),
+         lambda rs: [_randn(rs, 2, 3, 4), _randn(rs, 3)], exact=False, in_place=True),
+]
+
 LOSS_TYPES = ('SoftmaxWithLoss', 'SmoothL1Loss')
 
 
@@ -211,14 +260,17 @@ def _set_mode(gpu):
 
 def run_layer(c, gpu, params=None, seed=3):
     """Runs case c on the GPU (gpu=True) or the CPU. Returns (tops, bottom diffs, param
-    diffs, the parameter values used); params: parameter values to load (default: filled)."""
+    diffs, the parameter values used, the parameter values after forward (BatchNorm updates
+    its statistics)); params: parameter values to load (default: filled)."""
     _set_mode(gpu)
     rs = np.random.RandomState(seed)
     bottoms = c.bottoms(rs)
     caffe.set_random_seed(seed)  # fillers and dropout masks
     layer, bottom, top = build_layer(c.text, bottoms, phase=c.phase)
     if c.in_place:
-        top = bottom
+        top = bottom[:1]
+    if params is None and c.params is not None:
+        params = c.params(rs)
     if params is not None:
         for blob, value in zip(layer.blobs, params):
             blob.data[...] = value
@@ -227,6 +279,7 @@ def run_layer(c, gpu, params=None, seed=3):
     caffe.set_random_seed(seed + 1)
     layer.forward(bottom, top)
     tops = [t.data.copy() for t in top]
+    params_after = [p.data.copy() for p in layer.blobs]
 
     drs = np.random.RandomState(seed + 2)
     for t in top:
@@ -243,12 +296,13 @@ def run_layer(c, gpu, params=None, seed=3):
     bottom_diffs = [b.diff.copy() for b in bottom]
     param_diffs = [p.diff.copy() for p in layer.blobs]
     caffe.set_mode_cpu()
-    return tops, bottom_diffs, param_diffs, used_params
+    return tops, bottom_diffs, param_diffs, used_params, params_after
 
 
 def assert_same(c, cpu, gpu, rtol=2e-5, atol=2e-6):
     """Compares run_layer results: bit for bit for exact cases, else within tolerance."""
-    for kind, a_list, b_list in zip(('top', 'bottom diff', 'param diff'), cpu[:3], gpu[:3]):
+    kinds = ('top', 'bottom diff', 'param diff', 'param after forward')
+    for kind, a_list, b_list in zip(kinds, cpu[:3] + cpu[4:], gpu[:3] + gpu[4:]):
         assert len(a_list) == len(b_list)
         for i, (a, b) in enumerate(zip(a_list, b_list)):
             what = '%s: %s %d' % (c.name, kind, i)
