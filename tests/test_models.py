@@ -461,6 +461,14 @@ def randomize_params(net, seed=0):
     random bytes because fc6 alone has up to 10^8 weights."""
     rng = np.random.default_rng(seed)
     for name, blobs in net.params.items():
+        kind = net.layer_dict[name].type
+        if kind in ('BatchNorm', 'Scale'):
+            # ResNets: unit statistics (mean sum, variance sum, weight); scale 0.5 and bias 0, so
+            # the 33 residual sums of ResNet-101 do not double the signal each.
+            values = (0, 1, 1) if kind == 'BatchNorm' else (0.5, 0)
+            for blob, value in zip(blobs, values):
+                blob.data[...] = value
+            continue
         for k, blob in enumerate(blobs):
             data = blob.data
             if k == 0:
@@ -572,13 +580,14 @@ def _run_test_net(rel):
 
 
 def _run_params(train):
-    """The nets of one kind as test parameters; the VGG16 ones (fc6 alone holds 10^8 weights) are
-    marked slow, though they run by default."""
+    """The nets of one kind as test parameters; the VGG16 ones (fc6 alone holds 10^8 weights) and
+    the ResNets (up to 101 layers) are marked slow, though they run by default."""
     out = []
     for rel in NETS:
         if describe(read_net(rel)).train != train:
             continue
-        marks = [pytest.mark.slow] if 'VGG16' in rel.split(os.sep) else []
+        slow = {'VGG16', 'ResNet-50', 'ResNet-101'} & set(rel.split(os.sep))
+        marks = [pytest.mark.slow] if slow else []
         out.append(pytest.param(rel, id=os.path.relpath(rel, 'models'), marks=marks))
     return out
 
