@@ -26,5 +26,6 @@ train_then_test "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
 
 if [ "$DATASET" = toy ]; then
   ./tools/demo.py --gpu "$GPU_ID" --net toy --model "$NET_FINAL" \
+    --def "models/${PT_DIR}/${NET}/faster_rcnn_end2end/test.prototxt" \
     "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
 fi

@@ -133,9 +133,9 @@ def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend):
 
 # End-to-end training ------------------------------------------------------------------------
 
-def _toy_solver(tmp_path):
-    train = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'train.prototxt')
-    text = open(os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end',
+def _toy_solver(tmp_path, net='TOY'):
+    train = os.path.join(ROOT, 'models', 'toy', net, 'faster_rcnn_end2end', 'train.prototxt')
+    text = open(os.path.join(ROOT, 'models', 'toy', net, 'faster_rcnn_end2end',
                              'solver.prototxt')).read()
     lines = [line for line in text.splitlines() if not line.startswith('train_net')]
     path = tmp_path / 'solver.prototxt'
@@ -154,15 +154,21 @@ def _toy_roidb(tmp_path):
 
 
 @pytest.mark.slow
-def test_end2end_training_same_losses_on_gpu_and_cpu(backend, tmp_path):
-    """20 iterations of the toy net, CPU and GPU in lockstep: each GPU iteration starts from the
-    RNG states the CPU iteration started from, so both sample the same images, anchors and RoIs
-    (as far as their proposals agree); the losses must then agree."""
+@pytest.mark.parametrize('toy_net', ['TOY', 'TOY_ResNet'])
+def test_end2end_training_same_losses_on_gpu_and_cpu(backend, tmp_path, toy_net):
+    """20 iterations of the toy net (or the toy ResNet, with BatchNorm in training mode), CPU and
+    GPU in lockstep: each GPU iteration starts from the RNG states the CPU iteration started
+    from, so both sample the same images, anchors and RoIs (as far as their proposals agree); the
+    losses must then agree."""
     from fast_rcnn.train import SolverWrapper
+    if toy_net == 'TOY_ResNet' and backend is not None:
+        # The emulator runs each per-channel reduction block as 256 host threads: minutes for
+        # the net; the BatchNorm, Scale and Bias cases of gpu_layer_cases.py cover them there.
+        pytest.skip('the toy ResNet is trained in lockstep on a real GPU only')
     for name in ('faster_rcnn_end2end.yml', 'toy.yml'):
         cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', name))
     cfg.USE_GPU_NMS = True
-    solver_file = _toy_solver(tmp_path)
+    solver_file = _toy_solver(tmp_path, toy_net)
     roidb = _toy_roidb(tmp_path)
 
     np.random.seed(cfg.RNG_SEED)
