@@ -26,5 +26,5 @@ EXTRA=("${@:5}")
 case "$GPU_ID" in
   cpu|-*) export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ;;
 esac
-exec ./tools/paper_tables.py "$TABLE" --gpu "$GPU_ID" --net "$NET" --dataset "$DATASET" \
+exec ./experiments/paper_tables.py "$TABLE" --gpu "$GPU_ID" --net "$NET" --dataset "$DATASET" \
   "${EXTRA[@]}"

@@ -31,6 +31,11 @@ def mode():
     return _state['mode']
 
 
+def device():
+    """The device id set by set_device (the GPU the runtime uses in GPU mode)."""
+    return _state['device']
+
+
 def set_random_seed(seed):
     """Seeds the runtime's RNG (fillers, dropout); like caffe.set_random_seed."""
     _state['rng'] = np.random.RandomState(int(seed))

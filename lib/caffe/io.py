@@ -55,12 +55,19 @@ def write_binary(path, message):
 
 
 def atomic_write(path, data):
+    """Writes path so that readers see the old file or the whole new one, never a part: into a
+    temporary file in the same folder, synced, then renamed over path (folders are made).
+    data: bytes, str (written as UTF-8), or a function given the open binary file to write to.
+    The temporary file is removed when anything fails."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
