@@ -195,5 +195,10 @@ def test_transformer_resizes_to_the_input_and_checks_its_settings():
         t.set_mean('data', np.zeros(4))
     with pytest.raises(ValueError, match='does not match'):
         t.set_mean('data', np.zeros((3, 5, 4)))
-    t.set_mean('data', np.ones((6, 4)))                          # (H, W) broadcast over channels
-    np.testing.assert_allclose(t.preprocess('data', img), out - 1, atol=1e-6)
+    with pytest.raises(ValueError, match='does not match'):
+        t.set_mean('data', np.ones((6, 4)))           # (H, W) means (1, H, W), as in pycaffe
+    gray = caffe.io.Transformer({'data': (1, 1, 2, 3)})
+    gray.set_transpose('data', (2, 0, 1))
+    gray.set_mean('data', np.arange(6.0).reshape(2, 3))
+    img = np.full((2, 3, 1), 10.0)
+    np.testing.assert_array_equal(gray.preprocess('data', img)[0], 10 - np.arange(6.0).reshape(2, 3))
