@@ -201,4 +201,5 @@ def test_transformer_resizes_to_the_input_and_checks_its_settings():
     gray.set_transpose('data', (2, 0, 1))
     gray.set_mean('data', np.arange(6.0).reshape(2, 3))
     img = np.full((2, 3, 1), 10.0)
-    np.testing.assert_array_equal(gray.preprocess('data', img)[0], 10 - np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(gray.preprocess('data', img)[0],
+                                  10 - np.arange(6.0).reshape(2, 3))

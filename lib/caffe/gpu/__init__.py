@@ -321,9 +321,9 @@ def _argument(value):
 
 
 class Kernel:
-    """One __global__ function of a .cu file (see kernel_path). Calling it with (n, *args) runs enough
-    blocks for n work items, passing n as the kernel's first (int) argument; nothing runs for
-    n == 0. Construction is free; the file compiles at the first call."""
+    """One __global__ function of a .cu file (see kernel_path). Calling it with (n, *args) runs
+    enough blocks for n work items, passing n as the kernel's first (int) argument; nothing
+    runs for n == 0. Construction is free; the file compiles at the first call."""
 
     def __init__(self, filename, name):
         self.filename, self.name = filename, name
