@@ -7,7 +7,6 @@ gives them; a net input is (channels, height, width) after Transformer.preproces
 import os
 
 import numpy as np
-from scipy import ndimage
 
 from .common import CaffeError
 
@@ -65,6 +64,7 @@ def resize_image(im, new_dims, interp_order=1):
                          % (new_dims,))
     if im.size and im.min() == im.max():
         return np.full(new_dims + (im.shape[2],), im.flat[0], dtype=np.float32)
+    from scipy import ndimage  # imported here: `import caffe` stays light
     factors = (new_dims[0] / im.shape[0], new_dims[1] / im.shape[1], 1.0)
     resized = ndimage.zoom(im, factors, order=interp_order)
     return resized.astype(np.float32)
