@@ -87,15 +87,11 @@ class SGDSolver:
         return io.read_prototxt(path, caffe_pb2.NetParameter()), path
 
     def _build(self, param, origin, state):
-        net = Net.__new__(Net)
-        net._source = origin
-        merged = caffe_pb2.NetState()
-        if param.HasField('state'):
-            merged.CopyFrom(param.state)
-        merged.MergeFrom(state)
-        merged.phase = state.phase
-        net._init(param, merged)
-        return net
+        net_param = caffe_pb2.NetParameter()
+        net_param.CopyFrom(param)
+        net_param.state.MergeFrom(state)
+        net_param.state.phase = state.phase
+        return Net.from_param(net_param, source=origin)
 
     def _make_net(self, phase):
         p = self.param

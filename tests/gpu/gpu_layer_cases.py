@@ -17,15 +17,23 @@ import numpy as np
 import caffe
 from caffe.testing import build_layer
 
-Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad')
+Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad prepare')
 SENTINEL = 0.25
 PARAM_DIFF = 0.5
 
 
-def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None):
+def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None,
+         prepare=None):
     """bottoms: function of a RandomState giving the bottom arrays; grad: check_gradient
-    keyword arguments for the GPU gradient check, or None to skip it."""
-    return Case(name, text, bottoms, phase, exact, in_place, grad)
+    keyword arguments for the GPU gradient check, or None to skip it; prepare: function of
+    (layer, RandomState) run after setup, for layers fed from outside the net (MemoryData)."""
+    return Case(name, text, bottoms, phase, exact, in_place, grad, prepare)
+
+
+def _memory_arrays(layer, rs):
+    data = rs.randn(6, 2, 3, 2).astype(np.float32)
+    labels = rs.randint(0, 5, size=(6, 1, 1, 1)).astype(np.float32)
+    layer.reset(data, labels)
 
 
 def _randn(rs, *shape):
@@ -166,6 +174,9 @@ CASES = [
          'data_filler { type: "gaussian" std: 2 } }', lambda rs: []),
     case('input', 'name: "i" type: "Input" top: "a" input_param { shape { dim: 2 dim: 5 } }',
          lambda rs: []),
+    case('memory_data', 'name: "m" type: "MemoryData" top: "d" top: "l" memory_data_param { '
+         'batch_size: 3 channels: 2 height: 3 width: 2 }', lambda rs: [],
+         prepare=_memory_arrays),
     case('conv_3x3', _conv('num_output: 4 kernel_size: 3'), lambda rs: [_randn(rs, 2, 3, 6, 5)],
          exact=False, grad=dict(max_checks=25)),
     case('conv_group_pad_stride_dilation', _conv(
@@ -217,6 +228,8 @@ def run_layer(c, gpu, params=None, seed=3):
     bottoms = c.bottoms(rs)
     caffe.set_random_seed(seed)  # fillers and dropout masks
     layer, bottom, top = build_layer(c.text, bottoms, phase=c.phase)
+    if c.prepare is not None:
+        c.prepare(layer, rs)
     if c.in_place:
         top = bottom
     if params is not None:

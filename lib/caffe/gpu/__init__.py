@@ -10,8 +10,10 @@ copy, gpu_nms), so `import caffe` and the whole CPU path work on machines withou
 - to_device / empty / zeros: device arrays (pycuda GPUArray) from one memory pool: Faster R-CNN
   changes the image size every iteration, and the pool turns the resulting stream of
   differently-sized blobs into reuse instead of cudaMalloc/cudaFree calls.
-- Kernel: a kernel from lib/caffe/gpu/kernels/*.cu, compiled at first use (pycuda SourceModule,
-  cached per device here and on disk by pycuda) for the device's architecture.
+- Kernel: a kernel from a .cu file, compiled at first use (pycuda SourceModule, cached per device
+  here and on disk by pycuda) for the device's architecture. A bare file name is one of the
+  runtime's own kernels (lib/caffe/gpu/kernels/); code outside the runtime keeps its kernels
+  beside itself and passes the absolute path.
 - set_allow_tf32: float32 convolutions and matrix products may use TF32 tensor cores (faster on
   Ampere and newer, about 10 mantissa bits). Off by default, so GPU results stay float32 like
   the CPU path and Caffe; the environment variable CAFFE_ALLOW_TF32=1 switches it on too.
@@ -260,16 +262,35 @@ def _nvcc():
                      'toolkit (see the GPU section of README.md)')
 
 
+def kernel_path(filename):
+    """A bare file name is a kernel file of lib/caffe/gpu/kernels; an absolute path is that file
+    (a kernel kept beside the code that launches it: os.path.join(os.path.dirname(__file__),
+    'x.cu'))."""
+    if os.path.isabs(filename):
+        return filename
+    if os.path.dirname(filename):
+        raise CaffeError('kernel file %r: give a bare name (a file of %s) or an absolute path'
+                         % (filename, KERNEL_DIR))
+    return os.path.join(KERNEL_DIR, filename)
+
+
 def kernel_source(filename):
-    with open(os.path.join(KERNEL_DIR, filename)) as f:
-        return f.read()
+    path = kernel_path(filename)
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CaffeError('cannot read CUDA kernel file %s: %s' % (path, e.strerror or e)) from None
 
 
 def compile_kernels(filename, arch):
-    """The cubin of one kernel file for `arch` (e.g. 'sm_90'); needs nvcc, not a GPU."""
+    """The cubin of one kernel file for `arch` (e.g. 'sm_90'); needs nvcc, not a GPU. The file's
+    own folder and lib/caffe/gpu/kernels (common.cuh) are on the include path."""
     from pycuda.compiler import compile as nvcc_compile
+    folder = os.path.dirname(kernel_path(filename))
+    include_dirs = [folder] + ([KERNEL_DIR] if folder != KERNEL_DIR else [])
     return nvcc_compile(kernel_source(filename), nvcc=_nvcc(), options=list(NVCC_OPTIONS),
-                        arch=arch, no_extern_c=True, include_dirs=[KERNEL_DIR])
+                        arch=arch, no_extern_c=True, include_dirs=include_dirs)
 
 
 def _module(filename):
@@ -300,9 +321,9 @@ def _argument(value):
 
 
 class Kernel:
-    """One __global__ function of a kernels/*.cu file. Calling it with (n, *args) runs enough
-    blocks for n work items, passing n as the kernel's first (int) argument; nothing runs for
-    n == 0. Construction is free; the file compiles at the first call."""
+    """One __global__ function of a .cu file (see kernel_path). Calling it with (n, *args) runs
+    enough blocks for n work items, passing n as the kernel's first (int) argument; nothing
+    runs for n == 0. Construction is free; the file compiles at the first call."""
 
     def __init__(self, filename, name):
         self.filename, self.name = filename, name
@@ -354,4 +375,4 @@ def sgd_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularizatio
 
 __all__ = ['init', 'current_device', 'to_device', 'empty', 'zeros', 'zero', 'copy', 'pointer',
            'Kernel', 'Workspace', 'set_allow_tf32', 'allow_tf32', 'synchronize',
-           'compile_kernels', 'sgd_update', 'KERNEL_DIR']
+           'compile_kernels', 'kernel_path', 'sgd_update', 'KERNEL_DIR']

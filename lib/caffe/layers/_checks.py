@@ -1,6 +1,8 @@
-"""Checks every built-in layer makes on its blobs, with messages that name the layer
-(Caffe's ExactNumBottomBlobs/MinTopBlobs checks and CanonicalAxisIndex)."""
+"""Checks built-in layers make on their blobs, with messages that name the layer (counts that
+depend on a parameter, beyond what the class declares for the Net to check, and Caffe's
+CanonicalAxisIndex)."""
 from ..common import CaffeError
+from ..layer import count_error
 
 
 def layer_error(layer, message):
@@ -21,8 +23,7 @@ def check_count(layer, kind, blobs, allowed):
     """kind: 'bottom' or 'top'; allowed: an int, a tuple of ints or a range."""
     ok = len(blobs) == allowed if isinstance(allowed, int) else len(blobs) in allowed
     if not ok:
-        raise layer_error(layer, 'takes %s %s blob(s), got %d'
-                          % (_describe(allowed), kind, len(blobs)))
+        raise count_error(layer, kind, len(blobs), _describe(allowed))
 
 
 AT_LEAST_ONE = range(1, 1 << 30)

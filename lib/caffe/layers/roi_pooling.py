@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_count, layer_error
+from ._checks import layer_error
 
 _forward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_forward')
 _backward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_backward')
@@ -24,14 +24,14 @@ except ImportError as e:  # the Cython extension is not built yet
 @register('ROIPooling')
 class ROIPoolingLayer(Layer):
     non_differentiable_bottoms = (1,)
+    exact_num_bottom_blobs = 2
+    exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
         if _kernels is None:
             raise layer_error(self, 'needs the compiled extension caffe.layers.'
                               'roi_pooling_kernels; run `make` in the repository root (%s)'
                               % _IMPORT_ERROR)
-        check_count(self, 'bottom', bottom, 2)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.roi_pooling_param
         if p.pooled_h <= 0 or p.pooled_w <= 0:
             raise layer_error(self, 'roi_pooling_param.pooled_h and pooled_w must be > 0, got '
