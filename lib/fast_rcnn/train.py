@@ -1,4 +1,4 @@
-"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's SGDSolver that feeds
+"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's solver that feeds
 the roidb to the net's data layer, shows progress, and writes deployable snapshots.
 
 Deployable means: the detector learns normalized box targets ((t - mean) / std, paper Sec. 3.1.2
@@ -66,7 +66,7 @@ class SolverWrapper:
             self.bbox_means, self.bbox_stds = rdl_roidb.add_bbox_regression_targets(roidb)
             print('done', flush=True)
 
-        self.solver = caffe.SGDSolver(solver_prototxt)
+        self.solver = caffe.get_solver(solver_prototxt)  # the method the file's `type` names
         param = self.solver.param
         self.snapshot_prefix = param.snapshot_prefix or \
             os.path.splitext(os.path.basename(solver_prototxt))[0]
