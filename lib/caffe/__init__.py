@@ -7,17 +7,22 @@ from . import io, proto  # noqa: F401  (caffe.io and caffe.proto.caffe_pb2 right
 from .benchmark import Timer
 from .blob import Blob
 from .common import (CaffeError, init_log, log, set_device, set_mode_cpu, set_mode_gpu,
-                     set_random_seed)
+                     set_multiprocess, set_random_seed, set_solver_count, set_solver_rank,
+                     solver_count, solver_rank)
 from .layer import TEST, TRAIN, Layer, layer_type_list
 from .net_spec import NetSpec, params, to_proto
 
 # The Caffe release whose pycaffe interface this runtime provides (pycaffe's caffe.__version__).
 __version__ = '1.0.0'
 
-__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'Net', 'NetSpec',
-           'SGDSolver', 'TEST', 'TRAIN', 'Timer', 'get_solver', 'init_log', 'io', 'layer_type_list',
-           'layers', 'log', 'params', 'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
-           'set_random_seed', 'to_proto']
+_SOLVERS = ('Solver', 'SGDSolver', 'NesterovSolver', 'AdaGradSolver', 'RMSPropSolver',
+            'AdaDeltaSolver', 'AdamSolver', 'get_solver')
+
+__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'Net', 'NetSpec', 'TEST',
+           'TRAIN', 'Timer', 'init_log', 'io', 'layer_type_list', 'layers', 'log', 'params',
+           'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_multiprocess',
+           'set_random_seed', 'set_solver_count', 'set_solver_rank', 'solver_count',
+           'solver_rank', 'to_proto'] + list(_SOLVERS)
 
 
 def __getattr__(name):
@@ -25,9 +30,9 @@ def __getattr__(name):
     if name == 'Net':
         from .net import Net
         return Net
-    if name in ('SGDSolver', 'get_solver'):
-        from . import solver
-        return getattr(solver, name)
+    if name in _SOLVERS:
+        from . import sgd_solvers
+        return getattr(sgd_solvers, name)
     if name == 'Classifier':
         from .classifier import Classifier
         return Classifier

@@ -1,4 +1,4 @@
-"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's SGDSolver that feeds
+"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's solver that feeds
 the roidb to the net's data layer, reports progress (fast_rcnn.training_log), and writes
 deployable snapshots (bbox_pred with the target normalization folded in:
 fast_rcnn.bbox_normalization) with what an exact resume needs beside them (fast_rcnn.train_state).
@@ -91,7 +91,7 @@ class SolverWrapper:
             stats = rdl_roidb.add_bbox_regression_targets(roidb, targets, settings.eps)
             print('done', flush=True)
 
-        self.solver = caffe.SGDSolver(solver_prototxt)
+        self.solver = caffe.get_solver(solver_prototxt)  # the method the file's `type` names
         param = self.solver.param
         self.snapshot_prefix = param.snapshot_prefix or \
             os.path.splitext(os.path.basename(solver_prototxt))[0]

@@ -353,26 +353,95 @@ class Kernel:
         self.function()(*[_argument(a) for a in args], block=block, grid=grid, shared=shared)
 
 
+# Solver updates ------------------------------------------------------------------------------------
+# One call per parameter blob, on device arrays, computing what the host solver's update_cpu
+# computes for it (caffe/solver.py, caffe/sgd_solvers.py; float32, same order): the diff scaled
+# by 1/iter_size and regularized, the method's update value written into diff and its history
+# advanced, then data -= diff. `rate` is the parameter's local rate (the global rate times its
+# lr_mult); `decay` the weight decay times its decay_mult.
+
 _sgd_update = Kernel('elementwise.cu', 'sgd_update')
+_nesterov_update = Kernel('elementwise.cu', 'nesterov_update')
+_adagrad_update = Kernel('elementwise.cu', 'adagrad_update')
+_rmsprop_update = Kernel('elementwise.cu', 'rmsprop_update')
+_adadelta_update = Kernel('elementwise.cu', 'adadelta_update')
+_adam_update = Kernel('elementwise.cu', 'adam_update')
+
+
+def _gradient_arguments(decay, regularization, iter_size):
+    """The kernels' Normalize and Regularize arguments: scale_diff, iter_scale,
+    regularization (0 none, 1 L2, 2 L1), decay."""
+    if not decay:
+        kind = 0
+    elif regularization == 'L2':
+        kind = 1
+    elif regularization == 'L1':
+        kind = 2
+    else:
+        raise CaffeError('unknown regularization_type %r' % regularization)
+    return (iter_size > 1, np.float32(1) / np.float32(iter_size), kind, np.float32(decay))
 
 
 def sgd_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularization='L2',
                iter_size=1):
-    """One SGD step on device arrays of one parameter blob, computing what the CPU solver's
-    apply_update computes for it (float32, same order): diff scaled by 1/iter_size and
-    regularized (diff is updated as on the host), history = momentum * history + rate * diff,
-    data -= history. rate is the global rate times the blob's lr_mult; decay the weight decay
-    times its decay_mult. For a solver that keeps parameters and history on the GPU."""
-    if regularization not in ('L2', 'L1'):
-        raise CaffeError('unknown regularization_type %r' % regularization)
-    if not decay:
-        kind = 0
-    else:
-        kind = 1 if regularization == 'L2' else 2
-    _sgd_update(data.size, data, diff, history, iter_size > 1, np.float32(1.0 / iter_size),
-                kind, np.float32(decay), np.float32(momentum), np.float32(rate))
+    """SGD with momentum: history = momentum * history + rate * g; diff = history."""
+    _sgd_update(data.size, data, diff, history,
+                *_gradient_arguments(decay, regularization, iter_size),
+                np.float32(momentum), np.float32(rate))
+
+
+def nesterov_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularization='L2',
+                    iter_size=1):
+    """Nesterov: history' = momentum * history + rate * g;
+    diff = (1 + momentum) * history' - momentum * history."""
+    momentum = np.float32(momentum)
+    _nesterov_update(data.size, data, diff, history,
+                     *_gradient_arguments(decay, regularization, iter_size),
+                     momentum, np.float32(1) + momentum, np.float32(rate))
+
+
+def adagrad_update(data, diff, history, rate, delta=1e-8, decay=0.0, regularization='L2',
+                   iter_size=1):
+    """AdaGrad: history += g * g; diff = rate * g / (sqrt(history) + delta)."""
+    _adagrad_update(data.size, data, diff, history,
+                    *_gradient_arguments(decay, regularization, iter_size),
+                    np.float32(delta), np.float32(rate))
+
+
+def rmsprop_update(data, diff, history, rate, rms_decay=0.99, delta=1e-8, decay=0.0,
+                   regularization='L2', iter_size=1):
+    """RMSProp: history = rms_decay * history + (1 - rms_decay) * g * g;
+    diff = rate * g / (sqrt(history) + delta)."""
+    rms_decay = np.float32(rms_decay)
+    _rmsprop_update(data.size, data, diff, history,
+                    *_gradient_arguments(decay, regularization, iter_size),
+                    rms_decay, np.float32(1) - rms_decay, np.float32(delta), np.float32(rate))
+
+
+def adadelta_update(data, diff, history, update_history, rate, momentum=0.0, delta=1e-8,
+                    decay=0.0, regularization='L2', iter_size=1):
+    """AdaDelta (Caffe's, with a learning rate): the running means of squared gradients
+    (history) and of squared steps (update_history) decay by `momentum`;
+    diff = rate * g * sqrt((update_history + delta) / (history + delta))."""
+    momentum = np.float32(momentum)
+    _adadelta_update(data.size, data, diff, history, update_history,
+                     *_gradient_arguments(decay, regularization, iter_size),
+                     momentum, np.float32(1) - momentum, np.float32(delta), np.float32(rate))
+
+
+def adam_update(data, diff, m, v, corrected_rate, beta1=0.9, beta2=0.999, delta=1e-8,
+                decay=0.0, regularization='L2', iter_size=1):
+    """Adam: m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;
+    diff = corrected_rate * m / (sqrt(v) + delta), where corrected_rate is the local rate times
+    Caffe's bias correction sqrt(1 - beta2^t) / (1 - beta1^t)."""
+    beta1, beta2 = np.float32(beta1), np.float32(beta2)
+    _adam_update(data.size, data, diff, m, v,
+                 *_gradient_arguments(decay, regularization, iter_size),
+                 beta1, np.float32(1) - beta1, beta2, np.float32(1) - beta2, np.float32(delta),
+                 np.float32(corrected_rate))
 
 
 __all__ = ['init', 'current_device', 'to_device', 'empty', 'zeros', 'zero', 'copy', 'pointer',
            'Kernel', 'Workspace', 'set_allow_tf32', 'allow_tf32', 'synchronize',
-           'compile_kernels', 'kernel_path', 'sgd_update', 'KERNEL_DIR']
+           'compile_kernels', 'kernel_path', 'sgd_update', 'nesterov_update', 'adagrad_update',
+           'rmsprop_update', 'adadelta_update', 'adam_update', 'KERNEL_DIR']
