@@ -95,16 +95,19 @@ class ROIWarpingLayer(Layer):
         if self.samples > 1 and (self.argmax is None or self.argmax.shape != shape):
             self.argmax = np.zeros(shape, dtype=np.uint8)
 
-    def _grid(self, rois):
+    def _grid(self, features, rois):
+        """Per RoI, the sample columns then rows as (cell, fraction), see the .pyx."""
         sh, sw = self._grid_rows
-        grid = np.empty((rois.shape[0], sw + sh), dtype=np.float32)
-        _kernels.sample_grid(rois, self.spatial_scale, sh, sw, grid)
-        return grid
+        cells = np.empty((rois.shape[0], sw + sh), dtype=np.int32)
+        fracs = np.empty((rois.shape[0], sw + sh), dtype=np.float32)
+        _kernels.sample_grid(rois, self.spatial_scale, sh, sw, features.shape[2],
+                             features.shape[3], cells, fracs)
+        return cells, fracs
 
     def forward_cpu(self, bottom, top):
         rois = roi_rows(self, bottom[0], bottom[1])
-        _kernels.warp_forward(bottom[0].cpu_data(), rois, self._grid(rois), self.samples,
-                              top[0].data, self.argmax)
+        _kernels.warp_forward(bottom[0].cpu_data(), rois, *self._grid(bottom[0], rois),
+                              self.samples, top[0].data, self.argmax)
 
     def backward_cpu(self, top, propagate_down, bottom):
         features_down = propagate_down[0]
@@ -112,18 +115,18 @@ class ROIWarpingLayer(Layer):
         if not (features_down or coords_down):
             return
         rois = roi_rows(self, bottom[0], bottom[1])
-        grid = self._grid(rois)
+        cells, fracs = self._grid(bottom[0], rois)
         top_diff = top[0].cpu_diff()
         if features_down:
             diff = bottom[0].diff
             diff[...] = 0
-            _kernels.warp_backward_features(top_diff, rois, grid, self.samples, self.argmax,
-                                            diff)
+            _kernels.warp_backward_features(top_diff, rois, cells, fracs, self.samples,
+                                            self.argmax, diff)
         if coords_down:
             shape = (rois.shape[0], bottom[0].shape[1], 4)
             if self._partial.shape != shape:
                 self._partial = np.empty(shape, dtype=np.float64)
-            _kernels.warp_backward_coords(bottom[0].cpu_data(), top_diff, rois, grid,
+            _kernels.warp_backward_coords(bottom[0].cpu_data(), top_diff, rois, cells, fracs,
                                           self.samples, self.argmax, self.spatial_scale,
                                           self._partial, bottom[1].diff.reshape(-1, 5))
 

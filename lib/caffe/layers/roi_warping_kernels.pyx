@@ -3,33 +3,33 @@
 # order, so the GPU gives these numbers bit for bit; keep the two in step.
 #
 # Shapes: R RoIs, C channels, a feature plane H x W, F = samples_per_bin, PH x PW bins, so
-# SH = F * PH sample rows and SW = F * PW sample columns per RoI. grid (R, SW + SH) holds each
-# RoI's sample columns then rows as positions in cell-index space (cell i's centre is at i).
-# argmax (R, C, PH, PW) holds i * F + j of the sample a bin took (only for F > 1).
+# SH = F * PH sample rows and SW = F * PW sample columns per RoI. The sample grid is separable:
+# sample (ky, kx) sits at row position py[ky] and column position px[kx] in cell-index space
+# (cell i's value at i). sample_grid stores, per RoI, the columns then the rows as the cell
+# floor(p) (OUTSIDE for a sample with no cell on the map) and the fraction p - floor(p); every
+# channel reuses them. argmax (R, C, PH, PW) holds i * F + j of the sample a bin took (F > 1).
 #
 # Work is split so that no two threads write one element and every sum runs in a fixed order:
 # forward and the coordinate partials per (RoI, channel), the feature gradient per channel (all
 # RoIs of a channel in one thread, in RoI order), the per-RoI coordinate sums over channels in
-# channel order. Results therefore do not depend on the number of OpenMP threads.
+# channel order. Results therefore do not depend on the number of OpenMP threads or on how the
+# iterations are dealt out to them (guided: a core that other work slows down takes fewer).
 from cython.parallel import prange
 from libc.math cimport floorf
 
-
-cdef inline bint inside(float p, int n) noexcept nogil:
-    # A sample has an in-map neighbour only for p in [-1, n); NaN fails both tests.
-    return p >= -1 and p < n
+cdef int OUTSIDE = -(1 << 30)
 
 
 cdef struct Sample:
     float value, d_dy, d_dx
 
 
-cdef inline Sample bilinear(const float* plane, int H, int W, float py, float px) noexcept nogil:
-    """The sample at (py, px), inside the map, and its derivatives along y and x; neighbours off
-    the map count as 0. At an integer position floor() picks the cell pair to the right/below,
-    so the derivatives there are the one-sided ones in the increasing direction."""
-    cdef int y0 = <int>floorf(py), x0 = <int>floorf(px)
-    cdef float ty = py - <float>y0, tx = px - <float>x0
+cdef inline Sample bilinear(const float* plane, int H, int W, int y0, float ty, int x0,
+                            float tx) noexcept nogil:
+    """The sample between cells y0, y0 + 1 and x0, x0 + 1 at fractions ty, tx, and its
+    derivatives along y and x; cells off the map count as 0. Since y0 = floor(py), a sample on
+    an integer position takes the cell pair to the right/below: the derivatives there are the
+    one-sided ones towards increasing coordinates."""
     cdef float one = 1, v00 = 0, v01 = 0, v10 = 0, v11 = 0
     cdef Sample out
     if y0 >= 0:
@@ -48,10 +48,22 @@ cdef inline Sample bilinear(const float* plane, int H, int W, float py, float px
     return out
 
 
-def sample_grid(const float[:, ::1] rois, float scale, int SH, int SW, float[:, ::1] grid):
+cdef inline void place(float p, int n, int* cell, float* frac) noexcept nogil:
+    # A sample has a cell on the map only for p in [-1, n); NaN fails both tests.
+    if p >= -1 and p < n:
+        cell[0] = <int>floorf(p)
+        frac[0] = p - <float>cell[0]
+    else:
+        cell[0] = OUTSIDE
+        frac[0] = 0
+
+
+def sample_grid(const float[:, ::1] rois, float scale, int SH, int SW, int H, int W,
+                int[:, ::1] cells, float[:, ::1] fracs):
     """Sample positions of every RoI: box edges x1 and x2 + 1 (the +1 pixel convention) times
     scale, SW equal steps between them, a sample at the middle of each step, minus 0.5 to go
-    from map coordinates (cell i covers [i, i + 1)) to cell-index space."""
+    from map coordinates (cell i covers [i, i + 1)) to cell-index space; stored as (cell,
+    fraction), columns then rows."""
     cdef int R = rois.shape[0], r, k
     cdef float one = 1, half = 0.5, start, end, step
     with nogil:
@@ -60,12 +72,13 @@ def sample_grid(const float[:, ::1] rois, float scale, int SH, int SW, float[:, 
             end = (rois[r, 3] + one) * scale
             step = (end - start) / <float>SW
             for k in range(SW):
-                grid[r, k] = start + (<float>k + half) * step - half
+                place(start + (<float>k + half) * step - half, W, &cells[r, k], &fracs[r, k])
             start = rois[r, 2] * scale
             end = (rois[r, 4] + one) * scale
             step = (end - start) / <float>SH
             for k in range(SH):
-                grid[r, SW + k] = start + (<float>k + half) * step - half
+                place(start + (<float>k + half) * step - half, H, &cells[r, SW + k],
+                      &fracs[r, SW + k])
 
 
 cdef inline int selected(const unsigned char* argmax, Py_ssize_t at) noexcept nogil:
@@ -79,18 +92,18 @@ cdef inline const unsigned char* argmax_pointer(const unsigned char[:, :, :, ::1
 
 
 def warp_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois,
-                 const float[:, ::1] grid, int F, float[:, :, :, ::1] top,
-                 unsigned char[:, :, :, ::1] argmax):
+                 const int[:, ::1] cells, const float[:, ::1] fracs, int F,
+                 float[:, :, :, ::1] top, unsigned char[:, :, :, ::1] argmax):
     """top[r, c, ph, pw]: the bin's sample, or for F > 1 the maximum of its F x F samples (the
     first in row-major order among equals, recorded in argmax); a sample off the map is 0."""
     cdef int R = top.shape[0], C = top.shape[1], PH = top.shape[2], PW = top.shape[3]
     cdef int H = data.shape[2], W = data.shape[3], SW = F * PW
     cdef Py_ssize_t n
-    cdef int r, c, ph, pw, i, j, best
-    cdef float py, px, v, m
+    cdef int r, c, ph, pw, i, j, best, y0, x0
+    cdef float v, m
     cdef const float* plane
     with nogil:
-        for n in prange(<Py_ssize_t>R * C, schedule='static'):
+        for n in prange(<Py_ssize_t>R * C, schedule='guided'):
             r = <int>(n // C)
             c = <int>(n % C)
             plane = &data[<int>rois[r, 0], c, 0, 0]
@@ -99,12 +112,13 @@ def warp_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois,
                     m = 0
                     best = 0
                     for i in range(F):
-                        py = grid[r, SW + ph * F + i]
+                        y0 = cells[r, SW + ph * F + i]
                         for j in range(F):
-                            px = grid[r, pw * F + j]
+                            x0 = cells[r, pw * F + j]
                             v = 0
-                            if inside(py, H) and inside(px, W):
-                                v = bilinear(plane, H, W, py, px).value
+                            if y0 != OUTSIDE and x0 != OUTSIDE:
+                                v = bilinear(plane, H, W, y0, fracs[r, SW + ph * F + i], x0,
+                                             fracs[r, pw * F + j]).value
                             if (i == 0 and j == 0) or v > m:
                                 m = v
                                 best = i * F + j
@@ -114,7 +128,7 @@ def warp_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois,
 
 
 def warp_backward_features(const float[:, :, :, ::1] top_diff, const float[:, ::1] rois,
-                           const float[:, ::1] grid, int F,
+                           const int[:, ::1] cells, const float[:, ::1] fracs, int F,
                            const unsigned char[:, :, :, ::1] argmax,
                            float[:, :, :, ::1] bottom_diff):
     """Adds each bin's diff times the bilinear weights of its sample (the argmax sample for
@@ -124,26 +138,26 @@ def warp_backward_features(const float[:, :, :, ::1] top_diff, const float[:, ::
     cdef int PH = top_diff.shape[2], PW = top_diff.shape[3]
     cdef int H = bottom_diff.shape[2], W = bottom_diff.shape[3], SW = F * PW
     cdef const unsigned char* am = argmax_pointer(argmax, F)
-    cdef int r, c, b, ph, pw, a, y0, x0
-    cdef float one = 1, g, py, px, ty, tx
+    cdef int r, c, b, ph, pw, a, ky, kx, y0, x0
+    cdef float one = 1, g, ty, tx
     cdef float* plane
     with nogil:
-        for c in prange(C, schedule='static'):
+        for c in prange(C, schedule='guided'):
             for r in range(R):
                 b = <int>rois[r, 0]
                 plane = &bottom_diff[b, c, 0, 0]
                 for ph in range(PH):
                     for pw in range(PW):
                         a = selected(am, ((<Py_ssize_t>r * C + c) * PH + ph) * PW + pw)
-                        py = grid[r, SW + ph * F + a // F]
-                        px = grid[r, pw * F + a % F]
-                        if not (inside(py, H) and inside(px, W)):
+                        ky = SW + ph * F + a // F
+                        kx = pw * F + a % F
+                        y0 = cells[r, ky]
+                        x0 = cells[r, kx]
+                        if y0 == OUTSIDE or x0 == OUTSIDE:
                             continue
                         g = top_diff[r, c, ph, pw]
-                        y0 = <int>floorf(py)
-                        x0 = <int>floorf(px)
-                        ty = py - <float>y0
-                        tx = px - <float>x0
+                        ty = fracs[r, ky]
+                        tx = fracs[r, kx]
                         if y0 >= 0:
                             if x0 >= 0:
                                 plane[y0 * W + x0] += g * ((one - ty) * (one - tx))
@@ -157,7 +171,8 @@ def warp_backward_features(const float[:, :, :, ::1] top_diff, const float[:, ::
 
 
 def warp_backward_coords(const float[:, :, :, ::1] data, const float[:, :, :, ::1] top_diff,
-                         const float[:, ::1] rois, const float[:, ::1] grid, int F,
+                         const float[:, ::1] rois, const int[:, ::1] cells,
+                         const float[:, ::1] fracs, int F,
                          const unsigned char[:, :, :, ::1] argmax, float scale,
                          double[:, :, ::1] partial, float[:, ::1] rois_diff):
     """d(loss)/d(x1, y1, x2, y2) of every RoI into rois_diff[:, 1:5]; column 0, the batch
@@ -170,13 +185,12 @@ def warp_backward_coords(const float[:, :, :, ::1] data, const float[:, :, :, ::
     cdef int H = data.shape[2], W = data.shape[3], SH = F * PH, SW = F * PW
     cdef const unsigned char* am = argmax_pointer(argmax, F)
     cdef Py_ssize_t n
-    cdef int r, c, ph, pw, a, kx, ky, k
-    cdef float py, px
+    cdef int r, c, ph, pw, a, kx, ky, k, y0, x0
     cdef Sample smp
     cdef double gx1, gy1, gx2, gy2, d, g, ax, ay, total
     cdef const float* plane
     with nogil:
-        for n in prange(<Py_ssize_t>R * C, schedule='static'):
+        for n in prange(<Py_ssize_t>R * C, schedule='guided'):
             r = <int>(n // C)
             c = <int>(n % C)
             plane = &data[<int>rois[r, 0], c, 0, 0]
@@ -189,11 +203,11 @@ def warp_backward_coords(const float[:, :, :, ::1] data, const float[:, :, :, ::
                     a = selected(am, (n * PH + ph) * PW + pw)
                     ky = ph * F + a // F
                     kx = pw * F + a % F
-                    py = grid[r, SW + ky]
-                    px = grid[r, kx]
-                    if not (inside(py, H) and inside(px, W)):
+                    y0 = cells[r, SW + ky]
+                    x0 = cells[r, kx]
+                    if y0 == OUTSIDE or x0 == OUTSIDE:
                         continue
-                    smp = bilinear(plane, H, W, py, px)
+                    smp = bilinear(plane, H, W, y0, fracs[r, SW + ky], x0, fracs[r, kx])
                     g = <double>top_diff[r, c, ph, pw]
                     ax = (<double>kx + 0.5) / <double>SW
                     ay = (<double>ky + 0.5) / <double>SH
@@ -207,7 +221,7 @@ def warp_backward_coords(const float[:, :, :, ::1] data, const float[:, :, :, ::
             partial[r, c, 1] = gy1
             partial[r, c, 2] = gx2
             partial[r, c, 3] = gy2
-        for r in prange(R, schedule='static'):
+        for r in prange(R, schedule='guided'):
             rois_diff[r, 0] = 0
             for k in range(4):
                 total = 0
