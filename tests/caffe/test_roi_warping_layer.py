@@ -1,5 +1,10 @@
 """ROIWarping against an independent float64 reference, finite differences for both gradients,
 the conventions at the kinks, propagate_down, and a whole net."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -388,6 +393,38 @@ def test_net_backpropagates_into_the_box_unless_propagate_down_says_no(tmp_path)
     off.forward()
     off.backward()
     assert (off.params['box'][1].diff == 0).all()
+
+
+RUN_WITH_THREADS = textwrap.dedent('''
+    import sys
+    import numpy as np
+    from caffe.testing import build_layer
+    rs = np.random.RandomState(0)
+    data = rs.randn(2, 16, 9, 11).astype(np.float32)
+    x1, y1 = rs.uniform(-20, 150, size=(2, 60))
+    rois = np.stack([rs.randint(2, size=60), x1, y1, x1 + rs.uniform(0, 120, 60),
+                     y1 + rs.uniform(0, 100, 60)], 1).astype(np.float32)
+    layer, bottom, top = build_layer(sys.argv[1], [data, rois])
+    layer.forward(bottom, top)
+    top[0].diff[...] = rs.randn(*top[0].shape)
+    layer.backward(top, [True, True], bottom)
+    np.savez(sys.argv[2], top=top[0].data, features=bottom[0].diff, rois=bottom[1].diff)
+''')
+
+
+def test_results_do_not_depend_on_the_number_of_threads(tmp_path):
+    # OpenMP deals the loops out to the threads; every sum still runs in one fixed order.
+    lib = os.path.join(os.path.dirname(caffe.__file__), os.pardir)
+    results = []
+    for threads in ('1', '2', '3'):
+        out = str(tmp_path / ('t%s.npz' % threads))
+        env = dict(os.environ, OMP_NUM_THREADS=threads, PYTHONPATH=os.path.abspath(lib))
+        subprocess.run([sys.executable, '-c', RUN_WITH_THREADS, WARP % (7, 7, 0.0625, 2), out],
+                       env=env, check=True)
+        results.append(np.load(out))
+    for other in results[1:]:
+        for key in ('top', 'features', 'rois'):
+            np.testing.assert_array_equal(other[key], results[0][key], err_msg=key)
 
 
 # Errors ------------------------------------------------------------------------------------------
