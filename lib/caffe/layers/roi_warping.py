@@ -5,8 +5,8 @@ kinks; in short:
 
 Bottoms: features (N, C, H, W) and rois (R, 5) rows [batch_index, x1, y1, x2, y2] in image pixels.
 Top: (R, C, pooled_h, pooled_w). With F = samples_per_bin, the box is sampled on a grid of
-F * pooled_h rows and F * pooled_w columns; F > 1 max-pools each F x F block (MNC's warp to 2x
-and 2 x 2 max pooling is F = 2).
+F * pooled_h rows and F * pooled_w columns; F > 1 max-pools each F x F block (the MNC paper's
+warp to twice the size followed by 2 x 2 max pooling is F = 2).
 
 - Extent (the project's +1 pixel convention: pixel i covers [i, i + 1), a box x2 - x1 + 1 wide):
   the box covers [x1, x2 + 1) x [y1, y2 + 1) in image coordinates, [x1 * s, (x2 + 1) * s) on the
