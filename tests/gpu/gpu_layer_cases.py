@@ -140,6 +140,18 @@ CASES = [
     case('roi_pooling_ties_7x7', 'name: "roi" type: "ROIPooling" bottom: "x" bottom: "rois" '
          'top: "y" roi_pooling_param { pooled_h: 7 pooled_w: 7 spatial_scale: 0.0625 }',
          lambda rs: [_ties(rs, 1, 4, 14, 19), _rois(rs, 1, 14, 19, 20, 0.0625)]),
+    case('roi_warping', 'name: "w" type: "ROIWarping" bottom: "x" bottom: "rois" top: "y" '
+         'roi_warping_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.25 }',
+         lambda rs: [_randn(rs, 2, 3, 9, 11), _rois(rs, 2, 9, 11, 12, 0.25)],
+         grad=dict(check_bottom=[0], max_checks=40)),
+    case('roi_warping_2x2_ties_7x7', 'name: "w" type: "ROIWarping" bottom: "x" bottom: "rois" '
+         'top: "y" roi_warping_param { pooled_h: 7 pooled_w: 7 spatial_scale: 0.0625 '
+         'samples_per_bin: 2 }',
+         lambda rs: [_ties(rs, 1, 4, 14, 19), _rois(rs, 1, 14, 19, 20, 0.0625)]),
+    case('roi_warping_3x3_overlapping', 'name: "w" type: "ROIWarping" bottom: "x" '
+         'bottom: "rois" top: "y" roi_warping_param { pooled_h: 2 pooled_w: 3 '
+         'spatial_scale: 0.5 samples_per_bin: 3 }',
+         lambda rs: [_randn(rs, 2, 2, 6, 8), _rois(rs, 2, 6, 8, 40, 0.5)]),
     case('reshape', 'name: "r" type: "Reshape" bottom: "x" top: "y" '
          'reshape_param { shape { dim: 0 dim: -1 dim: 2 } }', lambda rs: [_randn(rs, 2, 3, 4)]),
     case('split', 'name: "s" type: "Split" bottom: "x" top: "a" top: "b" top: "c"',

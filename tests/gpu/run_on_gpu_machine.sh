@@ -14,7 +14,8 @@
 #
 # Builds PyCUDA and the Cython extensions there, then runs (logs under $OUT, or ./gpu-logs):
 # the gpu-marked tests (every layer against the CPU, GPU gradient checks, NMS, ZF/VGG16
-# detection, toy training), the whole CPU suite once more, and tools/benchmark_gpu.py.
+# detection, toy training), the whole CPU suite once more, tools/benchmark_gpu.py and
+# tools/benchmark_roi_warping.py --gpu.
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-logs}
@@ -55,3 +56,4 @@ python3 -m pytest -q tests -x 2>&1 | tail -5 | tee "$OUT/pytest-all.log"
 python3 tools/benchmark_gpu.py --gpu 0 2>&1 | tee "$OUT/benchmark.log"
 CAFFE_ALLOW_TF32=1 python3 tools/benchmark_gpu.py --gpu 0 --no-train 2>&1 \
   | tee "$OUT/benchmark-tf32.log"
+python3 tools/benchmark_roi_warping.py --gpu 0 --repeat 10 2>&1 | tee "$OUT/benchmark-roi-warping.log"
