@@ -65,6 +65,15 @@ def run_tool(main, argv=None):
         fail(error_message(e))
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors (unknown option, missing or malformed value) end the tool like
+    any other bad input: one 'error:' line and status 1, where argparse prints the usage and
+    exits with 2."""
+
+    def error(self, message):
+        fail('%s: %s (see --help)' % (self.prog, message))
+
+
 def parse_device(text):
     """--gpu value: a device id, or CPU for a negative number or 'cpu'. Returns None for CPU."""
     text = str(text).strip().lower()
