@@ -151,6 +151,17 @@ def _finite_or_nan(values):
     return np.where(np.isfinite(values), values, np.nan)
 
 
+def _draw(ax, curves, colours):
+    """Draws curves = [(run index, label, (iters, values)), ...] in the runs' colours."""
+    for j, label, (iters, values) in curves:
+        if len(iters):
+            ax.plot(iters, _finite_or_nan(values), color=colours[j % len(colours)],
+                    label=label, linewidth=1.0)
+    ax.grid(True, alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8)
+
+
 def build_figure(runs, smooth=1):
     """A matplotlib Figure (Agg canvas, no display) for runs = [(label, records), ...]: one
     panel per loss name (union over runs), one for the total, a small one for the learning rate.
@@ -165,6 +176,7 @@ def build_figure(runs, smooth=1):
     cols = min(3, len(panels))
     rows = -(-len(panels) // cols)
     colours = matplotlib.rcParams['axes.prop_cycle'].by_key()['color']
+    empty = (np.zeros(0), np.zeros(0))
 
     fig = Figure(figsize=(5.0 * cols, 3.2 * rows + 2.0))
     FigureCanvasAgg(fig)
@@ -173,32 +185,17 @@ def build_figure(runs, smooth=1):
     for k, (name, title) in enumerate(panels):
         ax = fig.add_subplot(grid[k // cols, k % cols], sharex=first)
         first = first or ax
-        for j, (label, s) in enumerate(series):
-            iters, values = s['total'] if name is None else s['losses'].get(name, ((), ()))
-            if len(iters):
-                ax.plot(iters, _finite_or_nan(values), color=colours[j % len(colours)],
-                        label=label, linewidth=1.0)
+        _draw(ax, [(j, label, s['total'] if name is None else s['losses'].get(name, empty))
+                   for j, (label, s) in enumerate(series)], colours)
         ax.set_title(title, fontsize=10)
         ax.set_ylabel('loss')
         ax.yaxis.get_major_formatter().set_useOffset(False)
-        ax.grid(True, alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
     lr_ax = fig.add_subplot(grid[rows, :], sharex=first)
-    positive = True
-    for j, (label, s) in enumerate(series):
-        iters, values = s['lr']
-        if len(iters):
-            lr_ax.plot(iters, _finite_or_nan(values), color=colours[j % len(colours)],
-                       label=label, linewidth=1.0)
-            positive = positive and bool(np.all(values > 0))
-    if lr_ax.lines and positive:
+    _draw(lr_ax, [(j, label, s['lr']) for j, (label, s) in enumerate(series)], colours)
+    if lr_ax.lines and all(np.all(s['lr'][1] > 0) for _, s in series):
         lr_ax.set_yscale('log')  # step schedules: each drop is one equal step down
     lr_ax.set_title('learning rate', fontsize=10)
     lr_ax.set_xlabel('iteration')
-    lr_ax.grid(True, alpha=0.3)
-    if lr_ax.lines:
-        lr_ax.legend(fontsize=8)
     if smooth > 1:
         fig.suptitle('losses: mean over the last %d iterations' % smooth, fontsize=10)
     fig.tight_layout()
