@@ -79,6 +79,15 @@ def run_tool(main, argv=None):
         sys.exit(1)
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors (unknown option, missing or malformed value) end the tool like
+    any other bad input: one 'error:' line and status 1, where argparse prints the usage and
+    exits with 2."""
+
+    def error(self, message):
+        fail('%s: %s (see --help)' % (self.prog, message))
+
+
 # Device ------------------------------------------------------------------------------------------
 
 def parse_device(text):

@@ -25,7 +25,7 @@ DEFAULT_RANKS = 'fc6:1024,fc7:256'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Compress fc layers by truncated SVD')
+    parser = _common.ArgumentParser(description='Compress fc layers by truncated SVD')
     parser.add_argument('--def', dest='prototxt', required=True, help='test prototxt')
     parser.add_argument('--def-svd', dest='prototxt_svd', default=None,
                         help='compressed prototxt (default: generated from --def)')

@@ -37,7 +37,7 @@ NMS_THRESH = 0.3
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Faster R-CNN demo')
+    parser = _common.ArgumentParser(description='Faster R-CNN demo')
     _common.add_device_arg(parser, default='0')
     parser.add_argument('--cpu', dest='cpu_mode', action='store_true',
                         help='run on the CPU (same as --gpu -1)')

@@ -12,7 +12,7 @@ import _common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = _common.ArgumentParser(
         description='Draw a network definition (needs pydot, and Graphviz for pictures)',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('input_net_proto_file', help='network definition (.prototxt)')

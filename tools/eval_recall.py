@@ -22,7 +22,7 @@ PROPOSAL_COUNTS = (300, 1000, 2000)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Recall vs IoU of object proposals (Fig. 4)')
+    parser = _common.ArgumentParser(description='Recall vs IoU of object proposals (Fig. 4)')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset')
     parser.add_argument('--method', dest='methods', action='append', default=[],
                         help="a proposal method of the dataset, e.g. selective_search "

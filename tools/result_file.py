@@ -17,7 +17,7 @@ import _common
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Read or write a JSON result file')
+    parser = _common.ArgumentParser(description='Read or write a JSON result file')
     sub = parser.add_subparsers(dest='command', required=True)
     get = sub.add_parser('get', help='print one value')
     get.add_argument('file')

@@ -18,7 +18,7 @@ from fast_rcnn.test import apply_nms
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Re-evaluate saved detections')
+    parser = _common.ArgumentParser(description='Re-evaluate saved detections')
     parser.add_argument('output_dir', help='folder holding detections.pkl')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset the detections are of')
     parser.add_argument('--matlab', dest='matlab_eval', action='store_true',

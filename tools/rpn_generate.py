@@ -26,7 +26,7 @@ PROPOSAL_DEFAULTS = {'TEST': {'RPN_PRE_NMS_TOP_N': -1, 'RPN_POST_NMS_TOP_N': 200
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Generate RPN proposals for a dataset')
+    parser = _common.ArgumentParser(description='Generate RPN proposals for a dataset')
     _common.add_device_arg(parser)
     _common.add_model_args(parser, 'RPN test prototxt', 'RPN model', wait=True)
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to make proposals for')

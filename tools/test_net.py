@@ -22,7 +22,7 @@ from fast_rcnn.test import TestSettings, run_test
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
+    parser = _common.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
     _common.add_device_arg(parser)
     _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True)
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to test')

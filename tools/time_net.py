@@ -27,7 +27,7 @@ from fast_rcnn.config import cfg
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Time a Faster R-CNN test net (Table 5)')
+    parser = _common.ArgumentParser(description='Time a Faster R-CNN test net (Table 5)')
     _common.add_device_arg(parser)
     _common.add_model_args(parser, 'test prototxt (with RPN)', 'model to time')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'images to time on')

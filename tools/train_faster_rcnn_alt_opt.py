@@ -54,7 +54,7 @@ STEP_CFG = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train Faster R-CNN by alternating '
+    parser = _common.ArgumentParser(description='Train Faster R-CNN by alternating '
                                                  'optimization (4 steps)')
     _common.add_device_arg(parser)
     parser.add_argument('--net_name', dest='net_name', required=True,

@@ -23,7 +23,7 @@ from core.sampling import RoISampling
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train a Fast R-CNN / Faster R-CNN network')
+    parser = _common.ArgumentParser(description='Train a Fast R-CNN / Faster R-CNN network')
     _common.add_device_arg(parser)
     parser.add_argument('--solver', dest='solver', required=True, help='solver prototxt')
     parser.add_argument('--iters', dest='max_iters', type=int, default=40000,

@@ -40,7 +40,7 @@ MAX_BLOCKS = 1 << 16      # the kernels loop (grid-stride), so the grid need not
 NVCC_OPTIONS = ('-std=c++17', '--fmad=false')
 
 PIP_HINT = ('pip install -r requirements-gpu.txt (PyCUDA builds from source and needs the CUDA '
-            'toolkit; see the GPU section of README.md)')
+            'toolkit; see docs/gpu.md)')
 
 
 class _State:
@@ -259,7 +259,7 @@ def _nvcc():
             return candidate
     raise CaffeError('the GPU kernels compile at run time with nvcc, which was not found on PATH, '
                      'in $NVCC or in $CUDA_HOME/bin (default /usr/local/cuda); install the CUDA '
-                     'toolkit (see the GPU section of README.md)')
+                     'toolkit (see docs/gpu.md)')
 
 
 def kernel_path(filename):
