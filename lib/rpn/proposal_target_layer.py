@@ -31,7 +31,6 @@ class ProposalTargetLayer(caffe.Layer):
                                    % (self.name, len(bottom), len(top)))
         self._sampling = RoISampling.from_cfg(cfg.TRAIN)
         self._targets = BoxTargets.from_cfg(cfg.TRAIN)
-        self._ims_per_batch = cfg.TRAIN.IMS_PER_BATCH
         top[0].reshape(1, 5)
         top[1].reshape(1)
         for t in top[2:]:
@@ -43,6 +42,7 @@ class ProposalTargetLayer(caffe.Layer):
 
     def forward(self, bottom, top):
         all_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
+        proposal_images = all_rois[:, 0]
         gt_boxes = gt_boxes_from_blob(bottom[1])
         if all_rois.shape[0] and np.any(all_rois[:, 0] != 0):
             raise caffe.CaffeError('ProposalTargetLayer %r supports only single-image batches; '
@@ -54,8 +54,11 @@ class ProposalTargetLayer(caffe.Layer):
         gt_rois[:, 1:] = gt_boxes[:, :4]
         all_rois = np.vstack((all_rois, gt_rois))
 
+        # TRAIN.BATCH_SIZE RoIs are split over the images actually in the batch (the release's
+        # layer counts one image), whatever TRAIN.IMS_PER_BATCH says for Fast R-CNN training.
+        num_images = max(1, np.unique(proposal_images).size)
         try:
-            per_image, fg_per_image = self._sampling.per_image(self._ims_per_batch)
+            per_image, fg_per_image = self._sampling.per_image(num_images)
         except ValueError as e:
             raise caffe.CaffeError('ProposalTargetLayer %r: %s' % (self.name, e)) from None
         targets = self._targets
