@@ -555,7 +555,7 @@ class Solver:
             raise CaffeError('%s holds %d history blobs; this %s keeps %d (%d per learnable '
                              'parameter of %s)' % (state_file, len(history), type(self).__name__,
                                                   len(self.history), self.history_sets,
-                                                  self.net._source))
+                                                  self.net.source))
         if model:
             if not os.path.isfile(model):
                 # Snapshots moved together with their state file stay usable.

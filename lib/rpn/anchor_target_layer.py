@@ -16,6 +16,10 @@ from rpn.layer_io import anchor_params, gt_boxes_from_blob, zero_bottom_diffs
 
 
 class AnchorTargetLayer(caffe.Layer):
+    # rpn_cls_score, gt_boxes, im_info and, as the release wires it, data (unused).
+    min_bottom_blobs, max_bottom_blobs = 3, 4
+    tops = ('rpn_labels', 'rpn_bbox_targets', 'rpn_bbox_inside_weights',
+            'rpn_bbox_outside_weights')
 
     def setup(self, bottom, top):
         self._anchors, self._feat_stride, params = anchor_params(
@@ -25,13 +29,6 @@ class AnchorTargetLayer(caffe.Layer):
         except ValueError as e:
             raise caffe.CaffeError('AnchorTargetLayer %r: %s' % (self.name, e)) from None
         self._num_anchors = self._anchors.shape[0]
-        if len(bottom) < 3:
-            raise caffe.CaffeError('AnchorTargetLayer %r needs bottoms rpn_cls_score, gt_boxes, '
-                                   'im_info (and data); got %d' % (self.name, len(bottom)))
-        if len(top) != 4:
-            raise caffe.CaffeError('AnchorTargetLayer %r has 4 tops (rpn_labels, '
-                                   'rpn_bbox_targets, rpn_bbox_inside_weights, '
-                                   'rpn_bbox_outside_weights); got %d' % (self.name, len(top)))
         if bottom[0].shape[1] != 2 * self._num_anchors:
             raise caffe.CaffeError('AnchorTargetLayer %r: rpn_cls_score has %d channels, but %d '
                                    'anchors per position need %d (2 scores per anchor); check '

@@ -27,6 +27,8 @@ from rpn.layer_io import anchor_params, zero_bottom_diffs
 
 
 class ProposalLayer(caffe.Layer):
+    bottoms = ('rpn_cls_prob_reshape', 'rpn_bbox_pred', 'im_info')
+    min_top_blobs, max_top_blobs = 1, 2  # rois, and optionally their scores
 
     def setup(self, bottom, top):
         self._anchors, self._feat_stride, _ = anchor_params(self, cfg.ANCHOR_SCALES,
@@ -39,12 +41,6 @@ class ProposalLayer(caffe.Layer):
         except ValueError as e:
             raise caffe.CaffeError('ProposalLayer %r: %s' % (self.name, e)) from None
         self._use_gpu_nms = bool(cfg.USE_GPU_NMS)
-        if len(bottom) != 3:
-            raise caffe.CaffeError('ProposalLayer %r needs bottoms rpn_cls_prob_reshape, '
-                                   'rpn_bbox_pred, im_info; got %d' % (self.name, len(bottom)))
-        if len(top) not in (1, 2):
-            raise caffe.CaffeError('ProposalLayer %r has tops rois and optionally scores; got %d'
-                                   % (self.name, len(top)))
         a = self._num_anchors
         if bottom[0].shape[1] != 2 * a or bottom[1].shape[1] != 4 * a:
             raise caffe.CaffeError('ProposalLayer %r: %d anchors per position need %d score and '

@@ -16,6 +16,8 @@ from rpn.layer_io import gt_boxes_from_blob, parse_param_str, zero_bottom_diffs
 
 
 class ProposalTargetLayer(caffe.Layer):
+    bottoms = ('rpn_rois', 'gt_boxes')
+    tops = ('rois', 'labels', 'bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights')
 
     def setup(self, bottom, top):
         params = parse_param_str(self, {}, required=('num_classes',))
@@ -24,11 +26,6 @@ class ProposalTargetLayer(caffe.Layer):
             raise caffe.CaffeError('ProposalTargetLayer %r: num_classes should be an integer >= 2 '
                                    '(background included); got %r'
                                    % (self.name, self._num_classes))
-        if len(bottom) != 2 or len(top) != 5:
-            raise caffe.CaffeError('ProposalTargetLayer %r needs bottoms rpn_rois, gt_boxes and '
-                                   'tops rois, labels, bbox_targets, bbox_inside_weights, '
-                                   'bbox_outside_weights; got %d bottoms, %d tops'
-                                   % (self.name, len(bottom), len(top)))
         self._sampling = RoISampling.from_cfg(cfg.TRAIN)
         self._targets = BoxTargets.from_cfg(cfg.TRAIN)
         top[0].reshape(1, 5)
