@@ -164,6 +164,14 @@ def require_model(args):
     print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
 
 
+def parse_tool_args(parser, argv, result_name):
+    """Adds the options every tool that writes results has (--result, --cfg, --set, --debug)
+    and parses argv."""
+    add_result_arg(parser, result_name)
+    add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
 def add_cfg_args(parser):
     parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
                         help='optional config file(s), merged in order (repeatable)')

@@ -27,9 +27,7 @@ def parse_args(argv=None):
                         help='competition mode')
     parser.add_argument('--nms', dest='apply_nms', action='store_true',
                         help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
-    _common.add_result_arg(parser, 'reval_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'reval_result.json')
 
 
 def _check_image_set(det_file, imdb):

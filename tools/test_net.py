@@ -38,9 +38,7 @@ def parse_args(argv=None):
                              'pickle of per-image boxes (tools/rpn_generate.py); for .mat '
                              'files (selective search, EdgeBoxes) use --set '
                              'TEST.HAS_RPN False TEST.PROPOSAL_METHOD selective_search|edge_boxes')
-    _common.add_result_arg(parser, 'test_net_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'test_net_result.json')
 
 
 def main(argv=None):

@@ -77,9 +77,7 @@ def parse_args(argv=None):
     parser.add_argument('--restore', dest='restore', default=None, metavar='STEP:SOLVERSTATE',
                         help='resume step STEP (1-4) from this .solverstate; the earlier steps '
                              "are taken from the run's progress file in the output folder")
-    _common.add_result_arg(parser, '<net_name>_alt_opt_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, '<net_name>_alt_opt_result.json')
 
 
 def parse_iters(text):

@@ -35,9 +35,7 @@ def parse_args(argv=None):
                         help='do not seed the random number generators')
     parser.add_argument('--restore', dest='restore', default=None,
                         help='resume from this .solverstate (a snapshot of an earlier run)')
-    _common.add_result_arg(parser, 'train_net_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'train_net_result.json')
 
 
 def main(argv=None):
