@@ -8,8 +8,7 @@ import numpy as np
 import yaml
 
 from caffe import CaffeError
-from fast_rcnn.config import cfg
-from rpn.generate_anchors import generate_anchors
+from core.anchors import generate_anchors
 
 
 class _ParamLoader(yaml.SafeLoader):
@@ -20,6 +19,20 @@ _ParamLoader.add_constructor('tag:yaml.org,2002:python/tuple',
                              lambda loader, node: tuple(loader.construct_sequence(node)))
 
 
+def load_param_str(text):
+    """The mapping a param_str holds ({} for an empty one); ValueError when it is not a YAML
+    mapping."""
+    try:
+        params = yaml.load(text, Loader=_ParamLoader) if text and text.strip() else {}
+    except yaml.YAMLError as e:
+        raise ValueError('param_str %r is not valid YAML: %s' % (text, e)) from None
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValueError('param_str %r should be a mapping like "\'feat_stride\': 16"' % text)
+    return params
+
+
 def parse_param_str(layer, known, required=()):
     """Returns the layer's param_str as a dict; `known` maps every accepted key to its default.
 
@@ -28,14 +41,9 @@ def parse_param_str(layer, known, required=()):
     where = '%s layer %r' % (type(layer).__name__, layer.name)
     text = layer.param_str or ''
     try:
-        params = yaml.load(text, Loader=_ParamLoader) if text.strip() else {}
-    except yaml.YAMLError as e:
-        raise CaffeError('%s: param_str %r is not valid YAML: %s' % (where, text, e)) from None
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise CaffeError('%s: param_str %r should be a mapping like "\'feat_stride\': 16"'
-                         % (where, text))
+        params = load_param_str(text)
+    except ValueError as e:
+        raise CaffeError('%s: %s' % (where, e)) from None
     unknown = sorted(set(params) - set(known) - set(required))
     if unknown:
         raise CaffeError('%s: unknown param_str key(s) %s; accepted: %s'
@@ -50,10 +58,10 @@ def parse_param_str(layer, known, required=()):
     return out
 
 
-def anchor_params(layer, extra=None):
-    """Reads feat_stride, scales and ratios (defaults cfg.ANCHOR_SCALES / cfg.ANCHOR_RATIOS) and
-    returns (anchors (A, 4) at the origin, feat_stride, all params)."""
-    known = {'scales': tuple(cfg.ANCHOR_SCALES), 'ratios': tuple(cfg.ANCHOR_RATIOS)}
+def anchor_params(layer, default_scales, default_ratios, extra=None):
+    """Reads feat_stride, scales and ratios (defaults given: the layers pass cfg.ANCHOR_SCALES /
+    cfg.ANCHOR_RATIOS) and returns (anchors (A, 4) at the origin, feat_stride, all params)."""
+    known = {'scales': tuple(default_scales), 'ratios': tuple(default_ratios)}
     known.update(extra or {})
     params = parse_param_str(layer, known, required=('feat_stride',))
     feat_stride = params['feat_stride']

@@ -4,18 +4,20 @@ them class labels and box-regression targets (end-to-end training, paper Sec. 3.
 Bottoms: rpn_rois (R, 5) [batch index, x1, y1, x2, y2], gt_boxes (G, 5) [x1, y1, x2, y2, class].
 Tops: rois (N, 5), labels (N,), bbox_targets, bbox_inside_weights, bbox_outside_weights, each
 (N, 4 * num_classes). param_str: num_classes (required).
+The sampling rule and target normalization are cfg.TRAIN's, read at setup (core.roi_targets).
 """
 import numpy as np
 
 import caffe
-from fast_rcnn.bbox_transform import bbox_transform
+from core.roi_targets import BoxTargets, expand_bbox_targets, sample_rois_with_targets
+from core.sampling import RoISampling
 from fast_rcnn.config import cfg
-from fast_rcnn.sampling import expand_bbox_targets, rois_per_image, sample_rois
 from rpn.layer_io import gt_boxes_from_blob, parse_param_str, zero_bottom_diffs
-from utils.cython_bbox import bbox_overlaps
 
 
 class ProposalTargetLayer(caffe.Layer):
+    bottoms = ('rpn_rois', 'gt_boxes')
+    tops = ('rois', 'labels', 'bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights')
 
     def setup(self, bottom, top):
         params = parse_param_str(self, {}, required=('num_classes',))
@@ -24,11 +26,8 @@ class ProposalTargetLayer(caffe.Layer):
             raise caffe.CaffeError('ProposalTargetLayer %r: num_classes should be an integer >= 2 '
                                    '(background included); got %r'
                                    % (self.name, self._num_classes))
-        if len(bottom) != 2 or len(top) != 5:
-            raise caffe.CaffeError('ProposalTargetLayer %r needs bottoms rpn_rois, gt_boxes and '
-                                   'tops rois, labels, bbox_targets, bbox_inside_weights, '
-                                   'bbox_outside_weights; got %d bottoms, %d tops'
-                                   % (self.name, len(bottom), len(top)))
+        self._sampling = RoISampling.from_cfg(cfg.TRAIN)
+        self._targets = BoxTargets.from_cfg(cfg.TRAIN)
         top[0].reshape(1, 5)
         top[1].reshape(1)
         for t in top[2:]:
@@ -40,6 +39,7 @@ class ProposalTargetLayer(caffe.Layer):
 
     def forward(self, bottom, top):
         all_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
+        proposal_images = all_rois[:, 0]
         gt_boxes = gt_boxes_from_blob(bottom[1])
         if all_rois.shape[0] and np.any(all_rois[:, 0] != 0):
             raise caffe.CaffeError('ProposalTargetLayer %r supports only single-image batches; '
@@ -51,10 +51,19 @@ class ProposalTargetLayer(caffe.Layer):
         gt_rois[:, 1:] = gt_boxes[:, :4]
         all_rois = np.vstack((all_rois, gt_rois))
 
-        per_image, fg_per_image = rois_per_image()
+        # TRAIN.BATCH_SIZE RoIs are split over the images actually in the batch (the release's
+        # layer counts one image), whatever TRAIN.IMS_PER_BATCH says for Fast R-CNN training.
+        num_images = max(1, np.unique(proposal_images).size)
+        try:
+            per_image, fg_per_image = self._sampling.per_image(num_images)
+        except ValueError as e:
+            raise caffe.CaffeError('ProposalTargetLayer %r: %s' % (self.name, e)) from None
+        targets = self._targets
+        normalization = (targets.means, targets.stds) if targets.precomputed else None
         rois, labels, target_data = sample_rois_with_targets(
-            all_rois[:, 1:], gt_boxes, per_image, fg_per_image)
-        bbox_targets, inside, outside = expand_bbox_targets(target_data, self._num_classes)
+            all_rois[:, 1:], gt_boxes, self._sampling, per_image, fg_per_image, normalization)
+        bbox_targets, inside, outside = expand_bbox_targets(target_data, self._num_classes,
+                                                            targets.inside_weights)
 
         blob_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
         blob_rois[:, 1:] = rois
@@ -64,38 +73,3 @@ class ProposalTargetLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
-
-
-def sample_rois_with_targets(boxes, gt_boxes, per_image, fg_per_image):
-    """Samples RoIs among boxes (R, 4) by IoU with gt_boxes (G, 5) and computes their targets.
-
-    Returns (rois (N, 4), labels (N,) float32 with 0 for background, target data (N, 5)
-    [class, tx, ty, tw, th], normalized by cfg's means/stds when
-    BBOX_NORMALIZE_TARGETS_PRECOMPUTED).
-    """
-    num_gt = gt_boxes.shape[0]
-    if num_gt:
-        overlaps = bbox_overlaps(np.ascontiguousarray(boxes, dtype=np.float64),
-                                 np.ascontiguousarray(gt_boxes[:, :4], dtype=np.float64))
-        gt_assignment = overlaps.argmax(axis=1)
-        max_overlaps = overlaps[np.arange(boxes.shape[0]), gt_assignment]
-        labels = gt_boxes[gt_assignment, 4]
-    else:
-        gt_assignment = np.zeros(boxes.shape[0], dtype=np.intp)
-        max_overlaps = np.zeros(boxes.shape[0])
-        labels = np.zeros(boxes.shape[0])
-
-    keep, num_fg = sample_rois(max_overlaps, num_gt, per_image, fg_per_image)
-    labels = labels[keep].astype(np.float32)
-    labels[num_fg:] = 0
-    rois = boxes[keep]
-
-    target_data = np.zeros((keep.size, 5), dtype=np.float32)
-    target_data[:, 0] = labels
-    if num_gt:
-        targets = bbox_transform(rois, gt_boxes[gt_assignment[keep], :4])
-        if cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED:
-            targets = ((targets - np.asarray(cfg.TRAIN.BBOX_NORMALIZE_MEANS))
-                       / np.asarray(cfg.TRAIN.BBOX_NORMALIZE_STDS))
-        target_data[:, 1:] = targets
-    return rois, labels, target_data

@@ -118,10 +118,15 @@ def test_image_without_gt_gives_background_rois(precomputed):
     assert not targets.any() and not inside.any() and not outside.any()
 
 
-def test_batch_size_comes_from_ims_per_batch(precomputed, monkeypatch):
+def test_batch_size_comes_from_the_images_in_the_batch(precomputed, monkeypatch):
     monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
     monkeypatch.setitem(cfg.TRAIN, 'FG_FRACTION', 0.5)
     rng = np.random.RandomState(3)
+    rois, labels, _, _, _ = run(proposals_around(GT, 1000, rng, 0.6), GT)
+    assert len(rois) == 64 and (labels > 0).sum() == 32
+    # TRAIN.IMS_PER_BATCH (2 by default, Fast R-CNN's) does not change what one image gets: the
+    # release's layer samples BATCH_SIZE RoIs for the single image of an end-to-end batch.
+    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 2)
     rois, labels, _, _, _ = run(proposals_around(GT, 1000, rng, 0.6), GT)
     assert len(rois) == 64 and (labels > 0).sum() == 32
 

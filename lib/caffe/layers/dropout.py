@@ -8,7 +8,7 @@ import numpy as np
 from .. import gpu
 from ..common import rng
 from ..layer import TRAIN, Layer, register
-from ._checks import check_count, layer_error
+from ._checks import layer_error
 
 _dropout = gpu.Kernel('elementwise.cu', 'dropout')
 _scale = gpu.Kernel('elementwise.cu', 'scale')
@@ -16,9 +16,10 @@ _scale = gpu.Kernel('elementwise.cu', 'scale')
 
 @register('Dropout')
 class DropoutLayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.dropout_param
         self.ratio = np.float32(p.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:

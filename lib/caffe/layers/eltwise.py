@@ -5,16 +5,17 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import AT_LEAST_TWO, check_count, layer_error
+from ._checks import layer_error
 
 _OP = caffe_pb2.EltwiseParameter
 
 
 @register('Eltwise')
 class EltwiseLayer(Layer):
+    min_bottom_blobs = 2
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, AT_LEAST_TWO)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.eltwise_param
         self.op = p.operation
         if self.op not in (_OP.PROD, _OP.SUM, _OP.MAX):

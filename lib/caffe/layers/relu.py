@@ -3,7 +3,6 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_count
 
 _forward = gpu.Kernel('elementwise.cu', 'relu_forward')
 _backward = gpu.Kernel('elementwise.cu', 'relu_backward')
@@ -11,9 +10,10 @@ _backward = gpu.Kernel('elementwise.cu', 'relu_backward')
 
 @register('ReLU')
 class ReLULayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         self.negative_slope = np.float32(self.layer_param.relu_param.negative_slope)
 
     def reshape(self, bottom, top):

@@ -2,14 +2,13 @@
 consumers). Tops share the bottom's data; backward adds up their separate diffs."""
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, check_count, layer_error
+from ._checks import layer_error
 
 
 @register('Split')
 class SplitLayer(Layer):
-    def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, AT_LEAST_ONE)
+    exact_num_bottom_blobs = 1
+    min_top_blobs = 1
 
     def reshape(self, bottom, top):
         for t in top:
