@@ -142,6 +142,7 @@ def build(info):
         # What the training tools set for each kind of train net (conftest restores cfg).
         cfg.TRAIN.HAS_RPN = 'gt_boxes' in info.param.layer[0].top
         cfg.TRAIN.IMS_PER_BATCH = 1
+        cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE = (224,), 224   # the data blob set up small
     return caffe.Net(info.param, caffe.TRAIN if info.train else caffe.TEST)
 
 
