@@ -203,12 +203,12 @@ def resnet_head(depth, bottom, norm, learned):
 
 # The toy net ---------------------------------------------------------------------------------
 #
-# Basic blocks (two 3x3 convs, as ResNet-18/34) at the TOY net's size: conv1 7x7/4 with 32
-# channels, res2a (32) at stride 4, res3a (64) at 8, res4a (64) at 16, shared with the RPN; RoI
-# pooling to 8x8, then res5a (128, stride 2) per RoI and global average pooling. MSRA fillers;
+# Basic blocks (two 3x3 convs, as ResNet-18/34) at about the TOY net's size: conv1 7x7/4 with
+# 32 channels, res3a (64) at stride 8, res4a (64) at 16, shared with the RPN; RoI pooling to 6x6
+# as TOY's, then res5a (128, stride 2) per RoI and global average pooling. MSRA fillers;
 # BatchNorm and Scale on every conv but conv1; Scale learns without weight decay.
 
-TOY_ROI_SIZE = 8
+TOY_ROI_SIZE = 6
 TOY_SCALE = (1, 0)
 
 
@@ -234,7 +234,7 @@ def toy_trunk(norm, learned):
                    specs=() if learned is None else [LEARNED, (2, 1)], filler='msra')]
     layers.append(relu('conv1_relu', 'conv1'))
     top, channels = 'conv1', 32
-    for block, width, stride in (('2a', 32, 1), ('3a', 64, 2), ('4a', 64, 2)):
+    for block, width, stride in (('3a', 64, 2), ('4a', 64, 2)):
         more, top = basic_block(block, top, channels, width, stride, norm, specs)
         layers += more
         channels = width
@@ -434,14 +434,15 @@ def make_resnet_nets(dataset, depth, method):
 
 TOY_DESCRIPTION = (
     'A small ResNet for the toy dataset, trained from random weights on the CPU: conv1 7x7/4 '
-    '(32), then basic residual blocks (two 3x3 convs) res2a (32), res3a (64, stride 2), res4a '
-    '(64, stride 2) reach stride 16 and feed the RPN; RoI pooling to 8 x 8, res5a (128, stride '
-    '2) per RoI and global average pooling feed cls_score / bbox_pred. Every conv but conv1 is '
-    'followed by BatchNorm and Scale (bias_term). In the train net BatchNorm normalizes with batch '
-    'statistics and keeps running averages (saved in the snapshots); the test net normalizes with '
-    'those. End-to-end training sees one image per batch, so a BatchNorm on conv1 would normalize '
-    'each image by its own colour statistics, which the running averages cannot do for a test '
-    'image (mAP 0.942 with it, 0.951 without, on the default toy run); conv1 has a bias instead.')
+    '(32 channels), then basic residual blocks (two 3x3 convs and a 1x1 projection shortcut) '
+    'res3a (64, stride 8) and res4a (64, stride 16) feed the RPN; RoI pooling to 6 x 6, res5a '
+    '(128, stride 2) per RoI and global average pooling feed cls_score / bbox_pred. Every conv '
+    'but conv1 is followed by BatchNorm and Scale (bias_term). In the train net BatchNorm '
+    'normalizes with batch statistics and keeps running averages (saved in the snapshots); the '
+    'test net normalizes with those. End-to-end training sees one image per batch, so a '
+    'BatchNorm on conv1 would normalize each image by its own colour statistics, which the '
+    'running averages cannot do for a test image (in a larger variant of this net, mAP 0.942 '
+    'with it and 0.951 without); conv1 has a bias instead.')
 
 
 # The TOY solver's settings, except:
