@@ -12,7 +12,8 @@ what im2col, BatchNorm, Scale, ReLU, Eltwise, pooling, the proposal layer and th
 on top of BLAS. The first image is a warm-up and not counted.
 
     python3 tools/benchmark_resnet_cpu.py --num-images 3
-    python3 tools/benchmark_resnet_cpu.py --def models/pascal_voc/ResNet-50/faster_rcnn_end2end/test.prototxt
+    python3 tools/benchmark_resnet_cpu.py \
+        --def models/pascal_voc/ResNet-50/faster_rcnn_end2end/test.prototxt
 """
 import argparse
 import collections
