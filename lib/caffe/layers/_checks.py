@@ -1,5 +1,7 @@
 """Checks every built-in layer makes on its blobs, with messages that name the layer
-(Caffe's ExactNumBottomBlobs/MinTopBlobs checks and CanonicalAxisIndex)."""
+(Caffe's ExactNumBottomBlobs/MinTopBlobs checks and CanonicalAxisIndex), and the reshape cache."""
+import functools
+
 from ..common import CaffeError
 
 
@@ -42,3 +44,22 @@ def count_between(shape, start, end):
     for d in shape[start:end]:
         n *= int(d)
     return n
+
+
+def reshape_by_shapes(reshape):
+    """Decorates a layer's reshape whose work depends only on its bottoms' shapes (checks, top
+    shapes, internal buffers): when the bottoms have the shapes of the last call and the tops
+    still have the shapes it gave them, there is nothing to do. The Net reshapes every layer
+    before every forward pass (as Caffe does), and in small nets those checks cost as much as
+    the arithmetic."""
+    @functools.wraps(reshape)
+    def wrapper(self, bottom, top):
+        key = tuple(b.shape for b in bottom)
+        done = self.__dict__.get('_reshaped')
+        if done is not None and done[0] == key and len(done[1]) == len(top) and \
+                all(t.shape == shape for t, shape in zip(top, done[1])):
+            return
+        self._reshaped = None
+        reshape(self, bottom, top)
+        self._reshaped = (key, tuple(t.shape for t in top))
+    return wrapper

@@ -12,12 +12,13 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import check_count, layer_error
+from ._checks import check_count, layer_error, reshape_by_shapes
 
 try:
+    from . import lrn_kernels
     from .pooling_kernels import ave_pool_backward, ave_pool_forward
 except ImportError as e:  # the package imports every layer; fail only when an LRN is built
-    ave_pool_backward = ave_pool_forward = None
+    ave_pool_backward = ave_pool_forward = lrn_kernels = None
     _KERNELS_ERROR = e
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
@@ -36,15 +37,16 @@ class LRNLayer(Layer):
             raise layer_error(self, 'local_size must be odd and positive (got %d)' % self.size)
         if p.norm_region not in (ACROSS_CHANNELS, WITHIN_CHANNEL):
             raise layer_error(self, 'unknown norm_region %d' % p.norm_region)
-        if p.norm_region == WITHIN_CHANNEL and ave_pool_forward is None:
-            raise layer_error(self, 'the pooling kernels are not built (%s); run `make cython`'
-                              % _KERNELS_ERROR)
+        if lrn_kernels is None:
+            raise layer_error(self, 'the LRN and pooling kernels are not built (%s); run `make '
+                              'cython`' % _KERNELS_ERROR)
         self.region = p.norm_region
         self.pre_pad = (self.size - 1) // 2
         self.alpha = np.float32(p.alpha)
         self.beta = np.float32(p.beta)
         self.k = np.float32(p.k)
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         if len(bottom[0].shape) != 4:
             raise layer_error(self, 'needs a 4-D bottom (num, channels, height, width); got '
@@ -78,42 +80,20 @@ class LRNLayer(Layer):
     # ACROSS_CHANNELS ---------------------------------------------------------------------------
     def _forward_across(self, x, out):
         # The window sum slides along the channels (add the entering channel, subtract the
-        # leaving one) as Caffe's does, so the float32 rounding is the same.
-        channels = x.shape[1]
-        alpha_over_size = self.alpha / np.float32(self.size)
-        square = x * x
-        scale = self.scale
-        scale[:, 0] = self.k
-        for c in range(min(self.pre_pad + 1, channels)):
-            scale[:, 0] += alpha_over_size * square[:, c]
-        for c in range(1, channels):
-            scale[:, c] = scale[:, c - 1]
-            if c + self.pre_pad < channels:
-                scale[:, c] += alpha_over_size * square[:, c + self.pre_pad]
-            if c - self.pre_pad - 1 >= 0:
-                scale[:, c] -= alpha_over_size * square[:, c - self.pre_pad - 1]
-        np.power(scale, -self.beta, out=out)
+        # leaving one) as Caffe's does, so the float32 rounding is the same (lrn_kernels).
+        lrn_kernels.across_scale(x, self.size, self.alpha, self.k, self.scale)
+        np.power(self.scale, -self.beta, out=out)
         out *= x
 
     def _backward_across(self, top_diff, top_data, x, bottom_diff):
         # d/dx_c = td_c * scale_c^-beta
         #          - 2*alpha*beta/n * x_c * sum over the window around c of td*top/scale
-        channels = x.shape[1]
         # Caffe forms this constant in double precision.
         ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
         np.power(self.scale, -self.beta, out=bottom_diff)
         bottom_diff *= top_diff
-        ratio = top_diff * top_data
-        ratio /= self.scale
-        accum = np.zeros_like(x[:, 0])
-        for c in range(min(self.pre_pad, channels)):
-            accum += ratio[:, c]
-        for c in range(channels):
-            if c + self.pre_pad < channels:
-                accum += ratio[:, c + self.pre_pad]
-            bottom_diff[:, c] -= ratio_coeff * (x[:, c] * accum)
-            if c - self.pre_pad >= 0:
-                accum -= ratio[:, c - self.pre_pad]
+        lrn_kernels.across_backward(top_diff, top_data, x, self.scale, self.size, ratio_coeff,
+                                    bottom_diff)
 
     # WITHIN_CHANNEL ----------------------------------------------------------------------------
     def _pool_args(self):

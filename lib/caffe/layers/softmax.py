@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import canonical_axis, check_count, count_between
+from ._checks import canonical_axis, check_count, count_between, reshape_by_shapes
 
 _softmax_forward = gpu.Kernel('softmax.cu', 'softmax_forward')
 _softmax_backward = gpu.Kernel('softmax.cu', 'softmax_backward')
@@ -37,6 +37,7 @@ class SoftmaxLayer(Layer):
         check_count(self, 'bottom', bottom, 1)
         check_count(self, 'top', top, 1)
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         self.axis = canonical_axis(self, bottom[0], self.layer_param.softmax_param.axis,
                                    'softmax_param.axis')

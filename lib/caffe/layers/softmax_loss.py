@@ -7,7 +7,8 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import canonical_axis, check_count, count_between, layer_error
+from ._checks import (canonical_axis, check_count, count_between, layer_error,
+                      reshape_by_shapes)
 from .softmax import softmax, softmax_gpu
 
 _loss_forward = gpu.Kernel('softmax.cu', 'softmax_loss_forward')
@@ -34,6 +35,7 @@ class SoftmaxWithLossLayer(Layer):
             self.normalization = lp.normalization
         self.prob = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         scores, labels = bottom[0], bottom[1]
         if scores.num != labels.num:
