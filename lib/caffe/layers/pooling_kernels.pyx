@@ -6,7 +6,8 @@ Window rules are Caffe's: a window starts at out*stride - pad; MAX looks only at
 the image; AVE divides by the window clipped to in + pad (padding counted) and sums inside the
 image. Sums run in the order Caffe's loops run (window rows, then columns; outputs row-major) so
 the float32 results are Caffe's. Planes are split across OpenMP threads when the work is large
-enough to pay for waking them.
+enough to pay for waking them, and handed out on demand (a thread that starts late on a busy
+machine delays nothing).
 """
 from cython.parallel cimport prange
 from libc.float cimport FLT_MAX
@@ -141,7 +142,7 @@ def max_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
     cdef float* y = &top[0, 0, 0]
     cdef cnp.int32_t* idx = &argmax[0, 0, 0]
     cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane(x + p * in_size, &g, y + p * out_size, idx + p * out_size)
 
 
@@ -160,7 +161,7 @@ def max_pool_backward(const float[:, :, ::1] top_diff, const cnp.int32_t[:, :, :
     cdef const cnp.int32_t* idx = &argmax[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
     cdef int threads = threads_for(planes * (in_size + out_size))
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane_backward(dy + p * out_size, idx + p * out_size, &g, dx + p * in_size)
 
 
@@ -177,7 +178,7 @@ def ave_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
     cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
     cdef float* y = &top[0, 0, 0]
     cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane(x + p * in_size, &g, y + p * out_size)
 
 
@@ -195,5 +196,5 @@ def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_
     cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
     cdef int threads = threads_for(planes * (in_size + out_size * kernel_h * kernel_w))
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane_backward(dy + p * out_size, &g, dx + p * in_size)
