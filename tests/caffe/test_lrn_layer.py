@@ -108,6 +108,39 @@ def test_across_channels_follows_caffes_loops(size, alpha, beta, k, shape):
     np.testing.assert_array_equal(bottom[0].diff, dx)
 
 
+def reference_within(x, dy, size, alpha, beta):
+    """Caffe's WITHIN_CHANNEL network (split, x^2, AVE pooling, power, product) and its backward
+    in numpy float32, one rounding per operation in Caffe's order; the pooling sums from the
+    project's pooling kernels (checked against loops in test_pooling_layer)."""
+    from caffe.layers.pooling_kernels import ave_pool_backward, ave_pool_forward
+    planes = lambda a: a.reshape(-1, a.shape[2], a.shape[3])  # noqa: E731
+    pad, a, b = (size - 1) // 2, np.float32(alpha), np.float32(beta)
+    pooled = np.empty_like(x)
+    ave_pool_forward(planes(x * x), size, size, pad, pad, 1, 1, planes(pooled))
+    base = pooled * a + np.float32(1)
+    power = np.power(base, -b)
+    y = x * power
+    diff_scale = -b * a
+    grad_pooled = (power / base) * diff_scale * (x * dy)
+    grad_square = np.empty_like(x)
+    ave_pool_backward(planes(grad_pooled), size, size, pad, pad, 1, 1, planes(grad_square))
+    return y, power * dy + grad_square * (np.float32(2) * x)
+
+
+@pytest.mark.parametrize('size,alpha,beta,shape', WITHIN + [(3, 0.00005, 0.75, (1, 9, 121, 127))])
+def test_within_channel_follows_caffes_chain(size, alpha, beta, shape):
+    r = np.random.RandomState(6)
+    x = r.randn(*shape).astype(np.float32)
+    dy = r.randn(*shape).astype(np.float32)
+    layer, bottom, top = build_layer(lrn_text('WITHIN_CHANNEL', size, alpha, beta), [x])
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    y, dx = reference_within(x, dy, size, alpha, beta)
+    np.testing.assert_array_equal(top[0].data, y)
+    np.testing.assert_array_equal(bottom[0].diff, dx)
+
+
 @pytest.mark.parametrize('size,alpha,beta,k,shape', ACROSS)
 def test_across_channels_forward(size, alpha, beta, k, shape):
     x = np.random.RandomState(0).randn(*shape).astype(np.float32)

@@ -103,39 +103,43 @@ class LRNLayer(Layer):
         return a.reshape(-1, a.shape[2], a.shape[3])
 
     def _forward_within(self, x, out):
-        ave_pool_forward(self._planes(x * x), *self._pool_args(), self._planes(self.pooled))
+        # x^2 goes through the power buffer, which is free until the power step fills it.
         power = self.power
+        np.multiply(x, x, out=power)
+        ave_pool_forward(self._planes(power), *self._pool_args(), self._planes(self.pooled))
         np.multiply(self.pooled, self.alpha, out=power)
         power += np.float32(1)
         np.power(power, -self.beta, out=power)
         np.multiply(x, power, out=out)
 
     def _backward_within(self, top_diff, top_data, x, bottom_diff):
-        # The product top = x * power sends td*power to x and td*x to power.
-        grad_power = x * top_diff
-        # Power layer y = (1 + alpha*p)^-beta: dy/dp = (-beta*alpha) * y / (1 + alpha*p), in
-        # Caffe's operation order; its special cases (a zero coefficient, exponent 1 or 2) too.
+        # The product top = x * power sends td*power to x and td*x to power; the power layer
+        # y = (1 + alpha*p)^-beta has dy/dp = (-beta*alpha) * y / (1 + alpha*p), in Caffe's
+        # operation order, with its special cases (a zero coefficient, exponent 1 or 2); the
+        # square layer d(x^2)/dx = 2x; the split adds both paths. The bottom diff holds the
+        # gradient of the pooled values until the pooling's backward has read it.
         diff_scale = -self.beta * self.alpha
         power_exp = -self.beta
         if diff_scale == 0 or power_exp == 1:
-            grad_pooled = np.full_like(x, diff_scale)
+            mode = 0
         elif power_exp == 2:
-            grad_pooled = (diff_scale * self.alpha) * self.pooled
-            grad_pooled += diff_scale
+            mode = 1
         else:
-            grad_pooled = self.pooled * self.alpha
-            grad_pooled += np.float32(1)
-            np.divide(self.power, grad_pooled, out=grad_pooled)
-            grad_pooled *= diff_scale
-        if diff_scale != 0:
-            grad_pooled *= grad_power
-        grad_square = np.empty_like(x)
+            mode = 2
+        flat = lambda a: a.reshape(-1)  # noqa: E731
+        grad_pooled = bottom_diff
+        if np.may_share_memory(bottom_diff, top_diff) or np.may_share_memory(bottom_diff, x):
+            grad_pooled = np.empty_like(x)
+        lrn_kernels.within_grad_pooled(flat(x), flat(top_diff), flat(self.pooled),
+                                       flat(self.power), self.alpha, diff_scale, mode,
+                                       diff_scale != 0, flat(grad_pooled))
+        grad_square = getattr(self, '_grad_square', None)
+        if grad_square is None or grad_square.shape != x.shape:
+            grad_square = self._grad_square = np.empty_like(x)
         ave_pool_backward(self._planes(grad_pooled), *self._pool_args(),
                           self._planes(grad_square))
-        # Square layer: d(x^2)/dx = 2x; then the split adds both paths.
-        grad_square *= np.float32(2) * x
-        np.multiply(self.power, top_diff, out=bottom_diff)
-        bottom_diff += grad_square
+        lrn_kernels.within_backward(flat(x), flat(top_diff), flat(self.power), flat(grad_square),
+                                    flat(bottom_diff))
 
     # GPU ---------------------------------------------------------------------------------------
     # ACROSS_CHANNELS: kernels/lrn.cu walks the channels per pixel as the loops above do.

@@ -1,9 +1,8 @@
 # distutils: extra_compile_args = -fopenmp -ffp-contract=off
 # distutils: extra_link_args = -fopenmp
-"""ACROSS_CHANNELS LRN loops for the LRN layer (lib/caffe/layers/lrn.py), over (num, channels,
-height, width) float32 arrays.
+"""LRN loops for the LRN layer (lib/caffe/layers/lrn.py), over float32 arrays.
 
-The window over channels slides as Caffe's CPU code slides it (add the entering channel, subtract
+ACROSS_CHANNELS, over (num, channels, height, width): the window over channels slides as Caffe's CPU code slides it (add the entering channel, subtract
 the leaving one), one float32 rounding per operation in Caffe's order (-ffp-contract=off), so the
 numbers are those of Caffe's loops. Each unit of work is one image's run of PIXELS pixels through
 all channels: it stays in cache, and units are shared out to the OpenMP threads on demand.
@@ -146,3 +145,78 @@ def across_backward(const float[:, :, :, ::1] top_diff, const float[:, :, :, ::1
         off = n * channels * plane + p0
         _backward_unit(tdp + off, tp + off, xp + off, sp + off, channels, plane,
                        min(<Py_ssize_t>PIXELS, plane - p0), pre_pad, ratio_coeff, bp + off)
+
+
+# WITHIN_CHANNEL backward: the element-wise steps of Caffe's chain (power layer, product, square),
+# fused; the same float32 expressions as lrn.cu's kernels, each operation rounded on its own
+# (constants are cast to float: Cython writes a bare 1 or 2 there as a double).
+cdef enum:
+    BLOCK = 1 << 15          # elements per unit of work
+
+
+cdef void _grad_pooled_block(const float* x, const float* dy, const float* pooled,
+                             const float* power, float alpha, float diff_scale, int mode,
+                             bint times_grad, float* out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef float g, scale_alpha = diff_scale * alpha
+    for i in range(n):
+        if mode == 0:
+            g = diff_scale
+        elif mode == 1:
+            g = scale_alpha * pooled[i] + diff_scale
+        else:
+            g = (power[i] / (pooled[i] * alpha + <float>1)) * diff_scale
+        if times_grad:
+            g = g * (x[i] * dy[i])
+        out[i] = g
+
+
+def within_grad_pooled(const float[::1] x, const float[::1] dy, const float[::1] pooled,
+                       const float[::1] power, float alpha, float diff_scale, int mode,
+                       bint times_grad, float[::1] out):
+    """The gradient reaching the pooled values: the power layer's derivative (mode 0: the
+    constant diff_scale; 1: exponent 2, (diff_scale * alpha) * pooled + diff_scale; 2:
+    (power / (pooled * alpha + 1)) * diff_scale), times x * dy when times_grad."""
+    cdef Py_ssize_t n = x.shape[0], b
+    if dy.shape[0] != n or pooled.shape[0] != n or power.shape[0] != n or out.shape[0] != n:
+        raise ValueError('within_grad_pooled: arrays of different sizes')
+    if n == 0:
+        return
+    cdef const float* xp = &x[0]
+    cdef const float* dyp = &dy[0]
+    cdef const float* pp = &pooled[0]
+    cdef const float* wp = &power[0]
+    cdef float* op = &out[0]
+    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, schedule='dynamic',
+                    num_threads=_threads(n)):
+        _grad_pooled_block(xp + b * BLOCK, dyp + b * BLOCK, pp + b * BLOCK, wp + b * BLOCK,
+                           alpha, diff_scale, mode, times_grad, op + b * BLOCK,
+                           min(<Py_ssize_t>BLOCK, n - b * BLOCK))
+
+
+cdef void _within_backward_block(const float* x, const float* dy, const float* power,
+                                 const float* grad_square, float* dx,
+                                 Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        dx[i] = power[i] * dy[i] + grad_square[i] * (<float>2 * x[i])
+
+
+def within_backward(const float[::1] x, const float[::1] dy, const float[::1] power,
+                    const float[::1] grad_square, float[::1] dx):
+    """dx = power * dy + grad_square * (2 * x): the product layer's share of the gradient plus
+    the square layer's. dx may be grad_square."""
+    cdef Py_ssize_t n = x.shape[0], b
+    if dy.shape[0] != n or power.shape[0] != n or grad_square.shape[0] != n or dx.shape[0] != n:
+        raise ValueError('within_backward: arrays of different sizes')
+    if n == 0:
+        return
+    cdef const float* xp = &x[0]
+    cdef const float* dyp = &dy[0]
+    cdef const float* wp = &power[0]
+    cdef const float* gp = &grad_square[0]
+    cdef float* dxp = &dx[0]
+    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, schedule='dynamic',
+                    num_threads=_threads(n)):
+        _within_backward_block(xp + b * BLOCK, dyp + b * BLOCK, wp + b * BLOCK, gp + b * BLOCK,
+                               dxp + b * BLOCK, min(<Py_ssize_t>BLOCK, n - b * BLOCK))
