@@ -129,7 +129,9 @@ class Recorder:
             key = self._key(i, layer)
             self._wrap(layer, 'forward', key, self._record_forward)
             self._wrap(layer, 'backward', key, self._record_backward)
-            self._wrap(layer, 'reshape', ('reshape', 'all'), None)
+            # A Python layer's reshape is part of that layer's cost; the built-in ones' are Net
+            # bookkeeping (Caffe reshapes every layer before every forward pass).
+            self._wrap(layer, 'reshape', key if key[0] == 'python' else ('reshape', 'all'), None)
         for name in ('forward_from_to', 'backward_from_to', 'forward', 'clear_param_diffs'):
             self._wrap(net, name, ('net', name), None)
 
@@ -142,7 +144,7 @@ class Recorder:
     def _wrap(self, obj, verb, key, record):
         original = getattr(obj, verb)
         times, calls = self.times, self.calls
-        full_key = key if verb in ('reshape',) or key[0] == 'net' else key + (verb,)
+        full_key = key if key[0] in ('net', 'reshape') else key + (verb,)
 
         def timed(*args, **kwargs):
             start = time.perf_counter()
@@ -363,7 +365,7 @@ def summarize(recorder, total):
             if verb == 'forward':
                 layers[ltype][2] += recorder.calls[key]
         elif kind == 'python':
-            python[key[1]] += seconds
+            python[key[1]] += seconds  # forward, backward and reshape
     math = sum(f + b for f, b, _ in layers.values())
     python_total = sum(python.values())
     reshape = t.get(('reshape', 'all'), 0.0)
