@@ -259,10 +259,10 @@ def make_test_case(net_name, args, workdir):
     import caffe
     from fast_rcnn.config import cfg
     from fast_rcnn.test import im_detect
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (args.height,)
-    cfg.TEST.MAX_SIZE = max(args.height, args.width)
-    cfg.TEST.RPN_POST_NMS_TOP_N = args.proposals
+    # The image goes in at scale 1: its short side is the test scale.
+    _common.load_cfg([], ['TEST.HAS_RPN', 'True', 'TEST.SCALES', '(%d,)' % args.height,
+                          'TEST.MAX_SIZE', str(max(args.height, args.width)),
+                          'TEST.RPN_POST_NMS_TOP_N', str(args.proposals)])
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(args.height, args.width, 3), dtype=np.uint8)
     before = rss_mb()
@@ -284,17 +284,18 @@ def make_train_case(net_name, args, workdir):
     from fast_rcnn.config import cfg
     from fast_rcnn.train import SolverWrapper, filter_roidb, get_training_roidb, seed_rngs
     from caffe.proto import caffe_pb2
-    _common.load_cfg([os.path.join(ROOT, p) for p in TRAIN_CFGS[net_name]], [])
-    cfg.DATA_DIR = os.path.join(workdir, 'data')
-    cfg.TRAIN.USE_FLIPPED = False
-    cfg.TRAIN.SNAPSHOT_ITERS = 0
+    # No flipping: a run of the toy case is then exactly one epoch, the same images every run.
+    settings = ['DATA_DIR', os.path.join(workdir, 'data'), 'TRAIN.USE_FLIPPED', 'False',
+                'TRAIN.SNAPSHOT_ITERS', '0']
+    if net_name != 'TOY':
+        settings += ['TRAIN.SCALES', '(%d,)' % args.height,
+                     'TRAIN.MAX_SIZE', str(max(args.height, args.width))]
+    _common.load_cfg([os.path.join(ROOT, p) for p in TRAIN_CFGS[net_name]], settings)
     if net_name == 'TOY':
         iters = TOY_EPOCH
         generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=iters, num_test=1)
     else:
         iters = 1
-        cfg.TRAIN.SCALES = (args.height,)
-        cfg.TRAIN.MAX_SIZE = max(args.height, args.width)
         generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=2, num_test=1,
                              image_size=(args.width, args.height))
     seed_rngs(cfg.RNG_SEED)
