@@ -77,7 +77,9 @@ class RoIDataLayer(caffe.Layer):
         # Shapes until the first minibatch arrives (the largest image the scales allow).
         k = 4 * self._num_classes
         initial = {'data': (settings.ims_per_batch, 3, max(settings.scales), settings.max_size),
-                   'im_info': (1, 3), 'gt_boxes': (1, 5), 'rois': (1, 5), 'labels': (1,),
+                   'im_info': (settings.ims_per_batch, 3),
+                   'gt_boxes': (1, 5 if settings.ims_per_batch == 1 else 6),
+                   'rois': (1, 5), 'labels': (1,),
                    'bbox_targets': (1, k), 'bbox_inside_weights': (1, k),
                    'bbox_outside_weights': (1, k)}
         for name, i in self._name_to_top.items():
