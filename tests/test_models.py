@@ -446,7 +446,9 @@ def tiny_roidb(tmp_path, num_classes, with_proposals):
                       'width': IMAGE_W, 'height': IMAGE_H})
     rdl_roidb.prepare_roidb(_TinyImdb(roidb, paths))
     if with_proposals:
-        rdl_roidb.add_bbox_regression_targets(roidb)
+        from core.roi_targets import BoxTargets
+        from fast_rcnn.config import cfg
+        rdl_roidb.add_bbox_regression_targets(roidb, BoxTargets.from_cfg(cfg.TRAIN))
     return roidb
 
 

@@ -2,6 +2,7 @@
 proposals, COCO settings, unshared alternating training, the detector alone, the Table 5 split)
 and smoke runs of every table command on a tiny toy dataset, writing <table>.md to a temporary
 results folder."""
+import json
 import os
 import re
 import subprocess
@@ -50,7 +51,7 @@ def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(common, tm
     cfg.RPN_ANCHOR_SCALES = scales
     cfg.RPN_ANCHOR_RATIOS = ratios or ()
     num_anchors = len(scales) * len(ratios or cfg.ANCHOR_RATIOS)
-    fitted = common.fit_net_to_classes(TOY_TEST, 4, str(tmp_path))
+    fitted = common.adapted_net(TOY_TEST, 4, str(tmp_path))
     assert fitted != TOY_TEST
     layers = read_net(fitted)
     assert layers['rpn_cls_score'].convolution_param.num_output == 2 * num_anchors
@@ -65,13 +66,13 @@ def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(common, tm
     net.forward(data=im, im_info=np.array([[96, 128, 1.0]], dtype=np.float32))
     assert net.blobs['rpn_cls_prob_reshape'].data.shape[1] == 2 * num_anchors
     # The training net gets the same anchors in its anchor target layer.
-    train = read_net(common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)))
+    train = read_net(common.adapted_net(TOY_TRAIN, 4, str(tmp_path)))
     assert list(param_str(train['rpn-data'])['scales']) == list(scales)
     assert train['rpn_bbox_pred'].convolution_param.num_output == 4 * num_anchors
 
 
 def test_default_anchors_leave_the_net_as_written(common, tmp_path):
-    assert common.fit_net_to_classes(TOY_TEST, 4, str(tmp_path)) == TOY_TEST
+    assert common.adapted_net(TOY_TEST, 4, str(tmp_path)) == TOY_TEST
 
 
 def test_coco_settings(common, tmp_path):
@@ -79,8 +80,8 @@ def test_coco_settings(common, tmp_path):
     from rpn.generate_anchors import generate_anchors
     cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'coco.yml'))
     # Negatives [0, 0.5): a RoI with IoU 0.05 is a background candidate.
-    from fast_rcnn.sampling import sample_rois
-    keep, num_fg = sample_rois(np.array([0.05, 0.7]), 1, 2, 1)
+    from core.sampling import RoISampling
+    keep, num_fg = RoISampling.from_cfg(cfg.TRAIN).sample(np.array([0.05, 0.7]), 1, 2, 1)
     assert num_fg == 1 and sorted(keep) == [0, 1]
     assert cfg.TRAIN.ITER_SIZE == 8
     areas = {int(round(np.sqrt((a[2] - a[0] + 1) * (a[3] - a[1] + 1))))
@@ -89,7 +90,7 @@ def test_coco_settings(common, tmp_path):
     solver = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'solver.prototxt')
     from caffe import io
     from caffe.proto import caffe_pb2
-    fitted = io.read_prototxt(common.fit_solver_to_classes(solver, 4, str(tmp_path)),
+    fitted = io.read_prototxt(common.adapted_solver(solver, 4, str(tmp_path)),
                               caffe_pb2.SolverParameter())
     assert fitted.iter_size == 8
     net = read_net(fitted.train_net)
@@ -102,7 +103,7 @@ def test_coco_settings(common, tmp_path):
 def test_lambda_is_the_rpn_regression_loss_weight(common, tmp_path, lam):
     from fast_rcnn.config import cfg
     cfg.TRAIN.RPN_LAMBDA = lam
-    layers = read_net(common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)))
+    layers = read_net(common.adapted_net(TOY_TRAIN, 4, str(tmp_path)))
     # The release's loss_weight 1 is the paper's lambda = 10 (Eq. (1) with N_reg ~ 2400).
     assert list(layers['rpn_loss_bbox'].loss_weight) == pytest.approx([lam / 10.0])
     assert list(layers['loss_bbox'].loss_weight) == [1.0]
@@ -110,13 +111,13 @@ def test_lambda_is_the_rpn_regression_loss_weight(common, tmp_path, lam):
 
 
 def test_lambda_10_is_the_release_net(common, tmp_path):
-    assert common.fit_net_to_classes(TOY_TRAIN, 4, str(tmp_path)) == TOY_TRAIN
+    assert common.adapted_net(TOY_TRAIN, 4, str(tmp_path)) == TOY_TRAIN
 
 
 # Dense sliding windows (Table 10) --------------------------------------------------------------
 
 def test_dense_windows_cover_the_feature_grid_with_9_anchors():
-    from rpn.dense_windows import dense_windows, dense_windows_at_scale
+    from core.dense_windows import dense_windows, dense_windows_at_scale
     from rpn.generate_anchors import generate_anchors
     # 240 x 320 at scale 1: a 15 x 20 conv5 grid (stride 16), 9 windows per cell.
     boxes = dense_windows_at_scale(240, 320, 1.0)
@@ -140,8 +141,8 @@ def test_dense_roidb_trains_on_windows(tmp_path):
     from fast_rcnn.config import cfg
     generate_toy_dataset(str(tmp_path / 'toy'), num_train=2, num_test=1)
     cfg.DATA_DIR = str(tmp_path)
-    cfg.TRAIN.SCALES = (240,)
     imdb = get_imdb('toy_train')
+    imdb.config['dense_scales'] = (240,)  # as fast_rcnn.train.training_roidb sets it
     imdb.set_proposal_method('dense')
     entry = imdb.roidb[0]
     num_gt = int((entry['gt_classes'] > 0).sum())
@@ -206,7 +207,8 @@ def test_mat_proposals_are_loaded_0_based_xyxy(tmp_path, method):
 
 def test_detector_net_reads_rois_and_has_no_rpn(common, tmp_path):
     import caffe
-    path = common.detector_net(TOY_TEST, str(tmp_path))
+    from fast_rcnn import net_surgery
+    path = net_surgery.detector_net_file(TOY_TEST, str(tmp_path))
     layers = read_net(path)
     assert not [n for n in layers if n.startswith('rpn') or n == 'proposal']
     net = caffe.Net(path, caffe.TEST)
@@ -252,23 +254,30 @@ def run(cmd, env=None, timeout=600):
     proc = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
     for log in re.findall(r'Logging output to (\S+)', proc.stdout):
-        if os.path.isfile(os.path.join(ROOT, log)):
-            os.remove(os.path.join(ROOT, log))
+        stem = os.path.join(ROOT, log)[:-len('.txt')]
+        for path in [stem + '.txt'] + [stem + '_%s.json' % k for k in
+                                       ('train', 'test', 'proposals', 'demo', 'result')]:
+            if os.path.isfile(path):
+                os.remove(path)
     return proc.returncode, proc.stdout
 
 
 @pytest.mark.slow
 def test_unshared_alt_opt_stops_after_step_2(sandbox):
     root, data, _ = sandbox
+    result = os.path.join(root, 'unshared.json')
     code, out = run([sys.executable, 'tools/train_faster_rcnn_alt_opt.py', '--gpu', 'cpu',
                      '--net_name', 'TOY', '--imdb', 'toy_train', '--iters', '2,2,2,2',
-                     '--unshared', '--cfg', 'experiments/cfgs/faster_rcnn_alt_opt.yml',
+                     '--unshared', '--result', result,
+                     '--cfg', 'experiments/cfgs/faster_rcnn_alt_opt.yml',
                      '--cfg', 'experiments/cfgs/toy.yml',
                      '--set', 'EXP_DIR', 'unshared', 'ROOT_DIR', root, 'DATA_DIR', data])
     assert code == 0, out[-3000:]
     assert 'Stage 1 Fast R-CNN' in out and 'Stage 2' not in out
-    rpn = re.search(r'^Final RPN model: (\S+)', out, re.M).group(1)
-    final = re.search(r'^Final model: (\S+)', out, re.M).group(1)
+    with open(result) as f:
+        summary = json.load(f)
+    rpn, final = summary['final_rpn_model'], summary['final_model']
+    assert summary['unshared'] and sorted(summary['steps']) == ['1', '2']
     assert rpn.endswith('toy_rpn_stage1_iter_2.caffemodel') and os.path.isfile(rpn)
     assert final.endswith('toy_fast_rcnn_stage1_iter_2.caffemodel') and os.path.isfile(final)
 
@@ -277,18 +286,23 @@ def test_unshared_alt_opt_stops_after_step_2(sandbox):
 def test_alt_opt_trains_on_joined_datasets(sandbox):
     # The paper's 07+12 (Table 3): one proposals file per dataset, one roidb of both.
     root, data, _ = sandbox
+    result = os.path.join(root, 'joined.json')
     code, out = run([sys.executable, 'tools/train_faster_rcnn_alt_opt.py', '--gpu', 'cpu',
                      '--net_name', 'TOY', '--imdb', 'toy_train+toy_test', '--iters', '2,2,2,2',
+                     '--result', result,
                      '--cfg', 'experiments/cfgs/faster_rcnn_alt_opt.yml',
                      '--cfg', 'experiments/cfgs/toy.yml',
                      '--set', 'EXP_DIR', 'joined', 'ROOT_DIR', root, 'DATA_DIR', data])
     assert code == 0, out[-3000:]
-    written = re.findall(r'^Wrote RPN proposals to (\S+)', out, re.M)
+    with open(result) as f:
+        summary = json.load(f)
+    written = summary['steps']['1']['proposal_path'] + summary['steps']['3']['proposal_path']
     assert len(written) == 4  # 2 stages x 2 datasets
+    assert all(os.path.isfile(p) for p in written)
     assert any('/toy_train/' in p for p in written) and any('/toy_test/' in p for p in written)
     # 6 train images (flipped: 12) + 3 test images (flipped: 6) in the detector's roidb
     assert re.search(r'^Filtered \d+ roidb entries: 18 -> \d+', out, re.M), out[-3000:]
-    final = re.search(r'^Final model: (\S+)', out, re.M).group(1)
+    final = summary['final_model']
     assert os.path.isfile(final) and '/toy_train+toy_test/' in final
 
 
@@ -360,11 +374,13 @@ def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at
     caffe.Net(prototxt, caffe.TEST).save(model)
     code, out = run([sys.executable, 'tools/rpn_generate.py', '--gpu', 'cpu', '--def', prototxt,
                      '--net', model, '--imdb', 'toy_test',
+                     '--result', str(tmp_path / 'proposals.json'),
                      '--cfg', 'experiments/cfgs/toy.yml',
                      '--set', 'ROOT_DIR', str(tmp_path / 'root'),
                      'DATA_DIR', str(tmp_path / 'data')] + sets)
     assert code == 0, out[-3000:]
-    path = re.search(r'^Wrote RPN proposals to (\S+)', out, re.M).group(1)
+    with open(str(tmp_path / 'proposals.json')) as f:
+        path = json.load(f)['proposals']
     with open(path, 'rb') as f:
         boxes = pickle.load(f)
     assert len(boxes) == 2

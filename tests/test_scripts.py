@@ -1,11 +1,13 @@
 """The experiment scripts end to end on the toy dataset with tiny iteration counts: train, test
 (an mAP is printed), and for end-to-end training the demo's PNGs. Outputs go to a temporary
 ROOT_DIR/DATA_DIR (--set), so the repository's output/ and data/ are left alone."""
+import json
 import os
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,48 +34,68 @@ def run(cmd, env=None, timeout=900):
 
 
 def run_script(script, sandbox, exp_dir, env):
+    """Runs a script; returns its output and its summary (the RESULT file: the tools' results)."""
     root, data = sandbox
+    result = os.path.join(root, exp_dir + '_result.json')
     code, out = run([os.path.join(ROOT, 'experiments', 'scripts', script), 'cpu', 'TOY', 'toy',
-                     '--set', 'EXP_DIR', exp_dir, 'ROOT_DIR', root, 'DATA_DIR', data], env=env)
-    log = re.search(r'Logging output to (\S+)', out)
-    if log and os.path.isfile(os.path.join(ROOT, log.group(1))):
-        os.remove(os.path.join(ROOT, log.group(1)))
+                     '--set', 'EXP_DIR', exp_dir, 'ROOT_DIR', root, 'DATA_DIR', data],
+                    env=dict(env, RESULT=result))
     assert code == 0, out[-5000:]
-    return out
+    with open(result) as f:
+        summary = json.load(f)
+    log = os.path.join(ROOT, summary['log'])
+    for path in [log] + [log[:-len('.txt')] + '_%s.json' % k
+                         for k in ('train', 'test', 'proposals', 'demo')]:
+        if os.path.isfile(path):
+            os.remove(path)
+    assert summary['status'] == 'done'
+    return out, summary
 
 
-def mean_ap(out):
-    m = re.search(r'Mean AP = (\d+\.\d+|nan)', out)
-    assert m, 'no "Mean AP = <number>" in the output:\n' + out[-3000:]
-    return float(m.group(1))
+def mean_ap(summary):
+    value = summary['test']['mean_ap']
+    assert value is not None, summary
+    return value
 
 
 def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
-    out = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_end2end', {'ITERS': '20'})
+    out, summary = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_end2end',
+                              {'ITERS': '20'})
     assert 'Iteration 20/20' in out
-    assert 0.0 <= mean_ap(out) <= 1.0
+    assert 0.0 <= mean_ap(summary) <= 1.0
+    per_class = summary['test']['evaluation']['per_class_ap']
+    assert set(per_class) == {'square', 'circle', 'triangle'}
     for cls in ('square', 'circle', 'triangle'):
         assert re.search(r'AP for %s = \d\.\d{4}' % cls, out)
+        assert '%s = %.4f' % (cls, per_class[cls]) in out  # the result file says what was printed
     root = sandbox[0]
     model = os.path.join(root, 'output', 'pytest_end2end', 'toy_train',
                          'toy_faster_rcnn_iter_20.caffemodel')
-    assert os.path.isfile(model)
+    assert summary['final_model'] == summary['train']['final_model'] == model
+    assert os.path.isfile(model) and summary['train']['iterations'] == 20
+    # One JSON line per iteration beside the snapshots.
+    with open(summary['train']['training_log']) as f:
+        lines = [json.loads(line) for line in f]
+    assert [line['iter'] for line in lines] == list(range(1, 21))
     assert os.path.isfile(os.path.join(root, 'output', 'pytest_end2end', 'toy_test',
                                        'toy_faster_rcnn_iter_20', 'detections.pkl'))
-    pngs = [f for f in os.listdir(os.path.join(root, 'output', 'demo')) if f.endswith('.png')]
-    assert len(pngs) >= 2
+    assert os.path.isfile(summary['test']['pr_curves'])
+    pngs = [p['png'] for p in summary['demo']['pictures']]
+    assert len(pngs) >= 2 and all(os.path.isfile(p) for p in pngs)
 
 
 def test_faster_rcnn_alt_opt_script_runs_all_four_steps(sandbox):
-    out = run_script('faster_rcnn_alt_opt.sh', sandbox, 'pytest_alt_opt',
-                     {'ALT_OPT_ITERS': '10,10,10,10'})
+    out, summary = run_script('faster_rcnn_alt_opt.sh', sandbox, 'pytest_alt_opt',
+                              {'ALT_OPT_ITERS': '10,10,10,10'})
     for step in ('Stage 1 RPN, init from ImageNet model', 'Stage 1 RPN, generate proposals',
                  'Stage 1 Fast R-CNN', 'Stage 2 RPN, init from stage 1 Fast R-CNN model',
                  'Stage 2 RPN, generate proposals', 'Stage 2 Fast R-CNN'):
         assert step in out
-    final = re.search(r'Final model: (\S+)', out).group(1)
+    final = summary['final_model']
     assert final.endswith('TOY_faster_rcnn_final.caffemodel') and os.path.isfile(final)
-    assert 0.0 <= mean_ap(out) <= 1.0
+    assert summary['test']['model'] == final
+    assert sorted(summary['train']['steps']) == ['1', '2', '3', '4']
+    assert 0.0 <= mean_ap(summary) <= 1.0
 
 
 def test_missing_weights_is_a_clear_error(tmp_path):
@@ -164,7 +186,7 @@ def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
     from caffe.proto import caffe_pb2
     solver = os.path.join(ROOT, 'models', 'pascal_voc', 'ZF', 'faster_rcnn_end2end',
                           'solver.prototxt')
-    fitted = _common.fit_solver_to_classes(solver, 5, str(tmp_path))
+    fitted = _common.adapted_solver(solver, 5, str(tmp_path))
     assert fitted != solver
     train_net = io.read_prototxt(fitted, caffe_pb2.SolverParameter()).train_net
     net = io.read_prototxt(train_net, caffe_pb2.NetParameter())
@@ -174,4 +196,24 @@ def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
     assert "'num_classes': 5" in layers['input-data'].python_param.param_str
     assert "'num_classes': 5" in layers['roi-data'].python_param.param_str
     # A net already written for the dataset is used as it is.
-    assert _common.fit_solver_to_classes(solver, 21, str(tmp_path)) == solver
+    assert _common.adapted_solver(solver, 21, str(tmp_path)) == solver
+
+
+def test_end2end_training_takes_two_images_per_batch(sandbox, tmp_path):
+    root, data = sandbox
+    result = str(tmp_path / 'train.json')
+    code, out = run([sys.executable, 'tools/train_net.py', '--gpu', 'cpu',
+                     '--solver', 'models/toy/TOY/faster_rcnn_end2end/solver.prototxt',
+                     '--imdb', 'toy_train', '--iters', '4', '--result', result,
+                     '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'TRAIN.IMS_PER_BATCH', '2', 'EXP_DIR', 'pytest_ims2',
+                     'ROOT_DIR', root, 'DATA_DIR', data], timeout=600)
+    assert code == 0, out[-3000:]
+    with open(result) as f:
+        summary = json.load(f)
+    assert summary['iterations'] == 4 and os.path.isfile(summary['final_model'])
+    with open(summary['training_log']) as f:
+        lines = [json.loads(line) for line in f]
+    assert len(lines) == 4 and all(np.isfinite(v) for line in lines
+                                   for v in line['losses'].values())

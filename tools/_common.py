@@ -1,21 +1,33 @@
-"""What the command-line tools share: device choice, config loading, input-file checks, and
-fitting a network definition to a dataset's number of classes."""
+"""What the command-line tools share: running a tool's main with one-line errors, the device,
+config loading, input-file checks, the experiment's net adaptations read from cfg, and result
+files.
+
+Tools read `cfg` here and at their top only: the config is loaded once (files, then the tool's
+own defaults, then --set) before any library code runs, and library code gets plain values.
+Tools hand results to each other and to the experiment scripts as JSON files (--result), never
+as printed lines.
+"""
 import argparse
+import json
 import os
-import re
+import pprint
 import sys
+import time
 
 import _init_paths  # noqa: F401  (puts lib/ on sys.path)
 
-from google.protobuf import text_format
+import numpy as np
 
-from fast_rcnn.config import ConfigError, cfg, cfg_from_file, cfg_from_list
+from fast_rcnn.config import ConfigError, cfg, cfg_from_file, cfg_from_list, merge_into_cfg
+
+
+class ToolError(Exception):
+    """A problem the user can fix (a missing file, a bad option); the message says all."""
 
 
 def fail(message):
-    """Prints an error and exits with status 1 (no traceback: the message is the whole story)."""
-    print('error: %s' % message, file=sys.stderr, flush=True)
-    sys.exit(1)
+    """Ends the tool with one 'error: message' line and status 1 (through run_tool)."""
+    raise ToolError(message)
 
 
 def user_errors():
@@ -25,7 +37,8 @@ def user_errors():
     from caffe import CaffeError
     from datasets.factory import UnknownDatasetError
     from fast_rcnn.train import TrainingError
-    return (CaffeError, ConfigError, TrainingError, UnknownDatasetError, OSError, ValueError)
+    return (ToolError, CaffeError, ConfigError, TrainingError, UnknownDatasetError, OSError,
+            ValueError)
 
 
 def error_message(e):
@@ -62,8 +75,20 @@ def run_tool(main, argv=None):
     except errors as e:
         if debug:
             raise
-        fail(error_message(e))
+        print('error: %s' % error_message(e), file=sys.stderr, flush=True)
+        sys.exit(1)
 
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors (unknown option, missing or malformed value) end the tool like
+    any other bad input: one 'error:' line and status 1, where argparse prints the usage and
+    exits with 2."""
+
+    def error(self, message):
+        fail('%s: %s (see --help)' % (self.prog, message))
+
+
+# Device ------------------------------------------------------------------------------------------
 
 def parse_device(text):
     """--gpu value: a device id, or CPU for a negative number or 'cpu'. Returns None for CPU."""
@@ -91,6 +116,62 @@ def add_device_arg(parser, default='0'):
                              '(default: %(default)s)')
 
 
+def setup_caffe(device):
+    """Puts the runtime on the CPU (device None) or on GPU `device`."""
+    import caffe
+    if device is None:
+        caffe.set_mode_cpu()
+        print('Using the CPU', flush=True)
+        return
+    try:
+        caffe.set_device(device)
+        caffe.set_mode_gpu()
+    except Exception as e:  # no pycuda, no driver, no such device: say how to run on the CPU
+        fail('cannot use GPU %d (%s: %s); pass --gpu -1 to run on the CPU'
+             % (device, type(e).__name__, e))
+    print('Using GPU %d' % device, flush=True)
+
+
+# Config ------------------------------------------------------------------------------------------
+
+def add_model_args(parser, net_help, model_help, wait=False):
+    """--def (the net definition) and --net (its weights); with wait, --wait for the weights."""
+    parser.add_argument('--def', dest='prototxt', required=True, help=net_help)
+    parser.add_argument('--net', dest='caffemodel', required=True, help=model_help)
+    if wait:
+        parser.add_argument('--wait', dest='wait', action='store_true',
+                            help='wait until the model file exists (e.g. while training runs)')
+
+
+def add_imdb_arg(parser, default, help):
+    parser.add_argument('--imdb', dest='imdb_name', default=default,
+                        help='%s (default: %%(default)s)' % help)
+
+
+def start(args, defaults=None):
+    """A tool's first steps: shows its arguments and loads the config (load_cfg)."""
+    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
+    load_cfg(args.cfg_files, args.set_cfgs, defaults)
+
+
+def require_model(args):
+    """Checks --def and --net (waiting for --net with --wait), then shows the config."""
+    require_file(args.prototxt, 'net definition')
+    while getattr(args, 'wait', False) and not os.path.exists(args.caffemodel):
+        print('Waiting for %s to exist...' % args.caffemodel, flush=True)
+        time.sleep(10)
+    require_weights(args.caffemodel)
+    print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
+
+
+def parse_tool_args(parser, argv, result_name):
+    """Adds the options every tool that writes results has (--result, --cfg, --set, --debug)
+    and parses argv."""
+    add_result_arg(parser, result_name)
+    add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
 def add_cfg_args(parser):
     parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
                         help='optional config file(s), merged in order (repeatable)')
@@ -101,38 +182,56 @@ def add_cfg_args(parser):
                         help='set config keys (last option): --set KEY VALUE [KEY VALUE ...]')
 
 
-def load_cfg(cfg_files, set_cfgs):
-    """Merges the config files and --set pairs into cfg; exits with the config error if any."""
-    try:
-        for path in cfg_files or []:
-            cfg_from_file(path)
-        if set_cfgs:
-            cfg_from_list(set_cfgs)
-    except ConfigError as e:
-        fail(str(e))
+def load_cfg(cfg_files, set_cfgs, defaults=None):
+    """Loads the config once, at a tool's start: the files in order, then the tool's own
+    defaults (a nested dict, e.g. rpn_generate's proposal counts), then the --set pairs."""
+    for path in cfg_files or []:
+        cfg_from_file(path)
+    if defaults:
+        merge_into_cfg(defaults, source='the tool\'s defaults')
+    if set_cfgs:
+        cfg_from_list(set_cfgs)
 
 
-def setup_caffe(device):
-    """Puts the runtime on the CPU (device None) or on GPU `device`; records it in cfg.GPU_ID."""
-    import caffe
-    if device is None:
-        caffe.set_mode_cpu()
-        print('Using the CPU', flush=True)
-        return
-    cfg.GPU_ID = device
-    try:
-        caffe.set_device(device)
-        caffe.set_mode_gpu()
-    except Exception as e:  # no pycuda, no driver, no such device: say how to run on the CPU
-        fail('cannot use GPU %d (%s: %s); pass --gpu -1 to run on the CPU'
-             % (device, type(e).__name__, e))
-    print('Using GPU %d' % device, flush=True)
+def experiment_net_args(num_classes=None):
+    """The net adaptations cfg asks for (fast_rcnn.net_surgery.net_changes keywords): the
+    dataset's class count, the RPN anchors of cfg.RPN_ANCHOR_SCALES / RPN_ANCHOR_RATIOS
+    (paper Table 8) and lambda of Eq. (1) (cfg.TRAIN.RPN_LAMBDA, Table 9)."""
+    return {'classes': num_classes,
+            'anchor_scales': tuple(cfg.RPN_ANCHOR_SCALES),
+            'anchor_ratios': tuple(cfg.RPN_ANCHOR_RATIOS),
+            'default_scales': tuple(cfg.ANCHOR_SCALES),
+            'default_ratios': tuple(cfg.ANCHOR_RATIOS),
+            'rpn_lambda': float(cfg.TRAIN.RPN_LAMBDA)}
 
+
+def adapted_net(prototxt, num_classes, out_dir):
+    """prototxt, or an adapted copy of it in out_dir, fitted to the dataset's classes and cfg's
+    anchors and lambda (fast_rcnn.net_surgery)."""
+    from fast_rcnn import net_surgery
+    return net_surgery.adapted_net_file(prototxt, out_dir, **experiment_net_args(num_classes))
+
+
+def adapted_solver(solver_prototxt, num_classes, out_dir):
+    """The solver file to train with: solver_prototxt, or an adapted copy whose train net is
+    adapted_net's and whose iter_size is cfg.TRAIN.ITER_SIZE when > 0."""
+    from fast_rcnn import net_surgery
+    return net_surgery.adapted_solver_file(solver_prototxt, out_dir,
+                                           iter_size=cfg.TRAIN.ITER_SIZE,
+                                           **experiment_net_args(num_classes))
+
+
+# Input files -------------------------------------------------------------------------------------
 
 def require_weights(path):
-    """Exits with a pointer to data/README.md when a weights file is missing."""
+    """A missing weights file ends the tool with a pointer to data/README.md."""
     if path is not None and not os.path.isfile(path):
         fail('weights file %s not found; see data/README.md' % path)
+
+
+def require_file(path, what):
+    if not os.path.isfile(path):
+        fail('%s %s not found' % (what, path))
 
 
 def read_pickle(path, what):
@@ -149,214 +248,43 @@ def read_pickle(path, what):
              % (what, path, type(e).__name__, e))
 
 
-def require_file(path, what):
-    if not os.path.isfile(path):
-        fail('%s %s not found' % (what, path))
+# Result files ------------------------------------------------------------------------------------
+
+def add_result_arg(parser, default_name):
+    """--result FILE: where the tool writes its results as JSON (default: default_name in the
+    tool's output folder)."""
+    parser.add_argument('--result', dest='result', default=None, metavar='FILE',
+                        help='write the results as JSON to FILE (default: %s in the output '
+                             'folder)' % default_name)
 
 
-# Fitting a network to a dataset's classes -------------------------------------------------------
-#
-# The released prototxts are written for a dataset (21 classes for PASCAL VOC, 81 for COCO). A
-# custom dataset reuses the pascal_voc nets: cls_score gets K outputs, bbox_pred 4K, and every
-# Python layer's param_str 'num_classes' becomes K. The adapted copy is written beside the
-# outputs; the original files are never changed.
-
-_NUM_CLASSES_RE = re.compile(r"""(['"]?num_classes['"]?\s*:\s*)(\d+)""")
-
-
-def _read_net(path):
-    from caffe.proto import caffe_pb2
-    from caffe import io
-    return io.read_prototxt(path, caffe_pb2.NetParameter())
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None  # JSON has no NaN; a value that could not be computed
+    return value
 
 
-def net_num_classes(param):
-    """The number of classes a NetParameter is written for (from cls_score or a param_str), or
-    None when it names none."""
-    for layer in list(param.layer) + list(param.layers):
-        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
-            return layer.inner_product_param.num_output
-    for layer in param.layer:
-        if layer.HasField('python_param'):
-            m = _NUM_CLASSES_RE.search(layer.python_param.param_str)
-            if m:
-                return int(m.group(2))
-    return None
-
-
-def _patch_net(param, num_classes):
-    for layer in param.layer:
-        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
-            layer.inner_product_param.num_output = num_classes
-        elif layer.name == 'bbox_pred' and layer.HasField('inner_product_param'):
-            layer.inner_product_param.num_output = 4 * num_classes
-        if layer.HasField('python_param'):
-            layer.python_param.param_str = _NUM_CLASSES_RE.sub(
-                lambda m: m.group(1) + str(num_classes), layer.python_param.param_str)
-
-
-def _write_text(path, message):
-    from caffe import io
-    io.atomic_write(path, text_format.MessageToString(message).encode())
-
-
-def _anchor_param_str(text, scales, ratios):
-    # The RPN layers' param_str with scales/ratios replaced (feat_stride and the rest kept).
-    import yaml
-    from rpn.layer_io import _ParamLoader
-    params = yaml.load(text, Loader=_ParamLoader) if text.strip() else {}
-    params = dict(params or {})
-    params['scales'] = [float(v) if v != int(v) else int(v) for v in scales]
-    params['ratios'] = [float(v) for v in ratios]
-    return repr(params)
-
-
-def net_fitting(param, num_classes):
-    """What the adapted copy of a NetParameter must change: a list of (tag, patch function),
-    empty when the net is used as written. Covers the dataset's classes, the RPN anchors of
-    cfg.RPN_ANCHOR_SCALES / RPN_ANCHOR_RATIOS (paper Table 8) and lambda of Eq. (1)
-    (cfg.TRAIN.RPN_LAMBDA, Table 9)."""
-    changes = []
-    current = net_num_classes(param)
-    if current is not None and current != num_classes:
-        changes.append(('%dcls' % num_classes, lambda p: _patch_net(p, num_classes)))
-    layers = list(param.layer)
-    rpn_layers = [l for l in layers if l.name in ('rpn_cls_score', 'rpn_bbox_pred')]
-    if (cfg.RPN_ANCHOR_SCALES or cfg.RPN_ANCHOR_RATIOS) and rpn_layers:
-        scales = tuple(cfg.RPN_ANCHOR_SCALES) or None
-        ratios = tuple(cfg.RPN_ANCHOR_RATIOS) or tuple(cfg.ANCHOR_RATIOS)
-        changes.append(('anchors_s%s_r%s' % ('-'.join('%g' % v for v in scales or ('def',)),
-                                             '-'.join('%g' % v for v in ratios)),
-                        lambda p: _patch_anchors(p, scales, ratios)))
-    if cfg.TRAIN.RPN_LAMBDA != 10.0 and any(l.name == 'rpn_loss_bbox' for l in layers):
-        changes.append(('lambda%g' % cfg.TRAIN.RPN_LAMBDA, _patch_lambda))
-    return changes
-
-
-def _patch_anchors(param, scales, ratios):
-    from rpn.layer_io import _ParamLoader
-    import yaml
-    num_anchors = None
-    for layer in param.layer:
-        if layer.HasField('python_param') and 'feat_stride' in layer.python_param.param_str:
-            text = layer.python_param.param_str
-            old = yaml.load(text, Loader=_ParamLoader) or {}
-            layer_scales = scales or tuple(old.get('scales', cfg.ANCHOR_SCALES))
-            layer.python_param.param_str = _anchor_param_str(text, layer_scales, ratios)
-            num_anchors = len(layer_scales) * len(ratios)
-    if num_anchors is None:
-        num_anchors = len(scales or cfg.ANCHOR_SCALES) * len(ratios)
-    for layer in param.layer:
-        if layer.name == 'rpn_cls_score':
-            layer.convolution_param.num_output = 2 * num_anchors
-        elif layer.name == 'rpn_bbox_pred':
-            layer.convolution_param.num_output = 4 * num_anchors
-        elif (layer.name.startswith('rpn') and layer.type == 'Reshape'
-              and len(layer.reshape_param.shape.dim) > 1
-              and layer.reshape_param.shape.dim[1] not in (0, -1, 2)):
-            # rpn_cls_prob_reshape: (1, 2, A*H, W) back to (1, 2A, H, W)
-            layer.reshape_param.shape.dim[1] = 2 * num_anchors
-
-
-def _patch_lambda(param):
-    for layer in param.layer:
-        if layer.name == 'rpn_loss_bbox':
-            weights = list(layer.loss_weight) or [1.0]
-            del layer.loss_weight[:]
-            layer.loss_weight.extend(w * cfg.TRAIN.RPN_LAMBDA / 10.0 for w in weights)
-
-
-def fit_net_to_classes(prototxt, num_classes, out_dir):
-    """prototxt itself when it needs no change (see net_fitting); else the path of an adapted
-    copy in out_dir."""
-    param = _read_net(prototxt)
-    changes = net_fitting(param, num_classes)
-    if not changes:
-        return prototxt
-    for _, patch in changes:
-        patch(param)
-    tag = '_'.join(t for t, _ in changes)
-    name = os.path.basename(prototxt)
-    stem, ext = os.path.splitext(name)
-    path = os.path.join(out_dir, '%s_%s%s' % (stem, tag, ext or '.prototxt'))
-    os.makedirs(out_dir, exist_ok=True)
-    _write_text(path, param)
-    print('%s adapted (%s): using the copy %s' % (prototxt, tag.replace('_', ', '), path),
-          flush=True)
+def write_result(path, **fields):
+    """Writes the fields as one JSON object to path (atomically) and says where."""
+    from caffe.io import atomic_write
+    atomic_write(path, json.dumps(_plain(fields), indent=1, sort_keys=True) + '\n')
+    print('Wrote results to %s' % path, flush=True)
     return path
 
 
-def detector_net(prototxt, out_dir):
-    """A Faster R-CNN test net without its RPN: the same detector reading a 'rois' input, for
-    testing it on external or dense proposals (paper Tables 2, 10). prototxt itself when it has
-    no proposal layer."""
-    param = _read_net(prototxt)
-    rpn = [l for l in param.layer if 'rois' in l.top and l.HasField('python_param')]
-    if not rpn:
-        return prototxt
-    # Everything the proposal layer reads only for itself (rpn_* layers) goes with it.
-    keep = [l for l in param.layer if l not in rpn and not l.name.startswith('rpn')]
-    del param.layer[:]
-    param.layer.extend(keep)
-    names = list(param.input)
-    shapes = [list(s.dim) for s in param.input_shape]
-    del param.input[:]
-    del param.input_shape[:]
-    for name, dims in zip(names, shapes):
-        if name == 'im_info':
-            name, dims = 'rois', [1, 5]
-        param.input.append(name)
-        param.input_shape.add().dim.extend(dims)
-    stem, ext = os.path.splitext(os.path.basename(prototxt))
-    path = os.path.join(out_dir, '%s_detector%s' % (stem, ext or '.prototxt'))
-    os.makedirs(out_dir, exist_ok=True)
-    _write_text(path, param)
-    print('%s: testing the detector alone on given proposals with %s' % (prototxt, path),
-          flush=True)
-    return path
-
-
-def _resolve_beside(path, reference):
-    # Net paths in a solver are relative to the working directory (Caffe), else to the solver.
-    if os.path.isabs(path) or os.path.exists(path):
-        return path
-    beside = os.path.join(os.path.dirname(os.path.abspath(reference)), path)
-    return beside if os.path.exists(beside) else path
-
-
-def fit_solver_to_classes(solver_prototxt, num_classes, out_dir):
-    """The solver file to train with: solver_prototxt itself, or an adapted copy in out_dir
-    whose train net is fitted to num_classes (see fit_net_to_classes)."""
-    from caffe.proto import caffe_pb2
-    from caffe import io
-    param = io.read_prototxt(solver_prototxt, caffe_pb2.SolverParameter())
-    field = 'train_net' if param.train_net else 'net' if param.net else None
-    if field is None:
-        return solver_prototxt
-    net_path = _resolve_beside(getattr(param, field), solver_prototxt)
-    if not os.path.isfile(net_path):
-        fail('%s: net file %s not found' % (solver_prototxt, net_path))
-    fitted = fit_net_to_classes(net_path, num_classes, out_dir)
-    iter_size = cfg.TRAIN.ITER_SIZE
-    if fitted == net_path and iter_size <= 0:
-        return solver_prototxt
-    setattr(param, field, os.path.abspath(fitted))
-    tag = 'fitted'
-    if iter_size > 0:
-        # cfg.TRAIN.ITER_SIZE: the paper's multi-GPU batches accumulated on one device.
-        param.iter_size = iter_size
-        tag += '_iter%d' % iter_size
-    stem, ext = os.path.splitext(os.path.basename(solver_prototxt))
-    path = os.path.join(out_dir, '%s_%s%s' % (stem, tag, ext or '.prototxt'))
-    _write_text(path, param)
-    return path
-
-
-def models_subdir(imdb_name):
-    """models/<dir> holding the nets for a dataset: pascal_voc, coco, toy; custom datasets use
-    the pascal_voc nets (fitted to their classes at run time)."""
-    if imdb_name.startswith('coco_'):
-        return 'coco'
-    if imdb_name.startswith('toy_'):
-        return 'toy'
-    return 'pascal_voc'
+def read_result(path, what='result file'):
+    """A result file written by write_result."""
+    require_file(path, what)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except ValueError as e:
+        fail('%s %s is not valid JSON: %s' % (what, path, e))

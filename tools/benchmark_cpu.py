@@ -257,7 +257,6 @@ def randomize(net, seed=0):
 
 def make_test_case(net_name, args, workdir):
     import caffe
-    from fast_rcnn.config import cfg
     from fast_rcnn.test import im_detect
     # The image goes in at scale 1: its short side is the test scale.
     _common.load_cfg([], ['TEST.HAS_RPN', 'True', 'TEST.SCALES', '(%d,)' % args.height,
@@ -278,15 +277,13 @@ def make_test_case(net_name, args, workdir):
 
 
 def make_train_case(net_name, args, workdir):
-    import caffe
-    from datasets.factory import get_imdb
     from datasets.toy import generate_toy_dataset
     from fast_rcnn.config import cfg
-    from fast_rcnn.train import SolverWrapper, filter_roidb, get_training_roidb, seed_rngs
-    from caffe.proto import caffe_pb2
+    from fast_rcnn.train import SolverWrapper, filter_roidb, seed_rngs, training_roidb
     # No flipping: a run of the toy case is then exactly one epoch, the same images every run.
+    # One forward/backward per iteration (the VGG16 solver accumulates two).
     settings = ['DATA_DIR', os.path.join(workdir, 'data'), 'TRAIN.USE_FLIPPED', 'False',
-                'TRAIN.SNAPSHOT_ITERS', '0']
+                'TRAIN.SNAPSHOT_ITERS', '0', 'TRAIN.ITER_SIZE', '1']
     if net_name != 'TOY':
         settings += ['TRAIN.SCALES', '(%d,)' % args.height,
                      'TRAIN.MAX_SIZE', str(max(args.height, args.width))]
@@ -300,25 +297,11 @@ def make_train_case(net_name, args, workdir):
                              image_size=(args.width, args.height))
     seed_rngs(cfg.RNG_SEED)
     with _quiet():
-        imdb = get_imdb('toy_train')
-        imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
-        roidb = filter_roidb(get_training_roidb(imdb))
+        imdb, roidb = training_roidb('toy_train')
+        roidb = filter_roidb(roidb)
         out_dir = os.path.join(workdir, 'output')
-        solver_file = _common.fit_solver_to_classes(os.path.join(ROOT, SOLVERS[net_name]),
-                                                    imdb.num_classes, out_dir)
-        # One forward/backward per iteration (the VGG16 solver accumulates two).
-        param = caffe.io.read_prototxt(solver_file, caffe_pb2.SolverParameter())
-        field = 'train_net' if param.train_net else 'net'
-        net_path = getattr(param, field)
-        if not os.path.isabs(net_path):  # Caffe's rule: the working directory, then beside
-            in_root = os.path.join(ROOT, net_path)
-            beside = os.path.join(os.path.dirname(os.path.abspath(solver_file)), net_path)
-            setattr(param, field, in_root if os.path.exists(in_root) else beside)
-        param.iter_size = 1
-        param.display = 0
-        solver_file = os.path.join(workdir, 'solver.prototxt')
-        with open(solver_file, 'w') as f:
-            f.write(str(param))
+        solver_file = _common.adapted_solver(os.path.join(ROOT, SOLVERS[net_name]),
+                                             imdb.num_classes, out_dir)
         before = rss_mb()
         reset_peak_rss()
         wrapper = SolverWrapper(solver_file, roidb, out_dir)

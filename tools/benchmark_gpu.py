@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument('--proposals', type=int, default=300, help='RPN proposals kept (default 300)')
     p.add_argument('--no-torch', action='store_true', help='skip the PyTorch comparison')
     p.add_argument('--no-train', action='store_true', help='skip the training iteration')
+    p.add_argument('--result', default=None, metavar='FILE',
+                   help='also write the medians (ms) as JSON to FILE')
     return p.parse_args(argv)
 
 
@@ -112,24 +114,21 @@ def time_detection(arch, args, clock, sync):
     import caffe
     from fast_rcnn import test as frcnn_test
     from fast_rcnn.config import cfg
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (args.scale,)
-    cfg.TEST.MAX_SIZE = args.max_size
-    cfg.TEST.RPN_POST_NMS_TOP_N = args.proposals
+    settings = frcnn_test.TestSettings.from_cfg(cfg)
     prototxt = os.path.join(ROOT, 'models', 'pascal_voc', arch, 'faster_rcnn_alt_opt',
                             'faster_rcnn_test.pt')
     net = caffe.Net(prototxt, caffe.TEST)
     random_weights(net)
     im = synthetic_image(args.scale, args.max_size)
-    blobs, _ = frcnn_test._get_blobs(im, None)
-    data = blobs['data'].astype(np.float32)
+    data, _ = frcnn_test.image_blob(im, settings)
     im_info = np.array([[data.shape[2], data.shape[3], 1.0]], np.float32)
     conv, proposal, region = _segments(net)
 
     def detections():
         scores = net.blobs['cls_prob'].data.reshape(net.blobs['cls_prob'].shape[0], -1)
         boxes = np.tile(net.blobs['rois'].data[:, 1:5], (1, scores.shape[1]))
-        return [frcnn_test.detections_for_class(scores, boxes, k, 0.05, 0.3)
+        nms_function = settings.nms_function()
+        return [frcnn_test.detections_for_class(scores, boxes, k, 0.05, 0.3, nms_function)
                 for k in range(1, scores.shape[1])]
 
     def one_image():
@@ -152,17 +151,14 @@ def time_detection(arch, args, clock, sync):
     for i in range(args.warmup + args.iters):
         if i == args.warmup:
             clock.drop('%s im_detect' % arch)
-        clock.time('%s im_detect' % arch, lambda: frcnn_test.im_detect(net, im))
+        clock.time('%s im_detect' % arch, lambda: frcnn_test.im_detect(net, im,
+                                                                        settings=settings))
     rois = net.blobs['rois'].shape[0]
     return {'rois': rois, 'input': data.shape}
 
 
 def time_training(args, clock):
     import caffe
-    from fast_rcnn.config import cfg, cfg_from_file
-    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'))
-    cfg.TRAIN.SCALES = (args.scale,)
-    cfg.TRAIN.MAX_SIZE = args.max_size
     with tempfile.TemporaryDirectory() as tmp:
         image = os.path.join(tmp, 'image.jpg')
         cv2.imwrite(image, synthetic_image(args.scale, args.max_size, seed=1))
@@ -319,10 +315,15 @@ def time_torch(args, clock, device_index):
 def main(argv=None):
     args = parse_args(argv)
     import caffe
-    from fast_rcnn.config import cfg
+    from fast_rcnn.config import cfg_from_file, merge_into_cfg
+    # The config, once, before any net is built: the end-to-end settings at the asked-for size.
+    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'))
+    merge_into_cfg({'TEST': {'HAS_RPN': True, 'SCALES': [args.scale], 'MAX_SIZE': args.max_size,
+                             'RPN_POST_NMS_TOP_N': args.proposals},
+                    'TRAIN': {'SCALES': [args.scale], 'MAX_SIZE': args.max_size}},
+                   source='benchmark_gpu options')
     on_gpu = str(args.gpu).lower() != 'cpu' and int(args.gpu) >= 0
     if on_gpu:
-        cfg.GPU_ID = int(args.gpu)
         caffe.set_device(int(args.gpu))
         caffe.set_mode_gpu()
         from caffe import gpu
@@ -377,6 +378,14 @@ def main(argv=None):
             theirs = clock.ms('torch train iteration')
             line += ' %9.1f %10.2f' % (theirs, ours / theirs)
         print(line)
+    if args.result:
+        import json
+        from caffe.io import atomic_write
+        medians = {name: clock.ms(name) for name in sorted(clock.totals)}
+        atomic_write(args.result, json.dumps({'device': 'cpu' if not on_gpu else
+                                              'gpu %s' % args.gpu, 'iters': args.iters,
+                                              'median_ms': medians}, indent=1))
+        print('Wrote %s' % args.result)
     return 0
 
 

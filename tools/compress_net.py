@@ -17,20 +17,22 @@ import sys
 import _common
 
 import numpy as np
-from google.protobuf import text_format
+
+from fast_rcnn import net_surgery
 
 # The release's compressed VGG16: fc6 to rank 1024, fc7 to rank 256.
 DEFAULT_RANKS = 'fc6:1024,fc7:256'
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Compress fc layers by truncated SVD')
+    parser = _common.ArgumentParser(description='Compress fc layers by truncated SVD')
     parser.add_argument('--def', dest='prototxt', required=True, help='test prototxt')
     parser.add_argument('--def-svd', dest='prototxt_svd', default=None,
                         help='compressed prototxt (default: generated from --def)')
     parser.add_argument('--net', dest='caffemodel', required=True, help='model to compress')
     parser.add_argument('--ranks', dest='ranks', default=DEFAULT_RANKS,
                         help='layer:rank pairs (default: %(default)s)')
+    _common.add_result_arg(parser, '<compressed model>_result.json')
     return parser.parse_args(argv)
 
 
@@ -52,52 +54,14 @@ def compress_weights(W, rank):
     return U[:, :rank], s[:rank, np.newaxis] * Vt[:rank, :]
 
 
-def compressed_net_param(param, ranks):
-    """A copy of the NetParameter with each named InnerProduct layer split into _L and _U."""
-    from caffe.proto import caffe_pb2
-    wanted = dict(ranks)
-    out = caffe_pb2.NetParameter()
-    out.CopyFrom(param)
-    del out.layer[:]
-    for layer in param.layer:
-        if layer.name not in wanted:
-            out.layer.add().CopyFrom(layer)
-            continue
-        if layer.type != 'InnerProduct':
-            raise ValueError('layer %s is a %s layer; only InnerProduct layers can be '
-                             'compressed' % (layer.name, layer.type))
-        low = out.layer.add()
-        low.CopyFrom(layer)
-        low.name = layer.name + '_L'
-        del low.top[:]
-        low.top.append(layer.name + '_L')
-        del low.param[:]
-        low.inner_product_param.num_output = wanted[layer.name]
-        low.inner_product_param.bias_term = False
-        up = out.layer.add()
-        up.CopyFrom(layer)
-        up.name = layer.name + '_U'
-        del up.bottom[:]
-        up.bottom.append(layer.name + '_L')
-        del up.param[:]
-    missing = sorted(set(wanted) - {l.name for l in param.layer})
-    if missing:
-        raise ValueError('the net has no layer(s) %s to compress' % ', '.join(missing))
-    return out
-
-
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        ranks = parse_ranks(args.ranks)
-    except ValueError as e:
-        _common.fail(str(e))
+    ranks = parse_ranks(args.ranks)
     _common.require_file(args.prototxt, 'net definition')
     _common.require_weights(args.caffemodel)
 
     import caffe
     from caffe import io
-    from caffe.proto import caffe_pb2
     caffe.set_mode_cpu()
     net = caffe.Net(args.prototxt, args.caffemodel, caffe.TEST)
 
@@ -107,13 +71,13 @@ def main(argv=None):
     out_dir = os.path.dirname(os.path.abspath(args.caffemodel))
     prototxt_svd = args.prototxt_svd
     if prototxt_svd is None:
-        param = io.upgrade_net(io.read_prototxt(args.prototxt, caffe_pb2.NetParameter()))
+        param = io.upgrade_net(net_surgery.read_net(args.prototxt))
         try:
-            param = compressed_net_param(param, ranks)
-        except ValueError as e:
+            param = net_surgery.with_svd_fc(param, ranks)
+        except net_surgery.NetSurgeryError as e:
             _common.fail('%s: %s' % (args.prototxt, e))
         prototxt_svd = os.path.join(out_dir, out + '.prototxt')
-        io.atomic_write(prototxt_svd, text_format.MessageToString(param).encode())
+        net_surgery.write_text(prototxt_svd, param)
         print('Wrote compressed net definition %s' % prototxt_svd, flush=True)
     _common.require_file(prototxt_svd, 'compressed net definition')
     net_svd = caffe.Net(prototxt_svd, args.caffemodel, caffe.TEST)
@@ -145,6 +109,9 @@ def main(argv=None):
     filename = os.path.join(out_dir, out + '.caffemodel')
     net_svd.save(filename)
     print('Wrote svd model to: %s' % filename, flush=True)
+    _common.write_result(args.result or os.path.join(out_dir, out + '_result.json'),
+                         prototxt=prototxt_svd, model=filename, ranks=dict(ranks),
+                         source_prototxt=args.prototxt, source_model=args.caffemodel)
 
 
 if __name__ == '__main__':

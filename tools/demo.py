@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from fast_rcnn.config import cfg
-from fast_rcnn.test import detections_for_class, im_detect, save_detections_image
+from fast_rcnn.test import TestSettings, detections_for_class, im_detect
+from fast_rcnn.vis import save_detections_image
 from utils.timer import Timer
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -36,7 +37,7 @@ NMS_THRESH = 0.3
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Faster R-CNN demo')
+    parser = _common.ArgumentParser(description='Faster R-CNN demo')
     _common.add_device_arg(parser, default='0')
     parser.add_argument('--cpu', dest='cpu_mode', action='store_true',
                         help='run on the CPU (same as --gpu -1)')
@@ -58,8 +59,7 @@ def parse_args(argv=None):
                         help='folder for the PNGs (default: output/demo)')
     parser.add_argument('--thresh', dest='thresh', type=float, default=CONF_THRESH,
                         help='draw detections scoring at least this (default: %(default)s)')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'demo_result.json')
 
 
 def _iteration(path):
@@ -119,19 +119,21 @@ def _toy_test_images(count):
     return [imdb.image_path_at(i) for i in range(min(count, imdb.num_images))]
 
 
-def demo(net, image_path, classes, out_dir, thresh):
-    """Detects, prints and draws the objects of one image; returns the PNG's path."""
+def demo(net, image_path, classes, out_dir, thresh, settings):
+    """Detects, prints and draws the objects of one image; returns the PNG's path and the
+    number of detections >= thresh."""
     im = cv2.imread(image_path)
     if im is None:
         _common.fail('cannot read image %s' % image_path)
     timer = Timer()
     timer.tic()
-    scores, boxes = im_detect(net, im)
+    scores, boxes = im_detect(net, im, settings=settings)
     timer.toc()
     if scores.shape[1] != len(classes) + 1:
         _common.fail('the net scores %d classes but %d class names (+ background) were given'
                      % (scores.shape[1], len(classes)))
-    dets = [detections_for_class(scores, boxes, j, 0.0, NMS_THRESH)
+    nms_function = settings.nms_function()
+    dets = [detections_for_class(scores, boxes, j, 0.0, NMS_THRESH, nms_function)
             for j in range(1, scores.shape[1])]
     found = sum(int((d[:, -1] >= thresh).sum()) for d in dets)
     print('%s: %d object proposals, %d detections >= %.2f in %.3fs'
@@ -144,12 +146,11 @@ def demo(net, image_path, classes, out_dir, thresh):
     path = os.path.join(out_dir, stem + '_detections.png')
     save_detections_image(im, classes, dets, path, thresh=thresh,
                           title='%d detections >= %.2f' % (found, thresh))
-    return path
+    return path, found
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg.TEST.HAS_RPN = True  # the demo nets have an RPN
     cfg_files = list(args.cfg_files)
     if args.demo_net == 'toy' and not cfg_files:
         cfg_files = [os.path.join(cfg.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
@@ -163,19 +164,24 @@ def main(argv=None):
 
     import caffe
     _common.setup_caffe(None if args.cpu_mode else args.gpu)
+    out_dir = args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo')
     # The net as trained: cfg.RPN_ANCHOR_SCALES / RATIOS (paper Table 8) reach it by an adapted copy.
-    prototxt = _common.fit_net_to_classes(prototxt, len(classes) + 1, os.path.join(
-        args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo'), 'nets'))
+    prototxt = _common.adapted_net(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'))
     net = caffe.Net(prototxt, caffemodel, caffe.TEST)
     print('Loaded network %s' % caffemodel, flush=True)
+    settings = TestSettings.from_cfg(cfg).replace(has_rpn=True)  # the demo nets have an RPN
     # The first forward passes set up buffers; keep them out of the timings.
     for _ in range(2):
-        im_detect(net, (128 * np.ones((300, 500, 3))).astype(np.uint8))
-    out_dir = args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo')
+        im_detect(net, (128 * np.ones((300, 500, 3))).astype(np.uint8), settings=settings)
     os.makedirs(out_dir, exist_ok=True)
+    pictures = []
     for image_path in images:
-        path = demo(net, image_path, classes, out_dir, args.thresh)
+        path, found = demo(net, image_path, classes, out_dir, args.thresh, settings)
         print('Wrote %s' % path, flush=True)
+        pictures.append({'image': image_path, 'png': path, 'detections': found})
+    _common.write_result(args.result or os.path.join(out_dir, 'demo_result.json'),
+                         model=caffemodel, prototxt=prototxt, threshold=args.thresh,
+                         pictures=pictures)
 
 
 if __name__ == '__main__':

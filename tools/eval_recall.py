@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Recall of the ground truth by object proposals as a function of the IoU threshold, for the
 top 300, 1000 and 2000 proposals per image: the paper's Fig. 4. Prints the recalls and saves the
-plot as a PNG.
+plot as a PNG; the recalls also go to --result as JSON (default: the PNG's name with .json).
 
   tools/eval_recall.py --imdb voc_2007_test \
       --rpn-file output/.../ZF_rpn_proposals.pkl --label 'RPN ZF' \
@@ -22,9 +22,8 @@ PROPOSAL_COUNTS = (300, 1000, 2000)
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Recall vs IoU of object proposals (Fig. 4)')
-    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
-                        help='dataset (default: %(default)s)')
+    parser = _common.ArgumentParser(description='Recall vs IoU of object proposals (Fig. 4)')
+    _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset')
     parser.add_argument('--method', dest='methods', action='append', default=[],
                         help="a proposal method of the dataset, e.g. selective_search "
                              "(repeatable)")
@@ -36,8 +35,7 @@ def parse_args(argv=None):
                         help='proposals per image, one plot each (default: %(default)s)')
     parser.add_argument('--out', dest='out', default=None,
                         help='PNG to write (default: output/<EXP_DIR>/<imdb>/recall.png)')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, '<the PNG\'s name>.json')
 
 
 def load_proposals(path, num_images):
@@ -66,6 +64,7 @@ def plot(curves_by_source, thresholds, counts, out):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from fast_rcnn.vis import save_figure
     fig, axes = plt.subplots(1, len(counts), figsize=(4.5 * len(counts), 4), squeeze=False)
     for ax, count in zip(axes[0], counts):
         for label, curves in curves_by_source:
@@ -78,11 +77,7 @@ def plot(curves_by_source, thresholds, counts, out):
         ax.grid(True, alpha=0.3)
         ax.legend(loc='lower left', fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = out + '.tmp.png'
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
+    save_figure(fig, out)
 
 
 def main(argv=None):
@@ -124,6 +119,14 @@ def main(argv=None):
                                    'recall.png')
     plot(curves_by_source, thresholds, counts, out)
     print('Wrote %s' % out, flush=True)
+    _common.write_result(
+        args.result or os.path.splitext(out)[0] + '.json', imdb=args.imdb_name,
+        thresholds=thresholds, counts=counts, plot=out,
+        sources=[{'label': label, 'kind': kind, 'source': source,
+                  'recalls': {str(n): curves[n] for n in counts},
+                  'average_recall': {str(n): float(curves[n].mean()) for n in counts}}
+                 for ((kind, source), label), (_, curves)
+                 in zip(zip(sources, labels), curves_by_source)])
 
 
 if __name__ == '__main__':

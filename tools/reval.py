@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Re-evaluates the detections a test run saved (<output dir>/detections.pkl), optionally
-re-applying per-class NMS, without running the network again.
+re-applying per-class NMS, without running the network again. The evaluation goes to --result
+as JSON (default: reval_result.json in that folder).
 
   tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
       --imdb voc_2007_test
@@ -17,27 +18,26 @@ from fast_rcnn.test import apply_nms
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Re-evaluate saved detections')
+    parser = _common.ArgumentParser(description='Re-evaluate saved detections')
     parser.add_argument('output_dir', help='folder holding detections.pkl')
-    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
-                        help='dataset the detections are of (default: %(default)s)')
+    _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset the detections are of')
     parser.add_argument('--matlab', dest='matlab_eval', action='store_true',
                         help="use the VOC devkit's MATLAB code for evaluation")
     parser.add_argument('--comp', dest='comp_mode', action='store_true',
                         help='competition mode')
     parser.add_argument('--nms', dest='apply_nms', action='store_true',
                         help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'reval_result.json')
 
 
 def _check_image_set(det_file, imdb):
-    """Detections saved with a key (fast_rcnn.test.detections_key) must be of this image set."""
-    from fast_rcnn.test import image_set_digest, read_detections_key
-    key = read_detections_key(det_file)
+    """Detections saved with a key (fast_rcnn.detection_cache) must be of this image set."""
+    from fast_rcnn import detection_cache
+    key = detection_cache.read_key(det_file)
     if key is None:
-        return  # written before keys were saved: the size check below is all there is
-    if key.get('imdb') != imdb.name or key.get('images_sha1') != image_set_digest(imdb):
+        return  # written without a key: the size check below is all there is
+    if key.get('imdb') != imdb.name or \
+            key.get('images_sha1') != detection_cache.image_set_digest(imdb):
         _common.fail('%s holds detections for the image set %s as it was then; --imdb %s '
                      'differs (pass the same --imdb, or test again)'
                      % (det_file, key.get('imdb'), imdb.name))
@@ -64,7 +64,11 @@ def main(argv=None):
         print('Applying NMS (%.2f) to all detections' % cfg.TEST.NMS, flush=True)
         dets = apply_nms(dets, cfg.TEST.NMS)
     print('Evaluating detections', flush=True)
-    imdb.evaluate_detections(dets, args.output_dir)
+    evaluation = imdb.evaluate(dets, args.output_dir) or {}
+    evaluation.pop('pr_curves', None)
+    _common.write_result(args.result or os.path.join(args.output_dir, 'reval_result.json'),
+                         detections=det_file, imdb=imdb.name, nms=bool(args.apply_nms),
+                         mean_ap=evaluation.get('mean_ap'), evaluation=evaluation)
 
 
 if __name__ == '__main__':

@@ -3,66 +3,60 @@
 [x1, y1, x2, y2, score] per image, best first, pickled to
 output/<EXP_DIR>/<imdb>/<net>/<net>_rpn_proposals.pkl. These are the proposals a Fast R-CNN
 detector trains and tests on in alternating training (paper Sec. 3.2), and what
-tools/eval_recall.py measures.
+tools/eval_recall.py measures. The results (the proposals file, images, time) go to --result as
+JSON (default: rpn_generate_result.json beside the proposals).
 """
 import argparse
 import os
-import pprint
+import pickle
 import sys
 import time
 
 import _common
 
 from datasets.factory import get_imdb
-from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.test import save_pickle
+from caffe.io import atomic_write
+from fast_rcnn.config import get_output_dir
 from rpn.generate import imdb_proposals
+
+# The release's proposal settings for training Fast R-CNN, whatever the config says for testing:
+# no top-N cut before NMS, the best 2000 after it; --set may still change them (the paper's
+# Tables 2 and 3 vary the test-time count).
+PROPOSAL_DEFAULTS = {'TEST': {'RPN_PRE_NMS_TOP_N': -1, 'RPN_POST_NMS_TOP_N': 2000}}
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Generate RPN proposals for a dataset')
+    parser = _common.ArgumentParser(description='Generate RPN proposals for a dataset')
     _common.add_device_arg(parser)
-    parser.add_argument('--def', dest='prototxt', required=True, help='RPN test prototxt')
-    parser.add_argument('--net', dest='caffemodel', required=True, help='RPN model')
-    parser.add_argument('--wait', dest='wait', action='store_true',
-                        help='wait until the model file exists')
-    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
-                        help='dataset to make proposals for (default: %(default)s)')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    _common.add_model_args(parser, 'RPN test prototxt', 'RPN model', wait=True)
+    _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to make proposals for')
+    return _common.parse_tool_args(parser, argv, 'rpn_generate_result.json')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
-    # The release's proposal settings for training Fast R-CNN, whatever the config says for
-    # testing: no top-N cut before NMS, the best 2000 after it.
-    cfg.TEST.RPN_PRE_NMS_TOP_N = -1
-    cfg.TEST.RPN_POST_NMS_TOP_N = 2000
-    # ... unless --set asks otherwise (the paper's Tables 2 and 3 vary the test-time count).
-    _common.load_cfg([], args.set_cfgs)
-    _common.require_file(args.prototxt, 'net definition')
-    while args.wait and not os.path.exists(args.caffemodel):
-        print('Waiting for %s to exist...' % args.caffemodel, flush=True)
-        time.sleep(10)
-    _common.require_weights(args.caffemodel)
-    print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
+    _common.start(args, defaults=PROPOSAL_DEFAULTS)
+    _common.require_model(args)
 
     import caffe
     _common.setup_caffe(args.gpu)
     name = os.path.splitext(os.path.basename(args.caffemodel))[0]
     imdb = get_imdb(args.imdb_name)
     # Anchors of cfg.RPN_ANCHOR_SCALES / RATIOS reach the net through an adapted copy.
-    prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
-                                          get_output_dir(imdb, name))
+    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, get_output_dir(imdb, name))
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     net.name = name
     output_dir = get_output_dir(imdb, net)
+    start = time.time()
     proposals = imdb_proposals(net, imdb)
+    seconds = time.time() - start
     path = os.path.join(output_dir, net.name + '_rpn_proposals.pkl')
-    save_pickle(proposals, path)
+    atomic_write(path, pickle.dumps(proposals, pickle.HIGHEST_PROTOCOL))
     print('Wrote RPN proposals to %s' % path, flush=True)
+    _common.write_result(args.result or os.path.join(output_dir, 'rpn_generate_result.json'),
+                         proposals=path, model=args.caffemodel, prototxt=prototxt,
+                         imdb=imdb.name, num_images=imdb.num_images,
+                         seconds_per_image=seconds / max(imdb.num_images, 1))
 
 
 if __name__ == '__main__':

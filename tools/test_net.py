@@ -1,33 +1,31 @@
 #!/usr/bin/env python3
-"""Tests a Fast R-CNN or Faster R-CNN network on a dataset: detections and their evaluation
-(per-class AP and mAP for PASCAL VOC style datasets).
+"""Tests a Fast R-CNN or Faster R-CNN network on a dataset: detections, their evaluation
+(per-class AP and mAP for PASCAL VOC style datasets, AP@[.5,.95] and AP@.5 for COCO) and the
+per-class precision/recall curves (pr_curves.png beside detections.pkl).
 
   tools/test_net.py --gpu 0 --def models/pascal_voc/VGG16/faster_rcnn_end2end/test.prototxt \
       --net output/faster_rcnn_end2end/voc_2007_trainval/vgg16_faster_rcnn_iter_70000.caffemodel \
       --imdb voc_2007_test --cfg experiments/cfgs/faster_rcnn_end2end.yml
+
+The results (mAP, per-class AP, files, time per image) go to --result as JSON (default:
+test_net_result.json in the output folder, output/<EXP_DIR>/<imdb>/<model name>/).
 """
 import argparse
 import os
-import pprint
 import sys
-import time
 
 import _common
 
 from datasets.factory import get_imdb
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.test import test_net
+from fast_rcnn.test import TestSettings, run_test
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
+    parser = _common.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
     _common.add_device_arg(parser)
-    parser.add_argument('--def', dest='prototxt', required=True, help='test prototxt')
-    parser.add_argument('--net', dest='caffemodel', required=True, help='model to test')
-    parser.add_argument('--wait', dest='wait', action='store_true',
-                        help='wait until the model file exists (e.g. while training runs)')
-    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
-                        help='dataset to test (default: %(default)s)')
+    _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True)
+    _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to test')
     parser.add_argument('--comp', dest='comp_mode', action='store_true',
                         help='competition mode (keep the result files under fixed names)')
     parser.add_argument('--vis', dest='vis', action='store_true',
@@ -40,43 +38,45 @@ def parse_args(argv=None):
                              'pickle of per-image boxes (tools/rpn_generate.py); for .mat '
                              'files (selective search, EdgeBoxes) use --set '
                              'TEST.HAS_RPN False TEST.PROPOSAL_METHOD selective_search|edge_boxes')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'test_net_result.json')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
-    _common.require_file(args.prototxt, 'net definition')
-    while args.wait and not os.path.exists(args.caffemodel):
-        print('Waiting for %s to exist...' % args.caffemodel, flush=True)
-        time.sleep(10)
-    _common.require_weights(args.caffemodel)
-    print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
+    _common.start(args)
+    _common.require_model(args)
 
     import caffe
+    from fast_rcnn import net_surgery
     _common.setup_caffe(args.gpu)
+    settings = TestSettings.from_cfg(cfg)
     imdb = get_imdb(args.imdb_name)
     imdb.competition_mode(args.comp_mode)
     if args.proposals:
         _common.require_file(args.proposals, 'proposals file')
-        cfg.TEST.HAS_RPN = False
-        cfg.TEST.PROPOSAL_METHOD = 'rpn'
+        settings = settings.replace(has_rpn=False, proposal_method='rpn')
         imdb.config['rpn_file'] = args.proposals
-    if not cfg.TEST.HAS_RPN and cfg.TEST.PROPOSAL_METHOD != 'dense':
-        imdb.set_proposal_method(cfg.TEST.PROPOSAL_METHOD)
+    if not settings.has_rpn and settings.proposal_method != 'dense':
+        imdb.set_proposal_method(settings.proposal_method)
     name = os.path.splitext(os.path.basename(args.caffemodel))[0]
-    prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
-                                          get_output_dir(imdb, name))
-    if not cfg.TEST.HAS_RPN:
-        prototxt = _common.detector_net(prototxt, get_output_dir(imdb, name))
+    output_dir = get_output_dir(imdb, name)
+    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
+    if not settings.has_rpn:
+        prototxt = net_surgery.detector_net_file(prototxt, output_dir)
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     net.name = name
     max_per_image = (cfg.TEST.MAX_PER_IMAGE if args.max_per_image is None
                      else args.max_per_image)
-    test_net(net, imdb, max_per_image=max_per_image, thresh=cfg.TEST.SCORE_THRESH,
-             vis=args.vis)
+    result = run_test(net, imdb, max_per_image=max_per_image, thresh=cfg.TEST.SCORE_THRESH,
+                      vis=args.vis, settings=settings, model_files=(prototxt, args.caffemodel),
+                      output_dir=output_dir)
+    evaluation = result.evaluation or {}
+    _common.write_result(args.result or os.path.join(output_dir, 'test_net_result.json'),
+                         model=args.caffemodel, prototxt=prototxt, imdb=imdb.name,
+                         num_images=imdb.num_images, proposals=args.proposals,
+                         mean_ap=evaluation.get('mean_ap'), evaluation=evaluation,
+                         detections=result.detections_file, pr_curves=result.pr_curves_png,
+                         output_dir=output_dir, seconds_per_image=result.seconds_per_image)
 
 
 if __name__ == '__main__':

@@ -9,10 +9,11 @@ pooling, fully-connected layers, softmax, per-class NMS). Prints one line per pa
       --net output/.../ZF_faster_rcnn_final.caffemodel --imdb voc_2007_test --num-images 100
 
 A net compressed by tools/compress_net.py (truncated SVD of fc6/fc7) is timed the same way.
-The first image is a warm-up and not counted.
+The first image is a warm-up and not counted. The times go to --result as JSON (default:
+time_net_result.json in output/<EXP_DIR>/<imdb>/timing/).
 """
 import argparse
-import pprint
+import os
 import sys
 import time
 
@@ -26,16 +27,13 @@ from fast_rcnn.config import cfg
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Time a Faster R-CNN test net (Table 5)')
+    parser = _common.ArgumentParser(description='Time a Faster R-CNN test net (Table 5)')
     _common.add_device_arg(parser)
-    parser.add_argument('--def', dest='prototxt', required=True, help='test prototxt (with RPN)')
-    parser.add_argument('--net', dest='caffemodel', required=True, help='model to time')
-    parser.add_argument('--imdb', dest='imdb_name', default='voc_2007_test',
-                        help='images to time on (default: %(default)s)')
+    _common.add_model_args(parser, 'test prototxt (with RPN)', 'model to time')
+    _common.add_imdb_arg(parser, 'voc_2007_test', 'images to time on')
     parser.add_argument('--num-images', dest='num_images', type=int, default=100,
                         help='images timed, after one warm-up (default: %(default)s)')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'time_net_result.json')
 
 
 def split_layers(net):
@@ -50,10 +48,10 @@ def split_layers(net):
     return names[first_rpn - 1], names[last_proposal]
 
 
-def time_image(net, im, conv_end, proposal_end, num_classes):
-    """Seconds spent in the three parts for one image."""
-    from fast_rcnn.test import _get_image_blob, detections_for_class
-    blob, scales = _get_image_blob(im)
+def time_image(net, im, conv_end, proposal_end, num_classes, settings, score_thresh):
+    """Seconds spent in the three parts for one image (settings: fast_rcnn.test.TestSettings)."""
+    from fast_rcnn.test import detections_for_class, image_blob
+    blob, scales = image_blob(im, settings)
     im_info = np.array([[blob.shape[2], blob.shape[3], scales[0]]], dtype=np.float32)
     net.blobs['data'].reshape(*blob.shape)
     net.blobs['im_info'].reshape(*im_info.shape)
@@ -66,24 +64,25 @@ def time_image(net, im, conv_end, proposal_end, num_classes):
     out = net.forward(start=names[names.index(proposal_end) + 1])
     scores = np.asarray(out['cls_prob']).reshape(-1, num_classes)
     boxes = np.tile(net.blobs['rois'].data[:, 1:5] / scales[0], (1, num_classes))
+    nms_function = settings.nms_function()
     for j in range(1, num_classes):
-        detections_for_class(scores, boxes, j, cfg.TEST.SCORE_THRESH, cfg.TEST.NMS)
+        detections_for_class(scores, boxes, j, score_thresh, settings.nms, nms_function)
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 
 
 def main(argv=None):
     args = parse_args(argv)
-    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
-    _common.require_file(args.prototxt, 'net definition')
-    _common.require_weights(args.caffemodel)
+    _common.start(args)
+    _common.require_model(args)
     import caffe
     _common.setup_caffe(args.gpu)
     imdb = get_imdb(args.imdb_name)
     from fast_rcnn.config import get_output_dir
-    prototxt = _common.fit_net_to_classes(args.prototxt, imdb.num_classes,
-                                          get_output_dir(imdb, 'timing'))
+    from fast_rcnn.test import TestSettings
+    output_dir = get_output_dir(imdb, 'timing')
+    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
+    settings = TestSettings.from_cfg(cfg)
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     try:
         conv_end, proposal_end = split_layers(net)
@@ -93,16 +92,21 @@ def main(argv=None):
     totals = np.zeros(3)
     for i in range(count + 1):
         im = cv2.imread(imdb.image_path_at(i % imdb.num_images))
-        parts = time_image(net, im, conv_end, proposal_end, imdb.num_classes)
+        parts = time_image(net, im, conv_end, proposal_end, imdb.num_classes, settings,
+                           cfg.TEST.SCORE_THRESH)
         if i > 0 or count == 0:
             totals += parts
     ms = 1000.0 * totals / max(count, 1)
     for name, value in zip(('conv', 'proposal', 'region-wise'), ms):
         print('%s: %.1f ms/image' % (name, value), flush=True)
     total = ms.sum()
+    fps = 1000.0 / total if total > 0 else float('inf')
     print('Timing (ms/image): conv %.1f proposal %.1f region-wise %.1f total %.1f rate %.2f fps'
-          % (ms[0], ms[1], ms[2], total, 1000.0 / total if total > 0 else float('inf')),
-          flush=True)
+          % (ms[0], ms[1], ms[2], total, fps), flush=True)
+    _common.write_result(args.result or os.path.join(output_dir, 'time_net_result.json'),
+                         conv_ms=ms[0], proposal_ms=ms[1], region_ms=ms[2], total_ms=total,
+                         fps=fps, images=count, model=args.caffemodel, prototxt=prototxt,
+                         device='cpu' if args.gpu is None else 'gpu %d' % args.gpu)
 
 
 if __name__ == '__main__':

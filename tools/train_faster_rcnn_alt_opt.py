@@ -8,9 +8,12 @@
      Then its proposals.
   4. Fast R-CNN again, from the step-3 model, shared conv layers fixed.
 
-Each step runs in a fresh process, as in the release, so no state (weights, GPU memory, config
-changes of a step) leaks into the next. The final detector is copied to
-<net_name>_faster_rcnn_final.caffemodel beside the step-4 snapshot ("Final model: <path>").
+Each step runs in a fresh process, as in the release, so no state (weights, GPU memory, a
+step's settings) leaks into the next; a step's settings (STEP_CFG) are merged into the run's
+config when its process starts, as a config file would be. The final detector is copied to
+<net_name>_faster_rcnn_final.caffemodel beside the step-4 snapshot. The results (final model,
+final RPN, every step's model and proposals) go to --result as JSON (default:
+<net_name>_alt_opt_result.json in the output folder).
 
   tools/train_faster_rcnn_alt_opt.py --gpu 0 --net_name ZF \
       --weights data/imagenet_models/ZF.v2.caffemodel --imdb voc_2007_trainval \
@@ -29,16 +32,29 @@ import sys
 
 import _common
 
+from datasets.splits import models_folder
 from fast_rcnn.config import cfg, get_output_dir, merge_into_cfg
-from fast_rcnn.train import TRAIN_STATE_EXT, TrainingInterrupted
+from fast_rcnn.train_state import TRAIN_STATE_EXT
+from fast_rcnn.train import TrainingInterrupted
 
 # The release's iterations for PASCAL VOC: 80k RPN, 40k Fast R-CNN, per stage.
 DEFAULT_ITERS = (80000, 40000, 80000, 40000)
 STAGES = ('stage1_rpn', 'stage1_fast_rcnn', 'stage2_rpn', 'stage2_fast_rcnn')
 
+# What each kind of step sets on top of the run's config (the release's alt-opt settings).
+STEP_CFG = {
+    # The RPN trains on ground truth, one image at a time; BBOX_REG is the detector's box
+    # regression, not the RPN's.
+    'rpn': {'TRAIN': {'HAS_RPN': True, 'BBOX_REG': False, 'PROPOSAL_METHOD': 'gt',
+                      'IMS_PER_BATCH': 1}},
+    'fast_rcnn': {'TRAIN': {'HAS_RPN': False, 'PROPOSAL_METHOD': 'rpn', 'IMS_PER_BATCH': 2}},
+    # Proposals for training the detector: no top-N cut before NMS, the best 2000 after it.
+    'generate': {'TEST': {'RPN_PRE_NMS_TOP_N': -1, 'RPN_POST_NMS_TOP_N': 2000}},
+}
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train Faster R-CNN by alternating '
+    parser = _common.ArgumentParser(description='Train Faster R-CNN by alternating '
                                                  'optimization (4 steps)')
     _common.add_device_arg(parser)
     parser.add_argument('--net_name', dest='net_name', required=True,
@@ -61,8 +77,7 @@ def parse_args(argv=None):
     parser.add_argument('--restore', dest='restore', default=None, metavar='STEP:SOLVERSTATE',
                         help='resume step STEP (1-4) from this .solverstate; the earlier steps '
                              "are taken from the run's progress file in the output folder")
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, '<net_name>_alt_opt_result.json')
 
 
 def parse_iters(text):
@@ -99,90 +114,59 @@ def _plain(node):
     return {k: _plain(v) for k, v in node.items()} if isinstance(node, dict) else node
 
 
-def _child_setup(cfg_dict, device):
-    # A spawned process starts from the default cfg; make it the parent's.
+def _child_setup(cfg_dict, device, *step_cfgs):
+    # A spawned process starts from the default cfg; make it the parent's, plus the step's.
     merge_into_cfg(cfg_dict, source='parent process')
+    for step_cfg in step_cfgs:
+        merge_into_cfg(step_cfg, source='alt-opt step settings')
     _common.setup_caffe(device)
 
 
-def _get_roidb(imdb_name, rpn_file=None):
-    """The training roidb and imdb of one dataset, or of several joined with '+' (the paper's
-    07+12); rpn_file then lists one proposals file per dataset."""
-    from datasets.factory import get_imdb
-    from datasets.imdb import imdb as imdb_class
-    from fast_rcnn.train import get_training_roidb
-    names = imdb_name.split('+')
-    rpn_files = rpn_file if isinstance(rpn_file, list) else [rpn_file] * len(names)
-    imdbs, roidb = [], []
-    for name, path in zip(names, rpn_files):
-        imdb = get_imdb(name)
-        print('Loaded dataset `%s` for training' % imdb.name, flush=True)
-        imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
-        print('Set proposal method: %s' % cfg.TRAIN.PROPOSAL_METHOD, flush=True)
-        if path is not None:
-            imdb.config['rpn_file'] = path
-        roidb.extend(get_training_roidb(imdb))
-        imdbs.append(imdb)
-    if len(imdbs) == 1:
-        return roidb, imdbs[0]
-    if len({im.classes for im in imdbs}) != 1:
-        _common.fail('datasets %s do not share one class list' % imdb_name)
-    return roidb, imdb_class(imdb_name, imdbs[0].classes)
-
-
 def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None):
-    from fast_rcnn.config import get_output_dir
-    from fast_rcnn.train import train_net
+    from core.sampling import RoISampling
+    from fast_rcnn.train import TrainSettings, train, training_roidb
     print('Init model: %s' % init_model, flush=True)
     print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
-    roidb, imdb = _get_roidb(imdb_name, rpn_file)
+    imdb, roidb = training_roidb(imdb_name, rpn_file)
     output_dir = get_output_dir(imdb)
     print('Output will be saved to `%s`' % output_dir, flush=True)
-    solver = _common.fit_solver_to_classes(solver, imdb.num_classes, output_dir)
-    model_paths = train_net(solver, roidb, output_dir, pretrained_model=init_model,
-                            max_iters=max_iters, rand=randomize, restore=restore)
+    solver = _common.adapted_solver(solver, imdb.num_classes, output_dir)
+    result = train(solver, roidb, output_dir, init_model, max_iters, restore,
+                   None if randomize else cfg.RNG_SEED, TrainSettings.from_cfg(cfg),
+                   RoISampling.from_cfg(cfg.TRAIN))
     # Only each step's last snapshot is used.
-    for path in model_paths[:-1]:
+    for path in result.model_paths[:-1]:
         stem = os.path.splitext(path)[0]
         for stale in (path, stem + '.solverstate', stem + TRAIN_STATE_EXT):
             if os.path.exists(stale):
                 os.remove(stale)
-    return model_paths[-1]
+    return {'model_path': result.final_model, 'training_log': result.training_log}
 
 
 def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize,
               restore=None):
-    _child_setup(cfg_dict, device)
-    cfg.TRAIN.HAS_RPN = True
-    cfg.TRAIN.BBOX_REG = False  # this switch is the detector's box regression, not the RPN's
-    cfg.TRAIN.PROPOSAL_METHOD = 'gt'
-    cfg.TRAIN.IMS_PER_BATCH = 1
-    cfg.TRAIN.SNAPSHOT_INFIX = infix
-    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize,
-                                 restore=restore)}
+    _child_setup(cfg_dict, device, STEP_CFG['rpn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
+    return _train(solver, imdb_name, init_model, max_iters, randomize, restore=restore)
 
 
 def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
-    _child_setup(cfg_dict, device)
+    _child_setup(cfg_dict, device, STEP_CFG['generate'])
+    import pickle
     import caffe
+    from caffe.io import atomic_write
     from datasets.factory import get_imdb
-    from fast_rcnn.config import get_output_dir
-    from fast_rcnn.test import save_pickle
     from rpn.generate import imdb_proposals
-    # Proposals for training the detector: no top-N cut before NMS, the best 2000 after it.
-    cfg.TEST.RPN_PRE_NMS_TOP_N = -1
-    cfg.TEST.RPN_POST_NMS_TOP_N = 2000
     paths = []
     for name in imdb_name.split('+'):  # one proposals file per dataset of a joined '+' name
         imdb = get_imdb(name)
         output_dir = get_output_dir(imdb)
-        prototxt = _common.fit_net_to_classes(rpn_test_prototxt, imdb.num_classes, output_dir)
+        prototxt = _common.adapted_net(rpn_test_prototxt, imdb.num_classes, output_dir)
         net = caffe.Net(prototxt, rpn_model_path, caffe.TEST)
         print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
         proposals = imdb_proposals(net, imdb)
         stem = os.path.splitext(os.path.basename(rpn_model_path))[0]
         path = os.path.join(output_dir, stem + '_proposals.pkl')
-        save_pickle(proposals, path)
+        atomic_write(path, pickle.dumps(proposals, pickle.HIGHEST_PROTOCOL))
         print('Wrote RPN proposals to %s' % path, flush=True)
         paths.append(path)
     return {'proposal_path': paths if len(paths) > 1 else paths[0]}
@@ -190,13 +174,9 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
 
 def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
                     randomize, rpn_file, restore=None):
-    _child_setup(cfg_dict, device)
-    cfg.TRAIN.HAS_RPN = False
-    cfg.TRAIN.PROPOSAL_METHOD = 'rpn'
-    cfg.TRAIN.IMS_PER_BATCH = 2
-    cfg.TRAIN.SNAPSHOT_INFIX = infix
-    return {'model_path': _train(solver, imdb_name, init_model, max_iters, randomize,
-                                 rpn_file=rpn_file, restore=restore)}
+    _child_setup(cfg_dict, device, STEP_CFG['fast_rcnn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
+    return _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=rpn_file,
+                  restore=restore)
 
 
 def run_in_process(title, target, **kwargs):
@@ -278,27 +258,16 @@ class Progress:
 
 def main(argv=None):
     args = parse_args(argv)
-    print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
-    try:
-        iters = parse_iters(args.iters)
-    except ValueError as e:
-        _common.fail(str(e))
+    _common.start(args)
+    iters = parse_iters(args.iters)
     _common.require_weights(args.pretrained_model)
     models_dir = args.models_dir or os.path.join(
-        cfg.MODELS_DIR, _common.models_subdir(args.imdb_name), args.net_name,
-        'faster_rcnn_alt_opt')
-    try:
-        solvers, rpn_test = find_stage_files(models_dir)
-    except FileNotFoundError as e:
-        _common.fail(str(e))
+        cfg.MODELS_DIR, models_folder(args.imdb_name), args.net_name, 'faster_rcnn_alt_opt')
+    solvers, rpn_test = find_stage_files(models_dir)
     print('Stage solvers:\n  %s\nRPN test net: %s' % ('\n  '.join(solvers), rpn_test),
           flush=True)
 
-    try:
-        restore_step, restore_state = parse_restore(args.restore)
-    except ValueError as e:
-        _common.fail(str(e))
+    restore_step, restore_state = parse_restore(args.restore)
     if restore_state is not None:
         _common.require_file(restore_state, 'solver state')
     progress = Progress(args.net_name, args.imdb_name, args.pretrained_model)
@@ -334,11 +303,17 @@ def main(argv=None):
                  train_fast_rcnn, init_model=args.pretrained_model, solver=solvers[1],
                  max_iters=iters[1], infix='stage1', randomize=args.randomize,
                  rpn_file=rpn1['proposal_path'])
+    result_path = args.result or os.path.join(get_output_dir(args.imdb_name),
+                                              '%s_alt_opt_result.json' % args.net_name)
     if args.unshared:
         # Test with the stage-1 RPN's proposals: tools/rpn_generate.py, then tools/test_net.py
         # --proposals (experiments/scripts/faster_rcnn_alt_opt.sh does both with UNSHARED=1).
         print('Final RPN model: %s' % rpn1['model_path'], flush=True)
         print('Final model: %s' % frcn1['model_path'], flush=True)
+        _common.write_result(result_path, final_model=frcn1['model_path'],
+                             final_rpn_model=rpn1['model_path'], unshared=True,
+                             steps=progress.steps, rpn_test_prototxt=rpn_test,
+                             imdb=args.imdb_name)
         return
     rpn2 = step(3, 'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn, generate=True,
                 init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],
@@ -351,10 +326,17 @@ def main(argv=None):
     final_path = os.path.join(os.path.dirname(frcn2['model_path']),
                               args.net_name + '_faster_rcnn_final.caffemodel')
     print('cp %s -> %s' % (frcn2['model_path'], final_path), flush=True)
-    tmp = final_path + '.tmp%d' % os.getpid()
-    shutil.copy(frcn2['model_path'], tmp)
-    os.replace(tmp, final_path)
+    from caffe.io import atomic_write
+    atomic_write(final_path, lambda f: _copy_into(frcn2['model_path'], f))
     print('Final model: %s' % final_path, flush=True)
+    _common.write_result(result_path, final_model=final_path,
+                         final_rpn_model=rpn2['model_path'], unshared=False,
+                         steps=progress.steps, rpn_test_prototxt=rpn_test, imdb=args.imdb_name)
+
+
+def _copy_into(path, f):
+    with open(path, 'rb') as source:
+        shutil.copyfileobj(source, f)
 
 
 if __name__ == '__main__':

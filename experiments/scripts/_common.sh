@@ -1,17 +1,22 @@
-# Sourced by the experiment scripts: argument parsing, dataset names and logging.
+# Sourced by the experiment scripts: argument parsing, the dataset table, logging and result files.
 #
 #   GPU      device id; 'cpu' or a negative number runs on the CPU
 #   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, TOY)
-#   DATASET  pascal_voc, pascal_voc_0712, coco, toy, or a custom dataset data/<name>/ (<name>_train, <name>_test)
+#   DATASET  a name of experiments/dataset_splits.txt (pascal_voc, pascal_voc_0712, coco, toy) or a
+#            custom dataset data/<name>/ (<name>_train, <name>_test)
 #   further arguments go to the tools, e.g. --set EXP_DIR foo RNG_SEED 42
 #
 # Sets GPU_ID NET NET_lc DATASET TRAIN_IMDB TEST_IMDB PT_DIR EXTRA_ARGS (array) CFG_ARGS (array;
-# toy.yml for the toy dataset) LOG, and sends all output to the terminal and to $LOG.
+# the dataset's cfg file, e.g. toy.yml) WEIGHTS_ARGS (array) LOG, RUN_RESULTS (the prefix of this
+# run's result files, beside LOG) and RESULT (this run's summary: $RESULT if the caller set it,
+# else ${RUN_RESULTS}_result.json), and sends all output to the terminal and to $LOG.
+# The tools hand their results over as JSON files (--result); the scripts read those files, never
+# the log.
 
 if [ $# -lt 3 ]; then
   echo "usage: $0 GPU NET DATASET [--set KEY VALUE ...]" >&2
   echo "  GPU: device id, or 'cpu' (or a negative number) for the CPU" >&2
-  echo "  DATASET: pascal_voc, coco, toy, or a custom dataset name (data/<name>/)" >&2
+  echo "  DATASET: pascal_voc, pascal_voc_0712, coco, toy, or a custom dataset name (data/<name>/)" >&2
   exit 2
 fi
 
@@ -20,42 +25,22 @@ NET=$2
 NET_lc=${NET,,}
 DATASET=$3
 EXTRA_ARGS=("${@:4}")
+
+# The dataset's row of the table (the '*' row for a custom dataset; '-' is empty, {} its name).
+SPLITS=experiments/dataset_splits.txt
+split_row() { awk -v d="$1" '!/^[[:space:]]*#/ && NF && $1 == d {print; exit}' "$SPLITS"; }
+ROW=$(split_row "$DATASET")
+CUSTOM=0
+if [ -z "$ROW" ]; then ROW=$(split_row '*'); CUSTOM=1; fi
+read -r _ TRAIN_IMDB TEST_IMDB PT_DIR _ DATASET_CFG INIT <<< "$ROW"
+TRAIN_IMDB=${TRAIN_IMDB//\{\}/$DATASET}
+TEST_IMDB=${TEST_IMDB//\{\}/$DATASET}
+if [ "$CUSTOM" = 1 ] && [ -d "models/${DATASET}/${NET}" ]; then PT_DIR="$DATASET"; fi
 CFG_ARGS=()
+if [ "$DATASET_CFG" != "-" ]; then CFG_ARGS=(--cfg "$DATASET_CFG"); fi
 
-case "$DATASET" in
-  pascal_voc)
-    TRAIN_IMDB="voc_2007_trainval"
-    TEST_IMDB="voc_2007_test"
-    PT_DIR="pascal_voc"
-    ;;
-  pascal_voc_0712)
-    # VOC 2007 trainval + 2012 trainval, the paper's "07+12" (Table 3)
-    TRAIN_IMDB="voc_2007_trainval+voc_2012_trainval"
-    TEST_IMDB="voc_2007_test"
-    PT_DIR="pascal_voc"
-    ;;
-  coco)
-    TRAIN_IMDB="coco_2014_train"
-    TEST_IMDB="coco_2014_minival"
-    PT_DIR="coco"
-    ;;
-  toy)
-    TRAIN_IMDB="toy_train"
-    TEST_IMDB="toy_test"
-    PT_DIR="toy"
-    CFG_ARGS=(--cfg experiments/cfgs/toy.yml)
-    ;;
-  *)
-    # A custom dataset reuses the PASCAL VOC nets (the tools fit them to its classes) unless
-    # models/<name>/<NET>/ exists.
-    TRAIN_IMDB="${DATASET}_train"
-    TEST_IMDB="${DATASET}_test"
-    if [ -d "models/${DATASET}/${NET}" ]; then PT_DIR="$DATASET"; else PT_DIR="pascal_voc"; fi
-    ;;
-esac
-
-# Pretrained ImageNet weights (data/README.md); the toy net trains from random weights.
-if [ "$DATASET" = toy ]; then
+# Pretrained ImageNet weights (data/README.md), unless the dataset's nets start from random ones.
+if [ "$INIT" = random ]; then
   WEIGHTS=${WEIGHTS:-}
 else
   WEIGHTS=${WEIGHTS:-data/imagenet_models/${NET}.v2.caffemodel}
@@ -72,41 +57,43 @@ esac
 
 mkdir -p experiments/logs
 LOG="experiments/logs/$(basename "$0" .sh)_${NET}_$(date +'%Y-%m-%d_%H-%M-%S').txt"
+RUN_RESULTS="${LOG%.txt}"
+RESULT=${RESULT:-${RUN_RESULTS}_result.json}
 exec &> >(tee -a "$LOG")
 echo "Logging output to $LOG"
 
-# The last line starting with $1 in the log, its field $2 (waits for tee to catch up).
-log_value() {
-  local value=""
-  for _ in $(seq 50); do
-    value=$(grep "$1" "$LOG" | tail -n 1 | awk "{print \$$2}")
-    [ -n "$value" ] && break
-    sleep 0.1
-  done
-  echo "$value"
-}
+# result_value FILE KEY: a value of a tool's result file.
+result_value() { ./tools/result_file.py get "$1" "$2"; }
 
-# Trains with SOLVER, then tests the final snapshot with TEST_DEF; sets NET_FINAL.
+# write_run_result KEY=VALUE ...: this run's summary in $RESULT (KEY=@FILE embeds a result file).
+write_run_result() { ./tools/result_file.py write "$RESULT" log="$LOG" dataset="$DATASET" \
+  net="$NET" train_imdb="$TRAIN_IMDB" test_imdb="$TEST_IMDB" "$@"; }
+write_run_result status=running
+
+# Trains with SOLVER, then tests the final snapshot with TEST_DEF; sets NET_FINAL, TRAIN_RESULT
+# and TEST_RESULT (the tools' result files).
 train_then_test() {
   local solver=$1 test_def=$2
+  TRAIN_RESULT="${RUN_RESULTS}_train.json"
+  TEST_RESULT="${RUN_RESULTS}_test.json"
   set -x
   time ./tools/train_net.py --gpu "$GPU_ID" \
     --solver "$solver" \
     "${WEIGHTS_ARGS[@]}" \
     --imdb "$TRAIN_IMDB" \
     --iters "$ITERS" \
+    --result "$TRAIN_RESULT" \
     "${CFG_ARGS[@]}" \
     "${EXTRA_ARGS[@]}"
   set +x
-
-  NET_FINAL=$(log_value "^Wrote snapshot to:" 4)
-  if [ -z "$NET_FINAL" ]; then echo "no final snapshot found in $LOG" >&2; exit 1; fi
+  NET_FINAL=$(result_value "$TRAIN_RESULT" final_model)
 
   set -x
   time ./tools/test_net.py --gpu "$GPU_ID" \
     --def "$test_def" \
     --net "$NET_FINAL" \
     --imdb "$TEST_IMDB" \
+    --result "$TEST_RESULT" \
     "${CFG_ARGS[@]}" \
     "${EXTRA_ARGS[@]}"
   set +x

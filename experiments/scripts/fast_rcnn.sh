@@ -31,3 +31,5 @@ fi
 CFG_ARGS=(--cfg experiments/cfgs/fast_rcnn.yml "${CFG_ARGS[@]}")
 
 train_then_test "$SOLVER" "$TEST_DEF"
+write_run_result status=done final_model="$NET_FINAL" train="@$TRAIN_RESULT" \
+  test="@$TEST_RESULT"

@@ -9,6 +9,8 @@
 # (default: the paper's 80000,40000,80000,40000 for PASCAL VOC).
 # UNSHARED=1 stops after step 2 and tests the stage-1 detector on the stage-1 RPN's proposals
 # (the paper's 'unshared' rows of Tables 2 and 3).
+# RESULT names the run's summary JSON (default: beside the log): the training, proposal and test
+# results (the tools' --result files) and the log's path.
 
 set -e
 export PYTHONUNBUFFERED=1
@@ -28,6 +30,9 @@ UNSHARED_ARGS=()
 if [ "${UNSHARED:-0}" = 1 ]; then UNSHARED_ARGS=(--unshared); fi
 CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_alt_opt.yml "${CFG_ARGS[@]}")
 
+TRAIN_RESULT="${RUN_RESULTS}_train.json"
+TEST_RESULT="${RUN_RESULTS}_test.json"
+PROPOSALS_RESULT="${RUN_RESULTS}_proposals.json"
 set -x
 time ./tools/train_faster_rcnn_alt_opt.py --gpu "$GPU_ID" \
   --net_name "$NET" \
@@ -35,23 +40,23 @@ time ./tools/train_faster_rcnn_alt_opt.py --gpu "$GPU_ID" \
   --imdb "$TRAIN_IMDB" \
   --models "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt" \
   --iters "$ALT_OPT_ITERS" \
+  --result "$TRAIN_RESULT" \
   "${UNSHARED_ARGS[@]}" \
   "${CFG_ARGS[@]}" \
   "${EXTRA_ARGS[@]}"
 set +x
-
-NET_FINAL=$(log_value "^Final model:" 3)
-if [ -z "$NET_FINAL" ]; then echo "no final model found in $LOG" >&2; exit 1; fi
+NET_FINAL=$(result_value "$TRAIN_RESULT" final_model)
 
 PROPOSAL_ARGS=()
 if [ "${UNSHARED:-0}" = 1 ]; then
-  RPN_FINAL=$(log_value "^Final RPN model:" 4)
+  RPN_FINAL=$(result_value "$TRAIN_RESULT" final_rpn_model)
   set -x
   ./tools/rpn_generate.py --gpu "$GPU_ID" \
     --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/rpn_test.pt" \
-    --net "$RPN_FINAL" --imdb "$TEST_IMDB" "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+    --net "$RPN_FINAL" --imdb "$TEST_IMDB" --result "$PROPOSALS_RESULT" \
+    "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
   set +x
-  PROPOSAL_ARGS=(--proposals "$(log_value "^Wrote RPN proposals to" 5)")
+  PROPOSAL_ARGS=(--proposals "$(result_value "$PROPOSALS_RESULT" proposals)")
 fi
 
 set -x
@@ -60,5 +65,9 @@ time ./tools/test_net.py --gpu "$GPU_ID" \
   "${PROPOSAL_ARGS[@]}" \
   --net "$NET_FINAL" \
   --imdb "$TEST_IMDB" \
+  --result "$TEST_RESULT" \
   "${CFG_ARGS[@]}" \
   "${EXTRA_ARGS[@]}"
+set +x
+write_run_result status=done final_model="$NET_FINAL" train="@$TRAIN_RESULT" \
+  test="@$TEST_RESULT" proposals="@$PROPOSALS_RESULT?"

@@ -7,6 +7,8 @@
 #   ./experiments/scripts/faster_rcnn_end2end.sh cpu TOY toy          (make demo)
 #   ITERS=100 ./experiments/scripts/faster_rcnn_end2end.sh 0 ZF pascal_voc --set EXP_DIR smoke
 # ITERS overrides the number of iterations (default: 70000 for PASCAL VOC, 490000 for COCO).
+# RESULT names the run's summary JSON (default: beside the log): the training and test results
+# (tools/train_net.py and tools/test_net.py --result files) and the log's path.
 
 set -e
 export PYTHONUNBUFFERED=1
@@ -24,7 +26,11 @@ CFG_ARGS=(--cfg experiments/cfgs/faster_rcnn_end2end.yml "${CFG_ARGS[@]}")
 train_then_test "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
   "models/${PT_DIR}/${NET}/faster_rcnn_end2end/test.prototxt"
 
+DEMO_ARGS=()
 if [ "$DATASET" = toy ]; then
   ./tools/demo.py --gpu "$GPU_ID" --net toy --model "$NET_FINAL" \
-    "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+    --result "${RUN_RESULTS}_demo.json" "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+  DEMO_ARGS=(demo="@${RUN_RESULTS}_demo.json")
 fi
+write_run_result status=done final_model="$NET_FINAL" train="@$TRAIN_RESULT" \
+  test="@$TEST_RESULT" "${DEMO_ARGS[@]}"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # One of the paper's tables as an experiment: trains and tests what its rows need and writes
 # experiments/results/<TABLE>.md (or $PAPER_RESULTS_DIR/<TABLE>.md) with the paper's values
-# beside ours. README.md (Reproducing the paper) lists the tables, data and weights.
+# beside ours. docs/paper.md lists the tables, data and weights.
 #
 # Usage: ./experiments/scripts/paper_table.sh TABLE GPU NET DATASET [--set KEY VALUE ...]
 #   TABLE: table2 table3 table5 table8 table9 table10 table11 fig4
@@ -26,5 +26,5 @@ EXTRA=("${@:5}")
 case "$GPU_ID" in
   cpu|-*) export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ;;
 esac
-exec ./tools/paper_tables.py "$TABLE" --gpu "$GPU_ID" --net "$NET" --dataset "$DATASET" \
+exec ./experiments/paper_tables.py "$TABLE" --gpu "$GPU_ID" --net "$NET" --dataset "$DATASET" \
   "${EXTRA[@]}"

@@ -1,5 +1,7 @@
-"""Reading and writing Caffe's files: text .prototxt, binary .caffemodel/.solverstate, and the
-upgrade of old-style (V1 `layers {}` and `input:`) nets to the current LayerParameter form."""
+"""caffe.io: reading and writing Caffe's files (text .prototxt, binary .caffemodel/.solverstate,
+written atomically), and pycaffe's conversions between arrays and Caffe's messages (BlobProto,
+BlobProtoVector, Datum) and its image helpers (load_image, resize_image, oversample, Transformer,
+from caffe.preprocessing). The upgrade of old files lives in caffe.upgrade."""
 import os
 import tempfile
 
@@ -8,7 +10,14 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
 from .common import CaffeError
+from .preprocessing import Transformer, load_image, oversample, resize_image  # noqa: F401
 from .proto import caffe_pb2
+from .upgrade import upgrade_net, upgrade_weights  # noqa: F401
+
+
+def not_found(path, what='file'):
+    """pycaffe's error for a file it cannot open (a RuntimeError: CaffeError is one)."""
+    return CaffeError('Could not open file %s (%s not found)' % (path, what))
 
 
 def read_prototxt(path, message):
@@ -16,8 +25,10 @@ def read_prototxt(path, message):
     try:
         with open(path) as f:
             text = f.read()
+    except FileNotFoundError:
+        raise not_found(path) from None
     except OSError as e:
-        raise CaffeError('cannot read %s: %s' % (path, e.strerror or e))
+        raise CaffeError('Could not open file %s: %s' % (path, e.strerror or e)) from None
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as e:
@@ -35,7 +46,7 @@ def read_prototxt(path, message):
 def read_binary(path, message, what='file'):
     """Parses a binary protobuf file (.caffemodel, .solverstate) into `message`."""
     if not os.path.isfile(path):
-        raise CaffeError('%s %s not found' % (what, path))
+        raise not_found(path, what)
     with open(path, 'rb') as f:
         data = f.read()
     if not data:
@@ -55,12 +66,19 @@ def write_binary(path, message):
 
 
 def atomic_write(path, data):
+    """Writes path so that readers see the old file or the whole new one, never a part: into a
+    temporary file in the same folder, synced, then renamed over path (folders are made).
+    data: bytes, str (written as UTF-8), or a function given the open binary file to write to.
+    The temporary file is removed when anything fails."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -70,9 +88,11 @@ def atomic_write(path, data):
         raise
 
 
-# Blobs <-> arrays ------------------------------------------------------------------------------
+# Blobs <-> arrays: the runtime's reading -------------------------------------------------------
 
 def blobproto_shape(proto):
+    """The shape Caffe's Blob::FromProto gives a BlobProto: its `shape`, else the legacy
+    num/channels/height/width, else (for a shapeless list of values) one axis."""
     if proto.HasField('shape'):
         return tuple(int(d) for d in proto.shape.dim)
     if proto.num or proto.channels or proto.height or proto.width:
@@ -80,9 +100,11 @@ def blobproto_shape(proto):
     return (len(proto.data) or len(proto.double_data),)
 
 
-def blobproto_to_array(proto, return_diff=False):
+def blob_values(proto, diff=False):
+    """A BlobProto's data (or diff) as float32 in blobproto_shape; double_data when present, as
+    Caffe's FromProto reads it. (pycaffe's blobproto_to_array below keeps pycaffe's rules.)"""
     shape = blobproto_shape(proto)
-    if return_diff:
+    if diff:
         values = proto.double_diff if len(proto.double_diff) else proto.diff
     else:
         values = proto.double_data if len(proto.double_data) else proto.data
@@ -90,15 +112,6 @@ def blobproto_to_array(proto, return_diff=False):
     if arr.size != int(np.prod(shape, dtype=np.int64)):
         raise CaffeError('blob of shape %s holds %d values' % (shape, arr.size))
     return arr.reshape(shape)
-
-
-def array_to_blobproto(arr, diff=None):
-    proto = caffe_pb2.BlobProto()
-    proto.shape.dim.extend(arr.shape)
-    proto.data.extend(np.asarray(arr, dtype=np.float32).ravel().tolist())
-    if diff is not None:
-        proto.diff.extend(np.asarray(diff, dtype=np.float32).ravel().tolist())
-    return proto
 
 
 def legacy_shape_matches(proto, shape):
@@ -110,95 +123,75 @@ def legacy_shape_matches(proto, shape):
     return padded == (proto.num, proto.channels, proto.height, proto.width)
 
 
-# Upgrades ---------------------------------------------------------------------------------------
+# pycaffe's conversions --------------------------------------------------------------------------
 
-_V1_TYPES = {
-    'ABSVAL': 'AbsVal', 'ACCURACY': 'Accuracy', 'ARGMAX': 'ArgMax', 'BNLL': 'BNLL',
-    'CONCAT': 'Concat', 'CONTRASTIVE_LOSS': 'ContrastiveLoss', 'CONVOLUTION': 'Convolution',
-    'DATA': 'Data', 'DECONVOLUTION': 'Deconvolution', 'DROPOUT': 'Dropout',
-    'DUMMY_DATA': 'DummyData', 'EUCLIDEAN_LOSS': 'EuclideanLoss', 'ELTWISE': 'Eltwise',
-    'EXP': 'Exp', 'FLATTEN': 'Flatten', 'HDF5_DATA': 'HDF5Data', 'HDF5_OUTPUT': 'HDF5Output',
-    'HINGE_LOSS': 'HingeLoss', 'IM2COL': 'Im2col', 'IMAGE_DATA': 'ImageData',
-    'INFOGAIN_LOSS': 'InfogainLoss', 'INNER_PRODUCT': 'InnerProduct', 'LRN': 'LRN',
-    'MEMORY_DATA': 'MemoryData', 'MULTINOMIAL_LOGISTIC_LOSS': 'MultinomialLogisticLoss',
-    'MVN': 'MVN', 'POOLING': 'Pooling', 'POWER': 'Power', 'RELU': 'ReLU', 'SIGMOID': 'Sigmoid',
-    'SIGMOID_CROSS_ENTROPY_LOSS': 'SigmoidCrossEntropyLoss', 'SILENCE': 'Silence',
-    'SOFTMAX': 'Softmax', 'SOFTMAX_LOSS': 'SoftmaxWithLoss', 'SPLIT': 'Split', 'SLICE': 'Slice',
-    'TANH': 'TanH', 'WINDOW_DATA': 'WindowData', 'THRESHOLD': 'Threshold',
-}
-
-# *_param fields that V1LayerParameter and LayerParameter share (same message types).
-_V1_PARAM_FIELDS = ('accuracy_param', 'concat_param', 'convolution_param', 'dropout_param',
-                    'dummy_data_param', 'eltwise_param', 'inner_product_param', 'lrn_param',
-                    'pooling_param', 'relu_param', 'softmax_param', 'transform_param',
-                    'loss_param')
-
-
-def _upgrade_v1_layer(v1):
-    layer = caffe_pb2.LayerParameter()
-    layer.name = v1.name
-    type_name = caffe_pb2.V1LayerParameter.LayerType.Name(v1.type)
-    layer.type = _V1_TYPES.get(type_name, type_name)
-    layer.bottom.extend(v1.bottom)
-    layer.top.extend(v1.top)
-    layer.include.extend(v1.include)
-    layer.exclude.extend(v1.exclude)
-    layer.blobs.extend(v1.blobs)
-    layer.loss_weight.extend(v1.loss_weight)
-    n_specs = max(len(v1.param), len(v1.blob_share_mode), len(v1.blobs_lr), len(v1.weight_decay))
-    for i in range(n_specs):
-        spec = layer.param.add()
-        if i < len(v1.param):
-            spec.name = v1.param[i]
-        if i < len(v1.blob_share_mode):
-            spec.share_mode = v1.blob_share_mode[i]
-        if i < len(v1.blobs_lr):
-            spec.lr_mult = v1.blobs_lr[i]
-        if i < len(v1.weight_decay):
-            spec.decay_mult = v1.weight_decay[i]
-    for field in _V1_PARAM_FIELDS:
-        if v1.HasField(field):
-            getattr(layer, field).CopyFrom(getattr(v1, field))
-    return layer
-
-
-def upgrade_net(param):
-    """Returns a NetParameter in the current form: V1 `layers` become `layer`, and the old-style
-    `input`/`input_shape`/`input_dim` fields become an Input layer at the front."""
-    if not param.layers and not param.input:
-        return param
-    if param.layers and param.layer:
-        raise CaffeError('net %r mixes old-style `layers` and new-style `layer` fields'
-                         % param.name)
-    new = caffe_pb2.NetParameter()
-    new.CopyFrom(param)
-    del new.layer[:]
-    del new.layers[:]
-    del new.input[:]
-    del new.input_shape[:]
-    del new.input_dim[:]
-    if param.input:
-        new.layer.append(_input_layer(param))
-    if param.layers:
-        new.layer.extend(_upgrade_v1_layer(v1) for v1 in param.layers)
+def blobproto_to_array(blob, return_diff=False):
+    """pycaffe's caffe.io.blobproto_to_array: the values as a float64 array (pycaffe builds it
+    with np.array over the float field), shaped by the legacy num/channels/height/width when any
+    of them is set, else by `shape`. So a blob with one value and no shape is a 0-d array, and one
+    with several values and no shape raises ValueError, as in pycaffe."""
+    values = np.array(blob.diff if return_diff else blob.data, dtype=np.float64)
+    if any(blob.HasField(f) for f in ('num', 'channels', 'height', 'width')):
+        shape = (blob.num, blob.channels, blob.height, blob.width)
     else:
-        new.layer.extend(param.layer)
-    return new
+        shape = tuple(blob.shape.dim)
+    if values.size != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError('BlobProto of shape %s holds %d %s values'
+                         % (shape, values.size, 'diff' if return_diff else 'data'))
+    return values.reshape(shape)
 
 
-def _input_layer(param):
-    layer = caffe_pb2.LayerParameter(name='input', type='Input')
-    layer.top.extend(param.input)
-    n = len(param.input)
-    if param.input_shape:
-        if len(param.input_shape) != n:
-            raise CaffeError('net %r: %d inputs but %d input_shape entries'
-                             % (param.name, n, len(param.input_shape)))
-        layer.input_param.shape.extend(param.input_shape)
+def array_to_blobproto(arr, diff=None):
+    """A BlobProto with arr's shape and values (float32), and diff's values when given."""
+    arr = np.asarray(arr)
+    proto = caffe_pb2.BlobProto()
+    proto.shape.dim.extend(arr.shape)
+    proto.data.extend(np.asarray(arr, dtype=np.float32).ravel().tolist())
+    if diff is not None:
+        diff = np.asarray(diff)
+        if diff.size != arr.size:
+            raise ValueError('array_to_blobproto: diff has %d values, the array %d'
+                             % (diff.size, arr.size))
+        proto.diff.extend(np.asarray(diff, dtype=np.float32).ravel().tolist())
+    return proto
+
+
+def arraylist_to_blobprotovector_str(arraylist):
+    """A serialized BlobProtoVector of the arrays."""
+    vec = caffe_pb2.BlobProtoVector()
+    vec.blobs.extend(array_to_blobproto(arr) for arr in arraylist)
+    return vec.SerializeToString()
+
+
+def blobprotovector_str_to_arraylist(serialized):
+    """The arrays of a serialized BlobProtoVector (float64, as blobproto_to_array)."""
+    vec = caffe_pb2.BlobProtoVector()
+    vec.ParseFromString(serialized)
+    return [blobproto_to_array(blob) for blob in vec.blobs]
+
+
+def array_to_datum(arr, label=None):
+    """A Datum from a (channels, height, width) array: uint8 arrays as the bytes field `data`
+    (how Caffe's image databases store pixels), anything else as float_data."""
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        raise ValueError('array_to_datum: expected a 3-d (channels, height, width) array, got '
+                         'shape %s' % (arr.shape,))
+    datum = caffe_pb2.Datum()
+    datum.channels, datum.height, datum.width = arr.shape
+    if arr.dtype == np.uint8:
+        datum.data = np.ascontiguousarray(arr).tobytes()
     else:
-        if len(param.input_dim) != 4 * n:
-            raise CaffeError('net %r: %d inputs need %d input_dim values, found %d'
-                             % (param.name, n, 4 * n, len(param.input_dim)))
-        for i in range(n):
-            layer.input_param.shape.add().dim.extend(param.input_dim[4 * i:4 * i + 4])
-    return layer
+        datum.float_data.extend(np.asarray(arr, dtype=np.float32).ravel().tolist())
+    if label is not None:
+        datum.label = label
+    return datum
+
+
+def datum_to_array(datum):
+    """The (channels, height, width) array of a Datum: uint8 from `data`, else float64 from
+    float_data (as pycaffe). The label stays in datum.label."""
+    shape = (datum.channels, datum.height, datum.width)
+    if len(datum.data):
+        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).copy()
+    return np.array(datum.float_data, dtype=np.float64).reshape(shape)

@@ -13,7 +13,11 @@ Conventions every layer keeps (they are Caffe's):
 - In-place use (top[0] is bottom[0]) must work for layers Caffe allows it on (ReLU, Dropout).
 
 Python layers (type "Python") subclass this same class as caffe.Layer and override setup, reshape,
-forward and backward directly, as in pycaffe.
+forward and backward directly, as in pycaffe. The "Python" type is registered like any other: its
+creator (layers/python_layer.py) imports the class python_param names.
+
+A layer class may declare its blob counts (exact_num_bottom_blobs, min_top_blobs, ..., or the
+names `bottoms`/`tops`); the Net checks them before setup (check_blob_counts).
 """
 from . import common
 from .blob import BlobVec
@@ -21,37 +25,88 @@ from .common import CaffeError
 
 TRAIN, TEST = 0, 1
 
+# Caffe's LayerRegistry: type name -> creator. A creator takes the LayerParameter and returns the
+# Layer class to instantiate (most types have one class; "Python" finds the user's class).
+_CREATORS = {}
+# The built-in types registered by class (@register), for tools that walk the layer classes.
 LAYERS = {}
+
+
+def register_creator(type_name, creator):
+    if type_name in _CREATORS:
+        raise RuntimeError('layer type %r registered twice' % type_name)
+    _CREATORS[type_name] = creator
 
 
 def register(type_name):
     def wrap(cls):
-        if type_name in LAYERS:
-            raise RuntimeError('layer type %r registered twice' % type_name)
+        register_creator(type_name, lambda layer_param: cls)
         cls.type = type_name
         LAYERS[type_name] = cls
         return cls
     return wrap
 
 
+def _load_builtin_types():
+    from . import layers  # noqa: F401  (importing the package registers every built-in type)
+
+
 def layer_class(layer_param):
-    from . import layers  # noqa: F401  (registers the built-in types)
-    if layer_param.type == 'Python':
-        from .layers.python_layer import python_layer_class
-        return python_layer_class(layer_param)
+    _load_builtin_types()
     try:
-        return LAYERS[layer_param.type]
+        creator = _CREATORS[layer_param.type]
     except KeyError:
         raise CaffeError('unknown layer type %r (layer %r); known types: %s'
-                         % (layer_param.type, layer_param.name, ', '.join(sorted(LAYERS))))
+                         % (layer_param.type, layer_param.name, ', '.join(layer_type_list())))
+    return creator(layer_param)
+
+
+def layer_type_list():
+    """The registered layer type names, sorted (pycaffe's caffe.layer_type_list(); Caffe's
+    registry is a std::map, so its list comes out sorted)."""
+    _load_builtin_types()
+    return sorted(_CREATORS)
+
+
+def _describe_count(exact, low, high):
+    if exact is not None:
+        return str(exact)
+    if low is not None and high is not None:
+        return '%d to %d' % (low, high) if high > low else str(low)
+    if low is not None:
+        return 'at least %d' % low
+    return 'at most %d' % high
+
+
+def count_error(layer, kind, count, expected, names=None):
+    """The error for a layer given the wrong number of bottom/top blobs; `expected` is a phrase
+    such as '2', '2 or 4' or 'at least 1'."""
+    listed = ' (%s)' % ', '.join(names) if names else ''
+    return CaffeError('%s layer %r: takes %s %s blob(s)%s, got %d'
+                      % (layer.type, layer.name, expected, kind, listed, count))
 
 
 class Layer:
-    type = 'Layer'
+    # Every subclass that is not a registered built-in type is a Python layer, whose type Caffe's
+    # PythonLayer reports as "Python" (@register overrides this for the built-in types).
+    type = 'Python'
     # Caffe's loss layers weigh their first top by 1 unless the prototxt says otherwise.
     default_loss_weight = 0.0
     # Bottom indices that carry no gradient (labels, rois, loss weights): their diffs are zeroed.
     non_differentiable_bottoms = ()
+
+    # Blob counts the Net checks before setup, as Caffe's Layer::CheckBlobCounts does with
+    # ExactNumBottomBlobs(), MinBottomBlobs(), ... (None: no constraint). `bottoms`/`tops`, a
+    # tuple of names, fixes the exact count and names the blobs in the error.
+    bottoms = None
+    tops = None
+    exact_num_bottom_blobs = None
+    min_bottom_blobs = None
+    max_bottom_blobs = None
+    exact_num_top_blobs = None
+    min_top_blobs = None
+    max_top_blobs = None
+    equal_num_bottom_top_blobs = False
 
     def __init__(self, layer_param=None, phase=TRAIN):
         self.layer_param = layer_param
@@ -64,6 +119,24 @@ class Layer:
     @property
     def name(self):
         return self.layer_param.name if self.layer_param is not None else ''
+
+    def check_blob_counts(self, bottom, top):
+        """Raises CaffeError naming the layer and its type when the bottom or top count breaks
+        the class's declared counts."""
+        for kind, blobs, names, exact, low, high in (
+                ('bottom', bottom, self.bottoms, self.exact_num_bottom_blobs,
+                 self.min_bottom_blobs, self.max_bottom_blobs),
+                ('top', top, self.tops, self.exact_num_top_blobs,
+                 self.min_top_blobs, self.max_top_blobs)):
+            if names is not None:
+                exact = len(names)
+            n = len(blobs)
+            if ((exact is not None and n != exact) or (low is not None and n < low)
+                    or (high is not None and n > high)):
+                raise count_error(self, kind, n, _describe_count(exact, low, high), names)
+        if self.equal_num_bottom_top_blobs and len(bottom) != len(top):
+            raise CaffeError('%s layer %r: takes as many top blobs as bottom blobs (%d), got %d'
+                             % (self.type, self.name, len(bottom), len(top)))
 
     def setup(self, bottom, top):
         pass

@@ -6,6 +6,8 @@ in order (in-place tops reuse the bottom's Blob), assign loss weights, share nam
 and work out which layers and blobs need a backward pass.
 """
 import collections
+import itertools
+import os
 
 import numpy as np
 
@@ -112,7 +114,9 @@ def insert_splits(param):
 
 class Net:
     """pycaffe's Net: Net(prototxt, phase), Net(prototxt, weights, phase),
-    Net(prototxt, phase=..., weights=..., level=..., stages=[...])."""
+    Net(prototxt, phase=..., weights=..., level=..., stages=[...]); a NetParameter may stand for
+    the prototxt. Net.from_param(param) builds one from a NetParameter that carries its NetState,
+    as Caffe's Net(const NetParameter&) (what the solver uses)."""
 
     def __init__(self, network_file, *args, phase=None, weights=None, level=0, stages=None):
         if len(args) == 1:
@@ -124,124 +128,161 @@ class Net:
         if phase is None:
             raise TypeError('Net needs a phase (caffe.TRAIN or caffe.TEST)')
         if isinstance(network_file, caffe_pb2.NetParameter):
-            param = network_file
-            self._source = param.name or '<NetParameter>'
+            param = caffe_pb2.NetParameter()
+            param.CopyFrom(network_file)
+            source = network_file.name or '<NetParameter>'
         else:
             param = io.read_prototxt(network_file, caffe_pb2.NetParameter())
-            self._source = network_file
-        state = caffe_pb2.NetState()
-        if param.HasField('state'):
-            state.CopyFrom(param.state)
-        state.phase = phase
-        state.level = level
-        state.stage.extend(stages or [])
-        self._init(param, state)
+            source = network_file
+        # pycaffe checks both files before building anything.
+        if weights is not None and not os.path.isfile(weights):
+            raise io.not_found(weights, 'weights file')
+        # Caffe's Net(file, phase, level, stages): the phase and level replace the file's
+        # NetState's, the stages add to its own.
+        param.state.phase = phase
+        param.state.level = level
+        param.state.stage.extend(stages or [])
+        self._construct(param, source)
         if weights is not None:
             self.copy_from(weights)
 
+    @classmethod
+    def from_param(cls, param, source=None):
+        """A Net of `param` in the NetState param.state holds (phase TEST when unset, as in
+        caffe.proto), as Caffe's Net(const NetParameter&). `source` names the net in errors
+        (default: the net's name)."""
+        net = cls.__new__(cls)
+        net._construct(param, source or param.name or '<NetParameter>')
+        return net
+
     # Construction -------------------------------------------------------------------------------
-    def _init(self, param, state):
+    def _construct(self, param, source):
+        self.source = source
         try:
             param = io.upgrade_net(param)
-        except CaffeError as e:
-            raise CaffeError('%s: %s' % (self._source, e))
-        self.phase = state.phase
-        self.name = param.name
-        self._param = filter_net(param, state)
-        self.force_backward = param.force_backward
-        try:
+            self.phase = param.state.phase
+            self.name = param.name
+            self._param = filter_net(param, param.state)
             expanded = insert_splits(self._param)
         except CaffeError as e:
-            raise CaffeError('%s: %s' % (self._source, e))
+            raise CaffeError('%s: %s' % (source, e)) from None
+        self.force_backward = param.force_backward
+        self._reset()
+        blob_need_backward = {}
+        available = set()     # blobs produced and not (yet) read: Caffe's std::set of outputs
+        for lp in expanded.layer:
+            self._append_layer(lp, blob_need_backward, available)
+        # Caffe keeps the available blobs in a std::set<string>: the outputs come out sorted.
+        self.outputs = sorted(available)
+        self._prune_backward()
+        if self.force_backward:
+            self._force_backward()
+        self.layer_dict = collections.OrderedDict(zip(self._layer_names, self.layers))
 
+    def _reset(self):
         self.blobs = collections.OrderedDict()
         self.layers = []
         self._layer_names = []
         self.bottom_vecs, self.top_vecs = [], []
         self.bottom_names, self.top_names = collections.OrderedDict(), collections.OrderedDict()
-        self.inputs, self._input_set = [], set()
+        self.inputs = []
         self._bottom_need_backward = []
         self._layer_need_backward = []
         self._loss_weights = []            # per layer: list of (top index, weight)
+        self._loss_counts = {}             # (layer, top) -> count when its diff got the weight
+        self._param_shared = []            # per layer: per param blob, owned by another layer
         self.learnable_params, self.params_lr, self.params_weight_decay = [], [], []
         self._param_owner = {}              # ParamSpec name -> (blob, lr_mult, decay_mult)
         self.params = collections.OrderedDict()
-        blob_need_backward = {}
-        available = collections.OrderedDict()   # blobs produced and not (yet) read: the outputs
+        self._hooks = {'before_forward': [], 'after_forward': [],
+                       'before_backward': [], 'after_backward': []}
 
-        for lp in expanded.layer:
-            if lp.name in self.bottom_names:
-                raise CaffeError('%s: two layers are named %r' % (self._source, lp.name))
-            layer = layer_class(lp)(lp, self.phase)
-            bottom = [self.blobs[b] for b in lp.bottom]
-            for b in lp.bottom:
-                available.pop(b, None)
-            top = []
-            for name in lp.top:
-                if name in lp.bottom:          # in place: the top is the bottom's Blob
-                    top.append(self.blobs[name])
-                    continue
-                blob = Blob()
-                self.blobs[name] = blob
-                top.append(blob)
-                if lp.type == 'Input':
-                    self.inputs.append(name)
-            if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
-                raise CaffeError('%s: layer %r has %d propagate_down entries for %d bottoms'
-                                 % (self._source, lp.name, len(lp.propagate_down),
-                                    len(lp.bottom)))
-            bottom_nb = [blob_need_backward.get(b, False) and
-                         (not lp.propagate_down or lp.propagate_down[j])
-                         for j, b in enumerate(lp.bottom)]
-            need_backward = any(bottom_nb)
+    def _append_layer(self, lp, blob_need_backward, available):
+        """Creates, connects and sets up one layer (one step of Caffe's Net::Init loop)."""
+        if lp.name in self.bottom_names:
+            raise CaffeError('%s: two layers are named %r' % (self.source, lp.name))
+        layer = layer_class(lp)(lp, self.phase)
+        bottom = [self.blobs[b] for b in lp.bottom]
+        available.difference_update(lp.bottom)
+        top = self._create_tops(lp)
+        bottom_nb = self._bottoms_needing_backward(lp, blob_need_backward)
+        layer.check_blob_counts(bottom, top)
+        layer.setup(bottom, top)
+        layer.reshape(bottom, top)
+        need_backward = any(bottom_nb) | self._setup_params(layer, lp)
+        index = len(self.layers)
+        self._loss_weights.append(self._setup_loss_weights(index, layer, lp, top))
+        for name in lp.top:
+            blob_need_backward[name] = need_backward
+        available.update(lp.top)
 
-            layer.setup(bottom, top)
-            layer.reshape(bottom, top)
-            need_backward |= self._setup_params(layer, lp)
+        self.layers.append(layer)
+        self._layer_names.append(lp.name)
+        self.bottom_vecs.append(bottom)
+        self.top_vecs.append(top)
+        self.bottom_names[lp.name] = list(lp.bottom)
+        self.top_names[lp.name] = list(lp.top)
+        self._bottom_need_backward.append(bottom_nb)
+        self._layer_need_backward.append(need_backward)
+        if len(layer.blobs):
+            self.params[lp.name] = layer.blobs
 
-            weights = list(lp.loss_weight)
-            if not weights and layer.default_loss_weight and top:
-                weights = [layer.default_loss_weight]
-            if len(weights) > len(top):
-                raise CaffeError('%s: layer %r has %d loss_weight values for %d tops'
-                                 % (self._source, lp.name, len(weights), len(top)))
-            self._loss_weights.append([(j, w) for j, w in enumerate(weights) if w])
-            for name in lp.top:
-                blob_need_backward[name] = need_backward
-                available[name] = True
+    def _create_tops(self, lp):
+        top = []
+        for name in lp.top:
+            if name in lp.bottom:          # in place: the top is the bottom's Blob
+                top.append(self.blobs[name])
+                continue
+            blob = Blob()
+            self.blobs[name] = blob
+            top.append(blob)
+            if lp.type == 'Input':
+                self.inputs.append(name)
+        return top
 
-            self.layers.append(layer)
-            self._layer_names.append(lp.name)
-            self.bottom_vecs.append(bottom)
-            self.top_vecs.append(top)
-            self.bottom_names[lp.name] = list(lp.bottom)
-            self.top_names[lp.name] = list(lp.top)
-            self._bottom_need_backward.append(bottom_nb)
-            self._layer_need_backward.append(need_backward)
-            if len(layer.blobs):
-                self.params[lp.name] = layer.blobs
+    def _bottoms_needing_backward(self, lp, blob_need_backward):
+        if lp.propagate_down and len(lp.propagate_down) != len(lp.bottom):
+            raise CaffeError('%s: layer %r has %d propagate_down entries for %d bottoms'
+                             % (self.source, lp.name, len(lp.propagate_down), len(lp.bottom)))
+        return [blob_need_backward.get(b, False) and
+                (not lp.propagate_down or lp.propagate_down[j])
+                for j, b in enumerate(lp.bottom)]
 
-        self.outputs = list(available)
-        self._prune_backward()
-        if self.force_backward:
-            self._force_backward()
-        self.layer_dict = collections.OrderedDict(zip(self._layer_names, self.layers))
+    def _setup_loss_weights(self, index, layer, lp, top):
+        """The layer's (top index, loss weight) pairs. As Caffe's Layer::SetLossWeights, each
+        weighted top's diff holds its weight from here on: backward reads it from there, so
+        setting a loss top's diff before backward() rescales that loss."""
+        weights = list(lp.loss_weight)
+        if not weights and layer.default_loss_weight and top:
+            weights = [layer.default_loss_weight]
+        if len(weights) > len(top):
+            raise CaffeError('%s: layer %r has %d loss_weight values for %d tops'
+                             % (self.source, lp.name, len(weights), len(top)))
+        pairs = [(j, w) for j, w in enumerate(weights) if w]
+        for j, w in pairs:
+            self._fill_loss_weight(index, j, top[j], w)
+        return pairs
+
+    def _fill_loss_weight(self, index, j, blob, weight):
+        blob.diff[...] = weight
+        self._loss_counts[index, j] = blob.count
 
     def _setup_params(self, layer, lp):
         """Registers the layer's parameter blobs as learnable (or shares them by ParamSpec name);
         returns whether any of them is learned (lr_mult != 0)."""
         if len(lp.param) > len(layer.blobs):
             raise CaffeError('%s: layer %r has %d param specs but %d parameter blobs'
-                             % (self._source, lp.name, len(lp.param), len(layer.blobs)))
-        learned = []
+                             % (self.source, lp.name, len(lp.param), len(layer.blobs)))
+        learned, shared = [], []
         for i, blob in enumerate(layer.blobs):
             spec = lp.param[i] if i < len(lp.param) else caffe_pb2.ParamSpec()
             owner = self._param_owner.get(spec.name) if spec.name else None
+            shared.append(owner is not None)
             if owner is not None:
                 owner_blob, lr, decay = owner
                 if owner_blob.shape != blob.shape:
                     raise CaffeError('%s: layer %r shares param %r of shape %s with a blob of '
-                                     'shape %s' % (self._source, lp.name, spec.name,
+                                     'shape %s' % (self.source, lp.name, spec.name,
                                                    owner_blob.shape, blob.shape))
                 layer.blobs[i] = owner_blob
                 learned.append(lr != 0)
@@ -253,6 +294,7 @@ class Net:
                 self._param_owner[spec.name] = (blob, spec.lr_mult, spec.decay_mult)
             learned.append(spec.lr_mult != 0)
         layer.param_propagate_down = learned
+        self._param_shared.append(shared)
         return any(learned)
 
     def _prune_backward(self):
@@ -283,6 +325,28 @@ class Net:
             self._bottom_need_backward[i] = [True] * len(self.bottom_vecs[i])
             layer.param_propagate_down = [True] * len(layer.blobs)
 
+    # Layer-wise hooks (pycaffe's net.before_forward(fn) ...: fn(layer index)) --------------------
+    def before_forward(self, fn):
+        """fn(i) runs before layer i's forward, for each layer forward runs."""
+        self._hooks['before_forward'].append(fn)
+
+    def after_forward(self, fn):
+        """fn(i) runs after layer i's forward."""
+        self._hooks['after_forward'].append(fn)
+
+    def before_backward(self, fn):
+        """fn(i) runs before layer i's backward, for every layer in the backward range (as in
+        Caffe, also for layers that need no backward)."""
+        self._hooks['before_backward'].append(fn)
+
+    def after_backward(self, fn):
+        """fn(i) runs after layer i's backward (every layer in the range, as before_backward)."""
+        self._hooks['after_backward'].append(fn)
+
+    def _run_hooks(self, kind, i):
+        for fn in self._hooks[kind]:
+            fn(i)
+
     # pycaffe interface --------------------------------------------------------------------------
     @property
     def _layer_index(self):
@@ -294,43 +358,79 @@ class Net:
         try:
             return self._layer_index[name]
         except KeyError:
-            raise CaffeError('net %r has no layer %r' % (self.name, name))
+            # pycaffe looks the name up with list.index, which raises ValueError.
+            raise ValueError('net %r has no layer %r' % (self.name, name)) from None
+
+    @property
+    def _blob_names(self):
+        return list(self.blobs)
+
+    @property
+    def _blob_loss_weights(self):
+        return list(self.blob_loss_weights.values())
+
+    def _reshape_layer(self, i):
+        layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+        layer.reshape(bottom, top)
+        # A top whose size changed has a new, zeroed diff. Caffe's Blob would keep the weight
+        # when shrinking and lose it when growing; no net relies on a loss top changing size,
+        # so the weight is written again.
+        for j, w in self._loss_weights[i]:
+            if top[j].count != self._loss_counts[i, j]:
+                self._fill_loss_weight(i, j, top[j], w)
 
     def reshape(self):
-        for layer, bottom, top in zip(self.layers, self.bottom_vecs, self.top_vecs):
-            layer.reshape(bottom, top)
+        for i in range(len(self.layers)):
+            self._reshape_layer(i)
 
     def forward_from_to(self, start=0, end=None):
-        """Runs layers start..end (inclusive) and returns their weighted loss."""
+        """Runs layers start..end (inclusive) and returns their loss: for each weighted top,
+        the dot product of its data and its diff (which holds the loss weight), as Caffe's
+        Layer::Forward computes it."""
         end = len(self.layers) - 1 if end is None else end
         loss = 0.0
         for i in range(start, end + 1):
-            layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
-            layer.reshape(bottom, top)
-            layer.forward(bottom, top)
-            for j, w in self._loss_weights[i]:
-                loss += w * float(np.sum(top[j].cpu_data(), dtype=np.float64))
+            self._run_hooks('before_forward', i)
+            self._reshape_layer(i)
+            top = self.top_vecs[i]
+            self.layers[i].forward(self.bottom_vecs[i], top)
+            for j, _ in self._loss_weights[i]:
+                loss += float(np.dot(top[j].cpu_data().ravel().astype(np.float64),
+                                     top[j].cpu_diff().ravel().astype(np.float64)))
+            self._run_hooks('after_forward', i)
         return loss
 
     def backward_from_to(self, start=None, end=0):
         start = len(self.layers) - 1 if start is None else start
         for i in range(start, end - 1, -1):
-            if not self._layer_need_backward[i]:
-                continue
-            layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
-            for j, w in self._loss_weights[i]:
-                top[j].diff[...] = w
-            wanted = self._bottom_need_backward[i]
-            nd = layer.non_differentiable_bottoms
-            propagate = [w and j not in nd for j, w in enumerate(wanted)]
-            layer.backward(top, propagate, bottom)
-            for j in nd:
-                if j < len(bottom) and wanted[j]:
-                    bottom[j].diff[...] = 0
+            self._run_hooks('before_backward', i)
+            if self._layer_need_backward[i]:
+                self._backward_layer(i)
+            self._run_hooks('after_backward', i)
+
+    def _backward_layer(self, i):
+        layer, bottom, top = self.layers[i], self.bottom_vecs[i], self.top_vecs[i]
+        wanted = self._bottom_need_backward[i]
+        nd = layer.non_differentiable_bottoms
+        propagate = [w and j not in nd for j, w in enumerate(wanted)]
+        layer.backward(top, propagate, bottom)
+        for j in nd:
+            if j < len(bottom) and wanted[j]:
+                bottom[j].diff[...] = 0
+
+    # pycaffe's names for the two passes.
+    def _forward(self, start, end):
+        return self.forward_from_to(start, end)
+
+    def _backward(self, start, end):
+        self.backward_from_to(start, end)
 
     def forward(self, blobs=None, start=None, end=None, **kwargs):
         """Sets input blobs from keyword arrays, runs forward, returns {output name: array}
-        (the outputs are the end layer's tops when `end` is given)."""
+        (the outputs are the end layer's tops when `end` is given). An unknown start or end
+        layer raises ValueError, as in pycaffe."""
+        start_i = self._index(start, 0)
+        end_i = self._index(end, len(self.layers) - 1)
         for name, value in kwargs.items():
             if name not in self.blobs:
                 raise CaffeError('net %r has no blob %r' % (self.name, name))
@@ -338,8 +438,6 @@ class Net:
             if self.blobs[name].shape != value.shape:
                 self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
-        start_i = self._index(start, 0)
-        end_i = self._index(end, len(self.layers) - 1)
         self.forward_from_to(start_i, end_i)
         outputs = self.top_names[self._layer_names[end_i]] if end is not None else self.outputs
         names = list(outputs) + [b for b in (blobs or []) if b not in outputs]
@@ -363,6 +461,89 @@ class Net:
         self.backward_from_to()
         return loss
 
+    # Whole data sets in batches (pycaffe's forward_all / forward_backward_all) -----------------
+    def _batch_size(self):
+        # pycaffe takes the batch size from the net's first blob.
+        return next(iter(self.blobs.values())).shape[0]
+
+    def _batches(self, arrays):
+        """{name: array of N items} in batches of the net's batch size; the last batch padded
+        with zeros. Yields nothing for no arrays."""
+        if not arrays:
+            return
+        lengths = {name: len(a) for name, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError('arrays of different lengths: %s' % lengths)
+        n = next(iter(lengths.values()))
+        size = self._batch_size()
+        for begin in range(0, n, size):
+            batch = {}
+            for name, a in arrays.items():
+                part = np.asarray(a[begin:begin + size], dtype=np.float32)
+                if len(part) < size:
+                    pad = np.zeros((size - len(part),) + part.shape[1:], dtype=np.float32)
+                    part = np.concatenate([part, pad])
+                batch[name] = part
+            yield batch
+
+    @staticmethod
+    def _collect(chunks, n):
+        """Concatenates per-batch arrays and drops the padding past the n real items."""
+        return {name: np.concatenate(parts)[:n] if n is not None else np.concatenate(parts)
+                for name, parts in chunks.items()}
+
+    def forward_all(self, blobs=None, **kwargs):
+        """Runs forward over inputs of any length in batches of the net's batch size (the last
+        padded, the padding's outputs dropped); returns {output name: all outputs}."""
+        names = list(self.outputs) + [b for b in (blobs or []) if b not in self.outputs]
+        chunks = {name: [] for name in names}
+        batches = list(self._batches(kwargs)) or [{}]
+        for batch in batches:
+            out = self.forward(blobs=blobs, **batch)
+            for name in names:
+                chunks[name].append(out[name].copy())
+        n = len(next(iter(kwargs.values()))) if kwargs else None
+        return self._collect(chunks, n)
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """forward_all and backward together: keyword arrays named after inputs feed forward,
+        those named after outputs are the top diffs for backward. Returns (outputs, diffs)."""
+        out_names = list(self.outputs) + [b for b in (blobs or []) if b not in self.outputs]
+        diff_names = list(self.inputs) + [d for d in (diffs or []) if d not in self.inputs]
+        fwd = {k: v for k, v in kwargs.items() if k in self.inputs}
+        bwd = {k: v for k, v in kwargs.items() if k in self.outputs}
+        unknown = set(kwargs) - set(fwd) - set(bwd)
+        if unknown:
+            raise ValueError('forward_backward_all: %s are neither inputs %s nor outputs %s'
+                             % (sorted(unknown), self.inputs, self.outputs))
+        outs = {name: [] for name in out_names}
+        grads = {name: [] for name in diff_names}
+        pairs = itertools.zip_longest(self._batches(fwd), self._batches(bwd), fillvalue={})
+        for f, b in list(pairs) or [({}, {})]:
+            out = self.forward(blobs=blobs, **f)
+            grad = self.backward(diffs=diffs, **b)
+            for name in out_names:
+                outs[name].append(out[name].copy())
+            for name in diff_names:
+                grads[name].append(grad[name].copy())
+        n = len(next(iter(kwargs.values()))) if kwargs else None
+        return self._collect(outs, n), self._collect(grads, n)
+
+    def set_input_arrays(self, data, labels):
+        """Gives the net's first layer, a MemoryData layer, the arrays it emits batch by batch:
+        data (N, channels, height, width) and labels (N,) or (N, 1, 1, 1), float32 and
+        C-contiguous, N a multiple of the batch size. The arrays are used in place, not copied
+        (pycaffe keeps a reference, Caffe reads their memory)."""
+        from .layers.memory_data import MemoryDataLayer
+        if not self.layers or not isinstance(self.layers[0], MemoryDataLayer):
+            raise CaffeError('set_input_arrays may only be called if the first layer is a '
+                             'MemoryDataLayer')
+        labels = np.asarray(labels)
+        if labels.ndim == 1:
+            labels = np.ascontiguousarray(labels[:, np.newaxis, np.newaxis, np.newaxis])
+        self.layers[0].reset(data, labels)
+        self._input_arrays = (data, labels)
+
     def clear_param_diffs(self):
         if common.mode() == common.GPU:
             from . import gpu
@@ -382,15 +563,24 @@ class Net:
 
     # Weights ------------------------------------------------------------------------------------
     def copy_from(self, weights_file):
-        """Copies parameters from a .caffemodel into the layers of the same name (Caffe's
-        CopyTrainedLayersFrom: source layers missing from this net are ignored)."""
-        source = io.read_binary(weights_file, caffe_pb2.NetParameter(), what='weights file')
-        self.copy_from_param(source, weights_file)
+        """Copies parameters from a .caffemodel (or an HDF5 file, told by its signature, as
+        Caffe's CopyTrainedLayersFrom does) into the layers of the same name; source layers
+        missing from this net are ignored."""
+        from . import hdf5
+        if hdf5.is_hdf5(weights_file):
+            hdf5.copy_from_hdf5(self, weights_file)
+        else:
+            source = io.read_binary(weights_file, caffe_pb2.NetParameter(), what='weights file')
+            self.copy_from_param(source, weights_file)
         # Test-time caches are keyed by the weights a net was loaded with (fast_rcnn.test).
-        self.weights_file = weights_file
 
     def copy_from_param(self, source, origin='<NetParameter>'):
-        source = io.upgrade_net(source)
+        """Copies the blobs of a NetParameter used as weights (upgraded as Caffe upgrades a
+        weights file: a bare `input` list, as Caffe's ToProto writes it, is dropped)."""
+        try:
+            source = io.upgrade_weights(source)
+        except CaffeError as e:
+            raise CaffeError('%s: %s' % (origin, e)) from None
         layers = self.layer_dict
         for src in source.layer:
             target = layers.get(src.name)
@@ -398,20 +588,42 @@ class Net:
                 continue
             if len(src.blobs) != len(target.blobs):
                 raise CaffeError('%s: layer %r has %d parameter blobs, the net %s expects %d'
-                                 % (origin, src.name, len(src.blobs), self._source,
+                                 % (origin, src.name, len(src.blobs), self.source,
                                     len(target.blobs)))
             for k, (proto, blob) in enumerate(zip(src.blobs, target.blobs)):
                 shape = io.blobproto_shape(proto)
                 if shape != blob.shape and not io.legacy_shape_matches(proto, blob.shape):
                     raise CaffeError('%s: layer %r param %d has shape %s, the net %s expects %s'
-                                     % (origin, src.name, k, shape, self._source, blob.shape))
-                blob.data[...] = io.blobproto_to_array(proto).reshape(blob.shape)
+                                     % (origin, src.name, k, shape, self.source, blob.shape))
+                blob.data[...] = io.blob_values(proto).reshape(blob.shape)
+
+    def share_with(self, other):
+        """Makes this net's parameters use the data of the same-named layers' parameters in
+        `other` (Caffe's ShareTrainedLayersWith: data only, diffs stay separate; layers of other
+        that this net lacks are skipped)."""
+        layers = self.layer_dict
+        for name, source in other.layer_dict.items():
+            target = layers.get(name)
+            if target is None:
+                continue
+            if len(target.blobs) != len(source.blobs):
+                raise CaffeError('share_with: incompatible number of blobs for layer %r (%d in '
+                                 '%s, %d in %s)' % (name, len(source.blobs), other.source,
+                                                    len(target.blobs), self.source))
+            for k, (blob, src) in enumerate(zip(target.blobs, source.blobs)):
+                if blob.shape != src.shape:
+                    raise CaffeError('share_with: cannot share param %d of layer %r: shape %s '
+                                     'in %s, %s here' % (k, name, src.shape, other.source,
+                                                         blob.shape))
+                blob.share_data(src)
 
     def to_proto(self, write_diff=False):
-        """The net's layers (as written in the prototxt, without inserted splits) with their
-        parameter blobs: what `save` writes and Caffe reads."""
+        """The net as Caffe's Net::ToProto writes it: its name, its input blob names as `input`
+        entries (no dims), and its layers (as written in the prototxt, without inserted splits)
+        with their parameter blobs. What `save` writes and Caffe reads."""
         out = caffe_pb2.NetParameter()
         out.name = self.name
+        out.input.extend(self.inputs)
         layers = self.layer_dict
         for lp in self._param.layer:
             new = out.layer.add()
@@ -425,6 +637,17 @@ class Net:
 
     def save(self, filename):
         io.write_binary(filename, self.to_proto())
+
+    def save_hdf5(self, filename, write_diff=False):
+        """The parameters as Caffe's Net::ToHDF5 writes them: /data/<layer>/<k> (and /diff/...
+        with write_diff); a parameter shared from another layer is written only by its owner."""
+        from . import hdf5
+        hdf5.save_hdf5(self, filename, write_diff)
+
+    def load_hdf5(self, filename):
+        """Copies parameters from a file save_hdf5 (or Caffe's ToHDF5) wrote."""
+        from . import hdf5
+        hdf5.copy_from_hdf5(self, filename)
 
     def __repr__(self):
         return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers),

@@ -14,9 +14,9 @@ def layer_param(text):
 
 
 def build_layer(text, bottom_arrays, phase=TRAIN, num_tops=None):
-    """Creates a layer from LayerParameter text (or a LayerParameter) and runs setup + reshape
-    on bottoms made from the given arrays. Returns (layer, bottom, top); tops are as many as
-    the parameter names (or num_tops)."""
+    """Creates a layer from LayerParameter text (or a LayerParameter) and, as the Net does,
+    checks its blob counts and runs setup + reshape on bottoms made from the given arrays.
+    Returns (layer, bottom, top); tops are as many as the parameter names (or num_tops)."""
     param = text if isinstance(text, caffe_pb2.LayerParameter) else layer_param(text)
     layer = layer_class(param)(param, phase)
     bottom = []
@@ -27,6 +27,7 @@ def build_layer(text, bottom_arrays, phase=TRAIN, num_tops=None):
         bottom.append(b)
     n = num_tops if num_tops is not None else len(param.top)
     top = [Blob() for _ in range(n)]
+    layer.check_blob_counts(bottom, top)
     layer.setup(bottom, top)
     if not layer.param_propagate_down:
         layer.param_propagate_down = [True] * len(layer.blobs)

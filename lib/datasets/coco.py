@@ -16,6 +16,7 @@ import scipy.sparse
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from caffe.io import atomic_write
 from datasets import ds_utils
 from datasets.imdb import imdb
 from fast_rcnn.config import cfg
@@ -149,24 +150,6 @@ class coco(imdb):
                 'width': width,
                 'height': height}
 
-    def rpn_roidb(self):
-        """Proposals from the pickle named by config['rpn_file'], merged after the ground
-        truth on the annotated splits."""
-        filename = self.config['rpn_file']
-        if not filename:
-            raise ValueError("{}: set config['rpn_file'] to the RPN proposals pickle"
-                             .format(self.name))
-        if not os.path.isfile(filename):
-            raise FileNotFoundError('RPN proposals file not found: {}'.format(filename))
-        box_list = ds_utils.load_pickle(filename)
-        if len(box_list) != self.num_images:
-            raise ValueError('{}: {} proposal lists for the {} images of {}'
-                             .format(filename, len(box_list), self.num_images, self.name))
-        if self._gt_available():
-            gt_roidb = self.gt_roidb()
-            return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
-        return self.create_roidb_from_box_list(box_list, None)
-
     # ---- results and evaluation ----
 
     def _coco_results_one_category(self, boxes, cat_id):
@@ -196,7 +179,7 @@ class coco(imdb):
             results.extend(self._coco_results_one_category(all_boxes[cls_ind],
                                                            self._class_to_coco_cat_id[cls]))
         print('Writing results json to {}'.format(res_file))
-        ds_utils.write_text_atomic(json.dumps(results), res_file)
+        atomic_write(res_file, json.dumps(results))
         return len(results)
 
     @staticmethod
@@ -224,6 +207,10 @@ class coco(imdb):
             ap = mean_valid(precision[lo:hi + 1, :, cls_ind])
             ap50 = mean_valid(precision[lo, :, cls_ind])
             summary['per_class'][cls] = (ap, ap50)
+            curve = precision[lo, :, cls_ind]
+            summary.setdefault('pr_curves', {})[cls] = (
+                (coco_eval.params.recThrs, curve, ap50) if (curve > -1).all()
+                else (np.zeros(0), np.zeros(0), float('nan')))
             print('{:>20s}: {:.1f} / {:.1f}'.format(cls, 100 * ap, 100 * ap50))
         print('~~~~ Summary metrics ~~~~')
         coco_eval.summarize()
@@ -266,6 +253,21 @@ class coco(imdb):
         if self.config['cleanup']:
             os.remove(res_file)
         return summary
+
+    def evaluate(self, all_boxes, output_dir='output'):
+        """evaluate_detections as {'metric', 'mean_ap' (AP@[.5,.95]), 'ap50', 'per_class_ap',
+        'per_class_ap50'}; {'metric', 'mean_ap': None} on splits without annotations."""
+        summary = self.evaluate_detections(all_boxes, output_dir)
+        if summary is None:
+            return {'metric': 'COCO AP@[.5,.95] (not evaluated: no annotations)',
+                    'mean_ap': None}
+        result = {'metric': 'COCO AP@[.5,.95]', 'mean_ap': summary['AP'],
+                  'ap50': summary['AP50'],
+                  'per_class_ap': {c: v[0] for c, v in summary['per_class'].items()},
+                  'per_class_ap50': {c: v[1] for c, v in summary['per_class'].items()}}
+        if summary.get('pr_curves'):
+            result['pr_curves'] = summary['pr_curves']  # at IoU 0.5
+        return result
 
     def competition_mode(self, on):
         """On: a fixed results file name (no salt), kept after evaluation."""

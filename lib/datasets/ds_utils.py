@@ -1,4 +1,6 @@
-"""Small helpers shared by the dataset readers: box filters, box formats, atomic caches.
+"""Small helpers shared by the dataset readers: box checks, atomic caches. The box filters and
+formats the release kept here (unique_boxes, filter_small_boxes, xywh_to_xyxy, xyxy_to_xywh)
+are core.boxes'.
 
 Boxes are 0-based [x1, y1, x2, y2] with inclusive corners (width = x2 - x1 + 1), as everywhere
 in this project.
@@ -6,39 +8,11 @@ in this project.
 import hashlib
 import os
 import pickle
-import tempfile
 
 import numpy as np
 
-
-def unique_boxes(boxes, scale=1.0):
-    """Indices of the first occurrence of each distinct box (after scaling), in input order."""
-    boxes = np.asarray(boxes)
-    if boxes.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = np.round(boxes[:, :4] * scale).astype(np.int64)
-    _, index = np.unique(keys, axis=0, return_index=True)
-    return np.sort(index)
-
-
-def filter_small_boxes(boxes, min_size):
-    """Indices of boxes whose width and height are both at least min_size pixels."""
-    boxes = np.asarray(boxes)
-    w = boxes[:, 2] - boxes[:, 0] + 1
-    h = boxes[:, 3] - boxes[:, 1] + 1
-    return np.where((w >= min_size) & (h >= min_size))[0]
-
-
-def xywh_to_xyxy(boxes):
-    """[x, y, w, h] -> [x1, y1, x2, y2] with the inclusive-corner convention."""
-    boxes = np.asarray(boxes)
-    return np.hstack((boxes[:, 0:2], boxes[:, 0:2] + boxes[:, 2:4] - 1))
-
-
-def xyxy_to_xywh(boxes):
-    """[x1, y1, x2, y2] -> [x, y, w, h] with the inclusive-corner convention."""
-    boxes = np.asarray(boxes)
-    return np.hstack((boxes[:, 0:2], boxes[:, 2:4] - boxes[:, 0:2] + 1))
+from caffe.io import atomic_write
+from core.boxes import filter_small_boxes, unique_boxes, xywh_to_xyxy, xyxy_to_xywh  # noqa: F401
 
 
 def validate_boxes(boxes, width, height, source):
@@ -60,33 +34,8 @@ def load_pickle(path):
 
 
 def save_pickle_atomic(obj, path):
-    """Pickles obj to path through a temporary file in the same folder, so readers never see
-    a half-written file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(obj, f, pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_text_atomic(text, path):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Pickles obj to path atomically (caffe.io.atomic_write)."""
+    atomic_write(path, lambda f: pickle.dump(obj, f, pickle.HIGHEST_PROTOCOL))
 
 
 def files_fingerprint(paths, extra=()):

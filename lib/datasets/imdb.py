@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import scipy.sparse
 
+from datasets import ds_utils
 from fast_rcnn.config import cfg
 
 # Area ranges of evaluate_recall, in pixels^2 (the release's names and bounds).
@@ -33,9 +34,8 @@ RECALL_AREAS = {
 
 def _bbox_overlaps(boxes, query_boxes):
     # Imported on use so that reading datasets works before the Cython extensions are built.
-    from utils.cython_bbox import bbox_overlaps
-    return bbox_overlaps(np.ascontiguousarray(boxes, dtype=np.float64),
-                         np.ascontiguousarray(query_boxes, dtype=np.float64))
+    from core.boxes import box_overlaps
+    return box_overlaps(boxes, query_boxes)
 
 
 class imdb:
@@ -114,6 +114,30 @@ class imdb:
     def image_path_at(self, i):
         raise NotImplementedError
 
+    def _gt_available(self):
+        """Whether the image set has ground-truth annotations (a test split may not)."""
+        return True
+
+    def rpn_roidb(self):
+        """Proposals from the pickle named by config['rpn_file'] (one (N, 4) or (N, 5) array
+        per image, as tools/rpn_generate.py writes), merged after the ground truth where the
+        ground truth is available."""
+        filename = self.config.get('rpn_file')
+        if not filename:
+            raise ValueError("{}: set config['rpn_file'] to the RPN proposals pickle"
+                             .format(self.name))
+        if not os.path.isfile(filename):
+            raise FileNotFoundError('RPN proposals file not found: {}'.format(filename))
+        print('loading {}'.format(filename))
+        box_list = ds_utils.load_pickle(filename)
+        if len(box_list) != self.num_images:
+            raise ValueError('{}: {} proposal lists for the {} images of {}'
+                             .format(filename, len(box_list), self.num_images, self.name))
+        if self._gt_available():
+            gt_roidb = self.gt_roidb()
+            return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
+        return self.create_roidb_from_box_list(box_list, None)
+
     def default_roidb(self):
         raise NotImplementedError('{}: no proposal method set; call set_proposal_method()'
                                   .format(self.name))
@@ -122,6 +146,13 @@ class imdb:
         """all_boxes[cls][image] is an (N, 5) array of detections [x1, y1, x2, y2, score]
         (0-based) or an empty list."""
         raise NotImplementedError
+
+    def evaluate(self, all_boxes, output_dir=None):
+        """evaluate_detections as a JSON-able summary: at least {'metric', 'mean_ap'}, and
+        'per_class_ap'; datasets that can may add 'pr_curves' {class: (recall, precision, AP)}
+        (for drawing; not JSON). The base wraps evaluate_detections' number."""
+        value = self.evaluate_detections(all_boxes, output_dir)
+        return {'metric': type(self).__name__, 'mean_ap': value}
 
     def competition_mode(self, on):
         """Competition mode keeps the result files under fixed names; the base has none."""
@@ -230,15 +261,19 @@ class imdb:
                 'thresholds': thresholds, 'gt_overlaps': gt_overlaps}
 
     def dense_roidb(self):
-        """Dense sliding windows (rpn.dense_windows) at cfg.TRAIN.SCALES as proposals: the
-        training RoIs of the paper's one-stage system (Table 10), merged after the ground
-        truth."""
-        from rpn.dense_windows import dense_windows
+        """Dense sliding windows (core.dense_windows) as proposals: the training RoIs of the
+        paper's one-stage system (Table 10), merged after the ground truth. The windows are made
+        for images scaled as training scales them: config['dense_scales'] (short sides) and
+        config['dense_max_size'], which the training tools set from cfg.TRAIN (default: the
+        paper's 600 and 1000)."""
+        from core.dense_windows import dense_windows
+        scales = tuple(self.config.get('dense_scales', (600,)))
+        max_size = self.config.get('dense_max_size', 1000)
         gt_roidb = self.gt_roidb()
         box_list = []
         for i in range(self.num_images):
             width, height = self.image_size_at(i)
-            box_list.append(dense_windows(height, width, cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE))
+            box_list.append(dense_windows(height, width, scales, max_size))
         return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
 
     def create_roidb_from_box_list(self, box_list, gt_roidb):

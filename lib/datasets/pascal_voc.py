@@ -17,6 +17,7 @@ import numpy as np
 import scipy.io as sio
 import scipy.sparse
 
+from caffe.io import atomic_write
 from datasets import ds_utils
 from datasets.imdb import imdb
 from datasets.voc_eval import voc_eval
@@ -143,28 +144,6 @@ class pascal_voc(imdb):
                 'width': ann['width'],
                 'height': ann['height']}
 
-    def rpn_roidb(self):
-        """Proposals from the pickle named by config['rpn_file'] (one (N, 4) or (N, 5) array
-        per image), merged after the ground truth where the ground truth is available."""
-        if self._gt_available():
-            gt_roidb = self.gt_roidb()
-            return self.merge_roidbs(gt_roidb, self._load_rpn_roidb(gt_roidb))
-        return self._load_rpn_roidb(None)
-
-    def _load_rpn_roidb(self, gt_roidb):
-        filename = self.config['rpn_file']
-        if not filename:
-            raise ValueError("{}: set config['rpn_file'] to the RPN proposals pickle"
-                             .format(self.name))
-        if not os.path.isfile(filename):
-            raise FileNotFoundError('RPN proposals file not found: {}'.format(filename))
-        print('loading {}'.format(filename))
-        box_list = ds_utils.load_pickle(filename)
-        if len(box_list) != self.num_images:
-            raise ValueError('{}: {} proposal lists for the {} images of {}'
-                             .format(filename, len(box_list), self.num_images, self.name))
-        return self.create_roidb_from_box_list(box_list, gt_roidb)
-
     def selective_search_roidb(self):
         """Selective search proposals from data/selective_search_data/<name>.mat, merged after
         the ground truth where it is available; cached in data/cache."""
@@ -255,23 +234,24 @@ class pascal_voc(imdb):
                     lines.append('{} {:.3f} {:.1f} {:.1f} {:.1f} {:.1f}\n'.format(
                         index, dets[k, -1], dets[k, 0] + 1, dets[k, 1] + 1,
                         dets[k, 2] + 1, dets[k, 3] + 1))
-            ds_utils.write_text_atomic(''.join(lines), template.format(cls))
+            atomic_write(template.format(cls), ''.join(lines))
 
     def _do_python_eval(self, output_dir='output'):
         """Per-class AP with voc_eval (VOC07 11-point metric when config['use_07_metric']);
-        writes <cls>_pr.pkl to output_dir and returns the mean AP over classes that have
-        ground truth."""
+        writes <cls>_pr.pkl to output_dir and returns (mean AP over the classes that have
+        ground truth, {class: (recall, precision, AP)})."""
         annopath = os.path.join(self._data_path, 'Annotations', '{}.xml')
         use_07_metric = self.config['use_07_metric']
         print('VOC07 metric? ' + ('Yes' if use_07_metric else 'No'))
         os.makedirs(output_dir, exist_ok=True)
-        aps = []
+        aps, curves = [], {}
         for cls in self.classes[1:]:
             rec, prec, ap = voc_eval(self._get_voc_results_file_template().format(cls),
                                      annopath, self._image_set_file(), cls,
                                      self._annotation_cache, ovthresh=0.5,
                                      use_07_metric=use_07_metric)
             aps.append(ap)
+            curves[cls] = (rec, prec, ap)
             print('AP for {} = {}'.format(cls, 'n/a (no ground truth)' if np.isnan(ap)
                                           else '{:.4f}'.format(ap)))
             ds_utils.save_pickle_atomic({'rec': rec, 'prec': prec, 'ap': ap},
@@ -285,22 +265,33 @@ class pascal_voc(imdb):
             print('{:.3f}'.format(ap))
         print('{:.3f}'.format(mean_ap))
         print('~~~~~~~~')
-        return mean_ap
+        return mean_ap, curves
 
     def evaluate_detections(self, all_boxes, output_dir='output'):
         """Writes the result files, evaluates them and returns the mean AP."""
+        return self.evaluate(all_boxes, output_dir)['mean_ap']
+
+    def evaluate(self, all_boxes, output_dir='output'):
+        """Writes the result files and evaluates them (AP at IoU 0.5; the VOC07 11-point
+        metric when config['use_07_metric']). Returns {'metric', 'mean_ap', 'per_class_ap'
+        (None for a class without ground truth), 'pr_curves' {class: (recall, precision, AP)}}."""
         if self.config['matlab_eval']:
             raise NotImplementedError("config['matlab_eval']: the MATLAB devkit evaluation is "
                                       'not part of this project; voc_eval is its Python port')
         self._write_voc_results_file(all_boxes)
-        mean_ap = self._do_python_eval(output_dir)
+        mean_ap, curves = self._do_python_eval(output_dir)
         if self.config['cleanup']:
             template = self._get_voc_results_file_template()
             for cls in self.classes[1:]:
                 filename = template.format(cls)
                 if os.path.exists(filename):
                     os.remove(filename)
-        return mean_ap
+        return {'metric': 'VOC07 11-point AP@0.5' if self.config['use_07_metric']
+                else 'VOC AP@0.5 (area under the curve)',
+                'mean_ap': mean_ap,
+                'per_class_ap': {cls: (None if np.isnan(ap) else float(ap))
+                                 for cls, (_, _, ap) in curves.items()},
+                'pr_curves': curves}
 
     def competition_mode(self, on):
         """On: fixed result file names (no salt), kept after evaluation."""

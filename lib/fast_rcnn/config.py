@@ -27,7 +27,7 @@ __C.TRAIN = edict()
 __C.TRAIN.SCALES = (600,)
 # Longest image side allowed after scaling.
 __C.TRAIN.MAX_SIZE = 1000
-# Images per minibatch.
+# Images per minibatch (the release: 2 for Fast R-CNN, 1 with an RPN; here any number for both).
 __C.TRAIN.IMS_PER_BATCH = 2
 # RoIs per minibatch (the paper's R = 128 per image for the detector).
 __C.TRAIN.BATCH_SIZE = 128

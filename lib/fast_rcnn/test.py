@@ -1,20 +1,26 @@
 """Testing a Fast R-CNN / Faster R-CNN network: image -> blobs -> net -> scored, regressed boxes per
 class (im_detect); then over a whole dataset, per-class thresholding and NMS, a cap on detections
-per image, saving and evaluation (test_net)."""
-import hashlib
-import json
+per image, saving and evaluation (test_net).
+
+This module is the test driver: im_detect and test_net read `cfg` once, at their top, into a
+TestSettings (or take one), and pass plain values down. Pictures are fast_rcnn.vis's, the
+detections cache fast_rcnn.detection_cache's.
+"""
+import dataclasses
+import functools
 import os
-import pickle
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from caffe.io import atomic_write
-from fast_rcnn.bbox_transform import bbox_transform_inv, clip_boxes
+from core.boxes import bbox_transform_inv, clip_boxes
+from core.dense_windows import dense_windows
+from fast_rcnn import detection_cache
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.nms_wrapper import nms
-from rpn.dense_windows import dense_windows
-from utils.blob import im_list_to_blob, prep_im_for_blob
+from fast_rcnn.vis import save_detections_image, save_pr_curves, vis_detections  # noqa: F401
+from nms.dispatch import nms, runtime_gpu
+from utils.blob import pyramid_blob
 from utils.image_file import check_image_file
 from utils.timer import Timer
 
@@ -23,14 +29,48 @@ from utils.timer import Timer
 _CANONICAL_AREA = 224 * 224
 
 
-def _get_image_blob(im):
-    """The image pyramid of cfg.TEST.SCALES as one (n_scales, 3, H, W) blob, and the scales."""
-    ims, scales = [], []
-    for target_size in cfg.TEST.SCALES:
-        scaled, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, target_size, cfg.TEST.MAX_SIZE)
-        ims.append(scaled)
-        scales.append(scale)
-    return im_list_to_blob(ims), np.array(scales, dtype=np.float64)
+@dataclass(frozen=True)
+class TestSettings:
+    """scales / max_size: the image pyramid (short sides) and the longest side allowed;
+    pixel_means: BGR means; has_rpn: the net proposes its own boxes (else RoIs are given);
+    proposal_method: where given RoIs come from ('dense': sliding windows made per image);
+    svm: use cls_score as linear scores; bbox_reg: apply the box regression; dedup_boxes:
+    RoIs on the same cell at this scale are evaluated once (0: off; not with an RPN);
+    nms: per-class NMS threshold; use_gpu_nms: NMS on the runtime's GPU in GPU mode."""
+    scales: tuple = (600,)
+    max_size: int = 1000
+    pixel_means: tuple = (102.9801, 115.9465, 122.7717)
+    has_rpn: bool = False
+    proposal_method: str = 'selective_search'
+    svm: bool = False
+    bbox_reg: bool = True
+    dedup_boxes: float = 1. / 16.
+    nms: float = 0.3
+    use_gpu_nms: bool = True
+
+    @classmethod
+    def from_cfg(cls, config):
+        """From the whole config (TEST keys, PIXEL_MEANS, DEDUP_BOXES, USE_GPU_NMS)."""
+        test = config.TEST
+        return cls(tuple(test.SCALES), test.MAX_SIZE,
+                   tuple(np.asarray(config.PIXEL_MEANS, dtype=np.float64).ravel()),
+                   bool(test.HAS_RPN), test.PROPOSAL_METHOD, bool(test.SVM),
+                   bool(test.BBOX_REG), float(config.DEDUP_BOXES), float(test.NMS),
+                   bool(config.USE_GPU_NMS))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def nms_function(self):
+        """nms(dets, thresh) on the device these settings ask for."""
+        return functools.partial(nms, gpu_id=runtime_gpu() if self.use_gpu_nms else None)
+
+
+def image_blob(im, settings):
+    """The image pyramid of settings.scales as one (n_scales, 3, H, W) float32 blob, and the
+    scales."""
+    means = np.asarray(settings.pixel_means, dtype=np.float64).reshape(1, 1, -1)
+    return pyramid_blob(im, means, settings.scales, settings.max_size)
 
 
 def _project_im_rois(im_rois, scales):
@@ -46,89 +86,87 @@ def _project_im_rois(im_rois, scales):
     return im_rois[:, :4] * scales[levels], levels
 
 
-def _get_rois_blob(im_rois, scales):
+def rois_blob(im_rois, scales):
+    """(R, 5) float32 [pyramid level, x1, y1, x2, y2] of image-coordinate RoIs."""
     rois, levels = _project_im_rois(im_rois, scales)
     return np.hstack((levels, rois)).astype(np.float32, copy=False)
 
 
-def _get_blobs(im, rois):
-    data, scales = _get_image_blob(im)
-    blobs = {'data': data}
-    if not cfg.TEST.HAS_RPN:
-        if rois is None:
-            raise ValueError('im_detect: a net without an RPN (cfg.TEST.HAS_RPN False) needs '
-                             'proposal boxes')
-        blobs['rois'] = _get_rois_blob(rois, scales)
-    return blobs, scales
-
-
-def im_detect(net, im, boxes=None):
+def im_detect(net, im, boxes=None, settings=None):
     """Detects objects in one BGR image.
 
     boxes: (R, 4) proposals in image pixels for a Fast R-CNN net; None for a net with an RPN
-    (cfg.TEST.HAS_RPN), whose 'rois' output is used. Returns scores (R, K) and boxes (R, 4K):
-    per class, the proposal moved by that class's regression (cfg.TEST.BBOX_REG) and clipped to
-    the image, in image pixels.
+    (settings.has_rpn), whose 'rois' output is used. settings: TestSettings (default: from cfg).
+    Returns scores (R, K) and boxes (R, 4K): per class, the proposal moved by that class's
+    regression (settings.bbox_reg) and clipped to the image, in image pixels.
     """
-    blobs, im_scales = _get_blobs(im, boxes)
-
-    dedup = cfg.DEDUP_BOXES > 0 and not cfg.TEST.HAS_RPN
-    if dedup:
-        # RoIs that fall on the same feature-map cells give identical outputs; run each once.
-        keys = np.round(blobs['rois'] * cfg.DEDUP_BOXES).astype(np.int64)
-        _, index, inv_index = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-        inv_index = np.asarray(inv_index).ravel()
-        blobs['rois'] = blobs['rois'][index, :]
-        boxes = np.asarray(boxes)[index, :]
-
-    forward_kwargs = {'data': blobs['data'].astype(np.float32, copy=False)}
-    if cfg.TEST.HAS_RPN:
+    settings = settings or TestSettings.from_cfg(cfg)
+    data, im_scales = image_blob(im, settings)
+    inputs = {'data': data}
+    dedup = None
+    if settings.has_rpn:
         if len(im_scales) != 1:
-            raise ValueError('im_detect: an RPN net tests at one scale; cfg.TEST.SCALES = %s'
-                             % (cfg.TEST.SCALES,))
-        data = blobs['data']
-        forward_kwargs['im_info'] = np.array([[data.shape[2], data.shape[3], im_scales[0]]],
-                                             dtype=np.float32)
+            raise ValueError('im_detect: an RPN net tests at one scale; TEST.SCALES = %s'
+                             % (settings.scales,))
+        inputs['im_info'] = np.array([[data.shape[2], data.shape[3], im_scales[0]]],
+                                     dtype=np.float32)
     else:
-        forward_kwargs['rois'] = blobs['rois']
-    for name, value in forward_kwargs.items():
+        if boxes is None:
+            raise ValueError('im_detect: a net without an RPN (TEST.HAS_RPN False) needs '
+                             'proposal boxes')
+        rois = rois_blob(boxes, im_scales)
+        if settings.dedup_boxes > 0:
+            # RoIs that fall on the same feature-map cells give identical outputs; run each once.
+            keys = np.round(rois * settings.dedup_boxes).astype(np.int64)
+            _, index, dedup = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            dedup = np.asarray(dedup).ravel()
+            rois = rois[index, :]
+            boxes = np.asarray(boxes)[index, :]
+        inputs['rois'] = rois
+    blobs_out = _forward(net, inputs, settings)
+
+    if settings.has_rpn:
+        boxes = net.blobs['rois'].data[:, 1:5] / im_scales[0]
+    scores, pred_boxes = _decode(net, blobs_out, np.asarray(boxes, dtype=np.float64)[:, :4],
+                                 im.shape, settings)
+    if dedup is not None:
+        scores = scores[dedup, :]
+        pred_boxes = pred_boxes[dedup, :]
+    return scores, pred_boxes
+
+
+def _forward(net, inputs, settings):
+    for name, value in inputs.items():
         if name not in net.blobs:
-            raise ValueError('im_detect: the net has no input blob %r (cfg.TEST.HAS_RPN is %s; '
-                             'does it match the prototxt?)' % (name, cfg.TEST.HAS_RPN))
+            raise ValueError('im_detect: the net has no input blob %r (TEST.HAS_RPN is %s; '
+                             'does it match the prototxt?)' % (name, settings.has_rpn))
         net.blobs[name].reshape(*value.shape)
-    blobs_out = net.forward(**forward_kwargs)
+    return net.forward(**inputs)
 
-    if cfg.TEST.HAS_RPN:
-        rois = net.blobs['rois'].data.copy()
-        boxes = rois[:, 1:5] / im_scales[0]
-    boxes = np.asarray(boxes, dtype=np.float64)[:, :4]
 
-    if cfg.TEST.SVM:
+def _decode(net, blobs_out, boxes, im_shape, settings):
+    """Scores (R, K) and class-specific boxes (R, 4K) from the net's outputs for `boxes`."""
+    if settings.svm:
         scores = net.blobs['cls_score'].data.copy()
     else:
         scores = np.array(blobs_out['cls_prob'], copy=True)
     scores = scores.reshape(scores.shape[0], -1)
-
-    if cfg.TEST.BBOX_REG:
+    if settings.bbox_reg:
         deltas = np.asarray(blobs_out['bbox_pred']).reshape(scores.shape[0], -1)
-        pred_boxes = clip_boxes(bbox_transform_inv(boxes, deltas), im.shape)
+        pred_boxes = clip_boxes(bbox_transform_inv(boxes, deltas), im_shape)
     else:
         pred_boxes = np.tile(boxes, (1, scores.shape[1]))
-
-    if dedup:
-        scores = scores[inv_index, :]
-        pred_boxes = pred_boxes[inv_index, :]
     return scores, pred_boxes
 
 
-def detections_for_class(scores, boxes, cls, thresh, nms_thresh):
+def detections_for_class(scores, boxes, cls, thresh, nms_thresh, nms_function=nms):
     """(N, 5) float32 [x1, y1, x2, y2, score] of class `cls` above thresh, after NMS."""
     inds = np.where(scores[:, cls] > thresh)[0]
     dets = np.hstack((boxes[inds, cls * 4:(cls + 1) * 4],
                       scores[inds, cls][:, np.newaxis])).astype(np.float32, copy=False)
     if dets.shape[0] == 0:
         return dets.reshape(0, 5)
-    keep = nms(dets, nms_thresh)
+    keep = nms_function(dets, nms_thresh)
     return dets[keep, :]
 
 
@@ -144,7 +182,7 @@ def limit_detections(dets_per_class, max_per_image):
     return [d[d[:, -1] >= image_thresh] for d in dets_per_class]
 
 
-def apply_nms(all_boxes, thresh):
+def apply_nms(all_boxes, thresh, nms_function=nms):
     """Per-class NMS over all_boxes[cls][image] (N, 5) arrays; returns a new nested list."""
     nms_boxes = [[[] for _ in per_class] for per_class in all_boxes]
     for cls, per_class in enumerate(all_boxes):
@@ -152,157 +190,80 @@ def apply_nms(all_boxes, thresh):
             if len(dets) == 0:
                 continue
             dets = np.asarray(dets, dtype=np.float32)
-            nms_boxes[cls][i] = dets[nms(dets, thresh), :]
+            nms_boxes[cls][i] = dets[nms_function(dets, thresh), :]
     return nms_boxes
 
 
-def vis_detections(im, class_name, dets, thresh=0.3, ax=None):
-    """Draws the detections of one class scoring >= thresh on a matplotlib axis (a new figure's
-    when ax is None) and returns the axis. im is BGR."""
-    import matplotlib
-    if ax is None:
-        matplotlib.use('Agg', force=False)
-        import matplotlib.pyplot as plt
-        _, ax = plt.subplots(figsize=(8, 8 * im.shape[0] / max(im.shape[1], 1)))
-        ax.imshow(im[:, :, ::-1])
-        ax.axis('off')
-    for det in dets:
-        if det[-1] < thresh:
-            continue
-        x1, y1, x2, y2 = (float(v) for v in det[:4])
-        ax.add_patch(matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False,
-                                                  edgecolor='red', linewidth=2))
-        ax.text(x1, y1 - 2, '%s %.3f' % (class_name, det[-1]), fontsize=10, color='white',
-                bbox=dict(facecolor='blue', alpha=0.5, pad=1))
-    return ax
+@dataclass
+class TestResult:
+    """What a test run produced: the detections (all_boxes[cls][image] (N, 5) arrays), their
+    file, the evaluation summary (imdb.evaluate), the precision/recall PNG (or None), the mean
+    im_detect time per image (None when the detections were reused)."""
+    all_boxes: list
+    detections_file: str
+    evaluation: dict
+    pr_curves_png: str
+    seconds_per_image: float
 
 
-def save_detections_image(im, class_names, dets_per_class, path, thresh=0.3, title=None):
-    """Writes a PNG of the BGR image with every class's detections >= thresh drawn on it.
-    class_names and dets_per_class are parallel lists."""
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    height, width = im.shape[:2]
-    fig, ax = plt.subplots(figsize=(8, 8 * height / max(width, 1)))
-    ax.imshow(im[:, :, ::-1])
-    ax.axis('off')
-    for name, dets in zip(class_names, dets_per_class):
-        vis_detections(im, name, dets, thresh=thresh, ax=ax)
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def save_pickle(obj, path):
-    """Pickles obj to path atomically (a temporary file, then a rename)."""
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    try:
-        with open(tmp, 'wb') as f:
-            pickle.dump(obj, f, pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def detections_key(net, imdb, max_per_image, thresh):
-    """What a test run's detections depend on: the weights and the net definition (by content),
-    the image set, and the test-time settings. Saved beside detections.pkl, it tells a cache made
-    by another model, image set or cfg.TEST from one that can be reused."""
-    def digest_file(path):
-        h = hashlib.sha1()
-        with open(path, 'rb') as f:
-            for chunk in iter(lambda: f.read(1 << 22), b''):
-                h.update(chunk)
-        return h.hexdigest()
-
-    weights = getattr(net, 'weights_file', None)
-    prototxt = getattr(net, '_source', None)
-    return {
-        'weights': os.path.abspath(weights) if weights else None,
-        'weights_sha1': digest_file(weights) if weights and os.path.isfile(weights) else None,
-        'prototxt_sha1': (digest_file(prototxt) if prototxt and os.path.isfile(prototxt)
-                          else None),
-        'imdb': imdb.name,
-        'images_sha1': image_set_digest(imdb),
-        'settings': repr((sorted((k, repr(v)) for k, v in cfg.TEST.items()),
-                          repr(cfg.PIXEL_MEANS), max_per_image, thresh)),
-    }
-
-
-def image_set_digest(imdb):
-    """A digest of the imdb's image ids, in order: detections are per image index."""
-    return hashlib.sha1('\n'.join(map(str, imdb.image_index)).encode()).hexdigest()
-
-
-def _key_file(det_file):
-    return det_file + '.key.json'
-
-
-def read_detections_key(det_file):
-    """The key saved with det_file, or None when there is none (or it is unreadable)."""
-    try:
-        with open(_key_file(det_file)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False):
+def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None,
+             model_files=None, output_dir=None):
     """Detects objects in every image of imdb, saves all_boxes to
-    <output dir>/detections.pkl and evaluates them with imdb.evaluate_detections.
+    <output dir>/detections.pkl, evaluates them (imdb.evaluate) and draws the per-class
+    precision/recall curves to <output dir>/pr_curves.png. Returns all_boxes
+    (all_boxes[cls][image] (N, 5) [x1, y1, x2, y2, score]; class 0 holds empty lists).
+    run_test returns everything a caller may want (TestResult).
 
-    all_boxes[cls][image] is an (N, 5) array [x1, y1, x2, y2, score]; class 0 (background) holds
-    empty lists. vis writes one PNG per image to <output dir>/vis/. Returns all_boxes.
-
-    detections.pkl is reused (not recomputed) only when the key saved beside it matches this
-    run's weights, net, image set and test settings (see detections_key).
+    settings: TestSettings (default: from cfg). model_files: the (prototxt, caffemodel) the net
+    was built from; with them, detections.pkl is reused (not recomputed) when it was made from
+    the same files (by content), image set and test settings. vis writes one PNG per image to
+    <output dir>/vis/. output_dir defaults to get_output_dir(imdb, net).
     """
-    output_dir = get_output_dir(imdb, net)
+    return run_test(net, imdb, max_per_image, thresh, vis, settings, model_files,
+                    output_dir).all_boxes
+
+
+def run_test(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None,
+             model_files=None, output_dir=None):
+    """test_net, returning a TestResult."""
+    settings = settings or TestSettings.from_cfg(cfg)
+    output_dir = output_dir or get_output_dir(imdb, net)
     det_file = os.path.join(output_dir, 'detections.pkl')
-    key = detections_key(net, imdb, max_per_image, thresh)
-    if not vis and os.path.isfile(det_file) and read_detections_key(det_file) == key:
-        try:
-            with open(det_file, 'rb') as f:
-                all_boxes = pickle.load(f)
-        except Exception:
-            all_boxes = None  # unreadable: detect again
-        if all_boxes is not None:
-            print('Reusing the detections in %s (same weights, net, image set and TEST '
-                  'settings; delete it to detect again)' % det_file, flush=True)
-            print('Evaluating detections', flush=True)
-            imdb.evaluate_detections(all_boxes, output_dir)
-            return all_boxes
-
-    all_boxes = _detect_all(net, imdb, max_per_image, thresh, vis, output_dir)
-    # The old key goes first: a crash between the two writes must not leave it vouching for
-    # the new detections.
-    if os.path.exists(_key_file(det_file)):
-        os.remove(_key_file(det_file))
-    save_pickle(all_boxes, det_file)
-    atomic_write(_key_file(det_file), json.dumps(key, indent=1).encode())
-    print('Wrote detections to %s' % det_file, flush=True)
+    key = None
+    if model_files is not None:
+        # The proposal layer reads cfg.TEST's RPN keys: they belong to the key too.
+        described = (settings, sorted((k, repr(v)) for k, v in cfg.TEST.items()),
+                     max_per_image, thresh)
+        key = detection_cache.detections_key(model_files[0], model_files[1], imdb, described)
+    all_boxes = None if vis else detection_cache.load_if_current(det_file, key)
+    seconds = None
+    if all_boxes is not None:
+        print('Reusing the detections in %s (same weights, net, image set and TEST '
+              'settings; delete it to detect again)' % det_file, flush=True)
+    else:
+        all_boxes, seconds = _detect_all(net, imdb, max_per_image, thresh, vis, output_dir,
+                                         settings)
+        detection_cache.save(det_file, all_boxes, key)
+        print('Wrote detections to %s' % det_file, flush=True)
     print('Evaluating detections', flush=True)
-    imdb.evaluate_detections(all_boxes, output_dir)
-    return all_boxes
+    evaluation = imdb.evaluate(all_boxes, output_dir)
+    png = None
+    curves = (evaluation or {}).pop('pr_curves', None)
+    if curves:
+        png = save_pr_curves(curves, os.path.join(output_dir, 'pr_curves.png'),
+                             title='%s on %s' % (getattr(net, 'name', ''), imdb.name))
+        print('Wrote precision/recall curves to %s' % png, flush=True)
+    return TestResult(all_boxes, det_file, evaluation, png, seconds)
 
 
-def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir):
+def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir, settings):
     num_images = imdb.num_images
     all_boxes = [[[] for _ in range(num_images)] for _ in range(imdb.num_classes)]
     timers = {'im_detect': Timer(), 'misc': Timer()}
+    nms_function = settings.nms_function()
     # 'dense': the one-stage system's sliding windows (Table 10), made per image, not stored.
-    dense = not cfg.TEST.HAS_RPN and cfg.TEST.PROPOSAL_METHOD == 'dense'
-    roidb = None if cfg.TEST.HAS_RPN or dense else imdb.roidb
+    dense = not settings.has_rpn and settings.proposal_method == 'dense'
+    roidb = None if settings.has_rpn or dense else imdb.roidb
 
     for i in range(num_images):
         proposals = None
@@ -315,14 +276,14 @@ def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir):
             raise FileNotFoundError('cannot read image %s (image %d of %s)'
                                     % (path, i, imdb.name))
         if dense:
-            proposals = dense_windows(im.shape[0], im.shape[1], cfg.TEST.SCALES,
-                                      cfg.TEST.MAX_SIZE)
+            proposals = dense_windows(im.shape[0], im.shape[1], settings.scales,
+                                      settings.max_size)
         timers['im_detect'].tic()
-        scores, boxes = im_detect(net, im, proposals)
+        scores, boxes = im_detect(net, im, proposals, settings)
         timers['im_detect'].toc()
 
         timers['misc'].tic()
-        dets = [detections_for_class(scores, boxes, j, thresh, cfg.TEST.NMS)
+        dets = [detections_for_class(scores, boxes, j, thresh, settings.nms, nms_function)
                 for j in range(1, imdb.num_classes)]
         dets = limit_detections(dets, max_per_image)
         for j, d in enumerate(dets, start=1):
@@ -335,4 +296,4 @@ def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir):
         print('im_detect: {:d}/{:d}  {:.3f}s {:.3f}s'.format(
             i + 1, num_images, timers['im_detect'].average_time, timers['misc'].average_time),
             flush=True)
-    return all_boxes
+    return all_boxes, timers['im_detect'].average_time

@@ -1,26 +1,28 @@
-"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's SGDSolver that feeds
-the roidb to the net's data layer, shows progress, and writes deployable snapshots.
+"""Training a Fast R-CNN / Faster R-CNN network: a thin loop over the runtime's solver that feeds
+the roidb to the net's data layer, reports progress (fast_rcnn.training_log), and writes
+deployable snapshots (bbox_pred with the target normalization folded in:
+fast_rcnn.bbox_normalization) with what an exact resume needs beside them (fast_rcnn.train_state).
 
-Deployable means: the detector learns normalized box targets ((t - mean) / std, paper Sec. 3.1.2
-and the release), so the saved bbox_pred layer has the normalization folded back into its weights
-and a test net needs no means or stds.
+This module is the training driver: its public functions read `cfg` once, at their top, and pass
+plain values down.
 """
 import os
-import pickle
 import signal
 import threading
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 import caffe
-from caffe import common as caffe_common
-from caffe import io as caffe_io
+from core.roi_targets import BoxTargets
+from core.sampling import RoISampling
+from fast_rcnn import train_state
+from fast_rcnn.bbox_normalization import BBoxNormalization
 from fast_rcnn.config import cfg
+from fast_rcnn.train_state import TRAIN_STATE_EXT  # noqa: F401  (the tools' name for it)
+from fast_rcnn.training_log import TrainingReporter
 import roi_data_layer.roidb as rdl_roidb
-
-# Beside each .solverstate: what Caffe's state file lacks for an exact resume (see snapshot()).
-TRAIN_STATE_EXT = '.trainstate'
 
 
 class TrainingError(RuntimeError):
@@ -47,26 +49,49 @@ class TrainingInterrupted(Exception):
                                       self.state_path))
 
 
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the training loop needs from the config: has_rpn (end-to-end / RPN training),
+    bbox_reg (the detector regresses boxes), box_targets (core.roi_targets.BoxTargets),
+    snapshot_iters (0: only at the end), snapshot_infix, eps."""
+    has_rpn: bool = False
+    bbox_reg: bool = True
+    box_targets: BoxTargets = BoxTargets()
+    snapshot_iters: int = 10000
+    snapshot_infix: str = ''
+    eps: float = 1e-14
+
+    @classmethod
+    def from_cfg(cls, config):
+        train = config.TRAIN
+        return cls(bool(train.HAS_RPN), bool(train.BBOX_REG), BoxTargets.from_cfg(train),
+                   int(train.SNAPSHOT_ITERS), train.SNAPSHOT_INFIX, float(config.EPS))
+
+
 class SolverWrapper:
     """Owns the solver and the box-target statistics, and writes snapshots whose bbox_pred layer is
-    un-normalized (and a .solverstate beside it to resume from)."""
+    un-normalized (and a .solverstate and .trainstate beside it to resume from).
 
-    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None):
+    settings: TrainSettings (default: from cfg)."""
+
+    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None, settings=None):
+        self.settings = settings = settings or TrainSettings.from_cfg(cfg)
         self.output_dir = output_dir
-        if (cfg.TRAIN.HAS_RPN and cfg.TRAIN.BBOX_REG and cfg.TRAIN.BBOX_NORMALIZE_TARGETS
-                and not cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED):
+        targets = settings.box_targets
+        if settings.has_rpn and settings.bbox_reg and targets.normalize and \
+                not targets.precomputed:
             # With an RPN the RoIs are made during training, so target statistics cannot be
             # computed from the roidb beforehand.
             raise TrainingError('end-to-end training with BBOX_NORMALIZE_TARGETS needs '
                                 'TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED: True '
                                 '(see experiments/cfgs/faster_rcnn_end2end.yml)')
-        self.bbox_means = self.bbox_stds = None
-        if cfg.TRAIN.BBOX_REG:
+        stats = None
+        if settings.bbox_reg:
             print('Computing bounding-box regression targets...', flush=True)
-            self.bbox_means, self.bbox_stds = rdl_roidb.add_bbox_regression_targets(roidb)
+            stats = rdl_roidb.add_bbox_regression_targets(roidb, targets, settings.eps)
             print('done', flush=True)
 
-        self.solver = caffe.SGDSolver(solver_prototxt)
+        self.solver = caffe.get_solver(solver_prototxt)  # the method the file's `type` names
         param = self.solver.param
         self.snapshot_prefix = param.snapshot_prefix or \
             os.path.splitext(os.path.basename(solver_prototxt))[0]
@@ -78,6 +103,7 @@ class SolverWrapper:
         if pretrained_model is not None:
             print('Loading pretrained model weights from %s' % pretrained_model, flush=True)
             self.solver.net.copy_from(pretrained_model)
+        self.normalization = self._normalization(stats)
         self._data_layer().set_roidb(roidb)
 
     def _data_layer(self):
@@ -87,58 +113,33 @@ class SolverWrapper:
         raise TrainingError('the training net has no RoI data layer (a Python layer with '
                             'set_roidb, e.g. roi_data_layer.layer.RoIDataLayer)')
 
-    # bbox_pred normalization ------------------------------------------------------------------
-    def _bbox_stats(self):
-        """(means, stds) shaped like bbox_pred's outputs, or None when no un-normalization is
-        due (no box regression, targets not normalized, or no bbox_pred layer)."""
+    def _normalization(self, stats):
+        """The BBoxNormalization of bbox_pred, or None when there is nothing to fold (no box
+        regression, targets not normalized, or no bbox_pred layer)."""
         net = self.solver.net
-        if not (cfg.TRAIN.BBOX_REG and cfg.TRAIN.BBOX_NORMALIZE_TARGETS
-                and 'bbox_pred' in net.params and self.bbox_stds is not None):
+        if stats is None or not self.settings.box_targets.normalize or \
+                'bbox_pred' not in net.params:
             return None
-        n_out = net.params['bbox_pred'][0].data.shape[0]
-        means = np.asarray(self.bbox_means, dtype=np.float64).ravel()
-        stds = np.asarray(self.bbox_stds, dtype=np.float64).ravel()
-        if stds.size == 4 and n_out != 4:
-            means, stds = np.tile(means, n_out // 4), np.tile(stds, n_out // 4)
-        if stds.size != n_out or means.size != n_out:
-            raise TrainingError('bbox_pred has %d outputs but the target statistics have %d '
-                                'values (num_classes in the prototxt vs the dataset?)'
-                                % (n_out, stds.size))
-        return means, stds
+        try:
+            return BBoxNormalization(stats[0], stats[1],
+                                     net.params['bbox_pred'][0].data.shape[0])
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
 
-    def _unnormalize_bbox_pred(self):
-        """Folds the target normalization into bbox_pred; returns the original arrays."""
-        stats = self._bbox_stats()
-        if stats is None:
-            return None
-        means, stds = stats
-        weights, biases = self.solver.net.params['bbox_pred'][:2]
-        saved = (weights.data.copy(), biases.data.copy())
-        weights.data[...] = weights.data * stds.reshape((-1,) + (1,) * (weights.data.ndim - 1))
-        biases.data[...] = biases.data * stds + means
-        return saved
+    @property
+    def snapshot_base(self):
+        """<output_dir>/<prefix>[_<infix>]: snapshots add _iter_N.caffemodel to it."""
+        infix = self.settings.snapshot_infix
+        return os.path.join(self.output_dir,
+                            self.snapshot_prefix + ('_' + infix if infix else ''))
 
-    def _normalize_bbox_pred(self):
-        """The inverse of _unnormalize_bbox_pred, for weights read back from a snapshot."""
-        stats = self._bbox_stats()
-        if stats is None:
-            return
-        means, stds = stats
-        # Outputs with std 0 (the background class when the statistics come from the roidb)
-        # were saved as 0 and never regress; they stay 0.
-        inv = np.divide(1.0, stds, out=np.zeros_like(stds), where=stds != 0)
-        weights, biases = self.solver.net.params['bbox_pred'][:2]
-        weights.data[...] = weights.data * inv.reshape((-1,) + (1,) * (weights.data.ndim - 1))
-        biases.data[...] = (biases.data - means) * inv
-
-    # snapshots --------------------------------------------------------------------------------
     def snapshot(self):
-        """Writes <output_dir>/<prefix>[_<infix>]_iter_N.caffemodel (deployable: bbox_pred
-        un-normalized) and the matching .solverstate, each atomically; returns the model path."""
-        infix = '_' + cfg.TRAIN.SNAPSHOT_INFIX if cfg.TRAIN.SNAPSHOT_INFIX else ''
-        base = os.path.join(self.output_dir, self.snapshot_prefix + infix)
+        """Writes <snapshot_base>_iter_N.caffemodel (deployable: bbox_pred un-normalized), the
+        matching .solverstate and .trainstate, each atomically; returns the model path."""
+        base = self.snapshot_base
         os.makedirs(os.path.dirname(base), exist_ok=True)
-        saved = self._unnormalize_bbox_pred()
+        bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
+        trained = self.normalization.fold(bbox_pred) if bbox_pred else None
         param = self.solver.param
         prefix = param.snapshot_prefix
         try:
@@ -146,37 +147,11 @@ class SolverWrapper:
             model_path, _ = self.solver.snapshot()
         finally:
             param.snapshot_prefix = prefix
-            if saved is not None:
-                weights, biases = self.solver.net.params['bbox_pred'][:2]
-                weights.data[...] = saved[0]
-                biases.data[...] = saved[1]
-        self._write_train_state(model_path, saved)
+            if trained is not None:
+                BBoxNormalization.restore(bbox_pred, trained)
+        train_state.save(model_path, train_state.capture(self._data_layer(), trained))
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
-
-    def _write_train_state(self, model_path, normalized_bbox_pred):
-        # A resumed run must continue exactly as an uninterrupted one: it needs the RNG states
-        # (numpy: minibatch and RoI sampling; the runtime's: dropout), the data layer's place
-        # in its shuffled epoch, and bbox_pred as trained (normalized): undoing the saved
-        # un-normalization in floating point would not give back the same bits.
-        layer = self._data_layer()
-        state = {'numpy_rng': np.random.get_state(),
-                 'caffe_rng': caffe_common.rng().get_state(),
-                 'data_layer': layer.get_state() if hasattr(layer, 'get_state') else None,
-                 'bbox_pred': normalized_bbox_pred}
-        path = os.path.splitext(model_path)[0] + TRAIN_STATE_EXT
-        caffe_io.atomic_write(path, pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
-
-    def _read_train_state(self, solverstate):
-        path = os.path.splitext(solverstate)[0] + TRAIN_STATE_EXT
-        if not os.path.isfile(path):
-            return None
-        try:
-            with open(path, 'rb') as f:
-                return pickle.load(f)
-        except Exception as e:
-            raise TrainingError('%s is unreadable (%s: %s); delete it to resume without exact '
-                                'reproducibility' % (path, type(e).__name__, e)) from None
 
     def restore(self, solverstate):
         """Resumes from a .solverstate written by snapshot(): iteration, momentum history and the
@@ -186,78 +161,70 @@ class SolverWrapper:
             raise TrainingError('solver state %s not found' % solverstate)
         print('Restoring solver state from %s' % solverstate, flush=True)
         self.solver.restore(solverstate)
-        state = self._read_train_state(solverstate)
+        try:
+            state = train_state.load(solverstate)
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
         if state is None:
             print('warning: no %s beside %s; the resumed run will not repeat the original '
                   'one exactly' % (TRAIN_STATE_EXT, solverstate), flush=True)
-            self._normalize_bbox_pred()
+            if bbox_pred:
+                self.normalization.unfold(bbox_pred)
             return
         if state['bbox_pred'] is not None:
-            weights, biases = self.solver.net.params['bbox_pred'][:2]
-            weights.data[...] = state['bbox_pred'][0]
-            biases.data[...] = state['bbox_pred'][1]
-        np.random.set_state(state['numpy_rng'])
-        caffe_common.rng().set_state(state['caffe_rng'])
-        if state['data_layer'] is not None:
-            self._data_layer().set_state(state['data_layer'])
+            BBoxNormalization.restore(self.solver.net.params['bbox_pred'], state['bbox_pred'])
+        train_state.apply(state, self._data_layer())
 
-    # the loop ---------------------------------------------------------------------------------
     def _loss_outputs(self):
         net = self.solver.net
         weights = net.blob_loss_weights
         return [name for name in net.outputs if weights.get(name, 0.0)]
 
     def train_model(self, max_iters):
-        """Steps the solver up to iteration max_iters; snapshots every cfg.TRAIN.SNAPSHOT_ITERS
-        and at the end. Returns the paths of the written models.
+        """Steps the solver up to iteration max_iters; snapshots every settings.snapshot_iters
+        and at the end. Returns the paths of the written models. Progress goes to the terminal
+        and, one JSON line per iteration, to <snapshot_base>_training.jsonl.
 
         A loss that becomes NaN or Inf raises TrainingError before any further snapshot (the
         last one written stays the last good one). SIGINT/SIGTERM let the iteration under way
         finish, then a snapshot is written and TrainingInterrupted raised."""
         solver = self.solver
         losses = self._loss_outputs()
-        sums = dict.fromkeys(losses, 0.0)
-        window_iters, window_time = 0, 0.0
-        total_time, total_iters = 0.0, 0
+        reporter = TrainingReporter(losses, max_iters, self.display,
+                                    log_path=self.training_log_path, start_iter=solver.iter)
         model_paths = []
         last_snapshot = -1
-        start_iter = solver.iter
-        with _StopRequests() as stop:
-            while solver.iter < max_iters:
-                tic = time.perf_counter()
-                solver.step(1)
-                elapsed = time.perf_counter() - tic
-                window_time += elapsed
-                total_time += elapsed
-                window_iters += 1
-                total_iters += 1
-                values = {name: float(np.sum(solver.net.blobs[name].data)) for name in losses}
-                self._check_finite(values, model_paths)
-                for name in losses:
-                    sums[name] += values[name]
-                it = solver.iter
-                if it % self.display == 0 or it == max_iters or it == start_iter + 1:
-                    per_iter = total_time / total_iters
-                    eta = per_iter * (max_iters - it)
-                    parts = ', '.join('%s = %.4f' % (name, sums[name] / window_iters)
-                                      for name in losses)
-                    print('Iteration %d/%d: %s, lr = %g, %.3f s/iter, ETA %s'
-                          % (it, max_iters, parts, solver.learning_rate(),
-                             window_time / window_iters, _format_seconds(eta)), flush=True)
-                    sums = dict.fromkeys(losses, 0.0)
-                    window_iters, window_time = 0, 0.0
-                if cfg.TRAIN.SNAPSHOT_ITERS > 0 and it % cfg.TRAIN.SNAPSHOT_ITERS == 0:
-                    last_snapshot = it
-                    model_paths.append(self.snapshot())
-                if stop.signum is not None:
-                    if last_snapshot != it:
+        every = self.settings.snapshot_iters
+        try:
+            with _StopRequests() as stop:
+                while solver.iter < max_iters:
+                    tic = time.perf_counter()
+                    solver.step(1)
+                    elapsed = time.perf_counter() - tic
+                    values = {name: float(np.sum(solver.net.blobs[name].data))
+                              for name in losses}
+                    self._check_finite(values, model_paths)
+                    it = solver.iter
+                    reporter.iteration(it, values, solver.learning_rate(), elapsed)
+                    if every > 0 and it % every == 0:
+                        last_snapshot = it
                         model_paths.append(self.snapshot())
-                    raise TrainingInterrupted(stop.signum, it, model_paths[-1],
-                                              os.path.splitext(model_paths[-1])[0]
-                                              + '.solverstate')
+                    if stop.signum is not None:
+                        if last_snapshot != it:
+                            model_paths.append(self.snapshot())
+                        raise TrainingInterrupted(stop.signum, it, model_paths[-1],
+                                                  os.path.splitext(model_paths[-1])[0]
+                                                  + '.solverstate')
+        finally:
+            reporter.close()
         if last_snapshot != solver.iter or not model_paths:
             model_paths.append(self.snapshot())
         return model_paths
+
+    @property
+    def training_log_path(self):
+        return self.snapshot_base + '_training.jsonl'
 
     def _check_finite(self, values, model_paths):
         # The update that made a loss NaN/Inf has already spoiled the weights: stop before a
@@ -302,13 +269,6 @@ class _StopRequests:
         return False
 
 
-def _format_seconds(seconds):
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return '%d:%02d:%02d' % (h, m, s)
-
-
 def get_training_roidb(imdb):
     """The roidb to train on: with cfg.TRAIN.USE_FLIPPED, every image also mirrored; entries
     prepared for the data layer (image paths, sizes, max overlaps)."""
@@ -322,17 +282,48 @@ def get_training_roidb(imdb):
     return imdb.roidb
 
 
-def _has_training_rois(entry):
-    # An image helps only if it yields a foreground or a background RoI.
-    overlaps = entry['max_overlaps']
-    fg = overlaps >= cfg.TRAIN.FG_THRESH
-    bg = (overlaps < cfg.TRAIN.BG_THRESH_HI) & (overlaps >= cfg.TRAIN.BG_THRESH_LO)
-    return bool(np.any(fg) or np.any(bg))
+def training_roidb(imdb_names, rpn_files=None):
+    """The imdb and training roidb of one dataset name, or of several joined with '+' (the
+    paper's 07+12), with cfg.TRAIN.PROPOSAL_METHOD's boxes. rpn_files: the proposals file of
+    each dataset for PROPOSAL_METHOD 'rpn' (one path, or a list parallel to the names)."""
+    from datasets.factory import get_imdb
+    from datasets.imdb import imdb as imdb_class
+    names = imdb_names.split('+')
+    if not isinstance(rpn_files, (list, tuple)):
+        rpn_files = [rpn_files] * len(names)
+    if len(rpn_files) != len(names):
+        raise TrainingError('%d proposal files for the %d datasets of %s'
+                            % (len(rpn_files), len(names), imdb_names))
+    imdbs, roidb = [], []
+    for name, rpn_file in zip(names, rpn_files):
+        imdb = get_imdb(name)
+        print('Loaded dataset `%s` for training' % imdb.name, flush=True)
+        if rpn_file is not None:
+            imdb.config['rpn_file'] = rpn_file
+        # Dense windows (Table 10) are made for images scaled as training scales them.
+        imdb.config['dense_scales'] = tuple(cfg.TRAIN.SCALES)
+        imdb.config['dense_max_size'] = cfg.TRAIN.MAX_SIZE
+        imdb.set_proposal_method(cfg.TRAIN.PROPOSAL_METHOD)
+        print('Set proposal method: %s' % cfg.TRAIN.PROPOSAL_METHOD, flush=True)
+        roidb.extend(get_training_roidb(imdb))
+        imdbs.append(imdb)
+    if len(imdbs) == 1:
+        return imdbs[0], roidb
+    if len({im.classes for im in imdbs}) != 1:
+        raise TrainingError('datasets %s do not share one class list' % imdb_names)
+    return imdb_class(imdb_names, imdbs[0].classes), roidb
 
 
-def filter_roidb(roidb):
-    """Drops the entries with neither a foreground nor a background RoI."""
-    kept = [entry for entry in roidb if _has_training_rois(entry)]
+def filter_roidb(roidb, sampling=None):
+    """Drops the entries with neither a foreground nor a background RoI under the RoI rule
+    (sampling: core.sampling.RoISampling; default: cfg.TRAIN's)."""
+    sampling = sampling or RoISampling.from_cfg(cfg.TRAIN)
+
+    def has_training_rois(entry):
+        fg, bg = sampling.fg_bg_masks(entry['max_overlaps'])
+        return bool(fg.any() or bg.any())
+
+    kept = [entry for entry in roidb if has_training_rois(entry)]
     print('Filtered %d roidb entries: %d -> %d' % (len(roidb) - len(kept), len(roidb), len(kept)),
           flush=True)
     return kept
@@ -351,18 +342,40 @@ def train_net(solver_prototxt, roidb, output_dir, pretrained_model=None, max_ite
     restore: a .solverstate to resume from (a snapshot of an earlier run of the same setup).
     rand: leave the RNGs unseeded; by default they are seeded with cfg.RNG_SEED.
     """
+    return train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, restore,
+                 None if rand else cfg.RNG_SEED, TrainSettings.from_cfg(cfg),
+                 RoISampling.from_cfg(cfg.TRAIN)).model_paths
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: its snapshots (the last is the final model), the iteration
+    it reached, and its .jsonl progress log."""
+    model_paths: list
+    iterations: int
+    training_log: str
+
+    @property
+    def final_model(self):
+        return self.model_paths[-1]
+
+
+def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, restore, seed,
+          settings, sampling):
+    """train_net with every setting explicit (seed None: unseeded); returns a TrainResult."""
     if pretrained_model is not None and not os.path.isfile(pretrained_model):
         raise TrainingError('weights file %s not found; see data/README.md' % pretrained_model)
-    if not rand:
-        seed_rngs(cfg.RNG_SEED)
-    roidb = filter_roidb(roidb)
+    if seed is not None:
+        seed_rngs(seed)
+    roidb = filter_roidb(roidb, sampling)
     if not roidb:
         raise TrainingError('no training image has a foreground or background RoI')
     os.makedirs(output_dir, exist_ok=True)
-    sw = SolverWrapper(solver_prototxt, roidb, output_dir, pretrained_model=pretrained_model)
+    sw = SolverWrapper(solver_prototxt, roidb, output_dir, pretrained_model=pretrained_model,
+                       settings=settings)
     if restore:
         sw.restore(restore)
     print('Solving...', flush=True)
     model_paths = sw.train_model(max_iters)
     print('done solving', flush=True)
-    return model_paths
+    return TrainResult(model_paths, sw.solver.iter, sw.training_log_path)

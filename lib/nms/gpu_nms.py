@@ -1,4 +1,4 @@
-"""Greedy non-maximum suppression on the GPU (kernels in lib/caffe/gpu/kernels/nms.cu).
+"""Greedy non-maximum suppression on the GPU (kernels in nms.cu beside this file).
 
 Same contract as nms.cpu_nms on float32 boxes: boxes are visited by descending score (a stable
 sort, so ties keep their input order), and a box is dropped when its IoU with a kept box,
@@ -6,6 +6,8 @@ computed in float32 with widths x2 - x1 + 1, exceeds thresh. The sort and the bo
 computed on the host with the same numpy calls as cpu_nms; the device builds the overlap bitmask
 and makes the greedy pass. Importing this module does not touch the GPU.
 """
+import os
+
 import numpy as np
 
 from caffe import gpu
@@ -14,8 +16,9 @@ TILE = 64                 # boxes per bitmask word (NMS_TILE in nms.cu)
 SELECT_THREADS = 256
 MAX_BOXES = 300000        # the greedy pass keeps one bit per box in 48 KB of shared memory
 
-_mask_kernel = gpu.Kernel('nms.cu', 'nms_mask')
-_select_kernel = gpu.Kernel('nms.cu', 'nms_select')
+_KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'nms.cu')
+_mask_kernel = gpu.Kernel(_KERNELS, 'nms_mask')
+_select_kernel = gpu.Kernel(_KERNELS, 'nms_select')
 
 
 def gpu_nms(dets, thresh, device_id=0):

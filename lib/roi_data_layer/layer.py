@@ -8,16 +8,17 @@ import numpy as np
 
 import caffe
 from fast_rcnn.config import cfg
-from roi_data_layer.minibatch import get_minibatch
+from roi_data_layer.minibatch import MinibatchSettings, get_minibatch
 from rpn.layer_io import parse_param_str
 
 
-def top_names():
-    """The layer's tops under the current cfg, in order."""
-    if cfg.TRAIN.HAS_RPN:
+def top_names(has_rpn, bbox_reg):
+    """The layer's tops, in order, for a net with an RPN (ground truth in) or without one
+    (sampled RoIs in, with box targets when bbox_reg)."""
+    if has_rpn:
         return ['data', 'im_info', 'gt_boxes']
     names = ['data', 'rois', 'labels']
-    if cfg.TRAIN.BBOX_REG:
+    if bbox_reg:
         names += ['bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights']
     return names
 
@@ -60,12 +61,14 @@ class RoIDataLayer(caffe.Layer):
             raise caffe.CaffeError('RoIDataLayer %r: cfg.TRAIN.USE_PREFETCH is not supported; '
                                    'minibatches are made in the training process (set it False)'
                                    % self.name)
-        names = top_names()
+        self._settings = settings = MinibatchSettings.from_cfg(cfg)
+        names = top_names(settings.has_rpn, settings.bbox_reg)
         if len(top) != len(names):
             raise caffe.CaffeError('RoIDataLayer %r has %d tops, but with TRAIN.HAS_RPN %s and '
                                    'TRAIN.BBOX_REG %s it produces %d: %s'
-                                   % (self.name, len(top), cfg.TRAIN.HAS_RPN, cfg.TRAIN.BBOX_REG,
+                                   % (self.name, len(top), settings.has_rpn, settings.bbox_reg,
                                       len(names), ', '.join(names)))
+        self._aspect_grouping = bool(cfg.TRAIN.ASPECT_GROUPING)
         self._name_to_top = {name: i for i, name in enumerate(names)}
         self._roidb = None
         self._perm = np.zeros(0, dtype=np.intp)
@@ -73,8 +76,10 @@ class RoIDataLayer(caffe.Layer):
 
         # Shapes until the first minibatch arrives (the largest image the scales allow).
         k = 4 * self._num_classes
-        initial = {'data': (cfg.TRAIN.IMS_PER_BATCH, 3, max(cfg.TRAIN.SCALES), cfg.TRAIN.MAX_SIZE),
-                   'im_info': (1, 3), 'gt_boxes': (1, 5), 'rois': (1, 5), 'labels': (1,),
+        initial = {'data': (settings.ims_per_batch, 3, max(settings.scales), settings.max_size),
+                   'im_info': (settings.ims_per_batch, 3),
+                   'gt_boxes': (1, 5 if settings.ims_per_batch == 1 else 6),
+                   'rois': (1, 5), 'labels': (1,),
                    'bbox_targets': (1, k), 'bbox_inside_weights': (1, k),
                    'bbox_outside_weights': (1, k)}
         for name, i in self._name_to_top.items():
@@ -84,10 +89,10 @@ class RoIDataLayer(caffe.Layer):
         """Sets the roidb to draw minibatches from and starts a new shuffled epoch."""
         if not roidb:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb is empty' % self.name)
-        if len(roidb) < cfg.TRAIN.IMS_PER_BATCH:
+        if len(roidb) < self._settings.ims_per_batch:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb has %d images, fewer than '
                                    'cfg.TRAIN.IMS_PER_BATCH (%d)'
-                                   % (self.name, len(roidb), cfg.TRAIN.IMS_PER_BATCH))
+                                   % (self.name, len(roidb), self._settings.ims_per_batch))
         self._roidb = roidb
         self._shuffle_roidb_inds()
 
@@ -107,19 +112,20 @@ class RoIDataLayer(caffe.Layer):
     def _shuffle_roidb_inds(self):
         self._perm = shuffled_order([e['width'] for e in self._roidb],
                                     [e['height'] for e in self._roidb],
-                                    cfg.TRAIN.IMS_PER_BATCH, cfg.TRAIN.ASPECT_GROUPING)
+                                    self._settings.ims_per_batch, self._aspect_grouping)
         self._cur = 0
 
     def _get_next_minibatch_inds(self):
-        if self._cur + cfg.TRAIN.IMS_PER_BATCH > len(self._perm):
+        n = self._settings.ims_per_batch
+        if self._cur + n > len(self._perm):
             self._shuffle_roidb_inds()
-        inds = self._perm[self._cur:self._cur + cfg.TRAIN.IMS_PER_BATCH]
-        self._cur += cfg.TRAIN.IMS_PER_BATCH
+        inds = self._perm[self._cur:self._cur + n]
+        self._cur += n
         return inds
 
     def _get_next_minibatch(self):
         return get_minibatch([self._roidb[i] for i in self._get_next_minibatch_inds()],
-                             self._num_classes)
+                             self._num_classes, self._settings)
 
     def reshape(self, bottom, top):
         # The tops take each minibatch's shapes in forward.

@@ -1,41 +1,77 @@
 """One training minibatch from a few roidb entries: the scaled image blob and either the ground
 truth (nets with an RPN) or sampled RoIs with labels and box targets (Fast R-CNN)."""
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
-from fast_rcnn.config import cfg
-from fast_rcnn.sampling import expand_bbox_targets, rois_per_image, sample_rois
+from core.roi_targets import expand_bbox_targets
+from core.sampling import RoISampling
 from utils.blob import im_list_to_blob, prep_im_for_blob
 from utils.image_file import check_image_file
 
 
-def get_minibatch(roidb, num_classes):
+@dataclass(frozen=True)
+class MinibatchSettings:
+    """scales: short-side lengths, one drawn per image; max_size: longest side allowed;
+    pixel_means: BGR means subtracted; has_rpn: the net takes ground truth (im_info, gt_boxes)
+    rather than sampled RoIs; bbox_reg: give RoIs box targets; sampling: the RoI rule;
+    ims_per_batch: images per minibatch; inside_weights: the RoIs' smooth-L1 inside weights."""
+    scales: tuple = (600,)
+    max_size: int = 1000
+    pixel_means: tuple = (102.9801, 115.9465, 122.7717)
+    has_rpn: bool = False
+    bbox_reg: bool = True
+    sampling: RoISampling = field(default_factory=RoISampling)
+    ims_per_batch: int = 2
+    inside_weights: tuple = (1.0, 1.0, 1.0, 1.0)
+
+    @classmethod
+    def from_cfg(cls, config):
+        """From the whole config (TRAIN keys and PIXEL_MEANS)."""
+        train = config.TRAIN
+        return cls(tuple(train.SCALES), train.MAX_SIZE,
+                   tuple(np.asarray(config.PIXEL_MEANS, dtype=np.float64).ravel()),
+                   bool(train.HAS_RPN), bool(train.BBOX_REG), RoISampling.from_cfg(train),
+                   train.IMS_PER_BATCH, tuple(train.BBOX_INSIDE_WEIGHTS))
+
+    def means_array(self):
+        """pixel_means shaped (1, 1, 3) to broadcast over an H x W x 3 image."""
+        return np.asarray(self.pixel_means, dtype=np.float64).reshape(1, 1, -1)
+
+
+def get_minibatch(roidb, num_classes, settings):
     """Returns a dict of blobs for the entries of roidb, each image at a scale drawn from
-    cfg.TRAIN.SCALES: 'data', and with cfg.TRAIN.HAS_RPN 'im_info' [[height, width, scale]] and
-    'gt_boxes' (G, 5) [x1, y1, x2, y2, class] in the scaled image; otherwise 'rois' (R, 5)
-    [image index, x1, y1, x2, y2], 'labels' (R,) and, with cfg.TRAIN.BBOX_REG, 'bbox_targets',
+    settings.scales: 'data' (the images zero-padded into one blob), and with settings.has_rpn
+    'im_info' (N, 3), each image's [height, width, scale] (its real extent in the blob), and
+    'gt_boxes' in the scaled images: (G, 5) [x1, y1, x2, y2, class] for one image, (G, 6) with
+    the image's index in the last column for several; otherwise 'rois' (R, 5)
+    [image index, x1, y1, x2, y2], 'labels' (R,) and, with settings.bbox_reg, 'bbox_targets',
     'bbox_inside_weights', 'bbox_outside_weights' (R, 4 * num_classes)."""
     num_images = len(roidb)
     if num_images == 0:
         raise ValueError('get_minibatch: no roidb entries')
-    scale_inds = np.random.randint(0, len(cfg.TRAIN.SCALES), size=num_images)
-    im_blob, im_scales = _get_image_blob(roidb, scale_inds)
+    scale_inds = np.random.randint(0, len(settings.scales), size=num_images)
+    im_blob, im_scales, im_shapes = _get_image_blob(roidb, scale_inds, settings)
     blobs = {'data': im_blob}
 
-    if cfg.TRAIN.HAS_RPN:
-        if num_images != 1:
-            raise ValueError('training a net with an RPN takes one image per minibatch; '
-                             'set cfg.TRAIN.IMS_PER_BATCH to 1 (got %d images)' % num_images)
-        blobs['gt_boxes'] = _gt_boxes(roidb[0], im_scales[0])
-        blobs['im_info'] = np.array([[im_blob.shape[2], im_blob.shape[3], im_scales[0]]],
+    if settings.has_rpn:
+        blobs['im_info'] = np.array([[h, w, scale] for (h, w), scale in zip(im_shapes, im_scales)],
                                     dtype=np.float32)
+        if num_images == 1:
+            blobs['gt_boxes'] = _gt_boxes(roidb[0], im_scales[0])
+        else:
+            gt = [_gt_boxes(entry, scale) for entry, scale in zip(roidb, im_scales)]
+            blobs['gt_boxes'] = np.vstack(
+                [np.hstack((g, np.full((len(g), 1), i, np.float32))) for i, g in enumerate(gt)])
         return blobs
 
-    per_image, fg_per_image = rois_per_image()
+    per_image, fg_per_image = settings.sampling.per_image(num_images)
     rois, labels, target_data = [], [], []
     for i, entry in enumerate(roidb):
         num_gt = int(np.sum(np.asarray(entry['gt_classes']) > 0))
-        keep, num_fg = sample_rois(entry['max_overlaps'], num_gt, per_image, fg_per_image)
+        keep, num_fg = settings.sampling.sample(entry['max_overlaps'], num_gt, per_image,
+                                                fg_per_image)
         im_labels = np.asarray(entry['max_classes'])[keep].astype(np.float32)
         im_labels[num_fg:] = 0
         im_rois = np.zeros((keep.size, 5), dtype=np.float32)
@@ -43,7 +79,7 @@ def get_minibatch(roidb, num_classes):
         im_rois[:, 1:] = np.asarray(entry['boxes'], dtype=np.float64)[keep, :4] * im_scales[i]
         rois.append(im_rois)
         labels.append(im_labels)
-        if cfg.TRAIN.BBOX_REG:
+        if settings.bbox_reg:
             if 'bbox_targets' not in entry:
                 raise ValueError('roidb entry for %s has no bbox_targets; call '
                                  'roi_data_layer.roidb.add_bbox_regression_targets first'
@@ -54,8 +90,9 @@ def get_minibatch(roidb, num_classes):
 
     blobs['rois'] = np.vstack(rois)
     blobs['labels'] = np.concatenate(labels)
-    if cfg.TRAIN.BBOX_REG:
-        targets, inside, outside = expand_bbox_targets(np.vstack(target_data), num_classes)
+    if settings.bbox_reg:
+        targets, inside, outside = expand_bbox_targets(np.vstack(target_data), num_classes,
+                                                       settings.inside_weights)
         blobs['bbox_targets'] = targets
         blobs['bbox_inside_weights'] = inside
         blobs['bbox_outside_weights'] = outside
@@ -76,17 +113,17 @@ def _gt_boxes(entry, im_scale):
     return gt_boxes
 
 
-def _get_image_blob(roidb, scale_inds):
+def _get_image_blob(roidb, scale_inds, settings):
     """Reads, flips (for flipped entries), mean-subtracts and scales the images; returns the
-    (N, 3, H, W) blob and each image's scale."""
+    (N, 3, H, W) blob, each image's scale and its scaled (height, width)."""
     processed, scales = [], []
+    means = settings.means_array()
     for entry, scale_ind in zip(roidb, scale_inds):
         im = load_image(entry)
-        im, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, cfg.TRAIN.SCALES[scale_ind],
-                                     cfg.TRAIN.MAX_SIZE)
+        im, scale = prep_im_for_blob(im, means, settings.scales[scale_ind], settings.max_size)
         processed.append(im)
         scales.append(scale)
-    return im_list_to_blob(processed), np.array(scales)
+    return im_list_to_blob(processed), np.array(scales), [im.shape[:2] for im in processed]
 
 
 def load_image(entry):

@@ -2,9 +2,7 @@
 box-regression targets with their normalization statistics."""
 import numpy as np
 
-from fast_rcnn.bbox_transform import bbox_transform
-from fast_rcnn.config import cfg
-from utils.cython_bbox import bbox_overlaps
+from core.roi_targets import class_statistics, normalize_targets, roidb_targets
 from utils.image_file import check_image_file
 
 
@@ -39,13 +37,13 @@ def prepare_roidb(imdb):
         entry['max_overlaps'] = max_overlaps
 
 
-def add_bbox_regression_targets(roidb):
+def add_bbox_regression_targets(roidb, box_targets, eps=1e-14):
     """Computes each entry's 'bbox_targets' (N, 5) [class, tx, ty, tw, th] (paper Eq. 2) for the
-    RoIs with IoU >= cfg.TRAIN.BBOX_THRESH with a ground-truth box, and normalizes them per class
-    when cfg.TRAIN.BBOX_NORMALIZE_TARGETS.
+    RoIs with IoU >= box_targets.thresh with a ground-truth box, and normalizes them per class
+    when box_targets.normalize (core.roi_targets.BoxTargets).
 
-    The means and stds are cfg.TRAIN.BBOX_NORMALIZE_MEANS/STDS for every class when
-    BBOX_NORMALIZE_TARGETS_PRECOMPUTED, else each class's statistics over the roidb. Returns
+    The means and stds are box_targets.means/stds for every class when box_targets.precomputed,
+    else each class's statistics over the roidb (eps keeps empty classes finite). Returns
     (means, stds), each flattened to 4 * num_classes values in bbox_pred's output order, for
     un-normalizing bbox_pred at snapshot time.
     """
@@ -53,61 +51,21 @@ def add_bbox_regression_targets(roidb):
         raise ValueError('add_bbox_regression_targets: the roidb is empty')
     num_classes = roidb[0]['gt_overlaps'].shape[1]
     for entry in roidb:
-        entry['bbox_targets'] = _compute_targets(entry)
+        entry['bbox_targets'] = roidb_targets(entry['boxes'], entry['max_overlaps'],
+                                              entry['max_classes'], entry['gt_classes'],
+                                              box_targets.thresh)
 
-    if cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED:
-        means = np.tile(np.asarray(cfg.TRAIN.BBOX_NORMALIZE_MEANS, dtype=np.float64),
-                        (num_classes, 1))
-        stds = np.tile(np.asarray(cfg.TRAIN.BBOX_NORMALIZE_STDS, dtype=np.float64),
-                       (num_classes, 1))
+    if box_targets.precomputed:
+        means = np.tile(np.asarray(box_targets.means, dtype=np.float64), (num_classes, 1))
+        stds = np.tile(np.asarray(box_targets.stds, dtype=np.float64), (num_classes, 1))
     else:
-        means, stds = _class_statistics(roidb, num_classes)
+        means, stds = class_statistics([entry['bbox_targets'] for entry in roidb], num_classes,
+                                       eps)
 
-    if cfg.TRAIN.BBOX_NORMALIZE_TARGETS:
+    if box_targets.normalize:
         for entry in roidb:
-            targets = entry['bbox_targets']
-            classes = targets[:, 0].astype(np.intp)
-            rows = classes > 0
-            targets[rows, 1:] = (targets[rows, 1:] - means[classes[rows]]) / stds[classes[rows]]
+            normalize_targets(entry['bbox_targets'], means, stds)
     return means.ravel(), stds.ravel()
-
-
-def _compute_targets(entry):
-    boxes = np.asarray(entry['boxes'], dtype=np.float64)
-    overlaps = entry['max_overlaps']
-    targets = np.zeros((boxes.shape[0], 5), dtype=np.float32)
-    gt_inds = np.where((np.asarray(entry['gt_classes']) > 0) & (overlaps == 1))[0]
-    ex_inds = np.where(overlaps >= cfg.TRAIN.BBOX_THRESH)[0]
-    if gt_inds.size == 0 or ex_inds.size == 0:
-        return targets
-    # Each example regresses to the ground-truth box it overlaps most.
-    ex_gt_overlaps = bbox_overlaps(np.ascontiguousarray(boxes[ex_inds]),
-                                   np.ascontiguousarray(boxes[gt_inds]))
-    gt_rois = boxes[gt_inds[ex_gt_overlaps.argmax(axis=1)]]
-    targets[ex_inds, 0] = entry['max_classes'][ex_inds]
-    targets[ex_inds, 1:] = bbox_transform(boxes[ex_inds], gt_rois)
-    return targets
-
-
-def _class_statistics(roidb, num_classes):
-    """Per-class means and stds of the targets (background row 0 stays 0, as in the release)."""
-    counts = np.zeros(num_classes) + cfg.EPS
-    sums = np.zeros((num_classes, 4))
-    squared_sums = np.zeros((num_classes, 4))
-    for entry in roidb:
-        targets = entry['bbox_targets'].astype(np.float64)
-        classes = targets[:, 0].astype(np.intp)
-        fg = classes > 0
-        np.add.at(counts, classes[fg], 1)
-        np.add.at(sums, classes[fg], targets[fg, 1:])
-        np.add.at(squared_sums, classes[fg], targets[fg, 1:] ** 2)
-    means = sums / counts[:, None]
-    stds = np.sqrt(np.maximum(squared_sums / counts[:, None] - means ** 2, 0))
-    # A class whose targets are all equal (e.g. one example) would divide by 0: shift only.
-    constant = (stds == 0) & (counts[:, None] >= 1)
-    constant[0] = False
-    stds[constant] = 1.0
-    return means, stds
 
 
 def _dense(matrix):

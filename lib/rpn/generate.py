@@ -2,34 +2,34 @@
 proposal steps, paper Sec. 3.2, and tools/rpn_generate.py).
 
 The RPN test net takes blobs data and im_info and produces rois (R, 5) and scores (R, 1), as the
-release's rpn_test.pt does; the proposal limits are cfg.TEST.RPN_*.
+release's rpn_test.pt does; its proposal layer applies cfg.TEST.RPN_* (read when the net is
+built). This module is a driver: im_proposals and imdb_proposals read the image scaling from cfg
+(TEST.SCALES, TEST.MAX_SIZE, PIXEL_MEANS) at their top unless given it.
 """
 import time
 
 import cv2
 import numpy as np
 
-from fast_rcnn.bbox_transform import clip_boxes
-
+from core.boxes import clip_boxes
 from fast_rcnn.config import cfg
-from utils.blob import im_list_to_blob, prep_im_for_blob
+from utils.blob import pyramid_blob
 
 
-def _get_image_blob(im):
-    """The image at cfg.TEST.SCALES[0] as a (1, 3, H, W) blob, and im_info [[H, W, scale]]."""
-    if len(cfg.TEST.SCALES) != 1:
+def image_scaling(config=cfg):
+    """(target size, max size, pixel means) of RPN testing: one scale (TEST.SCALES)."""
+    if len(config.TEST.SCALES) != 1:
         raise ValueError('RPN proposals are made at one scale; cfg.TEST.SCALES is %s'
-                         % (tuple(cfg.TEST.SCALES),))
-    scaled, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, cfg.TEST.SCALES[0], cfg.TEST.MAX_SIZE)
-    blob = im_list_to_blob([scaled])
-    im_info = np.array([[blob.shape[2], blob.shape[3], scale]], dtype=np.float32)
-    return blob, im_info
+                         % (tuple(config.TEST.SCALES),))
+    return config.TEST.SCALES[0], config.TEST.MAX_SIZE, np.asarray(config.PIXEL_MEANS)
 
 
-def im_proposals(net, im):
+def im_proposals(net, im, scaling=None):
     """Runs the RPN test net on one BGR image. Returns (boxes (R, 4) in the image's pixels,
-    scores (R, 1)), best first."""
-    data, im_info = _get_image_blob(im)
+    scores (R, 1)), best first. scaling: image_scaling()'s triple (default: from cfg)."""
+    target_size, max_size, pixel_means = scaling or image_scaling()
+    data, scales = pyramid_blob(im, pixel_means, (target_size,), max_size)
+    im_info = np.array([[data.shape[2], data.shape[3], scales[0]]], dtype=np.float32)
     for name in ('data', 'im_info', 'rois', 'scores'):
         if name not in net.blobs:
             raise KeyError('im_proposals: the RPN test net has no blob %r (it needs inputs data, '
@@ -43,9 +43,10 @@ def im_proposals(net, im):
     return boxes, scores
 
 
-def imdb_proposals(net, imdb):
+def imdb_proposals(net, imdb, scaling=None):
     """Proposals for every image of imdb (not flipped): a list of (R, 4) box arrays, one per
     image, in image order. Prints progress."""
+    scaling = scaling or image_scaling()
     num_images = imdb.num_images
     imdb_boxes = []
     start = last_print = time.perf_counter()
@@ -55,7 +56,7 @@ def imdb_proposals(net, imdb):
         if im is None:
             raise OSError('cannot read image %s (missing, unreadable or not an image)' % path)
         tic = time.perf_counter()
-        boxes, _ = im_proposals(net, im)
+        boxes, _ = im_proposals(net, im, scaling)
         now = time.perf_counter()
         imdb_boxes.append(boxes)
         done = i + 1

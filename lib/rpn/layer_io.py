@@ -8,8 +8,7 @@ import numpy as np
 import yaml
 
 from caffe import CaffeError
-from fast_rcnn.config import cfg
-from rpn.generate_anchors import generate_anchors
+from core.anchors import generate_anchors
 
 
 class _ParamLoader(yaml.SafeLoader):
@@ -20,6 +19,20 @@ _ParamLoader.add_constructor('tag:yaml.org,2002:python/tuple',
                              lambda loader, node: tuple(loader.construct_sequence(node)))
 
 
+def load_param_str(text):
+    """The mapping a param_str holds ({} for an empty one); ValueError when it is not a YAML
+    mapping."""
+    try:
+        params = yaml.load(text, Loader=_ParamLoader) if text and text.strip() else {}
+    except yaml.YAMLError as e:
+        raise ValueError('param_str %r is not valid YAML: %s' % (text, e)) from None
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValueError('param_str %r should be a mapping like "\'feat_stride\': 16"' % text)
+    return params
+
+
 def parse_param_str(layer, known, required=()):
     """Returns the layer's param_str as a dict; `known` maps every accepted key to its default.
 
@@ -28,14 +41,9 @@ def parse_param_str(layer, known, required=()):
     where = '%s layer %r' % (type(layer).__name__, layer.name)
     text = layer.param_str or ''
     try:
-        params = yaml.load(text, Loader=_ParamLoader) if text.strip() else {}
-    except yaml.YAMLError as e:
-        raise CaffeError('%s: param_str %r is not valid YAML: %s' % (where, text, e)) from None
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise CaffeError('%s: param_str %r should be a mapping like "\'feat_stride\': 16"'
-                         % (where, text))
+        params = load_param_str(text)
+    except ValueError as e:
+        raise CaffeError('%s: %s' % (where, e)) from None
     unknown = sorted(set(params) - set(known) - set(required))
     if unknown:
         raise CaffeError('%s: unknown param_str key(s) %s; accepted: %s'
@@ -50,10 +58,10 @@ def parse_param_str(layer, known, required=()):
     return out
 
 
-def anchor_params(layer, extra=None):
-    """Reads feat_stride, scales and ratios (defaults cfg.ANCHOR_SCALES / cfg.ANCHOR_RATIOS) and
-    returns (anchors (A, 4) at the origin, feat_stride, all params)."""
-    known = {'scales': tuple(cfg.ANCHOR_SCALES), 'ratios': tuple(cfg.ANCHOR_RATIOS)}
+def anchor_params(layer, default_scales, default_ratios, extra=None):
+    """Reads feat_stride, scales and ratios (defaults given: the layers pass cfg.ANCHOR_SCALES /
+    cfg.ANCHOR_RATIOS) and returns (anchors (A, 4) at the origin, feat_stride, all params)."""
+    known = {'scales': tuple(default_scales), 'ratios': tuple(default_ratios)}
     known.update(extra or {})
     params = parse_param_str(layer, known, required=('feat_stride',))
     feat_stride = params['feat_stride']
@@ -66,15 +74,34 @@ def anchor_params(layer, extra=None):
 
 
 def gt_boxes_from_blob(blob):
-    """The gt_boxes bottom as a (G, 5) float64 array; an image without objects may give an
-    empty blob of any shape."""
+    """The gt_boxes bottom as a (G, 5) or (G, 6) float64 array (rows [x1, y1, x2, y2, class]
+    and, for a batch of several images, the image's index); an image without objects may give
+    an empty blob of any shape."""
     data = np.asarray(blob.data, dtype=np.float64)
     if data.size == 0:
         return np.zeros((0, 5))
-    if data.ndim != 2 or data.shape[1] < 4:
-        raise CaffeError('gt_boxes should be (G, 5) rows [x1, y1, x2, y2, class]; got shape %s'
-                         % (data.shape,))
+    if data.ndim != 2 or data.shape[1] not in (4, 5, 6):
+        raise CaffeError('gt_boxes should be (G, 5) rows [x1, y1, x2, y2, class] (or (G, 6) '
+                         'with the image index last); got shape %s' % (data.shape,))
     return data
+
+
+def gt_boxes_of_image(gt_boxes, n):
+    """Image n's rows [x1, y1, x2, y2, class] of a gt_boxes array from gt_boxes_from_blob: the
+    rows whose index column is n, or, without an index column, all rows (for image 0)."""
+    if gt_boxes.shape[1] == 6:
+        return gt_boxes[gt_boxes[:, 5] == n, :5]
+    return gt_boxes if n == 0 else gt_boxes[:0]
+
+
+def im_info_rows(blob, num_images, where):
+    """im_info as (num_images, 3) rows [height, width, scale], one per image of the batch."""
+    info = np.asarray(blob.data).reshape(-1, 3) \
+        if blob.data.size % 3 == 0 else None
+    if info is None or info.shape[0] != num_images:
+        raise CaffeError('%s: im_info should hold [height, width, scale] for each of the %d '
+                         'images; got shape %s' % (where, num_images, blob.data.shape))
+    return info
 
 
 def zero_bottom_diffs(propagate_down, bottom):

@@ -1,41 +1,47 @@
 """ProposalLayer: turns the RPN's anchor scores and regressions into object proposals (paper
 Sec. 3.1 and 3.3).
 
-Bottoms: rpn_cls_prob_reshape (1, 2A, H, W) (background scores, then foreground scores),
-rpn_bbox_pred (1, 4A, H, W), im_info (1, 3) [height, width, scale].
-Tops: rois (R, 5) rows [batch index 0, x1, y1, x2, y2] in the scaled image's pixels, and
+Bottoms: rpn_cls_prob_reshape (N, 2A, H, W) (background scores, then foreground scores),
+rpn_bbox_pred (N, 4A, H, W), im_info (N, 3) [height, width, scale] of each image.
+Tops: rois (R, 5) rows [image index, x1, y1, x2, y2] in the scaled image's pixels, each
+image's proposals made alone (its own limits and NMS) and stacked in image order, and
 optionally scores (R, 1).
 param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS).
 
-Limits come from cfg.TRAIN or cfg.TEST by the layer's phase: RPN_PRE_NMS_TOP_N, RPN_NMS_THRESH,
-RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by im_info[2]); a top-N
-of 0 or less means no limit. Test-time ablations of the paper's Table 2: cfg.TEST.RPN_NO_NMS
-ranks without NMS; cfg.TEST.RPN_MODE 'no_cls' draws proposals at random instead of ranking them
-by score (no NMS either), 'no_reg' proposes the anchors themselves.
+Limits come from cfg.TRAIN or cfg.TEST by the layer's phase, read at setup: RPN_PRE_NMS_TOP_N,
+RPN_NMS_THRESH, RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by
+im_info[2]); a top-N of 0 or less means no limit. Test-time ablations of the paper's Table 2:
+cfg.TEST.RPN_NO_NMS ranks without NMS; cfg.TEST.RPN_MODE 'no_cls' draws proposals at random
+instead of ranking them by score (no NMS either), 'no_reg' proposes the anchors themselves
+(core.proposals). NMS runs on the runtime's GPU in GPU mode when cfg.USE_GPU_NMS is set.
 """
+import functools
+
 import numpy as np
 
 import caffe
-from fast_rcnn.bbox_transform import bbox_transform_inv, clip_boxes
+from core.anchors import shifted_anchors
+from core.proposals import ProposalSettings, propose
 from fast_rcnn.config import cfg
-from fast_rcnn.nms_wrapper import nms
-from rpn.generate_anchors import shifted_anchors
-from rpn.layer_io import anchor_params, zero_bottom_diffs
-
-RPN_MODES = ('rpn', 'no_cls', 'no_reg')
+from nms.dispatch import nms, runtime_gpu
+from rpn.layer_io import anchor_params, im_info_rows, zero_bottom_diffs
 
 
 class ProposalLayer(caffe.Layer):
+    bottoms = ('rpn_cls_prob_reshape', 'rpn_bbox_pred', 'im_info')
+    min_top_blobs, max_top_blobs = 1, 2  # rois, and optionally their scores
 
     def setup(self, bottom, top):
-        self._anchors, self._feat_stride, _ = anchor_params(self)
+        self._anchors, self._feat_stride, _ = anchor_params(self, cfg.ANCHOR_SCALES,
+                                                            cfg.ANCHOR_RATIOS)
         self._num_anchors = self._anchors.shape[0]
-        if len(bottom) != 3:
-            raise caffe.CaffeError('ProposalLayer %r needs bottoms rpn_cls_prob_reshape, '
-                                   'rpn_bbox_pred, im_info; got %d' % (self.name, len(bottom)))
-        if len(top) not in (1, 2):
-            raise caffe.CaffeError('ProposalLayer %r has tops rois and optionally scores; got %d'
-                                   % (self.name, len(top)))
+        training = self.phase == caffe.TRAIN
+        try:
+            self._settings = ProposalSettings.from_cfg(cfg.TRAIN if training else cfg.TEST,
+                                                       None if training else cfg.TEST)
+        except ValueError as e:
+            raise caffe.CaffeError('ProposalLayer %r: %s' % (self.name, e)) from None
+        self._use_gpu_nms = bool(cfg.USE_GPU_NMS)
         a = self._num_anchors
         if bottom[0].shape[1] != 2 * a or bottom[1].shape[1] != 4 * a:
             raise caffe.CaffeError('ProposalLayer %r: %d anchors per position need %d score and '
@@ -51,64 +57,30 @@ class ProposalLayer(caffe.Layer):
         pass
 
     def forward(self, bottom, top):
-        if bottom[0].shape[0] != 1:
-            raise caffe.CaffeError('ProposalLayer %r supports only single-image batches; got a '
-                                   'batch of %d' % (self.name, bottom[0].shape[0]))
-        settings = cfg.TRAIN if self.phase == caffe.TRAIN else cfg.TEST
-        testing = self.phase != caffe.TRAIN
-        mode = cfg.TEST.RPN_MODE if testing else 'rpn'
-        if mode not in RPN_MODES:
-            raise caffe.CaffeError('cfg.TEST.RPN_MODE is %r; expected one of %s'
-                                   % (mode, ', '.join(RPN_MODES)))
-
         a = self._num_anchors
-        height, width = bottom[0].shape[-2:]
-        im_info = bottom[2].data.reshape(-1)[:3]
-        # Channels a of the second half are the foreground probabilities of anchor a.
-        scores = bottom[0].data[:, a:, :, :].transpose(0, 2, 3, 1).reshape(-1)
-        deltas = bottom[1].data.transpose(0, 2, 3, 1).reshape(-1, 4)
+        num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
+        im_info = im_info_rows(bottom[2], num, 'ProposalLayer %r' % self.name)
         anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
-
-        if mode == 'no_reg':
-            proposals = anchors.astype(np.float32)
-        else:
-            proposals = bbox_transform_inv(anchors, deltas)
-        proposals = clip_boxes(proposals, im_info[:2])
-        keep = _filter_small_boxes(proposals, settings.RPN_MIN_SIZE * im_info[2])
-        proposals, scores = proposals[keep], scores[keep]
-
-        if mode == 'no_cls':
-            order = np.random.permutation(scores.shape[0])
-            keep = _top(order, settings.RPN_POST_NMS_TOP_N)
-        else:
-            # A stable sort keeps tied anchors in anchor order, so runs are repeatable.
-            order = np.argsort(-scores, kind='stable')
-            order = _top(order, settings.RPN_PRE_NMS_TOP_N)
-            if testing and cfg.TEST.RPN_NO_NMS:
-                keep = order
-            else:
-                dets = np.hstack((proposals[order], scores[order, None])).astype(np.float32)
-                keep = order[np.asarray(nms(dets, settings.RPN_NMS_THRESH), dtype=np.intp)]
-            keep = _top(keep, settings.RPN_POST_NMS_TOP_N)
-
-        rois = np.zeros((keep.size, 5), dtype=np.float32)
-        rois[:, 1:] = proposals[keep]
+        nms_function = functools.partial(nms, gpu_id=runtime_gpu() if self._use_gpu_nms
+                                         else None)
+        rois, all_scores = [], []
+        for n in range(num):
+            # Channels a of the second half are the foreground probabilities of anchor a.
+            scores = bottom[0].data[n, a:, :, :].transpose(1, 2, 0).reshape(-1)
+            deltas = bottom[1].data[n].transpose(1, 2, 0).reshape(-1, 4)
+            boxes, scores = propose(scores, deltas, anchors, im_info[n], self._settings,
+                                    nms_function)
+            image_rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
+            image_rois[:, 0] = n
+            image_rois[:, 1:] = boxes
+            rois.append(image_rois)
+            all_scores.append(scores)
+        rois = np.vstack(rois)
         top[0].reshape(*rois.shape)
         top[0].data[...] = rois
         if len(top) > 1:
-            top[1].reshape(keep.size, 1)
-            top[1].data[...] = scores[keep, None]
+            top[1].reshape(rois.shape[0], 1)
+            top[1].data[...] = np.concatenate(all_scores)[:, None]
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
-
-
-def _top(inds, n):
-    return inds[:n] if n > 0 else inds
-
-
-def _filter_small_boxes(boxes, min_size):
-    """Indices of boxes at least min_size wide and high."""
-    widths = boxes[:, 2] - boxes[:, 0] + 1
-    heights = boxes[:, 3] - boxes[:, 1] + 1
-    return np.where((widths >= min_size) & (heights >= min_size))[0]

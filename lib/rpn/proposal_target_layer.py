@@ -4,18 +4,20 @@ them class labels and box-regression targets (end-to-end training, paper Sec. 3.
 Bottoms: rpn_rois (R, 5) [batch index, x1, y1, x2, y2], gt_boxes (G, 5) [x1, y1, x2, y2, class].
 Tops: rois (N, 5), labels (N,), bbox_targets, bbox_inside_weights, bbox_outside_weights, each
 (N, 4 * num_classes). param_str: num_classes (required).
+The sampling rule and target normalization are cfg.TRAIN's, read at setup (core.roi_targets).
 """
 import numpy as np
 
 import caffe
-from fast_rcnn.bbox_transform import bbox_transform
+from core.roi_targets import BoxTargets, expand_bbox_targets, sample_rois_with_targets
+from core.sampling import RoISampling
 from fast_rcnn.config import cfg
-from fast_rcnn.sampling import expand_bbox_targets, rois_per_image, sample_rois
-from rpn.layer_io import gt_boxes_from_blob, parse_param_str, zero_bottom_diffs
-from utils.cython_bbox import bbox_overlaps
+from rpn.layer_io import gt_boxes_from_blob, gt_boxes_of_image, parse_param_str, zero_bottom_diffs
 
 
 class ProposalTargetLayer(caffe.Layer):
+    bottoms = ('rpn_rois', 'gt_boxes')
+    tops = ('rois', 'labels', 'bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights')
 
     def setup(self, bottom, top):
         params = parse_param_str(self, {}, required=('num_classes',))
@@ -24,11 +26,8 @@ class ProposalTargetLayer(caffe.Layer):
             raise caffe.CaffeError('ProposalTargetLayer %r: num_classes should be an integer >= 2 '
                                    '(background included); got %r'
                                    % (self.name, self._num_classes))
-        if len(bottom) != 2 or len(top) != 5:
-            raise caffe.CaffeError('ProposalTargetLayer %r needs bottoms rpn_rois, gt_boxes and '
-                                   'tops rois, labels, bbox_targets, bbox_inside_weights, '
-                                   'bbox_outside_weights; got %d bottoms, %d tops'
-                                   % (self.name, len(bottom), len(top)))
+        self._sampling = RoISampling.from_cfg(cfg.TRAIN)
+        self._targets = BoxTargets.from_cfg(cfg.TRAIN)
         top[0].reshape(1, 5)
         top[1].reshape(1)
         for t in top[2:]:
@@ -39,25 +38,35 @@ class ProposalTargetLayer(caffe.Layer):
         pass
 
     def forward(self, bottom, top):
-        all_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
+        rpn_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
         gt_boxes = gt_boxes_from_blob(bottom[1])
-        if all_rois.shape[0] and np.any(all_rois[:, 0] != 0):
-            raise caffe.CaffeError('ProposalTargetLayer %r supports only single-image batches; '
-                                   'rpn_rois has batch indices %s'
-                                   % (self.name, np.unique(all_rois[:, 0]).tolist()))
-        # The ground-truth boxes are candidates too (the release's choice): early in training
-        # the proposals may not yet reach FG_THRESH.
-        gt_rois = np.zeros((gt_boxes.shape[0], 5))
-        gt_rois[:, 1:] = gt_boxes[:, :4]
-        all_rois = np.vstack((all_rois, gt_rois))
-
-        per_image, fg_per_image = rois_per_image()
-        rois, labels, target_data = sample_rois_with_targets(
-            all_rois[:, 1:], gt_boxes, per_image, fg_per_image)
-        bbox_targets, inside, outside = expand_bbox_targets(target_data, self._num_classes)
-
-        blob_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
-        blob_rois[:, 1:] = rois
+        # TRAIN.BATCH_SIZE RoIs are split over the images actually in the batch (the release's
+        # layer counts one image), whatever TRAIN.IMS_PER_BATCH says for Fast R-CNN training.
+        num_images = _num_images(rpn_rois, gt_boxes)
+        try:
+            per_image, fg_per_image = self._sampling.per_image(num_images)
+        except ValueError as e:
+            raise caffe.CaffeError('ProposalTargetLayer %r: %s' % (self.name, e)) from None
+        targets = self._targets
+        normalization = (targets.means, targets.stds) if targets.precomputed else None
+        blob_rois, labels, target_data = [], [], []
+        for n in range(num_images):
+            image_gt = gt_boxes_of_image(gt_boxes, n)
+            # The ground-truth boxes are candidates too (the release's choice): early in training
+            # the proposals may not yet reach FG_THRESH.
+            candidates = np.vstack((rpn_rois[rpn_rois[:, 0] == n, 1:], image_gt[:, :4]))
+            rois, image_labels, image_targets = sample_rois_with_targets(
+                candidates, image_gt, self._sampling, per_image, fg_per_image, normalization)
+            image_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
+            image_rois[:, 0] = n
+            image_rois[:, 1:] = rois
+            blob_rois.append(image_rois)
+            labels.append(image_labels)
+            target_data.append(image_targets)
+        blob_rois, labels = np.vstack(blob_rois), np.concatenate(labels)
+        bbox_targets, inside, outside = expand_bbox_targets(np.vstack(target_data),
+                                                            self._num_classes,
+                                                            targets.inside_weights)
         for t, values in zip(top, (blob_rois, labels, bbox_targets, inside, outside)):
             t.reshape(*values.shape)
             t.data[...] = values
@@ -66,36 +75,10 @@ class ProposalTargetLayer(caffe.Layer):
         zero_bottom_diffs(propagate_down, bottom)
 
 
-def sample_rois_with_targets(boxes, gt_boxes, per_image, fg_per_image):
-    """Samples RoIs among boxes (R, 4) by IoU with gt_boxes (G, 5) and computes their targets.
-
-    Returns (rois (N, 4), labels (N,) float32 with 0 for background, target data (N, 5)
-    [class, tx, ty, tw, th], normalized by cfg's means/stds when
-    BBOX_NORMALIZE_TARGETS_PRECOMPUTED).
-    """
-    num_gt = gt_boxes.shape[0]
-    if num_gt:
-        overlaps = bbox_overlaps(np.ascontiguousarray(boxes, dtype=np.float64),
-                                 np.ascontiguousarray(gt_boxes[:, :4], dtype=np.float64))
-        gt_assignment = overlaps.argmax(axis=1)
-        max_overlaps = overlaps[np.arange(boxes.shape[0]), gt_assignment]
-        labels = gt_boxes[gt_assignment, 4]
-    else:
-        gt_assignment = np.zeros(boxes.shape[0], dtype=np.intp)
-        max_overlaps = np.zeros(boxes.shape[0])
-        labels = np.zeros(boxes.shape[0])
-
-    keep, num_fg = sample_rois(max_overlaps, num_gt, per_image, fg_per_image)
-    labels = labels[keep].astype(np.float32)
-    labels[num_fg:] = 0
-    rois = boxes[keep]
-
-    target_data = np.zeros((keep.size, 5), dtype=np.float32)
-    target_data[:, 0] = labels
-    if num_gt:
-        targets = bbox_transform(rois, gt_boxes[gt_assignment[keep], :4])
-        if cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED:
-            targets = ((targets - np.asarray(cfg.TRAIN.BBOX_NORMALIZE_MEANS))
-                       / np.asarray(cfg.TRAIN.BBOX_NORMALIZE_STDS))
-        target_data[:, 1:] = targets
-    return rois, labels, target_data
+def _num_images(rpn_rois, gt_boxes):
+    """Images in the batch: one more than the largest image index of the proposals and of the
+    ground truth (an index column exists only for several images)."""
+    last = rpn_rois[:, 0].max() if rpn_rois.shape[0] else 0
+    if gt_boxes.shape[1] == 6 and gt_boxes.shape[0]:
+        last = max(last, gt_boxes[:, 5].max())
+    return int(last) + 1

@@ -35,6 +35,17 @@ def prep_im_for_blob(im, pixel_means, target_size, max_size):
     return im, scale
 
 
+def pyramid_blob(im, pixel_means, target_sizes, max_size):
+    """The image at every target size (see prep_im_for_blob) as one zero-padded
+    (len(target_sizes), 3, H, W) float32 blob, and the scales (float64)."""
+    ims, scales = [], []
+    for target_size in target_sizes:
+        scaled, scale = prep_im_for_blob(im, pixel_means, target_size, max_size)
+        ims.append(scaled)
+        scales.append(scale)
+    return im_list_to_blob(ims), np.array(scales, dtype=np.float64)
+
+
 # Values per chunk of the mean subtraction: bounds its temporaries to about 12 MB.
 _CHUNK_VALUES = 1 << 20
 

@@ -63,6 +63,12 @@ def test_errors_name_the_layer_module_and_reason(user_module, module, cls, match
         build_layer(PY % (module, cls), [np.zeros(2, np.float32)])
 
 
-def test_python_is_not_a_registered_type():
-    from caffe.layer import LAYERS
-    assert 'Python' not in LAYERS
+def test_python_is_registered_like_any_other_type(user_module):
+    # Its creator sits in the registry (no special case in layer_class); the classes registered
+    # for the built-in types stay classes of the built-in types.
+    import caffe
+    from caffe.layer import LAYERS, _CREATORS
+    assert 'Python' in _CREATORS and 'Python' not in LAYERS
+    assert 'Python' in caffe.layer_type_list()
+    layer, _, _ = build_layer(PY % (user_module, 'Scale'), [np.zeros(2, np.float32)])
+    assert layer.type == 'Python'

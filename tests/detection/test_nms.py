@@ -115,8 +115,8 @@ def fake_gpu(monkeypatch):
     module.gpu_nms = gpu_nms
     monkeypatch.setitem(sys.modules, 'nms.gpu_nms', module)
     monkeypatch.setattr(caffe.common, 'mode', lambda: 'GPU')
+    monkeypatch.setattr(caffe.common, 'device', lambda: 3)  # the runtime's device
     monkeypatch.setitem(cfg, 'USE_GPU_NMS', True)
-    monkeypatch.setitem(cfg, 'GPU_ID', 3)
     return calls
 
 

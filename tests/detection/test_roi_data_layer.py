@@ -8,10 +8,20 @@ from caffe.testing import layer_param
 from fast_rcnn.config import cfg
 from roi_data_layer import roidb as rdl_roidb
 from roi_data_layer.layer import RoIDataLayer, shuffled_order
-from roi_data_layer.minibatch import get_minibatch
+from core.roi_targets import BoxTargets
+from roi_data_layer.minibatch import MinibatchSettings, get_minibatch as _get_minibatch
 from brute_force import iou
 
 K = 3  # classes, background included
+
+
+def get_minibatch(entries, num_classes):
+    """The minibatch under the settings the test put in cfg (as the data layer reads them)."""
+    return _get_minibatch(entries, num_classes, MinibatchSettings.from_cfg(cfg))
+
+
+def add_bbox_regression_targets(entries):
+    return rdl_roidb.add_bbox_regression_targets(entries, BoxTargets.from_cfg(cfg.TRAIN))
 MEANS = np.array([[[100.0, 110.0, 120.0]]])
 
 
@@ -156,7 +166,7 @@ def test_fast_rcnn_minibatch_samples_rois(train_cfg, monkeypatch, tmp_path):
         proposals = np.hstack([xy, np.minimum(xy + wh, [59, 39])])
         entries.append(entry(path, 60, 40, gt, [1, 2], proposals))
     prepared(entries)
-    means, stds = rdl_roidb.add_bbox_regression_targets(entries)
+    means, stds = add_bbox_regression_targets(entries)
     blobs = get_minibatch(entries, K)
     rois, labels = blobs['rois'], blobs['labels']
     per_image = 8  # 16 RoIs over 2 images, 2 foreground each
@@ -208,7 +218,7 @@ def test_prepare_and_regression_targets(train_cfg, tmp_path):
                         (g[1] + 0.5 * gh - box[1] - 0.5 * h) / h,
                         np.log(gw / w), np.log(gh / h)])
     raw = np.array(raw)
-    means, stds = rdl_roidb.add_bbox_regression_targets(entries)
+    means, stds = add_bbox_regression_targets(entries)
     assert means.shape == stds.shape == (4 * K,)
     for c in (1, 2):
         rows = raw[raw[:, 0] == c, 1:]
@@ -228,7 +238,7 @@ def test_precomputed_normalization_uses_cfg(train_cfg, monkeypatch, tmp_path):
     path = tmp_path / 'p.png'
     write_image(path, 100, 100)
     e = prepared([entry(path, 100, 100, [[10, 10, 49, 59]], [2], [[10, 10, 59, 59]])])
-    means, stds = rdl_roidb.add_bbox_regression_targets(e)
+    means, stds = add_bbox_regression_targets(e)
     np.testing.assert_array_equal(means, np.tile(cfg.TRAIN.BBOX_NORMALIZE_MEANS, K))
     np.testing.assert_array_equal(stds, np.tile(cfg.TRAIN.BBOX_NORMALIZE_STDS, K))
     # proposal 50 x 50 at centre (35, 35) -> gt 40 x 50 at centre (30, 35)

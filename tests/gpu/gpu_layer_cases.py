@@ -17,15 +17,23 @@ import numpy as np
 import caffe
 from caffe.testing import build_layer
 
-Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad')
+Case = collections.namedtuple('Case', 'name text bottoms phase exact in_place grad prepare')
 SENTINEL = 0.25
 PARAM_DIFF = 0.5
 
 
-def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None):
+def case(name, text, bottoms, phase=caffe.TRAIN, exact=True, in_place=False, grad=None,
+         prepare=None):
     """bottoms: function of a RandomState giving the bottom arrays; grad: check_gradient
-    keyword arguments for the GPU gradient check, or None to skip it."""
-    return Case(name, text, bottoms, phase, exact, in_place, grad)
+    keyword arguments for the GPU gradient check, or None to skip it; prepare: function of
+    (layer, RandomState) run after setup, for layers fed from outside the net (MemoryData)."""
+    return Case(name, text, bottoms, phase, exact, in_place, grad, prepare)
+
+
+def _memory_arrays(layer, rs):
+    data = rs.randn(6, 2, 3, 2).astype(np.float32)
+    labels = rs.randint(0, 5, size=(6, 1, 1, 1)).astype(np.float32)
+    layer.reset(data, labels)
 
 
 def _randn(rs, *shape):
@@ -132,6 +140,18 @@ CASES = [
     case('roi_pooling_ties_7x7', 'name: "roi" type: "ROIPooling" bottom: "x" bottom: "rois" '
          'top: "y" roi_pooling_param { pooled_h: 7 pooled_w: 7 spatial_scale: 0.0625 }',
          lambda rs: [_ties(rs, 1, 4, 14, 19), _rois(rs, 1, 14, 19, 20, 0.0625)]),
+    case('roi_warping', 'name: "w" type: "ROIWarping" bottom: "x" bottom: "rois" top: "y" '
+         'roi_warping_param { pooled_h: 3 pooled_w: 2 spatial_scale: 0.25 }',
+         lambda rs: [_randn(rs, 2, 3, 9, 11), _rois(rs, 2, 9, 11, 12, 0.25)],
+         grad=dict(check_bottom=[0], max_checks=40)),
+    case('roi_warping_2x2_ties_7x7', 'name: "w" type: "ROIWarping" bottom: "x" bottom: "rois" '
+         'top: "y" roi_warping_param { pooled_h: 7 pooled_w: 7 spatial_scale: 0.0625 '
+         'samples_per_bin: 2 }',
+         lambda rs: [_ties(rs, 1, 4, 14, 19), _rois(rs, 1, 14, 19, 20, 0.0625)]),
+    case('roi_warping_3x3_overlapping', 'name: "w" type: "ROIWarping" bottom: "x" '
+         'bottom: "rois" top: "y" roi_warping_param { pooled_h: 2 pooled_w: 3 '
+         'spatial_scale: 0.5 samples_per_bin: 3 }',
+         lambda rs: [_randn(rs, 2, 2, 6, 8), _rois(rs, 2, 6, 8, 40, 0.5)]),
     case('reshape', 'name: "r" type: "Reshape" bottom: "x" top: "y" '
          'reshape_param { shape { dim: 0 dim: -1 dim: 2 } }', lambda rs: [_randn(rs, 2, 3, 4)]),
     case('split', 'name: "s" type: "Split" bottom: "x" top: "a" top: "b" top: "c"',
@@ -166,6 +186,9 @@ CASES = [
          'data_filler { type: "gaussian" std: 2 } }', lambda rs: []),
     case('input', 'name: "i" type: "Input" top: "a" input_param { shape { dim: 2 dim: 5 } }',
          lambda rs: []),
+    case('memory_data', 'name: "m" type: "MemoryData" top: "d" top: "l" memory_data_param { '
+         'batch_size: 3 channels: 2 height: 3 width: 2 }', lambda rs: [],
+         prepare=_memory_arrays),
     case('conv_3x3', _conv('num_output: 4 kernel_size: 3'), lambda rs: [_randn(rs, 2, 3, 6, 5)],
          exact=False, grad=dict(max_checks=25)),
     case('conv_group_pad_stride_dilation', _conv(
@@ -217,6 +240,8 @@ def run_layer(c, gpu, params=None, seed=3):
     bottoms = c.bottoms(rs)
     caffe.set_random_seed(seed)  # fillers and dropout masks
     layer, bottom, top = build_layer(c.text, bottoms, phase=c.phase)
+    if c.prepare is not None:
+        c.prepare(layer, rs)
     if c.in_place:
         top = bottom
     if params is not None:

@@ -50,7 +50,7 @@ def test_set_mode_gpu_without_pycuda(monkeypatch, fresh_backend):
         caffe.set_mode_gpu()
     message = str(e.value)
     assert 'PyCUDA' in message and 'pip install -r requirements-gpu.txt' in message
-    assert 'GPU section of README.md' in message
+    assert 'docs/gpu.md' in message
     assert caffe.common.mode() == caffe.common.CPU
 
 

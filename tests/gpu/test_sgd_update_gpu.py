@@ -16,7 +16,8 @@ def host_step(data, diff, history, rate, momentum, decay, regularization, iter_s
         diff += f(decay) * (data if regularization == 'L2' else np.sign(data))
     history = history * f(momentum)
     history += f(rate) * diff
-    return data - history, diff, history
+    # the diff ends up holding the update value (Caffe copies the history into it)
+    return data - history, history.copy(), history
 
 
 @pytest.mark.parametrize('regularization,decay,iter_size', [

@@ -35,7 +35,8 @@ def setup(tmp_path, monkeypatch):
         net = caffe.Net(TEST_DEF, weights, caffe.TEST)
         net.name = 'toy'
         del calls[:]
-        test_module.test_net(net, get_imdb('toy_test'), max_per_image=10)
+        test_module.test_net(net, get_imdb('toy_test'), max_per_image=10,
+                             model_files=(TEST_DEF, weights))
         return len(calls)
 
     save_weights(1)

@@ -10,8 +10,10 @@ copy, gpu_nms), so `import caffe` and the whole CPU path work on machines withou
 - to_device / empty / zeros: device arrays (pycuda GPUArray) from one memory pool: Faster R-CNN
   changes the image size every iteration, and the pool turns the resulting stream of
   differently-sized blobs into reuse instead of cudaMalloc/cudaFree calls.
-- Kernel: a kernel from lib/caffe/gpu/kernels/*.cu, compiled at first use (pycuda SourceModule,
-  cached per device here and on disk by pycuda) for the device's architecture.
+- Kernel: a kernel from a .cu file, compiled at first use (pycuda SourceModule, cached per device
+  here and on disk by pycuda) for the device's architecture. A bare file name is one of the
+  runtime's own kernels (lib/caffe/gpu/kernels/); code outside the runtime keeps its kernels
+  beside itself and passes the absolute path.
 - set_allow_tf32: float32 convolutions and matrix products may use TF32 tensor cores (faster on
   Ampere and newer, about 10 mantissa bits). Off by default, so GPU results stay float32 like
   the CPU path and Caffe; the environment variable CAFFE_ALLOW_TF32=1 switches it on too.
@@ -38,7 +40,7 @@ MAX_BLOCKS = 1 << 16      # the kernels loop (grid-stride), so the grid need not
 NVCC_OPTIONS = ('-std=c++17', '--fmad=false')
 
 PIP_HINT = ('pip install -r requirements-gpu.txt (PyCUDA builds from source and needs the CUDA '
-            'toolkit; see the GPU section of README.md)')
+            'toolkit; see docs/gpu.md)')
 
 
 class _State:
@@ -257,19 +259,38 @@ def _nvcc():
             return candidate
     raise CaffeError('the GPU kernels compile at run time with nvcc, which was not found on PATH, '
                      'in $NVCC or in $CUDA_HOME/bin (default /usr/local/cuda); install the CUDA '
-                     'toolkit (see the GPU section of README.md)')
+                     'toolkit (see docs/gpu.md)')
+
+
+def kernel_path(filename):
+    """A bare file name is a kernel file of lib/caffe/gpu/kernels; an absolute path is that file
+    (a kernel kept beside the code that launches it: os.path.join(os.path.dirname(__file__),
+    'x.cu'))."""
+    if os.path.isabs(filename):
+        return filename
+    if os.path.dirname(filename):
+        raise CaffeError('kernel file %r: give a bare name (a file of %s) or an absolute path'
+                         % (filename, KERNEL_DIR))
+    return os.path.join(KERNEL_DIR, filename)
 
 
 def kernel_source(filename):
-    with open(os.path.join(KERNEL_DIR, filename)) as f:
-        return f.read()
+    path = kernel_path(filename)
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError as e:
+        raise CaffeError('cannot read CUDA kernel file %s: %s' % (path, e.strerror or e)) from None
 
 
 def compile_kernels(filename, arch):
-    """The cubin of one kernel file for `arch` (e.g. 'sm_90'); needs nvcc, not a GPU."""
+    """The cubin of one kernel file for `arch` (e.g. 'sm_90'); needs nvcc, not a GPU. The file's
+    own folder and lib/caffe/gpu/kernels (common.cuh) are on the include path."""
     from pycuda.compiler import compile as nvcc_compile
+    folder = os.path.dirname(kernel_path(filename))
+    include_dirs = [folder] + ([KERNEL_DIR] if folder != KERNEL_DIR else [])
     return nvcc_compile(kernel_source(filename), nvcc=_nvcc(), options=list(NVCC_OPTIONS),
-                        arch=arch, no_extern_c=True, include_dirs=[KERNEL_DIR])
+                        arch=arch, no_extern_c=True, include_dirs=include_dirs)
 
 
 def _module(filename):
@@ -300,9 +321,9 @@ def _argument(value):
 
 
 class Kernel:
-    """One __global__ function of a kernels/*.cu file. Calling it with (n, *args) runs enough
-    blocks for n work items, passing n as the kernel's first (int) argument; nothing runs for
-    n == 0. Construction is free; the file compiles at the first call."""
+    """One __global__ function of a .cu file (see kernel_path). Calling it with (n, *args) runs
+    enough blocks for n work items, passing n as the kernel's first (int) argument; nothing
+    runs for n == 0. Construction is free; the file compiles at the first call."""
 
     def __init__(self, filename, name):
         self.filename, self.name = filename, name
@@ -332,26 +353,95 @@ class Kernel:
         self.function()(*[_argument(a) for a in args], block=block, grid=grid, shared=shared)
 
 
+# Solver updates ------------------------------------------------------------------------------------
+# One call per parameter blob, on device arrays, computing what the host solver's update_cpu
+# computes for it (caffe/solver.py, caffe/sgd_solvers.py; float32, same order): the diff scaled
+# by 1/iter_size and regularized, the method's update value written into diff and its history
+# advanced, then data -= diff. `rate` is the parameter's local rate (the global rate times its
+# lr_mult); `decay` the weight decay times its decay_mult.
+
 _sgd_update = Kernel('elementwise.cu', 'sgd_update')
+_nesterov_update = Kernel('elementwise.cu', 'nesterov_update')
+_adagrad_update = Kernel('elementwise.cu', 'adagrad_update')
+_rmsprop_update = Kernel('elementwise.cu', 'rmsprop_update')
+_adadelta_update = Kernel('elementwise.cu', 'adadelta_update')
+_adam_update = Kernel('elementwise.cu', 'adam_update')
+
+
+def _gradient_arguments(decay, regularization, iter_size):
+    """The kernels' Normalize and Regularize arguments: scale_diff, iter_scale,
+    regularization (0 none, 1 L2, 2 L1), decay."""
+    if not decay:
+        kind = 0
+    elif regularization == 'L2':
+        kind = 1
+    elif regularization == 'L1':
+        kind = 2
+    else:
+        raise CaffeError('unknown regularization_type %r' % regularization)
+    return (iter_size > 1, np.float32(1) / np.float32(iter_size), kind, np.float32(decay))
 
 
 def sgd_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularization='L2',
                iter_size=1):
-    """One SGD step on device arrays of one parameter blob, computing what the CPU solver's
-    apply_update computes for it (float32, same order): diff scaled by 1/iter_size and
-    regularized (diff is updated as on the host), history = momentum * history + rate * diff,
-    data -= history. rate is the global rate times the blob's lr_mult; decay the weight decay
-    times its decay_mult. For a solver that keeps parameters and history on the GPU."""
-    if regularization not in ('L2', 'L1'):
-        raise CaffeError('unknown regularization_type %r' % regularization)
-    if not decay:
-        kind = 0
-    else:
-        kind = 1 if regularization == 'L2' else 2
-    _sgd_update(data.size, data, diff, history, iter_size > 1, np.float32(1.0 / iter_size),
-                kind, np.float32(decay), np.float32(momentum), np.float32(rate))
+    """SGD with momentum: history = momentum * history + rate * g; diff = history."""
+    _sgd_update(data.size, data, diff, history,
+                *_gradient_arguments(decay, regularization, iter_size),
+                np.float32(momentum), np.float32(rate))
+
+
+def nesterov_update(data, diff, history, rate, momentum=0.0, decay=0.0, regularization='L2',
+                    iter_size=1):
+    """Nesterov: history' = momentum * history + rate * g;
+    diff = (1 + momentum) * history' - momentum * history."""
+    momentum = np.float32(momentum)
+    _nesterov_update(data.size, data, diff, history,
+                     *_gradient_arguments(decay, regularization, iter_size),
+                     momentum, np.float32(1) + momentum, np.float32(rate))
+
+
+def adagrad_update(data, diff, history, rate, delta=1e-8, decay=0.0, regularization='L2',
+                   iter_size=1):
+    """AdaGrad: history += g * g; diff = rate * g / (sqrt(history) + delta)."""
+    _adagrad_update(data.size, data, diff, history,
+                    *_gradient_arguments(decay, regularization, iter_size),
+                    np.float32(delta), np.float32(rate))
+
+
+def rmsprop_update(data, diff, history, rate, rms_decay=0.99, delta=1e-8, decay=0.0,
+                   regularization='L2', iter_size=1):
+    """RMSProp: history = rms_decay * history + (1 - rms_decay) * g * g;
+    diff = rate * g / (sqrt(history) + delta)."""
+    rms_decay = np.float32(rms_decay)
+    _rmsprop_update(data.size, data, diff, history,
+                    *_gradient_arguments(decay, regularization, iter_size),
+                    rms_decay, np.float32(1) - rms_decay, np.float32(delta), np.float32(rate))
+
+
+def adadelta_update(data, diff, history, update_history, rate, momentum=0.0, delta=1e-8,
+                    decay=0.0, regularization='L2', iter_size=1):
+    """AdaDelta (Caffe's, with a learning rate): the running means of squared gradients
+    (history) and of squared steps (update_history) decay by `momentum`;
+    diff = rate * g * sqrt((update_history + delta) / (history + delta))."""
+    momentum = np.float32(momentum)
+    _adadelta_update(data.size, data, diff, history, update_history,
+                     *_gradient_arguments(decay, regularization, iter_size),
+                     momentum, np.float32(1) - momentum, np.float32(delta), np.float32(rate))
+
+
+def adam_update(data, diff, m, v, corrected_rate, beta1=0.9, beta2=0.999, delta=1e-8,
+                decay=0.0, regularization='L2', iter_size=1):
+    """Adam: m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;
+    diff = corrected_rate * m / (sqrt(v) + delta), where corrected_rate is the local rate times
+    Caffe's bias correction sqrt(1 - beta2^t) / (1 - beta1^t)."""
+    beta1, beta2 = np.float32(beta1), np.float32(beta2)
+    _adam_update(data.size, data, diff, m, v,
+                 *_gradient_arguments(decay, regularization, iter_size),
+                 beta1, np.float32(1) - beta1, beta2, np.float32(1) - beta2, np.float32(delta),
+                 np.float32(corrected_rate))
 
 
 __all__ = ['init', 'current_device', 'to_device', 'empty', 'zeros', 'zero', 'copy', 'pointer',
            'Kernel', 'Workspace', 'set_allow_tf32', 'allow_tf32', 'synchronize',
-           'compile_kernels', 'sgd_update', 'KERNEL_DIR']
+           'compile_kernels', 'kernel_path', 'sgd_update', 'nesterov_update', 'adagrad_update',
+           'rmsprop_update', 'adadelta_update', 'adam_update', 'KERNEL_DIR']

@@ -1,5 +1,9 @@
 """Built-in layer types: importing this package registers every one of them.
 
+The package is also pycaffe's net_spec `caffe.layers` (`from caffe import layers as L`): a
+layer type name, which is CamelCase where the modules here are snake_case, gives the net_spec
+function that describes such a layer (L.Convolution(bottom, num_output=...)).
+
 Threads. The Cython kernels run OpenMP regions on all cores (omp_get_max_threads: OMP_NUM_THREADS,
 else one per core) and numpy's OpenBLAS runs its own pool (OPENBLAS_NUM_THREADS, else one per
 core). The two pools take turns, layer after layer. With libgomp's default wait policy a worker
@@ -36,3 +40,10 @@ if 'OMP_WAIT_POLICY' not in os.environ and 'GOMP_SPINCOUNT' not in os.environ:
 
 for _info in pkgutil.iter_modules([os.path.dirname(__file__)]):
     importlib.import_module('.' + _info.name, __name__)
+
+
+def __getattr__(name):
+    if not name[:1].isupper():
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    from ..net_spec import layers
+    return getattr(layers, name)

@@ -1,8 +1,12 @@
-"""Checks every built-in layer makes on its blobs, with messages that name the layer
-(Caffe's ExactNumBottomBlobs/MinTopBlobs checks and CanonicalAxisIndex), and the reshape cache."""
+"""Checks built-in layers make on their blobs, with messages that name the layer (counts that
+depend on a parameter, beyond what the class declares for the Net to check, and Caffe's
+CanonicalAxisIndex), and the reshape cache."""
 import functools
 
+import numpy as np
+
 from ..common import CaffeError
+from ..layer import count_error
 
 
 def layer_error(layer, message):
@@ -23,8 +27,7 @@ def check_count(layer, kind, blobs, allowed):
     """kind: 'bottom' or 'top'; allowed: an int, a tuple of ints or a range."""
     ok = len(blobs) == allowed if isinstance(allowed, int) else len(blobs) in allowed
     if not ok:
-        raise layer_error(layer, 'takes %s %s blob(s), got %d'
-                          % (_describe(allowed), kind, len(blobs)))
+        raise count_error(layer, kind, len(blobs), _describe(allowed))
 
 
 AT_LEAST_ONE = range(1, 1 << 30)
@@ -44,6 +47,28 @@ def count_between(shape, start, end):
     for d in shape[start:end]:
         n *= int(d)
     return n
+
+
+def check_roi_bottoms(layer, features, rois):
+    """features (N, C, H, W) and rois (R, 5) (or R x 5 x 1 x 1), the RoI layers' bottoms."""
+    if len(features.shape) != 4:
+        raise layer_error(layer, 'features must be 4-D (N, C, H, W), got %s' % (features.shape,))
+    if len(rois.shape) < 2 or rois.count_from(1) != 5:
+        raise layer_error(layer, 'rois must be (R, 5) rows [batch_index, x1, y1, x2, y2], got '
+                          'shape %s' % (rois.shape,))
+
+
+def roi_rows(layer, features, rois):
+    """The rois blob as a contiguous (R, 5) float32 host array, after checking that every batch
+    index truncates (as the Fast R-CNN fork's kernels do) to an image of `features`: anything
+    outside [0, N) or NaN would read another image's memory there."""
+    rows = rois.cpu_data().reshape(-1, 5)
+    idx = rows[:, 0]
+    bad = ~((idx > -1) & (idx < features.shape[0]))
+    if bad.any():
+        raise layer_error(layer, 'roi %d has batch index %g; the features hold %d image(s)'
+                          % (np.flatnonzero(bad)[0], idx[bad][0], features.shape[0]))
+    return np.ascontiguousarray(rows)
 
 
 def reshape_by_shapes(reshape):

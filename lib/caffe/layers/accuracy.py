@@ -7,17 +7,17 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import (canonical_axis, check_count, count_between, layer_error,
+from ._checks import (canonical_axis, count_between, layer_error,
                       reshape_by_shapes)
 
 
 @register('Accuracy')
 class AccuracyLayer(Layer):
     non_differentiable_bottoms = (0, 1)
+    exact_num_bottom_blobs = 2
+    min_top_blobs, max_top_blobs = 1, 2
 
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 2)
-        check_count(self, 'top', top, (1, 2))
         p = self.layer_param.accuracy_param
         self.top_k = int(p.top_k)
         self.ignore_label = int(p.ignore_label) if p.HasField('ignore_label') else None

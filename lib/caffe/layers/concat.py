@@ -4,16 +4,17 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, canonical_axis, check_count, count_between, layer_error
+from ._checks import canonical_axis, count_between, layer_error
 
 _copy = gpu.Kernel('elementwise.cu', 'concat_copy')
 
 
 @register('Concat')
 class ConcatLayer(Layer):
+    min_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, AT_LEAST_ONE)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.concat_param
         if p.HasField('axis') and p.HasField('concat_dim'):
             raise layer_error(self, 'set concat_param.axis or concat_dim, not both')

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from .im2col import col2im, im2col
@@ -73,14 +73,14 @@ def spatial_pair(layer, param, field, hw_prefix, default):
 
 @register('Convolution')
 class ConvolutionLayer(Layer):
+    min_bottom_blobs = 1
+    equal_num_bottom_top_blobs = True
 
     def setup(self, bottom, top):
         if im2col is None:
             raise layer_error(self, 'the im2col extension is not built (%s); run `make cython`'
                               % _IM2COL_ERROR)
         p = self.layer_param.convolution_param
-        check_count(self, 'bottom', bottom, AT_LEAST_ONE)
-        check_count(self, 'top', top, len(bottom))
         if len(bottom[0].shape) != 4 or p.axis not in (1, -3):
             raise layer_error(self, 'only 2-D convolution over axis 1 of a 4-D blob is supported '
                               '(bottom shape %s, axis %d)' % (bottom[0].shape, p.axis))

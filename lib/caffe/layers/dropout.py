@@ -8,7 +8,7 @@ import numpy as np
 from .. import gpu
 from ..common import rng
 from ..layer import TRAIN, Layer, register
-from ._checks import check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
@@ -22,9 +22,10 @@ _scale = gpu.Kernel('elementwise.cu', 'scale')
 
 @register('Dropout')
 class DropoutLayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         if kernels is None:
             raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
                               'cython`' % _KERNELS_ERROR)

@@ -5,14 +5,15 @@ on every forward pass."""
 from ..fillers import fill
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import AT_LEAST_ONE, check_count, layer_error
+from ._checks import layer_error
 
 
 @register('DummyData')
 class DummyDataLayer(Layer):
+    exact_num_bottom_blobs = 0
+    min_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 0)
-        check_count(self, 'top', top, AT_LEAST_ONE)
         p = self.layer_param.dummy_data_param
         n = len(top)
         if len(p.data_filler) not in (0, 1, n):

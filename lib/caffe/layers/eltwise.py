@@ -5,11 +5,11 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import AT_LEAST_TWO, check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
-except ImportError as e:  # the package imports every layer; fail only when an Eltwise is built
+except ImportError as e:  # the package imports every layer; fail only when a Eltwise is built
     kernels = None
     _KERNELS_ERROR = e
 
@@ -18,9 +18,10 @@ _OP = caffe_pb2.EltwiseParameter
 
 @register('Eltwise')
 class EltwiseLayer(Layer):
+    min_bottom_blobs = 2
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, AT_LEAST_TWO)
-        check_count(self, 'top', top, 1)
         if kernels is None:
             raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
                               'cython`' % _KERNELS_ERROR)

@@ -6,7 +6,7 @@ import numpy as np
 from .. import gpu
 from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import (canonical_axis, check_count, count_between, layer_error,
+from ._checks import (canonical_axis, count_between, layer_error,
                       reshape_by_shapes)
 
 _add_bias = gpu.Kernel('elementwise.cu', 'add_bias')
@@ -20,9 +20,10 @@ _sum_rows_accumulate = gpu.Kernel('elementwise.cu', 'sum_rows_accumulate')
 
 @register('InnerProduct')
 class InnerProductLayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.inner_product_param
         if p.num_output <= 0:
             raise layer_error(self, 'inner_product_param.num_output must be set (> 0)')

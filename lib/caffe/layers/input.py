@@ -1,13 +1,14 @@
 """Input: tops the caller fills (net.blobs[...].data); input_param.shape gives their shapes."""
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, check_count, layer_error
+from ._checks import layer_error
 
 
 @register('Input')
 class InputLayer(Layer):
+    exact_num_bottom_blobs = 0
+    min_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 0)
-        check_count(self, 'top', top, AT_LEAST_ONE)
         shapes = self.layer_param.input_param.shape
         if len(shapes) not in (0, 1, len(top)):
             raise layer_error(self, 'give input_param.shape once, once per top (%d) or not at '

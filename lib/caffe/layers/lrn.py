@@ -12,7 +12,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from . import lrn_kernels
@@ -27,10 +27,10 @@ WITHIN_CHANNEL = caffe_pb2.LRNParameter.WITHIN_CHANNEL
 
 @register('LRN')
 class LRNLayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.lrn_param
         self.size = p.local_size
         if self.size < 1 or self.size % 2 == 0:

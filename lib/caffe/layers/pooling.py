@@ -50,6 +50,8 @@ def _pair(layer, p, field, hw_prefix, required=False):
 
 @register('Pooling')
 class PoolingLayer(Layer):
+    exact_num_bottom_blobs = 1
+    min_top_blobs, max_top_blobs = 1, 2  # a mask top only with MAX
 
     def setup(self, bottom, top):
         if kernels is None:
@@ -61,7 +63,6 @@ class PoolingLayer(Layer):
             raise layer_error(self, 'STOCHASTIC pooling is not implemented (use MAX or AVE)')
         if self.method not in (MAX, AVE):
             raise layer_error(self, 'unknown pooling method %d' % self.method)
-        check_count(self, 'bottom', bottom, 1)
         if self.method == MAX:
             check_count(self, 'top', top, (1, 2))  # the second is the argmax mask
         elif len(top) != 1:

@@ -1,6 +1,6 @@
 """Python layers (type "Python"): python_param.module names a module on sys.path and
-python_param.layer a caffe.Layer subclass in it, as in pycaffe. This module is not a
-registered type; caffe.layer.layer_class calls python_layer_class for every Python layer."""
+python_param.layer a caffe.Layer subclass in it, as in pycaffe. The type's creator (registered
+at the bottom, as Caffe's layer_factory registers GetPythonLayer) imports that class."""
 import importlib
 import importlib.machinery
 import importlib.util
@@ -11,7 +11,7 @@ import sys
 import sysconfig
 
 from ..common import CaffeError
-from ..layer import Layer
+from ..layer import Layer, register_creator
 
 _LIB = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,3 +80,6 @@ def python_layer_class(layer_param):
     if not (inspect.isclass(cls) and issubclass(cls, Layer)):
         raise CaffeError('%s: %s.%s is not a subclass of caffe.Layer' % (where, p.module, p.layer))
     return cls
+
+
+register_creator('Python', python_layer_class)

@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
@@ -17,9 +17,10 @@ _backward = gpu.Kernel('elementwise.cu', 'relu_backward')
 
 @register('ReLU')
 class ReLULayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         if kernels is None:
             raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
                               'cython`' % _KERNELS_ERROR)

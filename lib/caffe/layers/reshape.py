@@ -4,14 +4,15 @@ reshape_param.shape: 0 copies the bottom dimension at that position, -1 (at most
 inferred from the count. axis/num_axes choose the run of bottom axes the new shape replaces
 (default: all of them)."""
 from ..layer import Layer, register
-from ._checks import check_count, count_between, layer_error
+from ._checks import count_between, layer_error
 
 
 @register('Reshape')
 class ReshapeLayer(Layer):
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
+
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
         if top[0] is bottom[0]:
             raise layer_error(self, 'cannot run in place')
         self.dims = [int(d) for d in self.layer_param.reshape_param.shape.dim]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_count, layer_error, reshape_by_shapes
+from ._checks import check_roi_bottoms, layer_error, reshape_by_shapes, roi_rows
 
 _forward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_forward')
 _backward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_backward')
@@ -24,14 +24,14 @@ except ImportError as e:  # the Cython extension is not built yet
 @register('ROIPooling')
 class ROIPoolingLayer(Layer):
     non_differentiable_bottoms = (1,)
+    exact_num_bottom_blobs = 2
+    exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
         if _kernels is None:
             raise layer_error(self, 'needs the compiled extension caffe.layers.'
                               'roi_pooling_kernels; run `make` in the repository root (%s)'
                               % _IMPORT_ERROR)
-        check_count(self, 'bottom', bottom, 2)
-        check_count(self, 'top', top, 1)
         p = self.layer_param.roi_pooling_param
         if p.pooled_h <= 0 or p.pooled_w <= 0:
             raise layer_error(self, 'roi_pooling_param.pooled_h and pooled_w must be > 0, got '
@@ -43,27 +43,14 @@ class ROIPoolingLayer(Layer):
     @reshape_by_shapes
     def reshape(self, bottom, top):
         features, rois = bottom
-        if len(features.shape) != 4:
-            raise layer_error(self, 'features must be 4-D (N, C, H, W), got %s'
-                              % (features.shape,))
-        if len(rois.shape) < 2 or rois.count_from(1) != 5:
-            raise layer_error(self, 'rois must be (R, 5) rows [batch_index, x1, y1, x2, y2], got '
-                              'shape %s' % (rois.shape,))
+        check_roi_bottoms(self, features, rois)
         shape = (rois.shape[0], features.shape[1], self.pooled_h, self.pooled_w)
         top[0].reshape(shape)
         if self.argmax is None or self.argmax.shape != shape:
             self.argmax = np.full(shape, -1, dtype=np.int32)
 
     def _rois(self, bottom):
-        rois = bottom[1].cpu_data().reshape(-1, 5)
-        # The fork truncates the batch index to int; anything that truncates outside
-        # [0, N) (or NaN) would read another image's memory there.
-        idx = rois[:, 0]
-        bad = ~((idx > -1) & (idx < bottom[0].shape[0]))
-        if bad.any():
-            raise layer_error(self, 'roi %d has batch index %g; the features hold %d image(s)'
-                              % (np.flatnonzero(bad)[0], idx[bad][0], bottom[0].shape[0]))
-        return np.ascontiguousarray(rois)
+        return roi_rows(self, bottom[0], bottom[1])
 
     def forward_cpu(self, bottom, top):
         rois = self._rois(bottom)

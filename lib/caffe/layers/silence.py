@@ -1,14 +1,12 @@
 """Silence: consumes bottoms nobody else reads, so the Net does not report them as outputs."""
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, check_count
 
 
 @register('Silence')
 class SilenceLayer(Layer):
-    def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, AT_LEAST_ONE)
-        check_count(self, 'top', top, 0)
+    min_bottom_blobs = 1
+    exact_num_top_blobs = 0
 
     def forward_cpu(self, bottom, top):
         pass

@@ -23,10 +23,11 @@ def _legacy_shape(blob):
 @register('SmoothL1Loss')
 class SmoothL1LossLayer(Layer):
     non_differentiable_bottoms = (2, 3)
+    min_bottom_blobs, max_bottom_blobs = 2, 4
+    exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
         check_count(self, 'bottom', bottom, (2, 4))
-        check_count(self, 'top', top, 1)
         sigma = np.float32(self.layer_param.smooth_l1_loss_param.sigma)
         self.sigma2 = np.float32(sigma * sigma)
         # The fork compares |d| (a float) with 1.0 / sigma2 computed in double.

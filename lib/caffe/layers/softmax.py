@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import canonical_axis, check_count, count_between, reshape_by_shapes
+from ._checks import canonical_axis, count_between, reshape_by_shapes
 
 _softmax_forward = gpu.Kernel('softmax.cu', 'softmax_forward')
 _softmax_backward = gpu.Kernel('softmax.cu', 'softmax_backward')
@@ -42,9 +42,8 @@ def softmax_backward(y, dy, axis, out=None):
 
 @register('Softmax')
 class SoftmaxLayer(Layer):
-    def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, 1)
+    exact_num_bottom_blobs = 1
+    exact_num_top_blobs = 1
 
     @reshape_by_shapes
     def reshape(self, bottom, top):

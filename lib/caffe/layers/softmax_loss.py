@@ -7,7 +7,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import (canonical_axis, check_count, count_between, layer_error,
+from ._checks import (canonical_axis, count_between, layer_error,
                       reshape_by_shapes)
 from .softmax import softmax, softmax_gpu
 
@@ -22,10 +22,10 @@ FLT_MIN = np.finfo(np.float32).tiny
 class SoftmaxWithLossLayer(Layer):
     default_loss_weight = 1.0
     non_differentiable_bottoms = (1,)
+    exact_num_bottom_blobs = 2
+    min_top_blobs, max_top_blobs = 1, 2
 
     def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 2)
-        check_count(self, 'top', top, (1, 2))
         lp = self.layer_param.loss_param
         self.ignore_label = int(lp.ignore_label) if lp.HasField('ignore_label') else None
         # The legacy boolean wins only when the newer enum is absent, as in Caffe.

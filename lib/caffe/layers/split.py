@@ -4,14 +4,13 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import AT_LEAST_ONE, check_count, layer_error, reshape_by_shapes
+from ._checks import layer_error, reshape_by_shapes
 
 
 @register('Split')
 class SplitLayer(Layer):
-    def setup(self, bottom, top):
-        check_count(self, 'bottom', bottom, 1)
-        check_count(self, 'top', top, AT_LEAST_ONE)
+    exact_num_bottom_blobs = 1
+    min_top_blobs = 1
 
     @reshape_by_shapes
     def reshape(self, bottom, top):

@@ -122,27 +122,119 @@ extern "C" __global__ void concat_copy(int n, int chunk, int top_chunk, int offs
   }
 }
 
-// One SGD step for one parameter blob, in the CPU solver's float32 order (caffe/solver.py,
-// apply_update): diff *= iter_scale (when iter_size > 1); diff += decay * data (L2) or
-// decay * sign(data) (L1, regularization 2; 0 for none); history = history * momentum
-// + rate * diff; data -= history. diff is left as the solver leaves it on the host.
+// Solver updates: one kernel per method, each running for one parameter blob the four steps of
+// the host's Solver.update_cpu (caffe/solver.py, caffe/sgd_solvers.py) on every value, in the
+// host's float32 order: Normalize and Regularize (solver_gradient), the method's
+// ComputeUpdateValue (diff becomes the update value, the history advances), and the update
+// data -= diff. Squares are products and roots sqrtf (IEEE-rounded without -use_fast_math).
+
+// Normalize: g * iter_scale when iter_size > 1. Regularize: + decay * w (regularization 1, L2)
+// or + decay * sign(w) (2, L1); 0 for none.
+__device__ __forceinline__ float solver_gradient(float g, float w, int scale_diff,
+                                                 float iter_scale, int regularization,
+                                                 float decay) {
+  if (scale_diff) g = g * iter_scale;
+  if (regularization == 1) {
+    g = g + decay * w;
+  } else if (regularization == 2) {
+    float sign = (w > 0.f ? 1.f : 0.f) - (w < 0.f ? 1.f : 0.f);
+    g = g + decay * sign;
+  }
+  return g;
+}
+
+#define SOLVER_GRADIENT(i) \
+  solver_gradient(diff[i], data[i], scale_diff, iter_scale, regularization, decay)
+
+// The update: diff holds the update value, as Caffe leaves it, and data moves by it.
+#define SOLVER_APPLY(i, u) \
+  do {                     \
+    diff[i] = (u);         \
+    data[i] = data[i] - diff[i]; \
+  } while (0)
+
+// SGD: h = momentum * h + rate * g; u = h.
 extern "C" __global__ void sgd_update(int n, float* data, float* diff, float* history,
                                       int scale_diff, float iter_scale, int regularization,
                                       float decay, float momentum, float rate) {
   FOR_EACH_INDEX(i, n) {
-    float g = diff[i];
-    if (scale_diff) g = g * iter_scale;
-    if (regularization == 1) {
-      g = g + decay * data[i];
-    } else if (regularization == 2) {
-      float w = data[i];
-      float sign = (w > 0.f ? 1.f : 0.f) - (w < 0.f ? 1.f : 0.f);
-      g = g + decay * sign;
-    }
-    diff[i] = g;
-    float h = history[i] * momentum;
-    h = h + rate * g;
+    float g = SOLVER_GRADIENT(i);
+    float h = history[i] * momentum + g * rate;
     history[i] = h;
-    data[i] = data[i] - h;
+    SOLVER_APPLY(i, h);
+  }
+}
+
+// Nesterov: h' = momentum * h + rate * g; u = (1 + momentum) * h' + (-momentum) * h.
+extern "C" __global__ void nesterov_update(int n, float* data, float* diff, float* history,
+                                           int scale_diff, float iter_scale, int regularization,
+                                           float decay, float momentum, float one_plus_momentum,
+                                           float rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = SOLVER_GRADIENT(i);
+    float before = history[i];
+    float step_back = before * -momentum;
+    float h = before * momentum + g * rate;
+    history[i] = h;
+    SOLVER_APPLY(i, h * one_plus_momentum + step_back);
+  }
+}
+
+// AdaGrad: h = h + g * g; u = rate * (g / (sqrt(h) + delta)).
+extern "C" __global__ void adagrad_update(int n, float* data, float* diff, float* history,
+                                          int scale_diff, float iter_scale, int regularization,
+                                          float decay, float delta, float rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = SOLVER_GRADIENT(i);
+    float h = history[i] + g * g;
+    history[i] = h;
+    SOLVER_APPLY(i, (g / (sqrtf(h) + delta)) * rate);
+  }
+}
+
+// RMSProp: h = rms_decay * h + (1 - rms_decay) * g * g; u = rate * (g / (sqrt(h) + delta)).
+extern "C" __global__ void rmsprop_update(int n, float* data, float* diff, float* history,
+                                          int scale_diff, float iter_scale, int regularization,
+                                          float decay, float rms_decay,
+                                          float one_minus_rms_decay, float delta, float rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = SOLVER_GRADIENT(i);
+    float h = history[i] * rms_decay + (g * g) * one_minus_rms_decay;
+    history[i] = h;
+    SOLVER_APPLY(i, (g / (sqrtf(h) + delta)) * rate);
+  }
+}
+
+// AdaDelta: h = momentum * h + (1 - momentum) * g * g; s = g * sqrt((h2 + delta) / (h + delta));
+// h2 = momentum * h2 + (1 - momentum) * s * s; u = rate * s.
+extern "C" __global__ void adadelta_update(int n, float* data, float* diff, float* history,
+                                           float* update_history, int scale_diff,
+                                           float iter_scale, int regularization, float decay,
+                                           float momentum, float one_minus_momentum,
+                                           float delta, float rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = SOLVER_GRADIENT(i);
+    float h = history[i] * momentum + (g * g) * one_minus_momentum;
+    history[i] = h;
+    float s = g * sqrtf((update_history[i] + delta) / (h + delta));
+    update_history[i] = update_history[i] * momentum + (s * s) * one_minus_momentum;
+    SOLVER_APPLY(i, s * rate);
+  }
+}
+
+// Adam: m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g * g;
+// u = corrected_rate * (m / (sqrt(v) + delta)), the bias correction folded into the rate.
+extern "C" __global__ void adam_update(int n, float* data, float* diff, float* m, float* v,
+                                       int scale_diff, float iter_scale, int regularization,
+                                       float decay, float beta1, float one_minus_beta1,
+                                       float beta2, float one_minus_beta2, float delta,
+                                       float corrected_rate) {
+  FOR_EACH_INDEX(i, n) {
+    float g = SOLVER_GRADIENT(i);
+    float mi = m[i] * beta1 + g * one_minus_beta1;
+    float vi = v[i] * beta2 + (g * g) * one_minus_beta2;
+    m[i] = mi;
+    v[i] = vi;
+    SOLVER_APPLY(i, (mi / (sqrtf(vi) + delta)) * corrected_rate);
   }
 }

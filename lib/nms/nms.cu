@@ -5,8 +5,6 @@
 // box, a 64 x 64 tile per block, and sets bit j of mask[i][j / 64] when their IoU exceeds the
 // threshold. nms_select then makes the greedy pass in sorted order: a box is kept unless a kept
 // box before it set its bit.
-#include "common.cuh"
-
 #define NMS_TILE 64
 
 // max and min as cpu_nms's Cython code evaluates them (the second argument wins only when

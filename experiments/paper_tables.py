@@ -2,10 +2,12 @@
 """The paper's tables as experiments: trains and tests what each row of a table needs, by calling
 the experiment scripts and tools (experiments/scripts/*.sh, tools/test_net.py, rpn_generate.py,
 eval_recall.py, time_net.py, compress_net.py), and writes <results dir>/<table>.md with the
-paper's value (experiments/paper_values.yml) beside ours.
+paper's value (experiments/paper_values.yml) beside ours. Every run hands its results over as a
+JSON file (the scripts' RESULT, the tools' --result), kept under <results dir>/runs/<table>/;
+nothing here reads printed output.
 
-  tools/paper_tables.py table2 --gpu 0 --net ZF --dataset pascal_voc
-  tools/paper_tables.py table8 --gpu cpu --net TOY --dataset toy --set DATA_DIR /tmp/data
+  experiments/paper_tables.py table2 --gpu 0 --net ZF --dataset pascal_voc
+  experiments/paper_tables.py table8 --gpu cpu --net TOY --dataset toy --set DATA_DIR /tmp/data
 
 Tables: table2 table3 table5 table8 table9 table10 table11 fig4. ITERS / ALT_OPT_ITERS (the
 scripts' environment overrides) set the training length of every row; without them the scripts'
@@ -14,8 +16,8 @@ model. A row whose data or model is not available (selective search files, a sec
 an evaluation server) is written as "not run" with the reason.
 """
 import argparse
+import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -23,6 +25,12 @@ import sys
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'lib'))
+
+from caffe.io import atomic_write  # noqa: E402
+from datasets.splits import dataset_splits  # noqa: E402
+from fast_rcnn import net_surgery  # noqa: E402
+from rpn.layer_io import load_param_str  # noqa: E402
 TABLES = ('table2', 'table3', 'table5', 'table8', 'table9', 'table10', 'table11', 'fig4')
 # The image pyramid of the paper's 5-scale testing (Table 10, after SPPnet) for a 600-pixel
 # single scale; other single scales (the toy dataset's 240) scale it proportionally.
@@ -67,29 +75,21 @@ def load_paper_values(path=None):
         return yaml.safe_load(f)
 
 
-# Datasets and nets as experiments/scripts/_common.sh names them ----------------------------------
+# Datasets and nets as experiments/dataset_splits.txt names them ----------------------------------
 
-def dataset_imdbs(dataset):
-    """(train imdb, test imdb, models subdir) of a dataset name (_common.sh's table)."""
-    if dataset == 'pascal_voc':
-        return 'voc_2007_trainval', 'voc_2007_test', 'pascal_voc'
-    if dataset == 'pascal_voc_0712':
-        return 'voc_2007_trainval+voc_2012_trainval', 'voc_2007_test', 'pascal_voc'
-    if dataset == 'coco':
-        return 'coco_2014_train', 'coco_2014_minival', 'coco'
-    if dataset == 'toy':
-        return 'toy_train', 'toy_test', 'toy'
-    return dataset + '_train', dataset + '_test', 'pascal_voc'
+def dataset_imdbs(dataset, net=None):
+    """(train imdb, test imdb, models subdir) of a dataset name (the scripts' table)."""
+    row = dataset_splits(dataset, os.path.join(ROOT, 'models'), net)
+    return row.train_imdb, row.test_imdb, row.models
 
 
 def base_anchor_scales(prototxt):
     """The anchor scales a net's proposal layer is written for (param_str), else the paper's."""
-    text = open(prototxt).read()
-    m = re.search(r"'scales'\s*:\s*\[([^\]]*)\]", text) or \
-        re.search(r"'scales'\s*:\s*!!python/tuple\s*\[([^\]]*)\]", text)
-    if not m:
-        return (8, 16, 32)
-    return tuple(int(float(v)) for v in m.group(1).split(','))
+    for layer in net_surgery.anchor_layers(net_surgery.read_net(prototxt)):
+        scales = load_param_str(layer.python_param.param_str).get('scales')
+        if scales:
+            return tuple(int(float(v)) for v in scales)
+    return (8, 16, 32)
 
 
 def toy_scaled(values, single_scale):
@@ -103,8 +103,8 @@ class Runner:
 
     def __init__(self, args):
         self.args = args
-        self.train_imdb, self.test_imdb, self.pt_dir = dataset_imdbs(args.dataset)
         self.net = args.net
+        self.train_imdb, self.test_imdb, self.pt_dir = dataset_imdbs(args.dataset, args.net)
         self.models = os.path.join('models', self.pt_dir, self.net)
         self.user_sets = list(args.set_cfgs or [])
         self.cfg_toy = ['--cfg', 'experiments/cfgs/toy.yml'] if args.dataset == 'toy' else []
@@ -128,27 +128,30 @@ class Runner:
     def exp_dir(self, name):
         return 'paper_%s_%s_%s' % (self.args.dataset, self.net, name)
 
-    def call(self, cmd, env=None):
-        """Runs cmd in the repository root, showing its output as it comes (training runs last
-        hours); returns the output, raising RuntimeError on failure."""
+    def result_path(self, name):
+        """Where the run `name` of this table leaves its results."""
+        return os.path.join(self.args.results_dir, 'runs', self.args.table, name + '.json')
+
+    def call(self, cmd, result, env=None):
+        """Runs cmd in the repository root (its output shown as it comes: training runs last
+        hours) and returns the JSON result file it wrote; RuntimeError on failure."""
         print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
+        if os.path.exists(result):
+            os.remove(result)
         full_env = dict(os.environ, PYTHONUNBUFFERED='1', **(env or {}))
-        lines = []
-        with subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) as proc:
-            for line in proc.stdout:
-                sys.stdout.write(line)
-                lines.append(line)
+        code = subprocess.call(cmd, cwd=ROOT, env=full_env)
         sys.stdout.flush()
-        out = ''.join(lines)
-        if proc.returncode != 0:
-            m = re.search(r'Logging output to (\S+)', out)
+        found = read_json(result)
+        if code != 0 or found is None:
+            log = (found or {}).get('log')
             raise RuntimeError('%s failed (status %d)%s' % (
-                ' '.join(cmd[:2]), proc.returncode, ', log %s' % m.group(1) if m else ''))
-        return out
+                ' '.join(cmd[:2]), code, ', log %s' % log if log else ''))
+        return found
 
     def script(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
-        """Runs experiments/scripts/<script> once per name; returns its parsed results."""
+        """Runs experiments/scripts/<script> once per name; returns its results: 'map' (the
+        test's mean AP), 'model' (the final model), 'rpn_model' (alt-opt's final RPN), 'coco'
+        ((AP@.5, AP@[.5,.95]) on COCO-style datasets, else None)."""
         if name in self.runs:
             return self.runs[name]
         cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, self.net,
@@ -156,23 +159,30 @@ class Runner:
         for c in cfgs:
             cmd += ['--cfg', c]
         cmd += ['--set', 'EXP_DIR', self.exp_dir(name)] + self.user_sets + list(sets)
-        out = self.call(cmd, env)
-        run = {'out': out, 'map': last_float(r'Mean AP = (\d+\.\d+|nan)', out),
-               'model': last_match(r'^Final model: (\S+)', out)
-               or last_match(r'^Wrote snapshot to: (\S+)', out),
-               'rpn_model': last_match(r'^Final RPN model: (\S+)', out),
-               'coco': last_coco(out)}
+        result = self.result_path(name)
+        summary = self.call(cmd, result, dict(env or {}, RESULT=result))
+        if summary.get('status') != 'done':
+            raise RuntimeError('%s did not finish (log %s)' % (script, summary.get('log')))
+        evaluation = summary['test'].get('evaluation') or {}
+        coco = None
+        if 'ap50' in evaluation:
+            coco = (evaluation['ap50'], evaluation['mean_ap'])
+        run = {'map': summary['test'].get('mean_ap'), 'model': summary['final_model'],
+               'rpn_model': summary['train'].get('final_rpn_model'), 'coco': coco}
         self.runs[name] = run
         return run
 
-    def tool(self, tool, args, cfg='faster_rcnn_alt_opt', sets=(), exp_dir=None):
+    def tool(self, tool, args, cfg='faster_rcnn_alt_opt', sets=(), exp_dir=None, name=None):
+        """Runs tools/<tool> and returns its --result file's contents."""
         cmd = [sys.executable, os.path.join('tools', tool)]
         if tool != 'eval_recall.py':  # the one tool that runs no net
             cmd += ['--gpu', self.args.gpu]
-        cmd += list(args)
+        result = self.result_path(name or '%s_%s' % (os.path.splitext(tool)[0],
+                                                     exp_dir or 'test'))
+        cmd += list(args) + ['--result', result]
         cmd += ['--cfg', 'experiments/cfgs/%s.yml' % cfg] + self.cfg_toy
         cmd += ['--set', 'EXP_DIR', exp_dir or self.exp_dir('test')] + self.user_sets + list(sets)
-        return self.call(cmd)
+        return self.call(cmd, result)
 
     # --- the pieces rows are made of
     def shared(self, sets=(), name='shared'):
@@ -206,33 +216,27 @@ class Runner:
         return os.path.join(self.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
 
     def rpn_proposals(self, rpn_model, name, sets, prototxt=None):
-        out = self.tool('rpn_generate.py', [
+        result = self.tool('rpn_generate.py', [
             '--def', prototxt or os.path.join(self.models, 'faster_rcnn_alt_opt', 'rpn_test.pt'),
             '--net', rpn_model, '--imdb', self.test_imdb], sets=sets,
-            exp_dir=self.exp_dir('proposals_' + name))
-        return last_match(r'^Wrote RPN proposals to (\S+)', out)
+            exp_dir=self.exp_dir('proposals_' + name), name='proposals_' + name)
+        return result['proposals']
 
     def test_on_proposals(self, model, proposals, name, prototxt=None):
-        out = self.tool('test_net.py', ['--def', prototxt or self.detector_def(), '--net', model,
-                                        '--imdb', self.test_imdb, '--proposals', proposals],
-                        exp_dir=self.exp_dir('test_' + name))
-        return last_float(r'Mean AP = (\d+\.\d+|nan)', out)
+        result = self.tool('test_net.py', ['--def', prototxt or self.detector_def(),
+                                           '--net', model, '--imdb', self.test_imdb,
+                                           '--proposals', proposals],
+                           exp_dir=self.exp_dir('test_' + name), name='test_' + name)
+        return result['mean_ap']
 
 
-def last_match(pattern, text):
-    found = re.findall(pattern, text, flags=re.M)
-    return found[-1] if found else None
-
-
-def last_float(pattern, text):
-    value = last_match(pattern, text)
-    return None if value is None else float(value)
-
-
-def last_coco(text):
-    # coco.py prints "all: AP@[.5,.95] / AP@.5" in %.
-    m = last_match(r'^\s*all: (\d+\.\d+) / (\d+\.\d+)', text)
-    return None if m is None else (float(m[1]), float(m[0]))
+def read_json(path):
+    """The JSON object in path, or None when there is none (or it is unreadable)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def pct(value):
@@ -306,7 +310,7 @@ def table3(r):
         try:
             r.has_mat('selective_search')
         finally:
-            r.train_imdb = dataset_imdbs(r.args.dataset)[0]
+            r.train_imdb = dataset_imdbs(r.args.dataset, r.net)[0]
         return pct(r.script('ss_0712', 'fast_rcnn.sh', dataset='pascal_voc_0712')['map'])
 
     def shared_0712():
@@ -327,25 +331,24 @@ def table5(r):
     test_def = os.path.join(r.models, 'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
     timing_args = ['--imdb', r.test_imdb, '--num-images', str(r.args.num_timing_images)]
 
-    def timing(prototxt, model):
-        out = r.tool('time_net.py', ['--def', prototxt, '--net', model] + timing_args)
-        m = re.search(r'Timing \(ms/image\): conv (\S+) proposal (\S+) region-wise (\S+) '
-                      r'total (\S+) rate (\S+) fps', out)
-        if not m:
-            raise RuntimeError('time_net.py printed no timing line')
-        return [float(m.group(i)) for i in range(1, 5)] + ['%.1f fps' % float(m.group(5))]
+    def timing(prototxt, model, name):
+        t = r.tool('time_net.py', ['--def', prototxt, '--net', model] + timing_args,
+                   name='timing_' + name)
+        return [t['conv_ms'], t['proposal_ms'], t['region_ms'], t['total_ms'],
+                '%.1f fps' % t['fps']]
 
     def rpn():
-        return timing(test_def, r.shared()['model'])
+        return timing(test_def, r.shared()['model'], 'rpn')
 
     def svd():
         fc = fc_outputs(os.path.join(ROOT, test_def))
         # The Fast R-CNN paper's ranks for VGG-16's 4096-wide fc6/fc7: 1024 and 256.
         ranks = 'fc6:%d,fc7:%d' % (max(1, fc['fc6'] // 4), max(1, fc['fc7'] // 16))
-        out = r.call([sys.executable, 'tools/compress_net.py', '--def', test_def,
-                      '--net', r.shared()['model'], '--ranks', ranks])
-        return timing(last_match(r'^Compressed network prototxt (\S+)', out),
-                      last_match(r'^Wrote svd model to: (\S+)', out))
+        result = r.result_path('compress_svd')
+        svd = r.call([sys.executable, 'tools/compress_net.py', '--def', test_def,
+                      '--net', r.shared()['model'], '--ranks', ranks, '--result', result],
+                     result)
+        return timing(svd['prototxt'], svd['model'], 'svd')
 
     rows = {'vgg_ss': not_run('selective search runs outside this project (the paper: 1510 ms '
                               'on a CPU)')}
@@ -364,12 +367,10 @@ def table5(r):
 
 
 def fc_outputs(prototxt):
-    text = open(prototxt).read()
-    out = {}
-    for name in ('fc6', 'fc7'):
-        m = re.search(r'name:\s*"%s".*?num_output:\s*(\d+)' % name, text, flags=re.S)
-        out[name] = int(m.group(1)) if m else 4096
-    return out
+    """fc6's and fc7's output counts (VGG-16's 4096 where a net lacks the layer)."""
+    layers = {l.name: l for l in net_surgery.read_net(prototxt).layer}
+    return {name: layers[name].inner_product_param.num_output if name in layers else 4096
+            for name in ('fc6', 'fc7')}
 
 
 def table8(r):
@@ -419,18 +420,18 @@ def table10(r):
             'TRAIN.PROPOSAL_METHOD', 'dense', 'TEST.PROPOSAL_METHOD', 'dense'])
 
     def five_scales():
-        out = r.tool('test_net.py', [
+        result = r.tool('test_net.py', [
             '--def', r.detector_def(), '--net', one_stage()['model'], '--imdb', r.test_imdb],
-            cfg='fast_rcnn', exp_dir=r.exp_dir('dense_5scales'), sets=[
+            cfg='fast_rcnn', exp_dir=r.exp_dir('dense_5scales'), name='dense_5scales', sets=[
                 'TEST.HAS_RPN', 'False', 'TEST.PROPOSAL_METHOD', 'dense',
                 'TEST.SCALES', str(list(pyramid)), 'TEST.MAX_SIZE', str(pyramid_max)])
-        return pct(last_float(r'Mean AP = (\d+\.\d+|nan)', out))
+        return pct(result['mean_ap'])
 
     rows = {'two_stage': lambda: pct(r.unshared()['map']),
             'one_stage_1': lambda: pct(one_stage()['map']),
             'one_stage_5': five_scales}
     return rows, ['One-stage: Fast R-CNN trained and tested on dense windows (3 scales x 3 '
-                  'ratios on the stride-16 grid; rpn/dense_windows.py); 5 scales: %s, max '
+                  'ratios on the stride-16 grid; core/dense_windows.py); 5 scales: %s, max '
                   'size %d.' % (list(pyramid), pyramid_max)]
 
 
@@ -473,18 +474,15 @@ def fig4(r):
     counts = (300, 1000, 2000)
 
     def recall_rows(source_args, label):
-        out = r.tool('eval_recall.py', ['--imdb', r.test_imdb, '--counts',
-                                        ','.join(map(str, counts)), '--label', label,
-                                        '--out', os.path.join(r.args.results_dir,
-                                                              'fig4_%s.png' % label)]
-                     + source_args)
-        values = []
-        for n in counts:
-            m = re.search(r'%s, %d proposals: recall \[([^\]]*)\].*?average recall (\S+)'
-                          % (re.escape(label), n), out, flags=re.S)
-            recalls = [float(v) for v in m.group(1).split()]
-            values.append([recalls[0], recalls[4], float(m.group(2))])
-        return values
+        result = r.tool('eval_recall.py', ['--imdb', r.test_imdb, '--counts',
+                                           ','.join(map(str, counts)), '--label', label,
+                                           '--out', os.path.join(r.args.results_dir,
+                                                                 'fig4_%s.png' % label)]
+                        + source_args, name='recall_' + label)
+        source = result['sources'][0]
+        # IoU 0.5 and 0.7 (thresholds from 0.5 in steps of 0.05), and the average recall.
+        return [[source['recalls'][str(n)][0], source['recalls'][str(n)][4],
+                 source['average_recall'][str(n)]] for n in counts]
 
     def method(name):
         def row():
@@ -552,11 +550,7 @@ def write_markdown(path, spec, table, results, notes, setup):
             lines.append('| ' + ' | '.join(cells + [fmt(row['paper']), fmt(ours)]) + ' |')
     if notes:
         lines += [''] + ['- %s' % n for n in notes]
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + '.tmp%d' % os.getpid()
-    with open(tmp, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
+    atomic_write(path, '\n'.join(lines) + '\n')
 
 
 def main(argv=None):

@@ -1,0 +1,271 @@
+"""Variants of a network definition: pure NetParameter -> NetParameter edits, and the adapted
+copies of prototxt files the tools train and test with.
+
+The released prototxts are written for a dataset (21 classes for PASCAL VOC, 81 for COCO) and the
+paper's defaults (9 anchors, lambda = 10). An experiment that needs another class count (custom
+datasets), other anchors (Table 8), another lambda (Table 9) or the detector alone (testing on
+given proposals, Tables 2 and 10) gets an adapted copy written beside its outputs; the original
+files are never changed. Each edit raises NetSurgeryError when the net lacks what it edits.
+"""
+import copy
+import os
+import re
+
+from caffe import io as caffe_io
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format
+from rpn.layer_io import load_param_str
+
+
+class NetSurgeryError(ValueError):
+    """A network definition that cannot take the asked-for edit."""
+
+
+_NUM_CLASSES_RE = re.compile(r"""(['"]?num_classes['"]?\s*:\s*)(\d+)""")
+
+
+def read_net(path):
+    return caffe_io.read_prototxt(path, caffe_pb2.NetParameter())
+
+
+def write_text(path, message):
+    caffe_io.atomic_write(path, text_format.MessageToString(message))
+
+
+# The edits -------------------------------------------------------------------------------------
+
+def num_classes(param):
+    """The number of classes a NetParameter is written for (from cls_score or a param_str), or
+    None when it names none."""
+    for layer in list(param.layer) + list(param.layers):
+        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
+            return layer.inner_product_param.num_output
+    for layer in param.layer:
+        if layer.HasField('python_param'):
+            m = _NUM_CLASSES_RE.search(layer.python_param.param_str)
+            if m:
+                return int(m.group(2))
+    return None
+
+
+def with_num_classes(param, count):
+    """cls_score with `count` outputs, bbox_pred with 4 * count, and every Python layer's
+    param_str num_classes set to count."""
+    param = copy.deepcopy(param)
+    for layer in param.layer:
+        if layer.name == 'cls_score' and layer.HasField('inner_product_param'):
+            layer.inner_product_param.num_output = count
+        elif layer.name == 'bbox_pred' and layer.HasField('inner_product_param'):
+            layer.inner_product_param.num_output = 4 * count
+        if layer.HasField('python_param'):
+            layer.python_param.param_str = _NUM_CLASSES_RE.sub(
+                lambda m: m.group(1) + str(count), layer.python_param.param_str)
+    return param
+
+
+def anchor_layers(param):
+    """The Python layers that make anchors (their param_str has feat_stride)."""
+    return [l for l in param.layer
+            if l.HasField('python_param') and 'feat_stride' in l.python_param.param_str]
+
+
+def rpn_layers(param):
+    """The RPN's output convolutions (rpn_cls_score, rpn_bbox_pred), whose output counts are
+    2A and 4A for A anchors per position."""
+    return [l for l in param.layer if l.name in ('rpn_cls_score', 'rpn_bbox_pred')]
+
+
+def with_anchors(param, scales, ratios, default_scales):
+    """The RPN with other anchors (Table 8): the anchor layers' param_str scales (scales, or
+    each layer's own when scales is None; default_scales where a layer names none) and ratios,
+    and rpn_cls_score / rpn_bbox_pred (and the score reshape) with 2A / 4A outputs. A net with
+    the RPN's convolutions but no anchor layer (alt-opt's Fast R-CNN stages keep them to carry
+    the shared weights) gets the output counts only."""
+    param = copy.deepcopy(param)
+    if not anchor_layers(param) and not rpn_layers(param):
+        raise NetSurgeryError('net %r has no RPN to give other anchors' % param.name)
+    num_anchors = len(scales or default_scales) * len(ratios)
+    for layer in anchor_layers(param):
+        params = load_param_str(layer.python_param.param_str)
+        layer_scales = scales or tuple(params.get('scales', default_scales))
+        params['scales'] = [float(v) if v != int(v) else int(v) for v in layer_scales]
+        params['ratios'] = [float(v) for v in ratios]
+        layer.python_param.param_str = repr(params)
+        num_anchors = len(layer_scales) * len(ratios)
+    for layer in param.layer:
+        if layer.name == 'rpn_cls_score':
+            layer.convolution_param.num_output = 2 * num_anchors
+        elif layer.name == 'rpn_bbox_pred':
+            layer.convolution_param.num_output = 4 * num_anchors
+        elif (layer.name.startswith('rpn') and layer.type == 'Reshape'
+              and len(layer.reshape_param.shape.dim) > 1
+              and layer.reshape_param.shape.dim[1] not in (0, -1, 2)):
+            # rpn_cls_prob_reshape: (1, 2, A*H, W) back to (1, 2A, H, W)
+            layer.reshape_param.shape.dim[1] = 2 * num_anchors
+    return param
+
+
+def with_rpn_lambda(param, rpn_lambda):
+    """rpn_loss_bbox weighted for lambda of Eq. (1) (Table 9): the release's loss_weight 1 with
+    its 256-anchor normalization is the paper's lambda = 10, so the weight is scaled by
+    rpn_lambda / 10."""
+    param = copy.deepcopy(param)
+    found = [l for l in param.layer if l.name == 'rpn_loss_bbox']
+    if not found:
+        raise NetSurgeryError('net %r has no rpn_loss_bbox layer to weight' % param.name)
+    for layer in found:
+        weights = list(layer.loss_weight) or [1.0]
+        del layer.loss_weight[:]
+        layer.loss_weight.extend(w * rpn_lambda / 10.0 for w in weights)
+    return param
+
+
+def proposal_layers(param):
+    """The Python layers that make 'rois' (the RPN's proposal layer)."""
+    return [l for l in param.layer if 'rois' in l.top and l.HasField('python_param')]
+
+
+def detector_only(param):
+    """A Faster R-CNN test net without its RPN: the same detector reading a 'rois' input, for
+    testing it on given proposals (Tables 2, 10)."""
+    param = copy.deepcopy(param)
+    rpn = proposal_layers(param)
+    if not rpn:
+        raise NetSurgeryError('net %r has no proposal layer to remove' % param.name)
+    # Everything the proposal layer reads only for itself (rpn_* layers) goes with it.
+    keep = [l for l in param.layer if l not in rpn and not l.name.startswith('rpn')]
+    del param.layer[:]
+    param.layer.extend(keep)
+    names = list(param.input)
+    shapes = [list(s.dim) for s in param.input_shape]
+    del param.input[:]
+    del param.input_shape[:]
+    for name, dims in zip(names, shapes):
+        if name == 'im_info':
+            name, dims = 'rois', [1, 5]
+        param.input.append(name)
+        param.input_shape.add().dim.extend(dims)
+    return param
+
+
+def with_svd_fc(param, ranks):
+    """Each named InnerProduct layer split into <name>_L (rank outputs, no bias) and <name>_U
+    (the original outputs and bias), for truncated-SVD compression (Fast R-CNN Sec. 3.1;
+    the paper's Table 5 timing). ranks: [(layer name, rank)]."""
+    wanted = dict(ranks)
+    missing = sorted(set(wanted) - {l.name for l in param.layer})
+    if missing:
+        raise NetSurgeryError('the net has no layer(s) %s to compress' % ', '.join(missing))
+    out = copy.deepcopy(param)
+    del out.layer[:]
+    for layer in param.layer:
+        if layer.name not in wanted:
+            out.layer.add().CopyFrom(layer)
+            continue
+        if layer.type != 'InnerProduct':
+            raise NetSurgeryError('layer %s is a %s layer; only InnerProduct layers can be '
+                                  'compressed' % (layer.name, layer.type))
+        low = out.layer.add()
+        low.CopyFrom(layer)
+        low.name = layer.name + '_L'
+        del low.top[:]
+        low.top.append(layer.name + '_L')
+        del low.param[:]
+        low.inner_product_param.num_output = wanted[layer.name]
+        low.inner_product_param.bias_term = False
+        up = out.layer.add()
+        up.CopyFrom(layer)
+        up.name = layer.name + '_U'
+        del up.bottom[:]
+        up.bottom.append(layer.name + '_L')
+        del up.param[:]
+    return out
+
+
+# Adapted copies of files -----------------------------------------------------------------------
+
+def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default_scales=(),
+                default_ratios=(), rpn_lambda=10.0):
+    """The edits a NetParameter needs for an experiment, as a list of (tag, edit function);
+    empty when it is used as written. classes: the dataset's class count (None: keep);
+    anchor_scales / anchor_ratios: the RPN's anchors (empty: keep; the defaults fill in the
+    other one); rpn_lambda: Eq. (1)'s lambda (10: keep)."""
+    changes = []
+    current = num_classes(param)
+    if classes is not None and current is not None and current != classes:
+        changes.append(('%dcls' % classes, lambda p: with_num_classes(p, classes)))
+    if (anchor_scales or anchor_ratios) and rpn_layers(param):
+        scales = tuple(anchor_scales) or None
+        ratios = tuple(anchor_ratios) or tuple(default_ratios)
+        tag = 'anchors_s%s_r%s' % ('-'.join('%g' % v for v in scales or ('def',)),
+                                   '-'.join('%g' % v for v in ratios))
+        changes.append((tag, lambda p: with_anchors(p, scales, ratios, default_scales)))
+    if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
+        changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))
+    return changes
+
+
+def adapted_net_file(prototxt, out_dir, **experiment):
+    """prototxt itself when the experiment (net_changes' keywords) needs no change; else the
+    path of an adapted copy written to out_dir."""
+    param = read_net(prototxt)
+    changes = net_changes(param, **experiment)
+    if not changes:
+        return prototxt
+    for _, edit in changes:
+        param = edit(param)
+    tag = '_'.join(t for t, _ in changes)
+    path = _write_copy(param, prototxt, out_dir, tag)
+    print('%s adapted (%s): using the copy %s' % (prototxt, tag.replace('_', ', '), path),
+          flush=True)
+    return path
+
+
+def _write_copy(param, original, out_dir, tag):
+    """Writes param to out_dir/<original's stem>_<tag><original's extension>; returns the path."""
+    stem, ext = os.path.splitext(os.path.basename(original))
+    path = os.path.join(out_dir, '%s_%s%s' % (stem, tag, ext or '.prototxt'))
+    write_text(path, param)
+    return path
+
+
+def detector_net_file(prototxt, out_dir):
+    """A copy of a Faster R-CNN test net without its RPN (detector_only) in out_dir, or
+    prototxt itself when it has no proposal layer."""
+    param = read_net(prototxt)
+    if not proposal_layers(param):
+        return prototxt
+    path = _write_copy(detector_only(param), prototxt, out_dir, 'detector')
+    print('%s: testing the detector alone on given proposals with %s' % (prototxt, path),
+          flush=True)
+    return path
+
+
+def _resolve_beside(path, reference):
+    # Net paths in a solver are relative to the working directory (Caffe), else to the solver.
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    beside = os.path.join(os.path.dirname(os.path.abspath(reference)), path)
+    return beside if os.path.exists(beside) else path
+
+
+def adapted_solver_file(solver_prototxt, out_dir, iter_size=0, **experiment):
+    """The solver file to train with: solver_prototxt itself, or an adapted copy in out_dir
+    whose train net is adapted (adapted_net_file) and whose iter_size is `iter_size` when > 0
+    (the paper's multi-GPU batches accumulated on one device, Table 11)."""
+    param = caffe_io.read_prototxt(solver_prototxt, caffe_pb2.SolverParameter())
+    field = 'train_net' if param.train_net else 'net' if param.net else None
+    if field is None:
+        return solver_prototxt
+    net_path = _resolve_beside(getattr(param, field), solver_prototxt)
+    if not os.path.isfile(net_path):
+        raise FileNotFoundError('%s: net file %s not found' % (solver_prototxt, net_path))
+    adapted = adapted_net_file(net_path, out_dir, **experiment)
+    if adapted == net_path and iter_size <= 0:
+        return solver_prototxt
+    setattr(param, field, os.path.abspath(adapted))
+    tag = 'fitted'
+    if iter_size > 0:
+        param.iter_size = iter_size
+        tag += '_iter%d' % iter_size
+    return _write_copy(param, solver_prototxt, out_dir, tag)
