@@ -1,4 +1,3 @@
-# distutils: extra_compile_args = -ffp-contract=off
 """Greedy non-maximum suppression on the CPU."""
 import numpy as np
 

@@ -1,11 +1,10 @@
-# distutils: extra_compile_args = -fopenmp -ffp-contract=off
-# distutils: extra_link_args = -fopenmp
 """Element-wise CPU kernels shared by several layers (the host counterparts of
 gpu/kernels/elementwise.cu, with the same names and float32 expressions).
 
 Each kernel makes one pass over flat float32 arrays and allocates nothing; an output may be one of
 the inputs (in-place layers). Arithmetic is float32 with every product and sum rounded on its own
-(-ffp-contract=off: no fused multiply-adds), so results equal the numpy expressions the layers
+(lib/setup.py builds with -ffp-contract=off: no fused multiply-adds; constants are written
+<float>, since Cython makes a bare 1 or 1.0 a double), so results equal the numpy expressions the layers
 used before, and Caffe's. Large arrays are cut into blocks shared out to the OpenMP threads on
 demand (dynamic schedule): a thread that is late to start (a busy machine) costs only the blocks
 it would have taken, not a fixed half of the work.
@@ -44,8 +43,8 @@ cdef void _relu_forward(const float* x, float* y, Py_ssize_t n, float slope) noe
     cdef float v, above, below
     for i in range(n):
         v = x[i]
-        above = 0.0 if v < 0 else v
-        below = 0.0 if v > 0 else v
+        above = <float>0 if v < 0 else v
+        below = <float>0 if v > 0 else v
         y[i] = above + slope * below
 
 
@@ -67,7 +66,7 @@ cdef void _relu_backward(const float* x, const float* dy, float* dx, Py_ssize_t 
     cdef float v, gain
     for i in range(n):
         v = x[i]
-        gain = (1.0 if v > 0 else 0.0) + slope * (1.0 if v <= 0 else 0.0)
+        gain = (<float>1 if v > 0 else <float>0) + slope * (<float>1 if v <= 0 else <float>0)
         dx[i] = dy[i] * gain
 
 
@@ -210,7 +209,7 @@ cdef void _max_backward(const float* dy, const int* idx, int which, float* dx,
                         Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
     for i in range(n):
-        dx[i] = dy[i] if idx[i] == which else 0.0
+        dx[i] = dy[i] if idx[i] == which else <float>0
 
 
 def eltwise_max_backward(const float[::1] dy, const int[::1] idx, int which, float[::1] dx):

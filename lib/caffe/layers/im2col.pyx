@@ -1,5 +1,3 @@
-# distutils: extra_compile_args = -fopenmp
-# distutils: extra_link_args = -fopenmp
 """im2col and col2im for 2-D convolution (Caffe's layout).
 
 The column matrix has one row per (channel, kernel row, kernel column), in that order, and one

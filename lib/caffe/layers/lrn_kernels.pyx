@@ -1,11 +1,10 @@
-# distutils: extra_compile_args = -fopenmp -ffp-contract=off
-# distutils: extra_link_args = -fopenmp
 """LRN loops for the LRN layer (lib/caffe/layers/lrn.py), over float32 arrays.
 
-ACROSS_CHANNELS, over (num, channels, height, width): the window over channels slides as Caffe's CPU code slides it (add the entering channel, subtract
-the leaving one), one float32 rounding per operation in Caffe's order (-ffp-contract=off), so the
-numbers are those of Caffe's loops. Each unit of work is one image's run of PIXELS pixels through
-all channels: it stays in cache, and units are shared out to the OpenMP threads on demand.
+ACROSS_CHANNELS, over (num, channels, height, width): the window over channels slides as Caffe's
+CPU code slides it (add the entering channel, subtract the leaving one), one float32 rounding per
+operation in Caffe's order (no fused multiply-adds), so the numbers are those of Caffe's loops.
+Each unit of work is one image's run of PIXELS pixels through all channels: it stays in cache,
+and units are shared out to the OpenMP threads on demand.
 """
 from cython.parallel cimport prange
 from openmp cimport omp_get_max_threads

@@ -1,5 +1,3 @@
-# distutils: extra_compile_args = -fopenmp
-# distutils: extra_link_args = -fopenmp
 """MAX and AVE pooling kernels over a stack of planes (num*channels, height, width).
 
 Window rules are Caffe's: a window starts at out*stride - pad; MAX looks only at the part inside

@@ -1,5 +1,3 @@
-# distutils: extra_compile_args = -fopenmp
-# distutils: extra_link_args = -fopenmp
 # RoI max pooling loops for the ROIPooling layer (lib/caffe/layers/roi_pooling.py).
 #
 # All coordinate arithmetic is float32, as in the Fast R-CNN fork's kernels, so bin edges land on
