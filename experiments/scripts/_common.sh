@@ -48,12 +48,8 @@ fi
 WEIGHTS_ARGS=()
 if [ -n "$WEIGHTS" ]; then WEIGHTS_ARGS=(--weights "$WEIGHTS"); fi
 
-# On the CPU, one OpenMP thread per process unless asked otherwise: the runtime's im2col splits
-# channels across OpenMP threads, and where other work is running a parallel region waits for its
-# threads to be scheduled: on a busy 2-core machine that made the toy training several times slower.
-case "$GPU_ID" in
-  cpu|-*) export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ;;
-esac
+# Threads: all cores by default (docs/cpu_performance.md); OMP_NUM_THREADS and
+# OPENBLAS_NUM_THREADS, when set, are passed on.
 
 mkdir -p experiments/logs
 LOG="experiments/logs/$(basename "$0" .sh)_${NET}_$(date +'%Y-%m-%d_%H-%M-%S').txt"
