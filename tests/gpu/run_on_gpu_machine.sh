@@ -14,7 +14,8 @@
 #
 # Builds PyCUDA and the Cython extensions there, then runs (logs under $OUT, or ./gpu-logs):
 # the gpu-marked tests (every layer against the CPU, GPU gradient checks, NMS, ZF/VGG16
-# detection, toy training), the whole CPU suite once more, tools/benchmark_gpu.py and
+# detection, toy training, NCCL: test_nccl_gpu.py, where a libnccl.so.2 is found), the whole CPU
+# suite once more, tools/benchmark_gpu.py and
 # tools/benchmark_roi_warping.py --gpu.
 set -u
 cd "$(dirname "$0")/../.."
@@ -49,6 +50,8 @@ caffe.set_mode_gpu()
 print('device', gpu.current_device(), 'compute capability', gpu.compute_capability())
 print('cuDNN', cudnn.version(), cudnn._lib['path'])
 print('cuBLAS', cublas._lib['path'])
+from caffe.gpu import nccl
+print('NCCL', (nccl.version(), nccl._lib['path']) if nccl.available() else 'not found')
 EOF
 
 python3 -m pytest -q -m gpu tests/gpu -rs --durations=15 2>&1 | tee "$OUT/pytest-gpu.log" | tail -40

@@ -3,10 +3,11 @@
 GPU (multiprocessing) sets the device, solver count and rank and multiprocess, builds its solver,
 joins with caffe.NCCL(solver, uid), broadcasts, adds the callbacks and steps.
 
-  python caffe_train_py.py OUT_DIR ITER_SIZE LAYER_WISE(0|1)
+  python caffe_train_py.py OUT_DIR ITER_SIZE LAYER_WISE(0|1) [GPUS]
 
 Each rank writes OUT_DIR/rank<r>.npz: its final weights, and what the fake library saw (calls,
-the stream of the last collective).
+the stream of the last collective). With GPUS (e.g. 0,0) it runs on real GPUs and the real NCCL
+instead (tests/gpu/test_nccl_gpu.py), in spawned processes.
 
 The processes are forked (python/train.py's default on Linux), so they inherit the emulator that
 stands in for the GPU; before that, one forked process compiles the emulated kernels, so the
@@ -49,9 +50,11 @@ def solve(proto, snapshot, gpus, uid, rank, out_dir, library):
         solver.net.after_backward(nccl)
     solver.step(solver.param.max_iter)
 
-    seen = {'engine': nccl.engine, 'allreduce': library.fakeNcclCalls(b'allreduce'),
-            'bcast': library.fakeNcclCalls(b'bcast'),
-            'last_stream': library.fakeNcclLastStream() or 0}
+    seen = {'engine': nccl.engine}
+    if library is not None:
+        seen.update(allreduce=library.fakeNcclCalls(b'allreduce'),
+                    bcast=library.fakeNcclCalls(b'bcast'),
+                    last_stream=library.fakeNcclLastStream() or 0)
     np.savez(os.path.join(out_dir, 'rank%d.npz' % rank), **toy_problem.weights(solver))
     with open(os.path.join(out_dir, 'rank%d.json' % rank), 'w') as f:
         json.dump(seen, f)
@@ -72,6 +75,18 @@ def run(context, target, *args):
 def main():
     out_dir, iter_size, layer_wise = sys.argv[1], int(sys.argv[2]), sys.argv[3] == '1'
     os.makedirs(out_dir, exist_ok=True)
+    if len(sys.argv) > 4:
+        gpus = [int(g) for g in sys.argv[4].split(',')]
+        proto = toy_problem.write_solver(out_dir, 'pattern', iter_size, layer_wise=layer_wise)
+        uid = caffe.NCCL.new_uid()
+        context = multiprocessing.get_context('spawn')
+        procs = [run(context, solve, proto, None, gpus, uid, rank, out_dir, None)
+                 for rank in range(len(gpus))]
+        for p in procs:
+            p.join()
+        if any(p.exitcode for p in procs):
+            sys.exit('rank exit codes %s' % [p.exitcode for p in procs])
+        return
     context = multiprocessing.get_context('fork')
     with gpu_emulator.emulated_gpu():
         gpu_emulator.FakeDevice.count_value = len(GPUS)

@@ -5,14 +5,16 @@ rank 0 writes every rank's final weights to OUT_DIR/weights.npz as variant:rank:
 
 Variants: reduction at the end (on_gradients_ready), layer-wise reduction (net.after_backward),
 clip_gradients CLIP, and two broken engines that a correct proof must catch: no 1/N scaling, no
-all-reduce at all.
+all-reduce at all; and, with a fourth argument 'gpu', GPU mode on the emulator without NCCL (the
+MPI engine with host copies of the gradients), at the end and layer-wise.
 """
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), 'gpu')]
 
 import caffe  # noqa: E402
 import toy_problem  # noqa: E402
@@ -49,6 +51,12 @@ results = {'end': train('end'), 'layerwise': train('layerwise', layer_wise=True)
            'clip': train('clip', clip_gradients=clip),
            'no_scale': train('no_scale', breakage='no_scale'),
            'no_allreduce': train('no_allreduce', breakage='no_allreduce')}
+if sys.argv[4:] == ['gpu']:
+    import gpu_emulator
+    with gpu_emulator.emulated_gpu():
+        results['gpu_end'] = train('gpu_end')
+        results['gpu_layerwise'] = train('gpu_layerwise', layer_wise=True)
+    caffe.set_mode_cpu()
 gathered = comm.gather(results, root=0)   # test bookkeeping, not training traffic
 if comm.rank == 0:
     arrays = {'%s:%d:%s' % (variant, rank, param): value
