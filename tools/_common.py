@@ -313,11 +313,25 @@ def adapted_net(prototxt, num_classes, out_dir):
 
 def adapted_solver(solver_prototxt, num_classes, out_dir):
     """The solver file to train with: solver_prototxt, or an adapted copy whose train net is
-    adapted_net's and whose iter_size is cfg.TRAIN.ITER_SIZE when > 0."""
+    adapted_net's and whose iter_size is solver_iter_size() when > 0."""
     from fast_rcnn import net_surgery
     return net_surgery.adapted_solver_file(solver_prototxt, out_dir,
-                                           iter_size=cfg.TRAIN.ITER_SIZE,
+                                           iter_size=solver_iter_size(),
                                            **experiment_net_args(num_classes))
+
+
+def solver_iter_size():
+    """The iter_size cfg asks for (0: the solver file's): TRAIN.ITER_SIZE when > 0, else the
+    share of TRAIN.RANKS_PER_UPDATE that this run's data-parallel ranks leave to accumulation."""
+    import caffe
+    if cfg.TRAIN.ITER_SIZE > 0 or cfg.TRAIN.RANKS_PER_UPDATE <= 0:
+        return cfg.TRAIN.ITER_SIZE
+    ranks = caffe.solver_count()
+    if cfg.TRAIN.RANKS_PER_UPDATE % ranks:
+        fail('TRAIN.RANKS_PER_UPDATE is %d, which %d ranks cannot share evenly; train on a '
+             'divisor of it (e.g. 1, 2, 4 or 8 GPUs for 8), or set TRAIN.ITER_SIZE'
+             % (cfg.TRAIN.RANKS_PER_UPDATE, ranks))
+    return cfg.TRAIN.RANKS_PER_UPDATE // ranks
 
 
 # Input files -------------------------------------------------------------------------------------

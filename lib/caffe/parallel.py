@@ -282,6 +282,12 @@ class NCCL:
 
     new_uid = staticmethod(new_uid)
 
+    @property
+    def shares_weights(self):
+        """Whether layers share parameters (ParamSpec names): then only the reduction at the end
+        works (run() refuses, as Caffe does)."""
+        return self._buffer is not None and self._buffer.shares_params
+
     # pycaffe's interface -------------------------------------------------------------------------
     def bcast(self):
         """Rank 0's learnable parameters to every rank (Caffe's NCCL::Broadcast): after the

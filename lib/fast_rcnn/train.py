@@ -344,12 +344,12 @@ class _StopRequests:
 def _join_ranks(solver, uid):
     """With several solvers, this one joined to the others through caffe.NCCL, as Caffe's
     python/train.py does (the callback, and the layer-wise reduction where the solver asks for
-    it); None for a single solver."""
+    it and no layers share weights); None for a single solver."""
     if caffe.solver_count() == 1:
         return None
     nccl = caffe.NCCL(solver, uid)
     solver.add_callback(nccl)
-    if solver.param.layer_wise_reduce:
+    if solver.param.layer_wise_reduce and not nccl.shares_weights:
         solver.net.after_backward(nccl)
     print('Rank %d of %d: gradients exchanged over %s' % (nccl.rank, nccl.count, nccl.engine),
           flush=True)
