@@ -321,7 +321,7 @@ class NCCL:
 
     def run(self, layer):
         """Caffe's Net::Callback: reduces `layer`'s gradients once its backward is done."""
-        if self.count == 1 or layer not in self._buffer.layer_params:
+        if self.count == 1:
             return
         if not self.solver.param.layer_wise_reduce:
             raise CaffeError('net.after_backward(nccl) reduces layer by layer, but the solver '
@@ -331,6 +331,8 @@ class NCCL:
             # backward of its last user, not of its owner.
             raise CaffeError('layer-wise reduction is not supported for nets with shared '
                              'weights (ParamSpec names); set layer_wise_reduce: false')
+        if layer not in self._buffer.layer_params:
+            return
         self._reduced.add(layer)
         first, end = self._buffer.layer_params[layer]
         self._reduce(first, end, asynchronous=True)
