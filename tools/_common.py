@@ -210,9 +210,8 @@ def run_gpu_ranks(target, gpus, *args):
 def relaunch_under_mpi(count, argv):
     """Runs this tool again as `mpiexec -n count python -m mpi4py tool argv` (replacing this
     process): several GPUs without NCCL exchange gradients over MPI."""
-    import shutil
-    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    mpiexec = beside if os.access(beside, os.X_OK) else shutil.which('mpiexec')
+    from caffe import parallel
+    mpiexec = parallel.mpiexec_path()
     if mpiexec is None:
         fail('training on %d GPUs needs NCCL (pip install nvidia-nccl-cu13) or MPI (pip install '
              'mpi4py==4.1.2 mpich==5.0.2); neither was found' % count)

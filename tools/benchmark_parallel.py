@@ -128,8 +128,8 @@ def worker(args):
 # The launcher ------------------------------------------------------------------------------------
 
 def run_ranks(n, args, folder):
-    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    mpiexec = beside if os.access(beside, os.X_OK) else 'mpiexec'
+    from caffe import parallel
+    mpiexec = parallel.mpiexec_path() or 'mpiexec'
     out = os.path.join(folder, 'ranks%d.json' % n)
     env = dict(os.environ, UCX_NET_DEVICES='lo', OMP_NUM_THREADS=os.environ.get(
         'OMP_NUM_THREADS', '1'))

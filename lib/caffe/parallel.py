@@ -63,6 +63,15 @@ def launched_by_mpi():
     return False
 
 
+def mpiexec_path():
+    """mpiexec beside the Python interpreter (where pip's mpich puts it), else on PATH; None
+    where there is none."""
+    import shutil
+    import sys
+    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
+    return beside if os.access(beside, os.X_OK) else shutil.which('mpiexec')
+
+
 def mpi():
     """mpi4py's MPI module (initializes MPI on first use); a CaffeError saying what to install
     where mpi4py is missing."""

@@ -2,7 +2,6 @@
 process per rank oversubscribing the cores, traffic on the loopback interface only, bounded in
 time. `python -m mpi4py` makes one failing rank end the whole job."""
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,8 +17,8 @@ def mpiexec():
         import mpi4py  # noqa: F401
     except ImportError:
         pytest.skip('mpi4py is not installed (pip install -r requirements.txt)')
-    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    found = beside if os.access(beside, os.X_OK) else shutil.which('mpiexec')
+    from caffe import parallel
+    found = parallel.mpiexec_path()
     if not found:
         pytest.skip('mpiexec not found (pip install mpich)')
     return found
