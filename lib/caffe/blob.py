@@ -45,6 +45,17 @@ class SyncedArray:
             self._head = _DEVICE
         return self._dev
 
+    def rebind(self, host, device=None):
+        """Moves the values into the given storage (a float32 host array of this size and, in
+        GPU work, a device array of it) and keeps them there: views into one flat buffer, as
+        Caffe's GPUParams makes every parameter's diff a slice of one allocation."""
+        values = self.host(write=False)
+        host[...] = values
+        if device is not None:
+            device.set(host)
+        self._host, self._dev = host, device
+        self._head = _SYNCED if device is not None else _HOST
+
 
 class Blob:
     def __init__(self, shape=()):
@@ -141,6 +152,10 @@ class Blob:
 
     def mutable_gpu_diff(self):
         return self._view(self._diff.device(write=True))
+
+    def place_diff(self, host, device=None):
+        """Keeps the diff in the given storage from now on (SyncedArray.rebind)."""
+        self._diff.rebind(host, device)
 
     def share_data(self, other):
         """Makes this blob use other's data buffer (Caffe's ShareData), e.g. for Reshape."""
