@@ -5,6 +5,13 @@ fast_rcnn.bbox_normalization) with what an exact resume needs beside them (fast_
 
 This module is the training driver: its public functions read `cfg` once, at their top, and pass
 plain values down.
+
+Data-parallel training (caffe.solver_count() > 1, one process per GPU or MPI rank; see
+docs/parallel.md): the solver joins the other ranks through caffe.NCCL (gradients averaged before
+each update, weights broadcast from rank 0 after construction and restore), the ranks read their
+own parts of one shuffled order, each draws its samples with RNG_SEED + rank, and only rank 0
+reports and writes snapshots; the .trainstate keeps every rank's random state, so a resumed run
+repeats the uninterrupted one exactly.
 """
 import os
 import signal
@@ -74,7 +81,8 @@ class SolverWrapper:
 
     settings: TrainSettings (default: from cfg)."""
 
-    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None, settings=None):
+    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None, settings=None,
+                 shuffle_seed=None, uid=None):
         self.settings = settings = settings or TrainSettings.from_cfg(cfg)
         self.output_dir = output_dir
         targets = settings.box_targets
@@ -92,6 +100,7 @@ class SolverWrapper:
             print('done', flush=True)
 
         self.solver = caffe.get_solver(solver_prototxt)  # the method the file's `type` names
+        self.nccl = _join_ranks(self.solver, uid)
         param = self.solver.param
         self.snapshot_prefix = param.snapshot_prefix or \
             os.path.splitext(os.path.basename(solver_prototxt))[0]
@@ -104,7 +113,15 @@ class SolverWrapper:
             print('Loading pretrained model weights from %s' % pretrained_model, flush=True)
             self.solver.net.copy_from(pretrained_model)
         self.normalization = self._normalization(stats)
-        self._data_layer().set_roidb(roidb)
+        if self.nccl is None:
+            self._data_layer().set_roidb(roidb)
+            return
+        self.nccl.bcast()
+        if shuffle_seed is None:
+            # Unseeded (--rand): rank 0 draws the order's seed for everyone.
+            mine = np.random.randint(2 ** 31) if self.nccl.rank == 0 else 0
+            shuffle_seed = int(self.nccl.sum_host(np.array([mine], dtype=np.float64))[0])
+        self._data_layer().set_roidb(roidb, shuffle_seed=shuffle_seed)
 
     def _data_layer(self):
         for layer in self.solver.net.layers:
@@ -135,7 +152,14 @@ class SolverWrapper:
 
     def snapshot(self):
         """Writes <snapshot_base>_iter_N.caffemodel (deployable: bbox_pred un-normalized), the
-        matching .solverstate and .trainstate, each atomically; returns the model path."""
+        matching .solverstate and .trainstate, each atomically; returns the model path. With
+        several ranks every rank calls it (their random states are gathered) and rank 0
+        writes."""
+        rank_states = None
+        if self.nccl is not None:
+            rank_states = self.nccl.gather(train_state.capture(self._data_layer(), None))
+            if self.nccl.rank != 0:
+                return self._snapshot_path()
         base = self.snapshot_base
         os.makedirs(os.path.dirname(base), exist_ok=True)
         bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
@@ -149,14 +173,31 @@ class SolverWrapper:
             param.snapshot_prefix = prefix
             if trained is not None:
                 BBoxNormalization.restore(bbox_pred, trained)
-        train_state.save(model_path, train_state.capture(self._data_layer(), trained))
+        state = train_state.capture(self._data_layer(), trained)
+        if rank_states is not None:
+            state['ranks'] = rank_states
+        train_state.save(model_path, state)
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
+
+    def _snapshot_path(self):
+        """The model path rank 0 writes at this iteration (Solver.snapshot_filename)."""
+        param = self.solver.param
+        hdf5 = param.snapshot_format == caffe.proto.caffe_pb2.SolverParameter.HDF5
+        return '%s_iter_%d%s' % (self.snapshot_base, self.solver.iter,
+                                 '.caffemodel.h5' if hdf5 else '.caffemodel')
 
     def restore(self, solverstate):
         """Resumes from a .solverstate written by snapshot(): iteration, momentum history and the
         weights, with bbox_pred brought back to the normalized form the training loss uses; and,
-        from the .trainstate beside it, the RNGs and the data layer's position."""
+        from the .trainstate beside it, the RNGs and the data layer's position. With several
+        ranks, every rank restores from the same files, then rank 0's weights are broadcast (as
+        Caffe broadcasts after a restore)."""
+        self._restore(solverstate)
+        if self.nccl is not None:
+            self.nccl.bcast()
+
+    def _restore(self, solverstate):
         if not os.path.isfile(solverstate):
             raise TrainingError('solver state %s not found' % solverstate)
         print('Restoring solver state from %s' % solverstate, flush=True)
@@ -165,16 +206,34 @@ class SolverWrapper:
             state = train_state.load(solverstate)
         except ValueError as e:
             raise TrainingError(str(e)) from None
-        bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
         if state is None:
             print('warning: no %s beside %s; the resumed run will not repeat the original '
                   'one exactly' % (TRAIN_STATE_EXT, solverstate), flush=True)
+        state = self._own_state(state, solverstate)
+        bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
+        if state is None:
             if bbox_pred:
                 self.normalization.unfold(bbox_pred)
             return
         if state['bbox_pred'] is not None:
             BBoxNormalization.restore(self.solver.net.params['bbox_pred'], state['bbox_pred'])
         train_state.apply(state, self._data_layer())
+
+    def _own_state(self, state, solverstate):
+        """This rank's part of a .trainstate (a data-parallel snapshot keeps every rank's random
+        state and reading position under 'ranks'); None, with a warning, when the snapshot was
+        written by another number of ranks."""
+        if state is None:
+            return None
+        ranks, rank = (1, 0) if self.nccl is None else (self.nccl.count, self.nccl.rank)
+        saved = state.get('ranks') or [state]
+        if len(saved) != ranks:
+            print('warning: %s was written by %d rank(s), this run has %d; it continues from '
+                  'the weights and solver state, not exactly as the original run would'
+                  % (train_state.train_state_path(solverstate), len(saved), ranks), flush=True)
+            return None
+        own = {k: v for k, v in saved[rank].items() if k != 'bbox_pred'}
+        return dict(state, **own)
 
     def _loss_outputs(self):
         net = self.solver.net
@@ -191,8 +250,10 @@ class SolverWrapper:
         finish, then a snapshot is written and TrainingInterrupted raised."""
         solver = self.solver
         losses = self._loss_outputs()
+        root = self.nccl is None or self.nccl.rank == 0
         reporter = TrainingReporter(losses, max_iters, self.display,
-                                    log_path=self.training_log_path, start_iter=solver.iter)
+                                    log_path=self.training_log_path if root else None,
+                                    start_iter=solver.iter, quiet=not root)
         model_paths = []
         last_snapshot = -1
         every = self.settings.snapshot_iters
@@ -204,6 +265,8 @@ class SolverWrapper:
                     elapsed = time.perf_counter() - tic
                     values = {name: float(np.sum(solver.net.blobs[name].data))
                               for name in losses}
+                    if self.nccl is not None:
+                        values, stop.signum = self._agree(values, stop.signum)
                     self._check_finite(values, model_paths)
                     it = solver.iter
                     reporter.iteration(it, values, solver.learning_rate(), elapsed)
@@ -221,6 +284,15 @@ class SolverWrapper:
         if last_snapshot != solver.iter or not model_paths:
             model_paths.append(self.snapshot())
         return model_paths
+
+    def _agree(self, values, signum):
+        """The ranks' mean losses, and whether any rank was asked to stop (so that all stop
+        together, at the same iteration)."""
+        names = sorted(values)
+        summed = self.nccl.sum_host(np.array([values[n] for n in names] + [signum or 0],
+                                             dtype=np.float64))
+        means = {n: float(v) / self.nccl.count for n, v in zip(names, summed)}
+        return means, signum or (signal.SIGTERM if summed[-1] else None)
 
     @property
     def training_log_path(self):
@@ -267,6 +339,21 @@ class _StopRequests:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def _join_ranks(solver, uid):
+    """With several solvers, this one joined to the others through caffe.NCCL, as Caffe's
+    python/train.py does (the callback, and the layer-wise reduction where the solver asks for
+    it and no layers share weights); None for a single solver."""
+    if caffe.solver_count() == 1:
+        return None
+    nccl = caffe.NCCL(solver, uid)
+    solver.add_callback(nccl)
+    if solver.param.layer_wise_reduce and not nccl.shares_weights:
+        solver.net.after_backward(nccl)
+    print('Rank %d of %d: gradients exchanged over %s' % (nccl.rank, nccl.count, nccl.engine),
+          flush=True)
+    return nccl
 
 
 def get_training_roidb(imdb):
@@ -361,18 +448,22 @@ class TrainResult:
 
 
 def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, restore, seed,
-          settings, sampling):
-    """train_net with every setting explicit (seed None: unseeded); returns a TrainResult."""
+          settings, sampling, uid=None):
+    """train_net with every setting explicit (seed None: unseeded); returns a TrainResult.
+    With caffe.solver_count() > 1 this process is rank caffe.solver_rank() of a data-parallel
+    run (uid: the caffe.NCCL unique id its parent made, for GPUs started without mpiexec)."""
     if pretrained_model is not None and not os.path.isfile(pretrained_model):
         raise TrainingError('weights file %s not found; see data/README.md' % pretrained_model)
     if seed is not None:
-        seed_rngs(seed)
+        # Each rank samples its own images with its own stream (Caffe seeds rank r with
+        # random_seed + r); rank 0, and a single process, with the seed itself.
+        seed_rngs(seed + caffe.solver_rank())
     roidb = filter_roidb(roidb, sampling)
     if not roidb:
         raise TrainingError('no training image has a foreground or background RoI')
     os.makedirs(output_dir, exist_ok=True)
     sw = SolverWrapper(solver_prototxt, roidb, output_dir, pretrained_model=pretrained_model,
-                       settings=settings)
+                       settings=settings, shuffle_seed=seed, uid=uid)
     if restore:
         sw.restore(restore)
     print('Solving...', flush=True)

@@ -16,7 +16,7 @@
 #   device.log      the device, cuDNN and cuBLAS found
 #   gpu-tests.log   pytest -m gpu: every layer type and solver update against the CPU, GPU
 #                   gradient checks, GPU NMS, ZF/VGG16 im_detect, 20 toy end2end iterations,
-#                   NCCL and ROIWarping where present
+#                   NCCL (test_nccl_gpu.py, where a libnccl.so.2 is found) and ROIWarping
 #   bench.log       tools/benchmark_gpu.py (float32, then TF32) and benchmark_roi_warping.py
 #   bench.json, bench-tf32.json   the benchmarks' medians (ms)
 #   cpu-tests.log   the rest of the suite, in parallel, if time is left
@@ -78,6 +78,8 @@ caffe.set_mode_gpu()
 print('device', gpu.current_device(), 'compute capability', gpu.compute_capability())
 print('cuDNN', cudnn.version(), cudnn._lib['path'])
 print('cuBLAS', cublas._lib['path'])
+from caffe.gpu import nccl
+print('NCCL', (nccl.version(), nccl._lib['path']) if nccl.available() else 'not found')
 EOF
 }
 

@@ -1,5 +1,3 @@
-# distutils: extra_compile_args = -fopenmp -ffp-contract=off
-# distutils: extra_link_args = -fopenmp
 """BatchNorm's CPU kernels on a blob seen as (num, channels, spatial).
 
 Each element is read and written once per pass, with no blob-sized temporaries, and every

@@ -1,5 +1,3 @@
-# distutils: extra_compile_args = -fopenmp -ffp-contract=off
-# distutils: extra_link_args = -fopenmp
 """Scale's and Bias's CPU kernels on a blob seen as (outer, dim, inner), where the scale or bias
 has dim entries broadcast over outer and inner.
 
