@@ -34,8 +34,9 @@ def parse_args(argv=None):
                         help='at most this many detections per image '
                              '(default: cfg.TEST.MAX_PER_IMAGE)')
     parser.add_argument('--proposals', dest='proposals', default=None,
-                        help='test the detector on these proposals instead of its RPN: a '
-                             'pickle of per-image boxes (tools/rpn_generate.py); for .mat '
+                        help='test the detector on these proposals instead of its RPN: '
+                             'per-image boxes from tools/rpn_generate.py (.npz, or the '
+                             "release's .pkl); for .mat "
                              'files (selective search, EdgeBoxes) use --set '
                              'TEST.HAS_RPN False TEST.PROPOSAL_METHOD selective_search|edge_boxes')
     _common.add_result_arg(parser, 'test_net_result.json')

@@ -18,7 +18,7 @@ import time
 import _common
 
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.train import TrainSettings, train, training_roidb
+from fast_rcnn.train import TrainSettings, check_max_iters, train, training_roidb
 from core.sampling import RoISampling
 
 
@@ -34,7 +34,8 @@ def parse_args(argv=None):
     parser.add_argument('--rand', dest='randomize', action='store_true',
                         help='do not seed the random number generators')
     parser.add_argument('--restore', dest='restore', default=None,
-                        help='resume from this .solverstate (a snapshot of an earlier run)')
+                        help='resume from this .solverstate (a complete snapshot of an earlier '
+                             'run: its .caffemodel and .trainstate beside it)')
     _common.add_result_arg(parser, 'train_net_result.json')
     _common.add_cfg_args(parser)
     return parser.parse_args(argv)
@@ -43,6 +44,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     _common.start(args)
+    check_max_iters(args.max_iters)  # before the dataset is read
     _common.require_file(args.solver, 'solver file')
     _common.require_weights(args.pretrained_model)
     if args.restore:

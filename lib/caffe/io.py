@@ -69,7 +69,17 @@ def atomic_write(path, data):
     """Writes path so that readers see the old file or the whole new one, never a part: into a
     temporary file in the same folder, synced, then renamed over path (folders are made).
     data: bytes, str (written as UTF-8), or a function given the open binary file to write to.
-    The temporary file is removed when anything fails."""
+    The temporary file is removed when anything fails. An OSError that names no file (a full
+    disk, a file size limit) is raised again naming path."""
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        if e.filename is not None or not e.errno:
+            raise
+        raise type(e)(e.errno, e.strerror, path) from e
+
+
+def _atomic_write(path, data):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')

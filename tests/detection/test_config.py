@@ -134,7 +134,7 @@ def test_set_list_parsing():
     cfg_from_list(['TRAIN.SCALES', '(500,)', 'TEST.NMS', '0.4', 'TRAIN.USE_FLIPPED', 'False',
                    'TRAIN.HAS_RPN', 'true', 'EXP_DIR', '2007', 'TRAIN.SNAPSHOT_INFIX', "'a b'",
                    'TEST.SCALES', '[300, 400]', 'EPS', '1e-3', 'TEST.RPN_MODE', 'no_cls',
-                   'PIXEL_MEANS', '[[[1, 2, 3]]]', 'TRAIN.RPN_POSITIVE_WEIGHT', '1'])
+                   'PIXEL_MEANS', '[[[1, 2, 3]]]', 'TRAIN.RPN_LAMBDA', '1'])
     assert cfg.TRAIN.SCALES == (500,)
     assert cfg.TEST.NMS == 0.4
     assert cfg.TRAIN.USE_FLIPPED is False and cfg.TRAIN.HAS_RPN is True
@@ -143,7 +143,7 @@ def test_set_list_parsing():
     assert cfg.TEST.SCALES == (300, 400) and isinstance(cfg.TEST.SCALES, tuple)
     assert cfg.EPS == 1e-3 and cfg.TEST.RPN_MODE == 'no_cls'
     np.testing.assert_array_equal(cfg.PIXEL_MEANS, [[[1, 2, 3]]])
-    assert cfg.TRAIN.RPN_POSITIVE_WEIGHT == 1.0 and type(cfg.TRAIN.RPN_POSITIVE_WEIGHT) is float
+    assert cfg.TRAIN.RPN_LAMBDA == 1.0 and type(cfg.TRAIN.RPN_LAMBDA) is float
 
 
 @pytest.mark.parametrize('key', ['TRAIN.NOPE', 'NOPE', 'EXP_DIR.SUB', 'TRAIN.SCALES.X'])

@@ -120,7 +120,7 @@ def test_append_flipped_images_mirrors_boxes(voc2007):
 def test_gt_roidb_cache_is_rebuilt_when_an_annotation_changes(voc2007):
     ann = voc2007 / 'VOCdevkit2007' / 'VOC2007' / 'Annotations' / '000002.xml'
     first = pascal_voc('trainval', '2007').gt_roidb()
-    assert os.path.exists(voc2007 / 'cache' / 'voc_2007_trainval_gt_roidb.pkl')
+    assert os.path.exists(voc2007 / 'cache' / 'voc_2007_trainval_gt_roidb.npz')
     np.testing.assert_array_equal(first[1]['boxes'], [[1, 2, 10, 12]])
     ann.write_text(voc_xml(50, 40, [('car', (3, 3, 11, 13), 0)]))
     st = os.stat(ann)
@@ -249,7 +249,7 @@ def test_custom_evaluation_of_perfect_detections(mine, tmp_path):
                 (all_boxes[cls][i], dets))
     out = tmp_path / 'out'
     assert db.evaluate_detections(all_boxes, str(out)) == pytest.approx(1.0)
-    assert (out / 'widget_pr.pkl').exists()
+    assert (out / 'widget_pr.npz').exists()
     assert os.listdir(mine / 'results' / 'Main') == []  # cleaned up
     # a missed gadget: AP(gadget) = 1/2 (area metric, one of two found at precision 1)
     all_boxes[2][1] = []
