@@ -6,16 +6,13 @@ import glob
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOY = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end')
-CFGS = ['--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'),
-        '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'toy.yml')]
+from tool_runs import CFGS, TEST_DEF, TOY, assert_one_error as one_error, run_tool
+from tool_runs import save_toy_test_weights
+
 SMALL = ['TRAIN.SCALES', '[120]', 'TRAIN.MAX_SIZE', '200', 'TEST.SCALES', '[120]',
          'TEST.MAX_SIZE', '200']
 
@@ -49,26 +46,6 @@ def test_the_crafted_pickle_runs_code_when_unpickled(tmp_path):
     assert marker.read_text() == 'ran'
 
 
-def run_tool(tool, args, timeout=300):
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    env.pop('FRCN_DEBUG', None)
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', tool)] + list(args),
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def one_error(result, *names):
-    code, out, err = result
-    assert code == 1, (code, out[-2000:], err)
-    assert 'Traceback' not in err, err
-    lines = [line for line in err.splitlines() if line.startswith('error:')]
-    assert len(lines) == 1, err
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
-    return lines[0]
-
-
 @pytest.fixture(scope='module')
 def toy_source(tmp_path_factory):
     from datasets.toy import generate_toy_dataset
@@ -85,28 +62,34 @@ def data_dir(tmp_path, toy_source):
 
 @pytest.fixture(scope='module')
 def toy_model(tmp_path_factory):
-    import caffe
-    path = tmp_path_factory.mktemp('untrusted_model') / 'toy.caffemodel'
-    caffe.set_random_seed(0)
-    caffe.Net(os.path.join(TOY, 'test.prototxt'), caffe.TEST).save(str(path))
-    return path
+    return save_toy_test_weights(tmp_path_factory.mktemp('untrusted_model') / 'toy.caffemodel')
 
 
 # The seven entry points -------------------------------------------------------------------------
 
+def _train_args(data_dir, root, iters, *extra):
+    return ['--gpu', 'cpu', '--solver', os.path.join(TOY, 'solver.prototxt'), '--imdb',
+            'toy_train', '--iters', str(iters)] + list(extra) + CFGS + [
+        '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(root)] + SMALL
+
+
 def test_trainstate_beside_restore(data_dir, tmp_path):
     marker = tmp_path / 'marker'
-    stem = tmp_path / 'snap' / 'toy_faster_rcnn_iter_2'
-    os.makedirs(str(stem.parent))
-    for ext in ('.caffemodel', '.solverstate'):
-        (stem.parent / (stem.name + ext)).write_bytes(b'\x08\x02')
-    state = write_crafted(stem.parent / (stem.name + '.trainstate'), marker)
-    result = run_tool('train_net.py', [
-        '--gpu', 'cpu', '--solver', os.path.join(TOY, 'solver.prototxt'), '--imdb', 'toy_train',
-        '--iters', '4', '--restore', str(stem) + '.solverstate'] + CFGS + [
-        '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path / 'root')] + SMALL)
-    one_error(result, state)
+    root = tmp_path / 'root'
+    code, _, err = run_tool('train_net.py', _train_args(data_dir, root, 1))
+    assert code == 0, err
+    (solverstate,) = glob.glob(str(root / 'output' / '*' / 'toy_train' / '*_iter_1.solverstate'))
+    state = write_crafted(solverstate.replace('.solverstate', '.trainstate'), marker)
+    result = run_tool('train_net.py', _train_args(data_dir, root, 2, '--restore', solverstate))
     assert not marker.exists()
+    one_error(result, state)
+
+
+def _crafted_beside(cache, marker, extensions):
+    """Crafted pickles under the cache's name with each of the extensions."""
+    stem = os.path.splitext(str(cache))[0]
+    for ext in extensions:
+        write_crafted(stem + ext, marker)
 
 
 def test_roidb_cache(data_dir, tmp_path):
@@ -115,15 +98,14 @@ def test_roidb_cache(data_dir, tmp_path):
     cfg.DATA_DIR = str(data_dir)
     marker = tmp_path / 'marker'
     expected = get_imdb('toy_train').gt_roidb()
-    caches = glob.glob(str(data_dir / 'cache' / '*_roidb*'))
-    assert [os.path.basename(p) for p in caches] == ['toy_train_gt_roidb.npz']
+    (cache,) = glob.glob(str(data_dir / 'cache' / 'toy_train_gt_roidb.*'))
     # A crafted file under the cache's name, and under the release's .pkl name beside it.
-    write_crafted(data_dir / 'cache' / 'toy_train_gt_roidb.npz', marker)
-    write_crafted(data_dir / 'cache' / 'toy_train_gt_roidb.pkl', marker)
+    _crafted_beside(cache, marker, ('.npz', '.pkl'))
     roidb = get_imdb('toy_train').gt_roidb()
     assert not marker.exists()
     for a, b in zip(roidb, expected):  # rebuilt from the annotations
         np.testing.assert_array_equal(a['boxes'], b['boxes'])
+    assert cache.endswith('.npz')
 
 
 def test_voc_annotations_cache(data_dir, tmp_path):
@@ -137,11 +119,10 @@ def test_voc_annotations_cache(data_dir, tmp_path):
             str(toy / 'ImageSets' / 'Main' / 'test.txt'), 'square', str(cachedir))
     voc_eval(*args)
     (cache,) = os.listdir(str(cachedir))
-    assert cache.endswith('_annots.json')
-    write_crafted(cachedir / cache, marker)
-    write_crafted(cachedir / cache.replace('.json', '.pkl'), marker)
+    _crafted_beside(cachedir / cache, marker, ('.json', '.pkl'))
     voc_eval(*args)
     assert not marker.exists()
+    assert cache.endswith('_annots.json')
 
 
 @pytest.mark.parametrize('name,inside', [('proposals.pkl', False), ('proposals.pkl', True),
@@ -150,11 +131,11 @@ def test_test_net_proposals(data_dir, tmp_path, toy_model, name, inside):
     marker = tmp_path / 'marker'
     path = write_crafted(tmp_path / name, marker, inside)
     result = run_tool('test_net.py', [
-        '--gpu', 'cpu', '--def', os.path.join(TOY, 'test.prototxt'), '--net', str(toy_model),
+        '--gpu', 'cpu', '--def', TEST_DEF, '--net', str(toy_model),
         '--imdb', 'toy_test', '--proposals', str(path)] + CFGS + [
         '--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(tmp_path / 'root')] + SMALL)
-    line = one_error(result, path)
     assert not marker.exists()
+    line = one_error(result, path)
     if name.endswith('.pkl'):
         assert 'refused' in line and 'builtin__.exec' in line  # protocol 2's name
 
@@ -163,17 +144,19 @@ def test_reval_detections(data_dir, tmp_path):
     marker = tmp_path / 'marker'
     out = tmp_path / 'out'
     path = write_crafted(out / 'detections.pkl', marker)
-    one_error(run_tool('reval.py', [str(out), '--imdb', 'toy_test', '--set', 'DATA_DIR',
-                                    str(data_dir)]), path, 'refused')
+    result = run_tool('reval.py', [str(out), '--imdb', 'toy_test', '--set', 'DATA_DIR',
+                                   str(data_dir)])
     assert not marker.exists()
+    one_error(result, path, 'refused')
 
 
 def test_eval_recall_rpn_file(data_dir, tmp_path):
     marker = tmp_path / 'marker'
     path = write_crafted(tmp_path / 'proposals.pkl', marker, inside=True)
-    one_error(run_tool('eval_recall.py', ['--imdb', 'toy_test', '--rpn-file', str(path),
-                                          '--set', 'DATA_DIR', str(data_dir)]), path, 'refused')
+    result = run_tool('eval_recall.py', ['--imdb', 'toy_test', '--rpn-file', str(path),
+                                         '--set', 'DATA_DIR', str(data_dir)])
     assert not marker.exists()
+    one_error(result, path, 'refused')
 
 
 def test_cached_detections_with_a_matching_key(data_dir, tmp_path, toy_model):
@@ -186,7 +169,7 @@ def test_cached_detections_with_a_matching_key(data_dir, tmp_path, toy_model):
     cfg.TEST.HAS_RPN = True
     cfg.TEST.SCALES, cfg.TEST.MAX_SIZE = (120,), 200
     marker = tmp_path / 'marker'
-    prototxt = os.path.join(TOY, 'test.prototxt')
+    prototxt = TEST_DEF
     net = caffe.Net(prototxt, str(toy_model), caffe.TEST)
     out = tmp_path / 'out'
 
@@ -197,14 +180,15 @@ def test_cached_detections_with_a_matching_key(data_dir, tmp_path, toy_model):
     first = test()
     assert first.seconds_per_image is not None
     det_file = first.detections_file
-    assert det_file.endswith('detections.npz')
     assert test().seconds_per_image is None  # the key matches: reused
     # The same key beside a crafted file, under our name and under the release's name.
     key = detection_cache.read_key(det_file)
-    write_crafted(det_file, marker)
-    write_crafted(str(out / 'detections.pkl'), marker)
-    with open(str(out / 'detections.pkl.key.json'), 'w') as f:
-        f.write(open(detection_cache.key_file(det_file)).read())
+    with open(detection_cache.key_file(det_file)) as f:
+        key_text = f.read()
+    for path in (det_file, str(out / 'detections.pkl')):
+        write_crafted(path, marker)
+        with open(detection_cache.key_file(path), 'w') as f:
+            f.write(key_text)
     assert detection_cache.read_key(det_file) == key
     again = test()
     assert not marker.exists()
@@ -212,6 +196,7 @@ def test_cached_detections_with_a_matching_key(data_dir, tmp_path, toy_model):
     for a, b in zip(again.all_boxes[1:], first.all_boxes[1:]):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+    assert det_file.endswith('detections.npz')
 
 
 # The release's pickles are still read --------------------------------------------------------
