@@ -74,9 +74,18 @@ def atomic_write(path, data):
     try:
         _atomic_write(path, data)
     except OSError as e:
-        if e.filename is not None or not e.errno:
+        named = naming_file(e, path)
+        if named is e:
             raise
-        raise type(e)(e.errno, e.strerror, path) from e
+        raise named from e
+
+
+def naming_file(error, path):
+    """An OSError that names no file (a full disk, a file size limit: the system's message
+    says what, not where) as the same error naming path; other errors as they are."""
+    if error.filename is not None or not error.errno:
+        return error
+    return type(error)(error.errno, error.strerror, path)
 
 
 def _atomic_write(path, data):

@@ -117,7 +117,8 @@ class SolverWrapper:
         for another net fills none, and training would silently start from random weights."""
         net = self.solver.net
         learnable = [name for name, layer in net.layer_dict.items() if layer.blobs]
-        filled = [name for name in learnable if name in set(copied)]
+        copied = set(copied)
+        filled = [name for name in learnable if name in copied]
         print('Copied the weights of %d of the %d layers with parameters from %s%s'
               % (len(filled), len(learnable), pretrained_model,
                  '' if len(filled) == len(learnable) else ' (not in it: %s)'
@@ -154,11 +155,10 @@ class SolverWrapper:
         return os.path.join(self.output_dir,
                             self.snapshot_prefix + ('_' + infix if infix else ''))
 
-    def snapshot(self, state=None):
+    def snapshot(self):
         """Writes <snapshot_base>_iter_N.caffemodel (deployable: bbox_pred un-normalized), the
         matching .solverstate and, last, the .trainstate that seals the set (fast_rcnn.
-        train_state), each atomically; returns the model path. state: the RNG and data layer
-        state to record (train_state.capture; default: the current one)."""
+        train_state), each atomically; returns the model path."""
         base = self.snapshot_base
         os.makedirs(os.path.dirname(base), exist_ok=True)
         bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
@@ -172,8 +172,8 @@ class SolverWrapper:
             param.snapshot_prefix = prefix
             if trained is not None:
                 BBoxNormalization.restore(bbox_pred, trained)
-        state = dict(state or train_state.capture(self._data_layer(), None), bbox_pred=trained)
-        train_state.save(model_path, state_path, self.solver.iter, state)
+        train_state.save(model_path, state_path, self.solver.iter,
+                         train_state.capture(self._data_layer(), trained))
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
 
@@ -257,8 +257,7 @@ class SolverWrapper:
                         if last_snapshot != it:
                             model_paths.append(self.snapshot())
                         raise TrainingInterrupted(stop.signum, it, model_paths[-1],
-                                                  os.path.splitext(model_paths[-1])[0]
-                                                  + '.solverstate')
+                                                  train_state.solverstate_path(model_paths[-1]))
         except (TrainingInterrupted, LossNotFinite):
             raise
         except Exception as e:
@@ -290,7 +289,7 @@ class SolverWrapper:
                   file=sys.stderr, flush=True)
             return
         print('Wrote snapshot to %s; when the cause is fixed, resume with --restore %s'
-              % (model_path, train_state.snapshot_stem(model_path) + '.solverstate'),
+              % (model_path, train_state.solverstate_path(model_path)),
               file=sys.stderr, flush=True)
 
     @property

@@ -31,10 +31,12 @@ VERSION = 2
 _SNAPSHOT_EXTS = ('.caffemodel.h5', '.solverstate.h5', '.caffemodel', '.solverstate',
                   TRAIN_STATE_EXT)
 _ITER = re.compile(r'^(?P<prefix>.*)_iter_(?P<iter>\d+)$')
-# What caffe.io.atomic_write leaves behind when killed: .<name>.<random>.tmp, for the files a
-# training writes (snapshots and the progress log).
+# What caffe.io.atomic_write leaves behind when killed: .<name>.<random>.tmp, for the files
+# written into a training's output folder (snapshots, the progress log, and alternating
+# training's proposals and progress record).
 _LEFTOVER = re.compile(r'^\.(?P<name>.+_(iter_\d+\.(caffemodel|solverstate|trainstate)(\.h5)?'
-                       r'|training\.jsonl))\.[A-Za-z0-9_]+\.tmp$')
+                       r'|training\.jsonl|proposals\.npz|alt_opt_progress\.json))'
+                       r'\.[A-Za-z0-9_]+\.tmp$')
 
 
 class SnapshotError(ValueError):
@@ -61,6 +63,12 @@ def snapshot_stem(path):
 def train_state_path(snapshot_path):
     """The .trainstate beside a snapshot's .caffemodel or .solverstate."""
     return snapshot_stem(snapshot_path) + TRAIN_STATE_EXT
+
+
+def solverstate_path(model_path):
+    """The .solverstate written with a .caffemodel (.solverstate.h5 beside a .caffemodel.h5)."""
+    return snapshot_stem(model_path) + ('.solverstate.h5' if model_path.endswith('.h5')
+                                        else '.solverstate')
 
 
 def weights_path(solverstate):

@@ -332,3 +332,17 @@ def test_reval_names_proposals_in_place_of_detections(tmp_path, data_dir):
     one_error(run_tool('reval.py', [str(out), '--imdb', 'toy_test', '--set', 'DATA_DIR',
                                     str(data_dir)]), out / 'detections.npz',
               'is a proposals file, not a detections file')
+
+
+def test_a_file_of_another_kind_as_trainstate_is_refused_naming_it(tmp_path):
+    from fast_rcnn.detection_cache import save
+    from fast_rcnn.train_state import SnapshotError, check_snapshot
+    stem = str(tmp_path / 'x_iter_2')
+    for ext in ('.caffemodel', '.solverstate'):
+        with open(stem + ext, 'wb') as f:
+            f.write(b'\x08\x02')
+    save(stem + '.trainstate', [[[]]], None)  # a valid detections archive
+    with pytest.raises(SnapshotError) as info:
+        check_snapshot(stem + '.solverstate')
+    assert '%s.trainstate is a detections file, not a trainstate file' % stem in str(info.value)
+    assert 'no complete snapshot of this run in %s' % tmp_path in str(info.value)
