@@ -3,7 +3,9 @@
 Every .pyx under lib/ becomes an extension named by its path (nms/cpu_nms.pyx -> nms.cpu_nms);
 utils/bbox.pyx keeps the release's module name, utils.cython_bbox. Extensions whose source uses
 Cython's prange are built with OpenMP where the compiler has it (all cores by default,
-OMP_NUM_THREADS to limit them); without it their loops run on one thread.
+OMP_NUM_THREADS to limit them); without it their loops run on one thread. No extension lets the
+compiler fuse a product and a sum into one rounding (-ffp-contract=off): the kernels reproduce
+Caffe's float32 operations one rounding at a time, whatever -march a build adds.
 """
 import os
 import glob
@@ -49,7 +51,8 @@ def find_extensions():
             RENAMED.get(name, name), [rel],
             include_dirs=[np.get_include()],
             define_macros=[('NPY_NO_DEPRECATED_API', 'NPY_1_7_API_VERSION')],
-            extra_compile_args=['-O3', '-Wno-unused-function', '-Wno-cpp'] + flags,
+            extra_compile_args=['-O3', '-ffp-contract=off', '-Wno-unused-function',
+                                '-Wno-cpp'] + flags,
             extra_link_args=flags))
     return extensions
 

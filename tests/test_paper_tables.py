@@ -83,7 +83,7 @@ def test_coco_settings(common, tmp_path):
     from core.sampling import RoISampling
     keep, num_fg = RoISampling.from_cfg(cfg.TRAIN).sample(np.array([0.05, 0.7]), 1, 2, 1)
     assert num_fg == 1 and sorted(keep) == [0, 1]
-    assert cfg.TRAIN.ITER_SIZE == 8
+    assert cfg.TRAIN.RANKS_PER_UPDATE == 8 and cfg.TRAIN.ITER_SIZE == 0
     areas = {int(round(np.sqrt((a[2] - a[0] + 1) * (a[3] - a[1] + 1))))
              for a in generate_anchors(scales=np.array(cfg.RPN_ANCHOR_SCALES), ratios=[1.0])}
     assert areas == {64, 128, 256, 512}
@@ -92,7 +92,19 @@ def test_coco_settings(common, tmp_path):
     from caffe.proto import caffe_pb2
     fitted = io.read_prototxt(common.adapted_solver(solver, 4, str(tmp_path)),
                               caffe_pb2.SolverParameter())
-    assert fitted.iter_size == 8
+    assert fitted.iter_size == 8          # one device accumulates the 8 GPUs' minibatches
+    import caffe
+    try:
+        for ranks, iter_size in ((4, 2), (8, 1)):
+            caffe.set_solver_count(ranks)
+            fitted_n = io.read_prototxt(common.adapted_solver(solver, 4, str(tmp_path)),
+                                        caffe_pb2.SolverParameter())
+            assert fitted_n.iter_size == iter_size, ranks
+        caffe.set_solver_count(3)
+        with pytest.raises(common.ToolError, match='RANKS_PER_UPDATE is 8, which 3 ranks'):
+            common.adapted_solver(solver, 4, str(tmp_path))
+    finally:
+        caffe.set_solver_count(1)
     net = read_net(fitted.train_net)
     assert net['rpn_cls_score'].convolution_param.num_output == 2 * 4 * 3
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -196,3 +197,23 @@ def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
     assert "'num_classes': 5" in layers['roi-data'].python_param.param_str
     # A net already written for the dataset is used as it is.
     assert _common.adapted_solver(solver, 21, str(tmp_path)) == solver
+
+
+def test_end2end_training_takes_two_images_per_batch(sandbox, tmp_path):
+    root, data = sandbox
+    result = str(tmp_path / 'train.json')
+    code, out = run([sys.executable, 'tools/train_net.py', '--gpu', 'cpu',
+                     '--solver', 'models/toy/TOY/faster_rcnn_end2end/solver.prototxt',
+                     '--imdb', 'toy_train', '--iters', '4', '--result', result,
+                     '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'TRAIN.IMS_PER_BATCH', '2', 'EXP_DIR', 'pytest_ims2',
+                     'ROOT_DIR', root, 'DATA_DIR', data], timeout=600)
+    assert code == 0, out[-3000:]
+    with open(result) as f:
+        summary = json.load(f)
+    assert summary['iterations'] == 4 and os.path.isfile(summary['final_model'])
+    with open(summary['training_log']) as f:
+        lines = [json.loads(line) for line in f]
+    assert len(lines) == 4 and all(np.isfinite(v) for line in lines
+                                   for v in line['losses'].values())

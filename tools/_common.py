@@ -117,6 +117,112 @@ def add_device_arg(parser, default='0'):
                              '(default: %(default)s)')
 
 
+def parse_devices(text):
+    """--gpu value of the training tools: one device id, a comma-separated list of them (one
+    data-parallel rank per GPU), or CPU for a negative number or 'cpu'. Returns None for the CPU,
+    else the list of ids."""
+    parts = [p.strip() for p in str(text).split(',')]
+    if len(parts) == 1:
+        device = parse_device(parts[0])
+        return None if device is None else [device]
+    try:
+        devices = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError('--gpu expects a device id, a list such as 0,1,2,3, or \'cpu\'; got %r'
+                         % text) from None
+    if min(devices) < 0 or len(set(devices)) != len(devices):
+        raise ValueError('--gpu %s: a GPU list holds distinct device ids >= 0' % text)
+    return devices
+
+
+def _devices_arg(text):
+    try:
+        return parse_devices(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_devices_arg(parser, default='0'):
+    """--gpu for the training tools: args.gpus is a list of device ids (several: one
+    data-parallel rank per GPU), or None for the CPU."""
+    parser.add_argument('--gpu', dest='gpus', default=default, type=_devices_arg,
+                        help="GPU device id, or several (0,1,2,3) to train data-parallel with "
+                             "one process per GPU; a negative number or 'cpu' runs on the CPU "
+                             '(several CPU processes: mpiexec -n N python -m mpi4py ...; see '
+                             'docs/parallel.md) (default: %(default)s)')
+
+
+def mpi_rank_device(gpus):
+    """The device of this MPI rank: gpus[its rank on this host] (None on the CPU)."""
+    from caffe import parallel
+    if gpus is None:
+        return None
+    local = parallel.local_rank()
+    if local >= len(gpus):
+        fail('MPI rank %d is process %d on its host, but --gpu lists only %d GPU(s): start at '
+             'most one process per listed GPU on each host' % (parallel.world()[0], local,
+                                                                len(gpus)))
+    return gpus[local]
+
+
+def join_ranks(rank, count):
+    """Makes this process rank `rank` of `count` data-parallel solvers (pycaffe's settings);
+    only rank 0 keeps printing to the terminal (every rank still reports errors)."""
+    import caffe
+    caffe.set_solver_count(count)
+    caffe.set_solver_rank(rank)
+    caffe.set_multiprocess(count > 1)
+    if rank > 0:
+        sys.stdout = open(os.devnull, 'w')
+
+
+def run_gpu_ranks(target, gpus, *args):
+    """Caffe's python/train.py: one spawned process per GPU running target(rank, uid, *args),
+    with one NCCL unique id made here. Waits for all; when one fails, ends the others (they
+    would wait for it forever). Returns the largest exit status."""
+    import multiprocessing
+    import signal
+    from multiprocessing.connection import wait
+    import caffe
+    uid = caffe.NCCL.new_uid()
+    context = multiprocessing.get_context('spawn')
+    procs = [context.Process(target=target, args=(rank, uid) + args) for rank in range(len(gpus))]
+    # Ctrl-C reaches every rank (one process group): they agree to stop, snapshot and exit;
+    # this process waits for them.
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        for p in procs:
+            p.start()
+        running = list(procs)
+        while running:
+            wait([p.sentinel for p in running])
+            running = [p for p in running if p.exitcode is None]
+            if any(p.exitcode for p in procs if p.exitcode is not None):
+                for p in running:
+                    p.terminate()
+                for p in running:
+                    p.join()
+                running = []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return max(abs(p.exitcode or 0) for p in procs)
+
+
+def relaunch_under_mpi(count, argv):
+    """Runs this tool again as `mpiexec -n count python -m mpi4py tool argv` (replacing this
+    process): several GPUs without NCCL exchange gradients over MPI."""
+    from caffe import parallel
+    mpiexec = parallel.mpiexec_path()
+    if mpiexec is None:
+        fail('training on %d GPUs needs NCCL (pip install nvidia-nccl-cu13) or MPI (pip install '
+             'mpi4py==4.1.2 mpich==5.0.2); neither was found' % count)
+    print('NCCL not found: training over MPI with host copies of the gradients', flush=True)
+    sys.stdout.flush()
+    command = [mpiexec, '-n', str(count), sys.executable, '-m', 'mpi4py',
+               os.path.abspath(sys.argv[0])] + list(argv)
+    os.execv(mpiexec, command)
+
+
 def setup_caffe(device):
     """Puts the runtime on the CPU (device None) or on GPU `device`."""
     import caffe
@@ -165,6 +271,14 @@ def require_model(args):
     print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
 
 
+def parse_tool_args(parser, argv, result_name):
+    """Adds the options every tool that writes results has (--result, --cfg, --set, --debug)
+    and parses argv."""
+    add_result_arg(parser, result_name)
+    add_cfg_args(parser)
+    return parser.parse_args(argv)
+
+
 def add_cfg_args(parser):
     parser.add_argument('--cfg', dest='cfg_files', action='append', default=[],
                         help='optional config file(s), merged in order (repeatable)')
@@ -208,11 +322,25 @@ def adapted_net(prototxt, num_classes, out_dir):
 
 def adapted_solver(solver_prototxt, num_classes, out_dir):
     """The solver file to train with: solver_prototxt, or an adapted copy whose train net is
-    adapted_net's and whose iter_size is cfg.TRAIN.ITER_SIZE when > 0."""
+    adapted_net's and whose iter_size is solver_iter_size() when > 0."""
     from fast_rcnn import net_surgery
     return net_surgery.adapted_solver_file(solver_prototxt, out_dir,
-                                           iter_size=cfg.TRAIN.ITER_SIZE,
+                                           iter_size=solver_iter_size(),
                                            **experiment_net_args(num_classes))
+
+
+def solver_iter_size():
+    """The iter_size cfg asks for (0: the solver file's): TRAIN.ITER_SIZE when > 0, else the
+    share of TRAIN.RANKS_PER_UPDATE that this run's data-parallel ranks leave to accumulation."""
+    import caffe
+    if cfg.TRAIN.ITER_SIZE > 0 or cfg.TRAIN.RANKS_PER_UPDATE <= 0:
+        return cfg.TRAIN.ITER_SIZE
+    ranks = caffe.solver_count()
+    if cfg.TRAIN.RANKS_PER_UPDATE % ranks:
+        fail('TRAIN.RANKS_PER_UPDATE is %d, which %d ranks cannot share evenly; train on a '
+             'divisor of it (e.g. 1, 2, 4 or 8 GPUs for 8), or set TRAIN.ITER_SIZE'
+             % (cfg.TRAIN.RANKS_PER_UPDATE, ranks))
+    return cfg.TRAIN.RANKS_PER_UPDATE // ranks
 
 
 # Input files -------------------------------------------------------------------------------------

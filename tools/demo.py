@@ -59,9 +59,7 @@ def parse_args(argv=None):
                         help='folder for the PNGs (default: output/demo)')
     parser.add_argument('--thresh', dest='thresh', type=float, default=CONF_THRESH,
                         help='draw detections scoring at least this (default: %(default)s)')
-    _common.add_result_arg(parser, 'demo_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'demo_result.json')
 
 
 def _iteration(path):

@@ -37,9 +37,7 @@ def parse_args(argv=None):
                         help='proposals per image, one plot each (default: %(default)s)')
     parser.add_argument('--out', dest='out', default=None,
                         help='PNG to write (default: output/<EXP_DIR>/<imdb>/recall.png)')
-    _common.add_result_arg(parser, '<the PNG\'s name>.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, '<the PNG\'s name>.json')
 
 
 def load_proposals(path, num_images):

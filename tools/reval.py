@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Re-evaluates the detections a test run saved (<output dir>/detections.npz, or the release's
-detections.pkl, read without running code), optionally re-applying per-class NMS, without running the network again. The evaluation goes to --result
-as JSON (default: reval_result.json in that folder).
+detections.pkl, read without running code), optionally re-applying per-class NMS, without
+running the network again. The evaluation goes to --result as JSON (default: reval_result.json
+in that folder).
 
   tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
       --imdb voc_2007_test
@@ -29,9 +30,7 @@ def parse_args(argv=None):
                         help='competition mode')
     parser.add_argument('--nms', dest='apply_nms', action='store_true',
                         help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
-    _common.add_result_arg(parser, 'reval_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'reval_result.json')
 
 
 def _check_image_set(det_file, imdb):

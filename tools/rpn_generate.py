@@ -29,9 +29,7 @@ def parse_args(argv=None):
     _common.add_device_arg(parser)
     _common.add_model_args(parser, 'RPN test prototxt', 'RPN model', wait=True)
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to make proposals for')
-    _common.add_result_arg(parser, 'rpn_generate_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'rpn_generate_result.json')
 
 
 def main(argv=None):

@@ -33,9 +33,7 @@ def parse_args(argv=None):
     _common.add_imdb_arg(parser, 'voc_2007_test', 'images to time on')
     parser.add_argument('--num-images', dest='num_images', type=int, default=100,
                         help='images timed, after one warm-up (default: %(default)s)')
-    _common.add_result_arg(parser, 'time_net_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'time_net_result.json')
 
 
 def split_layers(net):

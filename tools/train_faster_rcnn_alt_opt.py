@@ -18,6 +18,9 @@ final RPN, every step's model and proposals) go to --result as JSON (default:
   tools/train_faster_rcnn_alt_opt.py --gpu 0 --net_name ZF \
       --weights data/imagenet_models/ZF.v2.caffemodel --imdb voc_2007_trainval \
       --cfg experiments/cfgs/faster_rcnn_alt_opt.yml
+
+With a GPU list (--gpu 0,1,2,3) each training step runs data-parallel, one process per GPU joined
+by NCCL (docs/parallel.md); proposals are generated on the first GPU.
 """
 import argparse
 import concurrent.futures
@@ -32,6 +35,7 @@ import sys
 
 import _common
 
+from caffe import parallel
 from datasets.splits import models_folder
 from fast_rcnn.config import cfg, get_output_dir, merge_into_cfg
 from fast_rcnn.train_state import TRAIN_STATE_EXT
@@ -56,7 +60,7 @@ STEP_CFG = {
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Train Faster R-CNN by alternating '
                                                  'optimization (4 steps)')
-    _common.add_device_arg(parser)
+    _common.add_devices_arg(parser)
     parser.add_argument('--net_name', dest='net_name', required=True,
                         help='network name (ZF, VGG_CNN_M_1024, VGG16, TOY)')
     parser.add_argument('--weights', dest='pretrained_model', default=None,
@@ -77,9 +81,7 @@ def parse_args(argv=None):
     parser.add_argument('--restore', dest='restore', default=None, metavar='STEP:SOLVERSTATE',
                         help='resume step STEP (1-4) from this .solverstate; the earlier steps '
                              "are taken from the run's progress file in the output folder")
-    _common.add_result_arg(parser, '<net_name>_alt_opt_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, '<net_name>_alt_opt_result.json')
 
 
 def parse_iters(text):
@@ -124,7 +126,8 @@ def _child_setup(cfg_dict, device, *step_cfgs):
     _common.setup_caffe(device)
 
 
-def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None):
+def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None,
+           uid=None):
     from core.sampling import RoISampling
     from fast_rcnn.train import TrainSettings, train, training_roidb
     print('Init model: %s' % init_model, flush=True)
@@ -135,7 +138,7 @@ def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, r
     solver = _common.adapted_solver(solver, imdb.num_classes, output_dir)
     result = train(solver, roidb, output_dir, init_model, max_iters, restore,
                    None if randomize else cfg.RNG_SEED, TrainSettings.from_cfg(cfg),
-                   RoISampling.from_cfg(cfg.TRAIN))
+                   RoISampling.from_cfg(cfg.TRAIN), uid=uid)
     # Only each step's last snapshot is used.
     for path in result.model_paths[:-1]:
         stem = os.path.splitext(path)[0]
@@ -146,9 +149,9 @@ def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, r
 
 
 def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize,
-              restore=None):
+              restore=None, uid=None):
     _child_setup(cfg_dict, device, STEP_CFG['rpn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
-    return _train(solver, imdb_name, init_model, max_iters, randomize, restore=restore)
+    return _train(solver, imdb_name, init_model, max_iters, randomize, restore=restore, uid=uid)
 
 
 def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
@@ -174,10 +177,10 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
 
 
 def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
-                    randomize, rpn_file, restore=None):
+                    randomize, rpn_file, restore=None, uid=None):
     _child_setup(cfg_dict, device, STEP_CFG['fast_rcnn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
     return _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=rpn_file,
-                  restore=restore)
+                  restore=restore, uid=uid)
 
 
 def run_in_process(title, target, **kwargs):
@@ -194,6 +197,48 @@ def run_in_process(title, target, **kwargs):
             return pool.submit(target, **kwargs).result()
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _step_rank(rank, uid, target, kwargs, gpus, result_path):
+    """One GPU's process of a data-parallel training step (_common.run_gpu_ranks); rank 0 hands
+    the step's result (or its interruption) to the parent through result_path."""
+    _common.join_ranks(rank, len(gpus))
+    kwargs = dict(kwargs, device=gpus[rank], uid=uid)
+    try:
+        outcome = {'result': target(**kwargs)}
+    except TrainingInterrupted as e:
+        outcome = {'interrupted': [e.signum, e.iteration, e.model_path, e.state_path]}
+        code = e.exit_code
+    except _common.user_errors() as e:
+        print('error: rank %d: %s' % (rank, _common.error_message(e)), file=sys.stderr,
+              flush=True)
+        sys.exit(1)
+    else:
+        code = 0
+    if rank == 0:
+        from caffe.io import atomic_write
+        atomic_write(result_path, json.dumps(outcome))
+    sys.exit(code)
+
+
+def run_on_gpus(title, target, gpus, result_dir, **kwargs):
+    """run_in_process for a training step on several GPUs: one process per GPU (NCCL)."""
+    print('\n' + '~' * 70 + '\n' + title + ' (%d GPUs)\n' % len(gpus) + '~' * 70, flush=True)
+    result_path = os.path.join(result_dir, '.alt_opt_step_result.json')
+    if os.path.exists(result_path):
+        os.remove(result_path)
+    code = _common.run_gpu_ranks(_step_rank, gpus, target, kwargs, gpus, result_path)
+    outcome = {}
+    if os.path.isfile(result_path):
+        with open(result_path) as f:
+            outcome = json.load(f)
+        os.remove(result_path)
+    if 'interrupted' in outcome:
+        raise TrainingInterrupted(*outcome['interrupted'])
+    if code or 'result' not in outcome:
+        _common.fail('%s failed on its GPUs (exit status %d; see the errors above)'
+                     % (title, code))
+    return outcome['result']
 
 
 # Resuming: each finished step is recorded in a progress file, so that a run resumed at step k
@@ -274,7 +319,16 @@ def main(argv=None):
     progress = Progress(args.net_name, args.imdb_name, args.pretrained_model)
     done = progress.load(restore_step) if restore_step else {}
 
-    common = {'cfg_dict': _plain(cfg), 'device': args.gpu, 'imdb_name': args.imdb_name}
+    gpus = args.gpus
+    if gpus is not None and len(gpus) > 1 and not parallel.has_nccl():
+        _common.fail('alternating training on several GPUs needs NCCL (pip install '
+                     'nvidia-nccl-cu13); without it, use one GPU or faster_rcnn_end2end.sh, '
+                     'whose training runs over MPI (docs/parallel.md)')
+    if parallel.launched_by_mpi():
+        _common.fail('alternating training runs each step in processes of its own and cannot '
+                     'be one rank of an mpiexec job; give it a GPU list (--gpu 0,1,2,3)')
+    common = {'cfg_dict': _plain(cfg), 'device': gpus[0] if gpus else None,
+              'imdb_name': args.imdb_name}
 
     def step(number, title, train, generate=False, **kwargs):
         """Runs step `number` (train, then for an RPN its proposals) unless a resumed run
@@ -285,7 +339,11 @@ def main(argv=None):
         if number == restore_step:
             kwargs['restore'] = restore_state
         try:
-            result = run_in_process(title, train, **kwargs, **common)
+            if gpus is not None and len(gpus) > 1:
+                result = run_on_gpus(title, train, gpus, os.path.dirname(progress.path),
+                                     **kwargs, **common)
+            else:
+                result = run_in_process(title, train, **kwargs, **common)
         except TrainingInterrupted as e:
             # The step's own message names its solverstate; say how to resume this command.
             raise TrainingInterrupted(e.signum, e.iteration, e.model_path,

@@ -8,6 +8,16 @@
 Writes the snapshots and <prefix>_training.jsonl (losses, learning rate and time per iteration)
 to output/<EXP_DIR>/<imdb>/, and the results (final model, snapshots, iterations, training log,
 time) as JSON to --result (default: train_net_result.json there).
+
+Data-parallel training (docs/parallel.md), with Caffe's semantics (gradients averaged over the
+ranks before each update: an effective batch of ranks x IMS_PER_BATCH x iter_size; the learning
+rate as the solver file says):
+  --gpu 0,1,2,3 ...                                   one process per GPU (NCCL; without NCCL
+                                                      the tool restarts itself under mpiexec)
+  mpiexec -n 4 python -m mpi4py tools/train_net.py --gpu -1 ...      four CPU processes
+  mpiexec -n 8 -f hosts python -m mpi4py tools/train_net.py --gpu 0,1,2,3 ...
+                                                      two hosts of four GPUs (rank on a host
+                                                      -> its GPU in the list)
 """
 import argparse
 import os
@@ -17,6 +27,7 @@ import time
 
 import _common
 
+from caffe import parallel
 from fast_rcnn.config import cfg, get_output_dir
 from fast_rcnn.train import TrainSettings, check_max_iters, train, training_roidb
 from core.sampling import RoISampling
@@ -24,7 +35,7 @@ from core.sampling import RoISampling
 
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Train a Fast R-CNN / Faster R-CNN network')
-    _common.add_device_arg(parser)
+    _common.add_devices_arg(parser)
     parser.add_argument('--solver', dest='solver', required=True, help='solver prototxt')
     parser.add_argument('--iters', dest='max_iters', type=int, default=40000,
                         help='number of iterations to train (default: %(default)s)')
@@ -36,13 +47,34 @@ def parse_args(argv=None):
     parser.add_argument('--restore', dest='restore', default=None,
                         help='resume from this .solverstate (a complete snapshot of an earlier '
                              'run: its .caffemodel and .trainstate beside it)')
-    _common.add_result_arg(parser, 'train_net_result.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'train_net_result.json')
 
 
 def main(argv=None):
     args = parse_args(argv)
+    rank, size = parallel.world()
+    if size > 1:
+        # Started by mpiexec: this process is one rank; MPI_COMM_WORLD holds the others.
+        return train_rank(args, rank, size, None, _common.mpi_rank_device(args.gpus))
+    if args.gpus is not None and len(args.gpus) > 1:
+        if not parallel.has_nccl():
+            _common.relaunch_under_mpi(len(args.gpus), argv)
+        return _common.run_gpu_ranks(_gpu_rank, args.gpus, list(argv))
+    return train_rank(args, 0, 1, None, args.gpus[0] if args.gpus else None)
+
+
+def _gpu_rank(rank, uid, argv):
+    """One spawned process per GPU of --gpu (run_gpu_ranks)."""
+    def main_of_rank(argv):
+        args = parse_args(argv)
+        return train_rank(args, rank, len(args.gpus), uid, args.gpus[rank])
+    sys.exit(_common.run_tool(main_of_rank, argv))
+
+
+def train_rank(args, rank, count, uid, device):
+    """Trains as rank `rank` of `count` data-parallel solvers (0 of 1: alone) on `device` (None:
+    the CPU); rank 0 writes the result file."""
+    _common.join_ranks(rank, count)
     _common.start(args)
     check_max_iters(args.max_iters)  # before the dataset is read
     _common.require_file(args.solver, 'solver file')
@@ -51,7 +83,7 @@ def main(argv=None):
         _common.require_file(args.restore, 'solver state')
     print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
 
-    _common.setup_caffe(args.gpu)
+    _common.setup_caffe(device)
     imdb, roidb = training_roidb(args.imdb_name)
     print('%d roidb entries' % len(roidb), flush=True)
     output_dir = get_output_dir(imdb)
@@ -60,12 +92,13 @@ def main(argv=None):
     start = time.time()
     result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
                    args.restore, None if args.randomize else cfg.RNG_SEED,
-                   TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN))
-    _common.write_result(args.result or os.path.join(output_dir, 'train_net_result.json'),
-                         final_model=result.final_model, snapshots=result.model_paths,
-                         iterations=result.iterations, training_log=result.training_log,
-                         solver=solver, imdb=imdb.name, output_dir=output_dir,
-                         seconds=time.time() - start)
+                   TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN), uid=uid)
+    if rank == 0:
+        _common.write_result(args.result or os.path.join(output_dir, 'train_net_result.json'),
+                             final_model=result.final_model, snapshots=result.model_paths,
+                             iterations=result.iterations, training_log=result.training_log,
+                             solver=solver, imdb=imdb.name, output_dir=output_dir,
+                             seconds=time.time() - start, ranks=count)
 
 
 if __name__ == '__main__':

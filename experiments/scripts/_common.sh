@@ -1,12 +1,15 @@
 # Sourced by the experiment scripts: argument parsing, the dataset table, logging and result files.
 #
-#   GPU      device id; 'cpu' or a negative number runs on the CPU
+#   GPU      device id, or a list of them (0,1,2,3: training runs data-parallel, one process per
+#            GPU, see docs/parallel.md; testing uses the first); 'cpu' or a negative number runs
+#            on the CPU
 #   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, TOY)
 #   DATASET  a name of experiments/dataset_splits.txt (pascal_voc, pascal_voc_0712, coco, toy) or a
 #            custom dataset data/<name>/ (<name>_train, <name>_test)
 #   further arguments go to the tools, e.g. --set EXP_DIR foo RNG_SEED 42
 #
-# Sets GPU_ID NET NET_lc DATASET TRAIN_IMDB TEST_IMDB PT_DIR EXTRA_ARGS (array) CFG_ARGS (array;
+# Sets GPU_ID (as given: the training tools take the list) TEST_GPU_ID (its first device, for the
+# tools that run on one) NET NET_lc DATASET TRAIN_IMDB TEST_IMDB PT_DIR EXTRA_ARGS (array) CFG_ARGS (array;
 # the dataset's cfg file, e.g. toy.yml) WEIGHTS_ARGS (array) LOG, RUN_RESULTS (the prefix of this
 # run's result files, beside LOG) and RESULT (this run's summary: $RESULT if the caller set it,
 # else ${RUN_RESULTS}_result.json), and sends all output to the terminal and to $LOG.
@@ -15,12 +18,14 @@
 
 if [ $# -lt 3 ]; then
   echo "usage: $0 GPU NET DATASET [--set KEY VALUE ...]" >&2
-  echo "  GPU: device id, or 'cpu' (or a negative number) for the CPU" >&2
+  echo "  GPU: device id, a list such as 0,1,2,3 (data-parallel training), or 'cpu' (or a" >&2
+  echo "       negative number) for the CPU" >&2
   echo "  DATASET: pascal_voc, pascal_voc_0712, coco, toy, or a custom dataset name (data/<name>/)" >&2
   exit 2
 fi
 
 GPU_ID=$1
+TEST_GPU_ID=${GPU_ID%%,*}
 NET=$2
 NET_lc=${NET,,}
 DATASET=$3
@@ -48,12 +53,8 @@ fi
 WEIGHTS_ARGS=()
 if [ -n "$WEIGHTS" ]; then WEIGHTS_ARGS=(--weights "$WEIGHTS"); fi
 
-# On the CPU, one OpenMP thread per process unless asked otherwise: the runtime's im2col splits
-# channels across OpenMP threads, and where other work is running a parallel region waits for its
-# threads to be scheduled: on a busy 2-core machine that made the toy training several times slower.
-case "$GPU_ID" in
-  cpu|-*) export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ;;
-esac
+# Threads: all cores by default (docs/cpu_performance.md); OMP_NUM_THREADS and
+# OPENBLAS_NUM_THREADS, when set, are passed on.
 
 mkdir -p experiments/logs
 LOG="experiments/logs/$(basename "$0" .sh)_${NET}_$(date +'%Y-%m-%d_%H-%M-%S').txt"
@@ -89,7 +90,7 @@ train_then_test() {
   NET_FINAL=$(result_value "$TRAIN_RESULT" final_model)
 
   set -x
-  time ./tools/test_net.py --gpu "$GPU_ID" \
+  time ./tools/test_net.py --gpu "$TEST_GPU_ID" \
     --def "$test_def" \
     --net "$NET_FINAL" \
     --imdb "$TEST_IMDB" \

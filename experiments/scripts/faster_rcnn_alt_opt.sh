@@ -4,6 +4,7 @@
 # Usage: ./experiments/scripts/faster_rcnn_alt_opt.sh GPU NET DATASET [--set ...]
 # Examples:
 #   ./experiments/scripts/faster_rcnn_alt_opt.sh 0 ZF pascal_voc
+#   ./experiments/scripts/faster_rcnn_alt_opt.sh 0,1 ZF pascal_voc    (each step on 2 GPUs)
 #   ALT_OPT_ITERS=200,100,200,100 ./experiments/scripts/faster_rcnn_alt_opt.sh cpu TOY toy
 # ALT_OPT_ITERS overrides the iterations of the 4 steps, "rpn1,frcn1,rpn2,frcn2"
 # (default: the paper's 80000,40000,80000,40000 for PASCAL VOC).
@@ -51,7 +52,7 @@ PROPOSAL_ARGS=()
 if [ "${UNSHARED:-0}" = 1 ]; then
   RPN_FINAL=$(result_value "$TRAIN_RESULT" final_rpn_model)
   set -x
-  ./tools/rpn_generate.py --gpu "$GPU_ID" \
+  ./tools/rpn_generate.py --gpu "$TEST_GPU_ID" \
     --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/rpn_test.pt" \
     --net "$RPN_FINAL" --imdb "$TEST_IMDB" --result "$PROPOSALS_RESULT" \
     "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
@@ -60,7 +61,7 @@ if [ "${UNSHARED:-0}" = 1 ]; then
 fi
 
 set -x
-time ./tools/test_net.py --gpu "$GPU_ID" \
+time ./tools/test_net.py --gpu "$TEST_GPU_ID" \
   --def "models/${PT_DIR}/${NET}/faster_rcnn_alt_opt/faster_rcnn_test.pt" \
   "${PROPOSAL_ARGS[@]}" \
   --net "$NET_FINAL" \

@@ -4,6 +4,7 @@
 # Usage: ./experiments/scripts/faster_rcnn_end2end.sh GPU NET DATASET [--set ...]
 # Examples:
 #   ./experiments/scripts/faster_rcnn_end2end.sh 0 VGG16 pascal_voc
+#   ./experiments/scripts/faster_rcnn_end2end.sh 0,1,2,3 VGG16 coco    (4 GPUs, docs/parallel.md)
 #   ./experiments/scripts/faster_rcnn_end2end.sh cpu TOY toy          (make demo)
 #   ITERS=100 ./experiments/scripts/faster_rcnn_end2end.sh 0 ZF pascal_voc --set EXP_DIR smoke
 # ITERS overrides the number of iterations (default: 70000 for PASCAL VOC, 490000 for COCO).
@@ -28,7 +29,7 @@ train_then_test "models/${PT_DIR}/${NET}/faster_rcnn_end2end/solver.prototxt" \
 
 DEMO_ARGS=()
 if [ "$DATASET" = toy ]; then
-  ./tools/demo.py --gpu "$GPU_ID" --net toy --model "$NET_FINAL" \
+  ./tools/demo.py --gpu "$TEST_GPU_ID" --net toy --model "$NET_FINAL" \
     --result "${RUN_RESULTS}_demo.json" "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
   DEMO_ARGS=(demo="@${RUN_RESULTS}_demo.json")
 fi

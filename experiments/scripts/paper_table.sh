@@ -23,8 +23,5 @@ GPU_ID=$2
 NET=$3
 DATASET=$4
 EXTRA=("${@:5}")
-case "$GPU_ID" in
-  cpu|-*) export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} ;;
-esac
 exec ./experiments/paper_tables.py "$TABLE" --gpu "$GPU_ID" --net "$NET" --dataset "$DATASET" \
   "${EXTRA[@]}"

@@ -18,9 +18,9 @@ __version__ = '1.0.0'
 _SOLVERS = ('Solver', 'SGDSolver', 'NesterovSolver', 'AdaGradSolver', 'RMSPropSolver',
             'AdaDeltaSolver', 'AdamSolver', 'get_solver')
 
-__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'Net', 'NetSpec', 'TEST',
-           'TRAIN', 'Timer', 'init_log', 'io', 'layer_type_list', 'layers', 'log', 'params',
-           'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_multiprocess',
+__all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'NCCL', 'Net', 'NetSpec',
+           'TEST', 'TRAIN', 'Timer', 'has_nccl', 'init_log', 'io', 'layer_type_list', 'layers',
+           'log', 'params', 'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_multiprocess',
            'set_random_seed', 'set_solver_count', 'set_solver_rank', 'solver_count',
            'solver_rank', 'to_proto'] + list(_SOLVERS)
 
@@ -33,6 +33,9 @@ def __getattr__(name):
     if name in _SOLVERS:
         from . import sgd_solvers
         return getattr(sgd_solvers, name)
+    if name in ('NCCL', 'has_nccl'):
+        from . import parallel
+        return getattr(parallel, name)
     if name == 'Classifier':
         from .classifier import Classifier
         return Classifier

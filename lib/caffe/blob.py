@@ -1,7 +1,9 @@
 """Blob: a float32 array and its gradient, with host and device copies kept in sync.
 
 The sync follows Caffe's SyncedMemory: each array has a head (host, device or both) and is copied
-only when the other side is read. `.data`/`.diff` give the host array for reading and writing (as
+only when the other side is read. As Caffe's Blob, a blob keeps its buffers' capacity: reshaping
+to a count it already holds reuses them (the blob's values are then the first `count` elements,
+as they were left), and only a larger count allocates new ones. `.data`/`.diff` give the host array for reading and writing (as
 pycaffe does, this makes the host copy the head); `gpu_data()`/`mutable_gpu_data()` give the device
 copy (a pycuda GPUArray) and exist only once the GPU backend is in use.
 """
@@ -43,6 +45,17 @@ class SyncedArray:
             self._head = _DEVICE
         return self._dev
 
+    def rebind(self, host, device=None):
+        """Moves the values into the given storage (a float32 host array of this size and, in
+        GPU work, a device array of it) and keeps them there: views into one flat buffer, as
+        Caffe's GPUParams makes every parameter's diff a slice of one allocation."""
+        values = self.host(write=False)
+        host[...] = values
+        if device is not None:
+            device.set(host)
+        self._host, self._dev = host, device
+        self._head = _SYNCED if device is not None else _HOST
+
 
 class Blob:
     def __init__(self, shape=()):
@@ -58,9 +71,14 @@ class Blob:
             raise ValueError('blob shape %s has a negative dimension' % (shape,))
 
     # pycaffe's view of a blob --------------------------------------------------------------
+    def _view(self, array):
+        # The first `count` elements of a buffer that may be larger (its capacity).
+        count = self.count
+        return (array if array.size == count else array[:count]).reshape(self._shape)
+
     @property
     def data(self):
-        return self._data.host().reshape(self._shape)
+        return self._view(self._data.host())
 
     @data.setter
     def data(self, value):
@@ -68,7 +86,7 @@ class Blob:
 
     @property
     def diff(self):
-        return self._diff.host().reshape(self._shape)
+        return self._view(self._diff.host())
 
     @diff.setter
     def diff(self, value):
@@ -86,9 +104,9 @@ class Blob:
         if shape == self._shape:
             return
         self._shape = shape
-        # A new buffer only when the size changes; a shared buffer is never resized under
-        # the blob it is shared with.
-        if self.count != self._data.size:
+        # New buffers only when the capacity is exceeded (Caffe's Blob::Reshape); a shared
+        # buffer is never resized under the blob it is shared with.
+        if self.count > self._data.size or self.count > self._diff.size:
             self._data = SyncedArray(self.count)
             self._diff = SyncedArray(self.count)
 
@@ -118,22 +136,26 @@ class Blob:
 
     # Read access that leaves the head where it is (layers use these for bottoms).
     def cpu_data(self):
-        return self._data.host(write=False).reshape(self._shape)
+        return self._view(self._data.host(write=False))
 
     def cpu_diff(self):
-        return self._diff.host(write=False).reshape(self._shape)
+        return self._view(self._diff.host(write=False))
 
     def gpu_data(self):
-        return self._data.device(write=False).reshape(self._shape)
+        return self._view(self._data.device(write=False))
 
     def gpu_diff(self):
-        return self._diff.device(write=False).reshape(self._shape)
+        return self._view(self._diff.device(write=False))
 
     def mutable_gpu_data(self):
-        return self._data.device(write=True).reshape(self._shape)
+        return self._view(self._data.device(write=True))
 
     def mutable_gpu_diff(self):
-        return self._diff.device(write=True).reshape(self._shape)
+        return self._view(self._diff.device(write=True))
+
+    def place_diff(self, host, device=None):
+        """Keeps the diff in the given storage from now on (SyncedArray.rebind)."""
+        self._diff.rebind(host, device)
 
     def share_data(self, other):
         """Makes this blob use other's data buffer (Caffe's ShareData), e.g. for Reshape."""

@@ -155,19 +155,9 @@ class Net:
         net._construct(param, source or param.name or '<NetParameter>')
         return net
 
-    @property
-    def _source(self):
-        # Kept for the detection code that reads it; `source` is the public name.
-        return self.source
-
-    @_source.setter
-    def _source(self, value):
-        self.source = value
-
     # Construction -------------------------------------------------------------------------------
     def _construct(self, param, source):
         self.source = source
-        self.weights_file = None
         try:
             param = io.upgrade_net(param)
             self.phase = param.state.phase
@@ -583,8 +573,6 @@ class Net:
         else:
             source = io.read_binary(weights_file, caffe_pb2.NetParameter(), what='weights file')
             copied = self.copy_from_param(source, weights_file)
-        # Test-time caches are keyed by the weights a net was loaded with (fast_rcnn.test).
-        self.weights_file = weights_file
         return copied
 
     def copy_from_param(self, source, origin='<NetParameter>'):
@@ -665,7 +653,6 @@ class Net:
         """Copies parameters from a file save_hdf5 (or Caffe's ToHDF5) wrote."""
         from . import hdf5
         hdf5.copy_from_hdf5(self, filename)
-        self.weights_file = filename
 
     def __repr__(self):
         return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers),

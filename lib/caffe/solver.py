@@ -559,7 +559,7 @@ class Solver:
             raise CaffeError('%s holds %d history blobs; this %s keeps %d (%d per learnable '
                              'parameter of %s)' % (state_file, len(history), type(self).__name__,
                                                   len(self.history), self.history_sets,
-                                                  self.net._source))
+                                                  self.net.source))
         if weights is not None:
             if model and not (os.path.isfile(model) and os.path.samefile(model, weights)):
                 print('warning: %s names its weights %s; reading %s instead'

@@ -27,7 +27,7 @@ __C.TRAIN = edict()
 __C.TRAIN.SCALES = (600,)
 # Longest image side allowed after scaling.
 __C.TRAIN.MAX_SIZE = 1000
-# Images per minibatch.
+# Images per minibatch (the release: 2 for Fast R-CNN, 1 with an RPN; here any number for both).
 __C.TRAIN.IMS_PER_BATCH = 2
 # RoIs per minibatch (the paper's R = 128 per image for the detector).
 __C.TRAIN.BATCH_SIZE = 128
@@ -93,9 +93,14 @@ __C.TRAIN.RPN_POSITIVE_WEIGHT = -1.0
 # (Table 9). The release's loss (normalized by the 256-anchor minibatch, loss_weight 1) is the
 # paper's lambda = 10 with N_reg ~ 2400, so rpn_loss_bbox gets loss_weight * RPN_LAMBDA / 10.
 __C.TRAIN.RPN_LAMBDA = 10.0
-# Project key: the solver's iter_size (images accumulated per update) when > 0, e.g. the paper's
-# 8-GPU COCO batches on one device (Table 11); 0 keeps the solver file's value.
+# Project key: the solver's iter_size (minibatches accumulated per update) when > 0; 0 keeps the
+# solver file's value (or derives it from RANKS_PER_UPDATE).
 __C.TRAIN.ITER_SIZE = 0
+# Project key: how many data-parallel ranks' minibatches make one update in the setting a cfg
+# describes, e.g. the paper's 8 GPUs for COCO (Sec. 4.2, Table 11). Training on fewer ranks makes
+# up the rest with the solver's iter_size: iter_size = RANKS_PER_UPDATE / ranks (it must divide),
+# so 1 process, 2, 4 or 8 GPUs all update with the same effective batch. 0: not used.
+__C.TRAIN.RANKS_PER_UPDATE = 0
 
 #
 # Testing options
@@ -232,6 +237,7 @@ VALID_VALUES = {
                                   lambda v: v < 0 or 0 < v < 1),
     'TRAIN.RPN_LAMBDA': _AT_LEAST_0,
     'TRAIN.ITER_SIZE': ('an integer >= 0 (0: the solver file\'s iter_size)', lambda v: v >= 0),
+    'TRAIN.RANKS_PER_UPDATE': ('an integer >= 0 (0: not used)', lambda v: v >= 0),
     'TEST.SCALES': _SCALES,
     'TEST.MAX_SIZE': _AT_LEAST_1,
     'TEST.NMS': _FRACTION,

@@ -5,6 +5,13 @@ fast_rcnn.bbox_normalization) with what an exact resume needs beside them (fast_
 
 This module is the training driver: its public functions read `cfg` once, at their top, and pass
 plain values down.
+
+Data-parallel training (caffe.solver_count() > 1, one process per GPU or MPI rank; see
+docs/parallel.md): the solver joins the other ranks through caffe.NCCL (gradients averaged before
+each update, weights broadcast from rank 0 after construction and restore), the ranks read their
+own parts of one shuffled order, each draws its samples with RNG_SEED + rank, and only rank 0
+reports and writes snapshots; the .trainstate keeps every rank's random state, so a resumed run
+repeats the uninterrupted one exactly.
 """
 import contextlib
 import os
@@ -80,7 +87,8 @@ class SolverWrapper:
 
     settings: TrainSettings (default: from cfg)."""
 
-    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None, settings=None):
+    def __init__(self, solver_prototxt, roidb, output_dir, pretrained_model=None, settings=None,
+                 shuffle_seed=None, uid=None):
         self.settings = settings = settings or TrainSettings.from_cfg(cfg)
         self.output_dir = output_dir
         targets = settings.box_targets
@@ -98,6 +106,7 @@ class SolverWrapper:
             print('done', flush=True)
 
         self.solver = caffe.get_solver(solver_prototxt)  # the method the file's `type` names
+        self.nccl = _join_ranks(self.solver, uid)
         param = self.solver.param
         self.snapshot_prefix = param.snapshot_prefix or \
             os.path.splitext(os.path.basename(solver_prototxt))[0]
@@ -110,7 +119,15 @@ class SolverWrapper:
             print('Loading pretrained model weights from %s' % pretrained_model, flush=True)
             self._report_copied(pretrained_model, self.solver.net.copy_from(pretrained_model))
         self.normalization = self._normalization(stats)
-        self._data_layer().set_roidb(roidb)
+        if self.nccl is None:
+            self._data_layer().set_roidb(roidb)
+            return
+        self.nccl.bcast()
+        if shuffle_seed is None:
+            # Unseeded (--rand): rank 0 draws the order's seed for everyone.
+            mine = np.random.randint(2 ** 31) if self.nccl.rank == 0 else 0
+            shuffle_seed = int(self.nccl.sum_host(np.array([mine], dtype=np.float64))[0])
+        self._data_layer().set_roidb(roidb, shuffle_seed=shuffle_seed)
 
     def _report_copied(self, pretrained_model, copied):
         """How many of the net's layers with parameters the weights file filled: a file made
@@ -123,7 +140,7 @@ class SolverWrapper:
               % (len(filled), len(learnable), pretrained_model,
                  '' if len(filled) == len(learnable) else ' (not in it: %s)'
                  % _some(sorted(set(learnable) - set(filled)))), flush=True)
-        if learnable and not filled:
+        if learnable and not filled and (self.nccl is None or self.nccl.rank == 0):
             print('WARNING: %s shares no layer name with the net %s: NOTHING WAS COPIED and '
                   'training starts from random weights. Is it the model this prototxt was '
                   'meant for?' % (pretrained_model, net.name), file=sys.stderr, flush=True)
@@ -158,7 +175,13 @@ class SolverWrapper:
     def snapshot(self):
         """Writes <snapshot_base>_iter_N.caffemodel (deployable: bbox_pred un-normalized), the
         matching .solverstate and, last, the .trainstate that seals the set (fast_rcnn.
-        train_state), each atomically; returns the model path."""
+        train_state), each atomically; returns the model path. With several ranks every rank
+        calls it (their random states are gathered) and rank 0 writes."""
+        rank_states = None
+        if self.nccl is not None:
+            rank_states = self.nccl.gather(train_state.capture(self._data_layer(), None))
+            if self.nccl.rank != 0:
+                return self._snapshot_path()
         base = self.snapshot_base
         os.makedirs(os.path.dirname(base), exist_ok=True)
         bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
@@ -172,44 +195,77 @@ class SolverWrapper:
             param.snapshot_prefix = prefix
             if trained is not None:
                 BBoxNormalization.restore(bbox_pred, trained)
-        train_state.save(model_path, state_path, self.solver.iter,
-                         train_state.capture(self._data_layer(), trained))
+        state = train_state.capture(self._data_layer(), trained)
+        if rank_states is not None:
+            state['ranks'] = rank_states
+        train_state.save(model_path, state_path, self.solver.iter, state)
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
+
+    def _snapshot_path(self):
+        """The model path rank 0 writes at this iteration (Solver.snapshot_filename)."""
+        param = self.solver.param
+        hdf5 = param.snapshot_format == caffe.proto.caffe_pb2.SolverParameter.HDF5
+        return '%s_iter_%d%s' % (self.snapshot_base, self.solver.iter,
+                                 '.caffemodel.h5' if hdf5 else '.caffemodel')
 
     def restore(self, snapshot):
         """Resumes from a snapshot (its .solverstate, or the train_state.Snapshot that
         check_snapshot made of it, which refuses incomplete or mixed sets): iteration, momentum
         history and the weights (the .caffemodel beside the .solverstate), with bbox_pred as
-        trained, the RNGs and the data layer's position."""
+        trained, the RNGs and the data layer's position. With several ranks, every rank restores
+        from the same files, then rank 0's weights are broadcast (as Caffe broadcasts after a
+        restore)."""
         if isinstance(snapshot, str):
             snapshot = train_state.check_snapshot(snapshot)
+        self._restore(snapshot)
+        if self.nccl is not None:
+            self.nccl.bcast()
+
+    def _restore(self, snapshot):
         print('Restoring solver state from %s' % snapshot.solverstate, flush=True)
         self.solver.restore(snapshot.solverstate, weights=snapshot.weights)
+        state_file = train_state.train_state_path(snapshot.solverstate)
         if self.solver.iter != snapshot.iteration:
-            raise TrainingError('%s is at iteration %d but its %s records %d'
-                                % (snapshot.solverstate, self.solver.iter,
-                                   train_state.TRAIN_STATE_EXT, snapshot.iteration))
+            raise TrainingError('%s is at iteration %d but %s records %d'
+                                % (snapshot.solverstate, self.solver.iter, state_file,
+                                   snapshot.iteration))
         state = snapshot.state
         if (state['bbox_pred'] is None) != (self.normalization is None):
             raise TrainingError(
                 '%s was written by a run that %s bbox_pred\'s target normalization; this run '
                 '%s (resume with the solver, --cfg and --set options of the first run)'
-                % (train_state.train_state_path(snapshot.solverstate),
-                   'did not fold' if state['bbox_pred'] is None else 'folded',
+                % (state_file, 'did not fold' if state['bbox_pred'] is None else 'folded',
                    'does' if self.normalization is not None else 'does not'))
         if state['bbox_pred'] is not None:
             params = self.solver.net.params['bbox_pred']
             shapes = tuple(a.shape for a in state['bbox_pred'])
             if shapes != (params[0].data.shape, params[1].data.shape):
                 raise TrainingError('%s holds bbox_pred of shapes %s; the net has %s'
-                                    % (train_state.train_state_path(snapshot.solverstate),
-                                       shapes, (params[0].data.shape, params[1].data.shape)))
+                                    % (state_file, shapes,
+                                       (params[0].data.shape, params[1].data.shape)))
             BBoxNormalization.restore(params, state['bbox_pred'])
+        own = self._own_state(state, snapshot.solverstate)
+        if own is None:
+            return
         try:
-            train_state.apply(state, self._data_layer())
+            train_state.apply(own, self._data_layer())
         except caffe.CaffeError as e:
             raise TrainingError('%s: %s' % (snapshot.solverstate, e)) from None
+
+    def _own_state(self, state, solverstate):
+        """This rank's part of a .trainstate (a data-parallel snapshot keeps every rank's random
+        state and reading position under 'ranks'); None, with a warning, when the snapshot was
+        written by another number of ranks."""
+        ranks, rank = (1, 0) if self.nccl is None else (self.nccl.count, self.nccl.rank)
+        saved = state.get('ranks') or [state]
+        if len(saved) != ranks:
+            print('warning: %s was written by %d rank(s), this run has %d; it continues from '
+                  'the weights and solver state, not exactly as the original run would'
+                  % (train_state.train_state_path(solverstate), len(saved), ranks), flush=True)
+            return None
+        own = {k: v for k, v in saved[rank].items() if k != 'bbox_pred'}
+        return dict(state, **own)
 
     def _loss_outputs(self):
         net = self.solver.net
@@ -228,8 +284,10 @@ class SolverWrapper:
         interruption does, before it is raised again."""
         solver = self.solver
         losses = self._loss_outputs()
+        root = self.nccl is None or self.nccl.rank == 0
         reporter = TrainingReporter(losses, max_iters, self.display,
-                                    log_path=self.training_log_path, start_iter=solver.iter)
+                                    log_path=self.training_log_path if root else None,
+                                    start_iter=solver.iter, quiet=not root)
         model_paths = []
         last_snapshot = start_iter = solver.iter
         every = self.settings.snapshot_iters
@@ -247,6 +305,8 @@ class SolverWrapper:
                     elapsed = time.perf_counter() - tic
                     values = {name: float(np.sum(solver.net.blobs[name].data))
                               for name in losses}
+                    if self.nccl is not None:
+                        values, stop.signum = self._agree(values, stop.signum)
                     self._check_finite(values, model_paths)
                     it = solver.iter
                     reporter.iteration(it, values, solver.learning_rate(), elapsed)
@@ -277,6 +337,12 @@ class SolverWrapper:
         it = self.solver.iter
         if it == last_snapshot or it == start_iter:
             return  # that iteration's snapshot is on disk already (or nothing was learned)
+        if self.nccl is not None:
+            # A snapshot needs every rank, and the others are not here to help.
+            print('Training stopped by an error at iteration %d on rank %d; no snapshot was '
+                  'written (the ranks snapshot together)' % (it + 1, self.nccl.rank),
+                  file=sys.stderr, flush=True)
+            return
         print('Training stopped by an error at iteration %d (%s: %s); writing a snapshot of '
               'iteration %d first' % (it + 1, type(error).__name__, error, it),
               file=sys.stderr, flush=True)
@@ -292,6 +358,15 @@ class SolverWrapper:
               % (model_path, train_state.solverstate_path(model_path)),
               file=sys.stderr, flush=True)
 
+    def _agree(self, values, signum):
+        """The ranks' mean losses, and whether any rank was asked to stop (so that all stop
+        together, at the same iteration)."""
+        names = sorted(values)
+        summed = self.nccl.sum_host(np.array([values[n] for n in names] + [signum or 0],
+                                             dtype=np.float64))
+        means = {n: float(v) / self.nccl.count for n, v in zip(names, summed)}
+        return means, signum or (signal.SIGTERM if summed[-1] else None)
+
     @property
     def training_log_path(self):
         return self.snapshot_base + '_training.jsonl'
@@ -303,7 +378,7 @@ class SolverWrapper:
         if not bad:
             return
         last = model_paths[-1] if model_paths else 'none written in this run'
-        raise LossNotFinite('loss %s is %s at iteration %d; training stopped (last good '
+        raise TrainingError('loss %s is %s at iteration %d; training stopped (last good '
                             'snapshot: %s). Lower the learning rate or check the data.'
                             % (', '.join(bad), values[bad[0]], self.solver.iter, last))
 
@@ -337,6 +412,21 @@ class _StopRequests:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+def _join_ranks(solver, uid):
+    """With several solvers, this one joined to the others through caffe.NCCL, as Caffe's
+    python/train.py does (the callback, and the layer-wise reduction where the solver asks for
+    it and no layers share weights); None for a single solver."""
+    if caffe.solver_count() == 1:
+        return None
+    nccl = caffe.NCCL(solver, uid)
+    solver.add_callback(nccl)
+    if solver.param.layer_wise_reduce and not nccl.shares_weights:
+        solver.net.after_backward(nccl)
+    print('Rank %d of %d: gradients exchanged over %s' % (nccl.rank, nccl.count, nccl.engine),
+          flush=True)
+    return nccl
 
 
 def get_training_roidb(imdb):
@@ -438,8 +528,10 @@ def check_max_iters(max_iters):
 
 
 def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, restore, seed,
-          settings, sampling):
+          settings, sampling, uid=None):
     """train_net with every setting explicit (seed None: unseeded); returns a TrainResult.
+    With caffe.solver_count() > 1 this process is rank caffe.solver_rank() of a data-parallel
+    run (uid: the caffe.NCCL unique id its parent made, for GPUs started without mpiexec).
 
     One training at a time writes into output_dir (fast_rcnn.folder_lock; the root solver of a
     data-parallel run holds the lock); temporary files left there by a killed run are removed.
@@ -450,9 +542,10 @@ def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, resto
         raise TrainingError('weights file %s not found; see data/README.md' % pretrained_model)
     os.makedirs(output_dir, exist_ok=True)
     with _training_lock(output_dir):
-        for path in train_state.remove_leftover_temporaries(output_dir):
-            print('Removed %s, left by a run that was killed while writing it' % path,
-                  flush=True)
+        if caffe.solver_rank() == 0:  # the writer of the folder
+            for path in train_state.remove_leftover_temporaries(output_dir):
+                print('Removed %s, left by a run that was killed while writing it' % path,
+                      flush=True)
         snapshot = None
         if restore:
             snapshot = train_state.check_snapshot(restore)
@@ -462,12 +555,15 @@ def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, resto
                                     % (restore, snapshot.iteration, max_iters,
                                        snapshot.iteration))
         if seed is not None:
-            seed_rngs(seed)
+            # Each rank samples its own images with its own stream (Caffe seeds rank r with
+            # random_seed + r); rank 0, and a single process, with the seed itself.
+            seed_rngs(seed + caffe.solver_rank())
         roidb = filter_roidb(roidb, sampling)
         if not roidb:
             raise TrainingError('no training image has a foreground or background RoI')
         sw = SolverWrapper(solver_prototxt, roidb, output_dir,
-                           pretrained_model=pretrained_model, settings=settings)
+                           pretrained_model=pretrained_model, settings=settings,
+                           shuffle_seed=seed, uid=uid)
         if snapshot is not None:
             sw.restore(snapshot)
             if snapshot.iteration == max_iters:

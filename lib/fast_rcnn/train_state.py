@@ -99,29 +99,15 @@ def apply(state, data_layer):
 
 def save(model_path, solverstate, iteration, state):
     """Writes the .trainstate of the snapshot whose weights and solver state were just written
-    to model_path and solverstate, sealing the set (atomically, last)."""
-    arrays, meta = {}, {'version': VERSION, 'iteration': int(iteration),
-                        'caffemodel': os.path.basename(model_path),
-                        'caffemodel_sha1': file_digest(model_path),
-                        'solverstate': os.path.basename(solverstate),
-                        'solverstate_sha1': file_digest(solverstate)}
-    for name in ('numpy_rng', 'caffe_rng'):
-        kind, keys, pos, has_gauss, cached = state[name]
-        arrays[name + '.keys'] = np.asarray(keys)
-        meta[name] = [kind, int(pos), int(has_gauss), float(cached)]
-    data = state['data_layer']
-    meta['data_layer'] = None if data is None else {}
-    for key, value in (data or {}).items():
-        if isinstance(value, np.ndarray):
-            arrays['data_layer.' + key] = value
-        elif value is None or isinstance(value, (bool, int, float, str, list)):
-            meta['data_layer'][key] = value
-        else:
-            raise TypeError('the data layer state %r is a %s; a .trainstate holds arrays and '
-                            'plain values' % (key, type(value).__name__))
-    meta['bbox_pred'] = state['bbox_pred'] is not None
-    if state['bbox_pred'] is not None:
-        arrays['bbox_pred.weights'], arrays['bbox_pred.biases'] = state['bbox_pred']
+    to model_path and solverstate, sealing the set (atomically, last). state: capture()'s dict
+    (a data-parallel run adds every rank's under 'ranks')."""
+    arrays = {}
+    meta = {'version': VERSION, 'iteration': int(iteration),
+            'caffemodel': os.path.basename(model_path),
+            'caffemodel_sha1': file_digest(model_path),
+            'solverstate': os.path.basename(solverstate),
+            'solverstate_sha1': file_digest(solverstate),
+            'state': _encode(state, 'state', arrays)}
     save_npz(train_state_path(model_path), KIND, arrays, meta)
 
 
@@ -132,26 +118,56 @@ def load(path):
     try:
         if meta.get('version') != VERSION:
             raise ValueError('version %r, expected %d' % (meta.get('version'), VERSION))
-        state = {}
-        for name in ('numpy_rng', 'caffe_rng'):
-            kind, pos, has_gauss, cached = meta[name]
-            state[name] = (kind, arrays[name + '.keys'], pos, has_gauss, cached)
-        data = meta['data_layer']
-        if data is not None:
-            data = dict(data)
-            data.update({key[len('data_layer.'):]: value for key, value in arrays.items()
-                         if key.startswith('data_layer.')})
-        state['data_layer'] = data
-        state['bbox_pred'] = ((arrays['bbox_pred.weights'], arrays['bbox_pred.biases'])
-                              if meta['bbox_pred'] else None)
         missing = [key for key in ('iteration', 'caffemodel', 'caffemodel_sha1', 'solverstate',
-                                   'solverstate_sha1') if key not in meta]
+                                   'solverstate_sha1', 'state') if key not in meta]
         if missing:
             raise KeyError(missing[0])
-    except (KeyError, TypeError, ValueError) as e:
+        state = _decode(meta['state'], arrays)
+        missing = [key for key in ('numpy_rng', 'caffe_rng', 'data_layer', 'bbox_pred')
+                   if key not in state]
+        if missing:
+            raise KeyError(missing[0])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise SnapshotError('training state %s is damaged or from another version of this '
                             'project (%s: %s)' % (path, type(e).__name__, e)) from None
     return state, meta
+
+
+# The state as JSON with its arrays beside it: arrays, tuples (RNG states), lists, dicts and
+# plain values, each tagged so that it reads back as the same type.
+def _encode(value, name, arrays):
+    if isinstance(value, np.ndarray):
+        arrays[name] = value
+        return {'array': name}
+    if isinstance(value, tuple):
+        return {'tuple': [_encode(v, '%s.%d' % (name, i), arrays) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return {'list': [_encode(v, '%s.%d' % (name, i), arrays) for i, v in enumerate(value)]}
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError('%s: a training state dict needs text keys' % name)
+        return {'dict': {k: _encode(v, '%s.%s' % (name, k), arrays) for k, v in value.items()}}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return {'value': value}
+    raise TypeError('%s is a %s; a .trainstate holds arrays, tuples, lists, dicts and plain '
+                    'values' % (name, type(value).__name__))
+
+
+def _decode(node, arrays):
+    (kind, value), = node.items()
+    if kind == 'array':
+        return arrays[value]
+    if kind == 'tuple':
+        return tuple(_decode(v, arrays) for v in value)
+    if kind == 'list':
+        return [_decode(v, arrays) for v in value]
+    if kind == 'dict':
+        return {k: _decode(v, arrays) for k, v in value.items()}
+    if kind == 'value':
+        return value
+    raise ValueError('unknown entry %r' % kind)
 
 
 # Checking a set ---------------------------------------------------------------------------------

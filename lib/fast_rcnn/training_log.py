@@ -14,12 +14,13 @@ class TrainingReporter:
     """Reports the iterations of one training run; a resumed run (start_iter > 0) keeps the log's
     lines up to start_iter and continues it."""
 
-    def __init__(self, loss_names, max_iters, display, log_path=None, start_iter=0):
+    def __init__(self, loss_names, max_iters, display, log_path=None, start_iter=0, quiet=False):
         self.loss_names = list(loss_names)
         self.max_iters = max_iters
         self.display = max(int(display), 1)
         self.start_iter = start_iter
         self.log_path = log_path
+        self.quiet = quiet   # no terminal lines (data-parallel ranks other than 0)
         self._log = _open_log(log_path, start_iter) if log_path else None
         self._sums = dict.fromkeys(self.loss_names, 0.0)
         self._window_iters, self._window_time = 0, 0.0
@@ -44,7 +45,8 @@ class TrainingReporter:
                 if named is e:
                     raise
                 raise named from e
-        if it % self.display == 0 or it == self.max_iters or it == self.start_iter + 1:
+        if not self.quiet and (it % self.display == 0 or it == self.max_iters
+                               or it == self.start_iter + 1):
             self._print(it, lr)
 
     def _print(self, it, lr):

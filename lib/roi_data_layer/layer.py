@@ -3,6 +3,11 @@
 Tops, with cfg.TRAIN.HAS_RPN: data, im_info, gt_boxes. Otherwise: data, rois, labels and, with
 cfg.TRAIN.BBOX_REG, bbox_targets, bbox_inside_weights, bbox_outside_weights.
 param_str: num_classes (required). The trainer calls set_roidb(roidb) before the first forward.
+
+Data-parallel training (caffe.solver_count() N > 1): every rank draws the same shuffled order
+from a random stream of its own, seeded alike on all ranks (set_roidb's shuffle_seed), and rank r
+takes minibatch r of each run of N; the cursor then moves past all N. The ranks together read at
+each iteration what one process reads in N iterations (or N passes of iter_size).
 """
 import numpy as np
 
@@ -23,25 +28,25 @@ def top_names(has_rpn, bbox_reg):
     return names
 
 
-def shuffled_order(widths, heights, ims_per_batch, aspect_grouping):
+def shuffled_order(widths, heights, ims_per_batch, aspect_grouping, rng=np.random):
     """A random order of the images in which every run of ims_per_batch (from the start) is one
     minibatch. With aspect_grouping, a minibatch holds only landscape (w >= h) or only portrait
     images where the counts allow, so the padded blob wastes little; leftover images of the two
-    kinds are mixed in the last minibatches.
+    kinds are mixed in the last minibatches. rng: numpy's global stream or a RandomState.
     """
     widths = np.asarray(widths)
     heights = np.asarray(heights)
     if not aspect_grouping or ims_per_batch == 1:
-        return np.random.permutation(widths.size)
+        return rng.permutation(widths.size)
     horizontal = widths >= heights
     batches, leftover = [], []
     for group in (np.where(horizontal)[0], np.where(~horizontal)[0]):
-        whole, rest = _whole_batches(np.random.permutation(group), ims_per_batch)
+        whole, rest = _whole_batches(rng.permutation(group), ims_per_batch)
         batches += whole
         leftover.append(rest)
     mixed, rest = _whole_batches(np.concatenate(leftover), ims_per_batch)
     batches += mixed
-    batches = [batches[i] for i in np.random.permutation(len(batches))]
+    batches = [batches[i] for i in rng.permutation(len(batches))]
     # An incomplete last minibatch stays at the end, where the epoch ends before it.
     return np.concatenate(batches + [rest]).astype(np.intp)
 
@@ -73,30 +78,49 @@ class RoIDataLayer(caffe.Layer):
         self._roidb = None
         self._perm = np.zeros(0, dtype=np.intp)
         self._cur = 0
+        self._rank, self._ranks = 0, 1
+        self._shuffle_rng = np.random
 
         # Shapes until the first minibatch arrives (the largest image the scales allow).
         k = 4 * self._num_classes
         initial = {'data': (settings.ims_per_batch, 3, max(settings.scales), settings.max_size),
-                   'im_info': (1, 3), 'gt_boxes': (1, 5), 'rois': (1, 5), 'labels': (1,),
+                   'im_info': (settings.ims_per_batch, 3),
+                   'gt_boxes': (1, 5 if settings.ims_per_batch == 1 else 6),
+                   'rois': (1, 5), 'labels': (1,),
                    'bbox_targets': (1, k), 'bbox_inside_weights': (1, k),
                    'bbox_outside_weights': (1, k)}
         for name, i in self._name_to_top.items():
             top[i].reshape(*initial[name])
 
-    def set_roidb(self, roidb):
-        """Sets the roidb to draw minibatches from and starts a new shuffled epoch."""
+    def set_roidb(self, roidb, shuffle_seed=None):
+        """Sets the roidb to draw minibatches from and starts a new shuffled epoch. The order
+        comes from numpy's global random stream, or, given shuffle_seed, from a stream of the
+        layer's own; data-parallel ranks (caffe.solver_count() > 1) need the same shuffle_seed
+        on every rank, so that they share the order and each reads its own part of it."""
+        self._rank, self._ranks = caffe.solver_rank(), caffe.solver_count()
         if not roidb:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb is empty' % self.name)
-        if len(roidb) < self._settings.ims_per_batch:
+        needed = self._settings.ims_per_batch * self._ranks
+        if len(roidb) < needed:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb has %d images, fewer than '
-                                   'cfg.TRAIN.IMS_PER_BATCH (%d)'
-                                   % (self.name, len(roidb), self._settings.ims_per_batch))
+                                   'cfg.TRAIN.IMS_PER_BATCH (%d) x %d solver(s)'
+                                   % (self.name, len(roidb), self._settings.ims_per_batch,
+                                      self._ranks))
+        if self._ranks > 1 and shuffle_seed is None:
+            raise caffe.CaffeError('RoIDataLayer %r: with %d data-parallel solvers the ranks must '
+                                   'share one shuffled order: pass the same shuffle_seed to '
+                                   'set_roidb on every rank' % (self.name, self._ranks))
+        self._shuffle_rng = np.random if shuffle_seed is None else \
+            np.random.RandomState(int(shuffle_seed) % 2 ** 32)
         self._roidb = roidb
         self._shuffle_roidb_inds()
 
     def get_state(self):
-        """Where the layer is in its epoch: (shuffled order, cursor), for snapshots."""
-        return {'perm': self._perm.copy(), 'cur': self._cur}
+        """Where the layer is in its epoch: (shuffled order, cursor, and the state of its own
+        shuffling stream, if it has one), for snapshots."""
+        own = self._shuffle_rng is not np.random
+        return {'perm': self._perm.copy(), 'cur': self._cur,
+                'shuffle_rng': self._shuffle_rng.get_state() if own else None}
 
     def set_state(self, state):
         """Continues from a get_state() of a run on the same roidb."""
@@ -106,19 +130,24 @@ class RoIDataLayer(caffe.Layer):
                                    'another size (%d images now)'
                                    % (self.name, len(self._roidb or ())))
         self._perm, self._cur = perm, int(state['cur'])
+        if state.get('shuffle_rng') is not None and self._shuffle_rng is not np.random:
+            self._shuffle_rng.set_state(state['shuffle_rng'])
 
     def _shuffle_roidb_inds(self):
         self._perm = shuffled_order([e['width'] for e in self._roidb],
                                     [e['height'] for e in self._roidb],
-                                    self._settings.ims_per_batch, self._aspect_grouping)
+                                    self._settings.ims_per_batch, self._aspect_grouping,
+                                    self._shuffle_rng)
         self._cur = 0
 
     def _get_next_minibatch_inds(self):
+        """This rank's images of the next run of solver_count minibatches."""
         n = self._settings.ims_per_batch
-        if self._cur + n > len(self._perm):
+        if self._cur + n * self._ranks > len(self._perm):
             self._shuffle_roidb_inds()
-        inds = self._perm[self._cur:self._cur + n]
-        self._cur += n
+        start = self._cur + self._rank * n
+        inds = self._perm[start:start + n]
+        self._cur += n * self._ranks
         return inds
 
     def _get_next_minibatch(self):

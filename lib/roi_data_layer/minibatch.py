@@ -42,24 +42,28 @@ class MinibatchSettings:
 
 def get_minibatch(roidb, num_classes, settings):
     """Returns a dict of blobs for the entries of roidb, each image at a scale drawn from
-    settings.scales: 'data', and with settings.has_rpn 'im_info' [[height, width, scale]] and
-    'gt_boxes' (G, 5) [x1, y1, x2, y2, class] in the scaled image; otherwise 'rois' (R, 5)
+    settings.scales: 'data' (the images zero-padded into one blob), and with settings.has_rpn
+    'im_info' (N, 3), each image's [height, width, scale] (its real extent in the blob), and
+    'gt_boxes' in the scaled images: (G, 5) [x1, y1, x2, y2, class] for one image, (G, 6) with
+    the image's index in the last column for several; otherwise 'rois' (R, 5)
     [image index, x1, y1, x2, y2], 'labels' (R,) and, with settings.bbox_reg, 'bbox_targets',
     'bbox_inside_weights', 'bbox_outside_weights' (R, 4 * num_classes)."""
     num_images = len(roidb)
     if num_images == 0:
         raise ValueError('get_minibatch: no roidb entries')
     scale_inds = np.random.randint(0, len(settings.scales), size=num_images)
-    im_blob, im_scales = _get_image_blob(roidb, scale_inds, settings)
+    im_blob, im_scales, im_shapes = _get_image_blob(roidb, scale_inds, settings)
     blobs = {'data': im_blob}
 
     if settings.has_rpn:
-        if num_images != 1:
-            raise ValueError('training a net with an RPN takes one image per minibatch; '
-                             'set TRAIN.IMS_PER_BATCH to 1 (got %d images)' % num_images)
-        blobs['gt_boxes'] = _gt_boxes(roidb[0], im_scales[0])
-        blobs['im_info'] = np.array([[im_blob.shape[2], im_blob.shape[3], im_scales[0]]],
+        blobs['im_info'] = np.array([[h, w, scale] for (h, w), scale in zip(im_shapes, im_scales)],
                                     dtype=np.float32)
+        if num_images == 1:
+            blobs['gt_boxes'] = _gt_boxes(roidb[0], im_scales[0])
+        else:
+            gt = [_gt_boxes(entry, scale) for entry, scale in zip(roidb, im_scales)]
+            blobs['gt_boxes'] = np.vstack(
+                [np.hstack((g, np.full((len(g), 1), i, np.float32))) for i, g in enumerate(gt)])
         return blobs
 
     per_image, fg_per_image = settings.sampling.per_image(num_images)
@@ -111,7 +115,7 @@ def _gt_boxes(entry, im_scale):
 
 def _get_image_blob(roidb, scale_inds, settings):
     """Reads, flips (for flipped entries), mean-subtracts and scales the images; returns the
-    (N, 3, H, W) blob and each image's scale."""
+    (N, 3, H, W) blob, each image's scale and its scaled (height, width)."""
     processed, scales = [], []
     means = settings.means_array()
     for entry, scale_ind in zip(roidb, scale_inds):
@@ -119,7 +123,7 @@ def _get_image_blob(roidb, scale_inds, settings):
         im, scale = prep_im_for_blob(im, means, settings.scales[scale_ind], settings.max_size)
         processed.append(im)
         scales.append(scale)
-    return im_list_to_blob(processed), np.array(scales)
+    return im_list_to_blob(processed), np.array(scales), [im.shape[:2] for im in processed]
 
 
 def load_image(entry):

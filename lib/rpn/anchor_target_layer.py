@@ -1,9 +1,12 @@
 """AnchorTargetLayer: labels and regression targets of the RPN's anchors (paper Sec. 3.1.2-3.1.3).
 
-Bottoms: rpn_cls_score (1, 2A, H, W) (only its H x W is read), gt_boxes (G, 5) rows
-[x1, y1, x2, y2, class], im_info (1, 3) [height, width, scale], data (unused; the release wires it).
-Tops: rpn_labels (1, 1, A*H, W) with 1 positive, 0 negative, -1 ignored;
-rpn_bbox_targets, rpn_bbox_inside_weights, rpn_bbox_outside_weights, each (1, 4A, H, W).
+Bottoms: rpn_cls_score (N, 2A, H, W) (only N, H and W are read), gt_boxes (G, 5) rows
+[x1, y1, x2, y2, class] (or (G, 6) with the image index last, for N > 1), im_info (N, 3)
+[height, width, scale] of each image, data (unused; the release wires it).
+Tops: rpn_labels (N, 1, A*H, W) with 1 positive, 0 negative, -1 ignored;
+rpn_bbox_targets, rpn_bbox_inside_weights, rpn_bbox_outside_weights, each (N, 4A, H, W).
+Each image is labelled against its own ground truth and its own extent (anchors past it are
+ignored, not just those past the padded blob), RPN_BATCHSIZE anchors sampled per image.
 param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
 allowed_border (default 0: anchors crossing the image border are ignored, Sec. 3.3).
 The labelling rule is cfg.TRAIN's RPN_* keys, read at setup (core.anchor_targets).
@@ -12,10 +15,15 @@ import caffe
 from core.anchor_targets import AnchorLabelling, anchor_targets
 from core.anchors import shifted_anchors
 from fast_rcnn.config import cfg
-from rpn.layer_io import anchor_params, gt_boxes_from_blob, zero_bottom_diffs
+from rpn.layer_io import (anchor_params, gt_boxes_from_blob, gt_boxes_of_image, im_info_rows,
+                         zero_bottom_diffs)
 
 
 class AnchorTargetLayer(caffe.Layer):
+    # rpn_cls_score, gt_boxes, im_info and, as the release wires it, data (unused).
+    min_bottom_blobs, max_bottom_blobs = 3, 4
+    tops = ('rpn_labels', 'rpn_bbox_targets', 'rpn_bbox_inside_weights',
+            'rpn_bbox_outside_weights')
 
     def setup(self, bottom, top):
         self._anchors, self._feat_stride, params = anchor_params(
@@ -25,13 +33,6 @@ class AnchorTargetLayer(caffe.Layer):
         except ValueError as e:
             raise caffe.CaffeError('AnchorTargetLayer %r: %s' % (self.name, e)) from None
         self._num_anchors = self._anchors.shape[0]
-        if len(bottom) < 3:
-            raise caffe.CaffeError('AnchorTargetLayer %r needs bottoms rpn_cls_score, gt_boxes, '
-                                   'im_info (and data); got %d' % (self.name, len(bottom)))
-        if len(top) != 4:
-            raise caffe.CaffeError('AnchorTargetLayer %r has 4 tops (rpn_labels, '
-                                   'rpn_bbox_targets, rpn_bbox_inside_weights, '
-                                   'rpn_bbox_outside_weights); got %d' % (self.name, len(top)))
         if bottom[0].shape[1] != 2 * self._num_anchors:
             raise caffe.CaffeError('AnchorTargetLayer %r: rpn_cls_score has %d channels, but %d '
                                    'anchors per position need %d (2 scores per anchor); check '
@@ -41,33 +42,28 @@ class AnchorTargetLayer(caffe.Layer):
         self.reshape(bottom, top)
 
     def reshape(self, bottom, top):
-        height, width = bottom[0].shape[-2:]
+        num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
         a = self._num_anchors
-        top[0].reshape(1, 1, a * height, width)
+        top[0].reshape(num, 1, a * height, width)
         for t in top[1:]:
-            t.reshape(1, 4 * a, height, width)
+            t.reshape(num, 4 * a, height, width)
 
     def forward(self, bottom, top):
-        if bottom[0].shape[0] != 1:
-            raise caffe.CaffeError('AnchorTargetLayer %r supports only single-image batches; '
-                                   'rpn_cls_score has num %d (set cfg.TRAIN.IMS_PER_BATCH 1)'
-                                   % (self.name, bottom[0].shape[0]))
-        height, width = bottom[0].shape[-2:]
+        num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
         gt_boxes = gt_boxes_from_blob(bottom[1])
-        im_info = bottom[2].data.reshape(-1)[:3]
-
+        im_info = im_info_rows(bottom[2], num, 'AnchorTargetLayer %r' % self.name)
         all_anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
-        labels, bbox_targets, inside_weights, outside_weights = anchor_targets(
-            all_anchors, gt_boxes, im_info[0], im_info[1], self._rule)
-
         a = self._num_anchors
-        # Anchor k = (y * W + x) * A + a becomes channel a (or 4a..4a+3) at (y, x).
-        labels = labels.reshape(1, height, width, a).transpose(0, 3, 1, 2)
-        top[0].reshape(1, 1, a * height, width)
-        top[0].data[...] = labels.reshape(1, 1, a * height, width)
-        for t, values in zip(top[1:], (bbox_targets, inside_weights, outside_weights)):
-            t.reshape(1, 4 * a, height, width)
-            t.data[...] = values.reshape(1, height, width, 4 * a).transpose(0, 3, 1, 2)
+        self.reshape(bottom, top)
+        for n in range(num):
+            labels, bbox_targets, inside_weights, outside_weights = anchor_targets(
+                all_anchors, gt_boxes_of_image(gt_boxes, n), im_info[n, 0], im_info[n, 1],
+                self._rule)
+            # Anchor k = (y * W + x) * A + a becomes channel a (or 4a..4a+3) at (y, x).
+            top[0].data[n, 0] = labels.reshape(height, width, a).transpose(2, 0, 1).reshape(
+                a * height, width)
+            for t, values in zip(top[1:], (bbox_targets, inside_weights, outside_weights)):
+                t.data[n] = values.reshape(height, width, 4 * a).transpose(2, 0, 1)
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)

@@ -74,15 +74,34 @@ def anchor_params(layer, default_scales, default_ratios, extra=None):
 
 
 def gt_boxes_from_blob(blob):
-    """The gt_boxes bottom as a (G, 5) float64 array; an image without objects may give an
-    empty blob of any shape."""
+    """The gt_boxes bottom as a (G, 5) or (G, 6) float64 array (rows [x1, y1, x2, y2, class]
+    and, for a batch of several images, the image's index); an image without objects may give
+    an empty blob of any shape."""
     data = np.asarray(blob.data, dtype=np.float64)
     if data.size == 0:
         return np.zeros((0, 5))
-    if data.ndim != 2 or data.shape[1] < 4:
-        raise CaffeError('gt_boxes should be (G, 5) rows [x1, y1, x2, y2, class]; got shape %s'
-                         % (data.shape,))
+    if data.ndim != 2 or data.shape[1] not in (4, 5, 6):
+        raise CaffeError('gt_boxes should be (G, 5) rows [x1, y1, x2, y2, class] (or (G, 6) '
+                         'with the image index last); got shape %s' % (data.shape,))
     return data
+
+
+def gt_boxes_of_image(gt_boxes, n):
+    """Image n's rows [x1, y1, x2, y2, class] of a gt_boxes array from gt_boxes_from_blob: the
+    rows whose index column is n, or, without an index column, all rows (for image 0)."""
+    if gt_boxes.shape[1] == 6:
+        return gt_boxes[gt_boxes[:, 5] == n, :5]
+    return gt_boxes if n == 0 else gt_boxes[:0]
+
+
+def im_info_rows(blob, num_images, where):
+    """im_info as (num_images, 3) rows [height, width, scale], one per image of the batch."""
+    info = np.asarray(blob.data).reshape(-1, 3) \
+        if blob.data.size % 3 == 0 else None
+    if info is None or info.shape[0] != num_images:
+        raise CaffeError('%s: im_info should hold [height, width, scale] for each of the %d '
+                         'images; got shape %s' % (where, num_images, blob.data.shape))
+    return info
 
 
 def zero_bottom_diffs(propagate_down, bottom):

@@ -1,9 +1,10 @@
 """ProposalLayer: turns the RPN's anchor scores and regressions into object proposals (paper
 Sec. 3.1 and 3.3).
 
-Bottoms: rpn_cls_prob_reshape (1, 2A, H, W) (background scores, then foreground scores),
-rpn_bbox_pred (1, 4A, H, W), im_info (1, 3) [height, width, scale].
-Tops: rois (R, 5) rows [batch index 0, x1, y1, x2, y2] in the scaled image's pixels, and
+Bottoms: rpn_cls_prob_reshape (N, 2A, H, W) (background scores, then foreground scores),
+rpn_bbox_pred (N, 4A, H, W), im_info (N, 3) [height, width, scale] of each image.
+Tops: rois (R, 5) rows [image index, x1, y1, x2, y2] in the scaled image's pixels, each
+image's proposals made alone (its own limits and NMS) and stacked in image order, and
 optionally scores (R, 1).
 param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS).
 
@@ -23,10 +24,12 @@ from core.anchors import shifted_anchors
 from core.proposals import ProposalSettings, propose
 from fast_rcnn.config import cfg
 from nms.dispatch import nms, runtime_gpu
-from rpn.layer_io import anchor_params, zero_bottom_diffs
+from rpn.layer_io import anchor_params, im_info_rows, zero_bottom_diffs
 
 
 class ProposalLayer(caffe.Layer):
+    bottoms = ('rpn_cls_prob_reshape', 'rpn_bbox_pred', 'im_info')
+    min_top_blobs, max_top_blobs = 1, 2  # rois, and optionally their scores
 
     def setup(self, bottom, top):
         self._anchors, self._feat_stride, _ = anchor_params(self, cfg.ANCHOR_SCALES,
@@ -39,12 +42,6 @@ class ProposalLayer(caffe.Layer):
         except ValueError as e:
             raise caffe.CaffeError('ProposalLayer %r: %s' % (self.name, e)) from None
         self._use_gpu_nms = bool(cfg.USE_GPU_NMS)
-        if len(bottom) != 3:
-            raise caffe.CaffeError('ProposalLayer %r needs bottoms rpn_cls_prob_reshape, '
-                                   'rpn_bbox_pred, im_info; got %d' % (self.name, len(bottom)))
-        if len(top) not in (1, 2):
-            raise caffe.CaffeError('ProposalLayer %r has tops rois and optionally scores; got %d'
-                                   % (self.name, len(top)))
         a = self._num_anchors
         if bottom[0].shape[1] != 2 * a or bottom[1].shape[1] != 4 * a:
             raise caffe.CaffeError('ProposalLayer %r: %d anchors per position need %d score and '
@@ -60,27 +57,30 @@ class ProposalLayer(caffe.Layer):
         pass
 
     def forward(self, bottom, top):
-        if bottom[0].shape[0] != 1:
-            raise caffe.CaffeError('ProposalLayer %r supports only single-image batches; got a '
-                                   'batch of %d' % (self.name, bottom[0].shape[0]))
         a = self._num_anchors
-        height, width = bottom[0].shape[-2:]
-        im_info = bottom[2].data.reshape(-1)[:3]
-        # Channels a of the second half are the foreground probabilities of anchor a.
-        scores = bottom[0].data[:, a:, :, :].transpose(0, 2, 3, 1).reshape(-1)
-        deltas = bottom[1].data.transpose(0, 2, 3, 1).reshape(-1, 4)
+        num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
+        im_info = im_info_rows(bottom[2], num, 'ProposalLayer %r' % self.name)
         anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
-        gpu_id = runtime_gpu() if self._use_gpu_nms else None
-        boxes, scores = propose(scores, deltas, anchors, im_info, self._settings,
-                                functools.partial(nms, gpu_id=gpu_id))
-
-        rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
-        rois[:, 1:] = boxes
+        nms_function = functools.partial(nms, gpu_id=runtime_gpu() if self._use_gpu_nms
+                                         else None)
+        rois, all_scores = [], []
+        for n in range(num):
+            # Channels a of the second half are the foreground probabilities of anchor a.
+            scores = bottom[0].data[n, a:, :, :].transpose(1, 2, 0).reshape(-1)
+            deltas = bottom[1].data[n].transpose(1, 2, 0).reshape(-1, 4)
+            boxes, scores = propose(scores, deltas, anchors, im_info[n], self._settings,
+                                    nms_function)
+            image_rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
+            image_rois[:, 0] = n
+            image_rois[:, 1:] = boxes
+            rois.append(image_rois)
+            all_scores.append(scores)
+        rois = np.vstack(rois)
         top[0].reshape(*rois.shape)
         top[0].data[...] = rois
         if len(top) > 1:
-            top[1].reshape(boxes.shape[0], 1)
-            top[1].data[...] = scores[:, None]
+            top[1].reshape(rois.shape[0], 1)
+            top[1].data[...] = np.concatenate(all_scores)[:, None]
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)

@@ -12,10 +12,12 @@ import caffe
 from core.roi_targets import BoxTargets, expand_bbox_targets, sample_rois_with_targets
 from core.sampling import RoISampling
 from fast_rcnn.config import cfg
-from rpn.layer_io import gt_boxes_from_blob, parse_param_str, zero_bottom_diffs
+from rpn.layer_io import gt_boxes_from_blob, gt_boxes_of_image, parse_param_str, zero_bottom_diffs
 
 
 class ProposalTargetLayer(caffe.Layer):
+    bottoms = ('rpn_rois', 'gt_boxes')
+    tops = ('rois', 'labels', 'bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights')
 
     def setup(self, bottom, top):
         params = parse_param_str(self, {}, required=('num_classes',))
@@ -24,11 +26,6 @@ class ProposalTargetLayer(caffe.Layer):
             raise caffe.CaffeError('ProposalTargetLayer %r: num_classes should be an integer >= 2 '
                                    '(background included); got %r'
                                    % (self.name, self._num_classes))
-        if len(bottom) != 2 or len(top) != 5:
-            raise caffe.CaffeError('ProposalTargetLayer %r needs bottoms rpn_rois, gt_boxes and '
-                                   'tops rois, labels, bbox_targets, bbox_inside_weights, '
-                                   'bbox_outside_weights; got %d bottoms, %d tops'
-                                   % (self.name, len(bottom), len(top)))
         self._sampling = RoISampling.from_cfg(cfg.TRAIN)
         self._targets = BoxTargets.from_cfg(cfg.TRAIN)
         top[0].reshape(1, 5)
@@ -41,38 +38,47 @@ class ProposalTargetLayer(caffe.Layer):
         pass
 
     def forward(self, bottom, top):
-        all_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
-        proposal_images = all_rois[:, 0]
+        rpn_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
         gt_boxes = gt_boxes_from_blob(bottom[1])
-        if all_rois.shape[0] and np.any(all_rois[:, 0] != 0):
-            raise caffe.CaffeError('ProposalTargetLayer %r supports only single-image batches; '
-                                   'rpn_rois has batch indices %s'
-                                   % (self.name, np.unique(all_rois[:, 0]).tolist()))
-        # The ground-truth boxes are candidates too (the release's choice): early in training
-        # the proposals may not yet reach FG_THRESH.
-        gt_rois = np.zeros((gt_boxes.shape[0], 5))
-        gt_rois[:, 1:] = gt_boxes[:, :4]
-        all_rois = np.vstack((all_rois, gt_rois))
-
         # TRAIN.BATCH_SIZE RoIs are split over the images actually in the batch (the release's
         # layer counts one image), whatever TRAIN.IMS_PER_BATCH says for Fast R-CNN training.
-        num_images = max(1, np.unique(proposal_images).size)
+        num_images = _num_images(rpn_rois, gt_boxes)
         try:
             per_image, fg_per_image = self._sampling.per_image(num_images)
         except ValueError as e:
             raise caffe.CaffeError('ProposalTargetLayer %r: %s' % (self.name, e)) from None
         targets = self._targets
         normalization = (targets.means, targets.stds) if targets.precomputed else None
-        rois, labels, target_data = sample_rois_with_targets(
-            all_rois[:, 1:], gt_boxes, self._sampling, per_image, fg_per_image, normalization)
-        bbox_targets, inside, outside = expand_bbox_targets(target_data, self._num_classes,
+        blob_rois, labels, target_data = [], [], []
+        for n in range(num_images):
+            image_gt = gt_boxes_of_image(gt_boxes, n)
+            # The ground-truth boxes are candidates too (the release's choice): early in training
+            # the proposals may not yet reach FG_THRESH.
+            candidates = np.vstack((rpn_rois[rpn_rois[:, 0] == n, 1:], image_gt[:, :4]))
+            rois, image_labels, image_targets = sample_rois_with_targets(
+                candidates, image_gt, self._sampling, per_image, fg_per_image, normalization)
+            image_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
+            image_rois[:, 0] = n
+            image_rois[:, 1:] = rois
+            blob_rois.append(image_rois)
+            labels.append(image_labels)
+            target_data.append(image_targets)
+        blob_rois, labels = np.vstack(blob_rois), np.concatenate(labels)
+        bbox_targets, inside, outside = expand_bbox_targets(np.vstack(target_data),
+                                                            self._num_classes,
                                                             targets.inside_weights)
-
-        blob_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
-        blob_rois[:, 1:] = rois
         for t, values in zip(top, (blob_rois, labels, bbox_targets, inside, outside)):
             t.reshape(*values.shape)
             t.data[...] = values
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
+
+
+def _num_images(rpn_rois, gt_boxes):
+    """Images in the batch: one more than the largest image index of the proposals and of the
+    ground truth (an index column exists only for several images)."""
+    last = rpn_rois[:, 0].max() if rpn_rois.shape[0] else 0
+    if gt_boxes.shape[1] == 6 and gt_boxes.shape[0]:
+        last = max(last, gt_boxes[:, 5].max())
+    return int(last) + 1

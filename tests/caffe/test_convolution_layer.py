@@ -65,17 +65,25 @@ CASES = {
 }
 
 
-@pytest.fixture(params=['batched', 'per_image'])
+@pytest.fixture(params=['batched', 'per_image', 'bands'])
 def batching(request, monkeypatch):
-    # Both ways the layer can cut a batch: all images in one product, or one image at a time.
+    # The ways the layer can cut a batch: all images in one product; one image at a time in
+    # bands of one output row (a buffer too small for anything more); or in bands of two rows
+    # (the last one shorter where the height is odd).
     if request.param == 'per_image':
-        monkeypatch.setattr(convolution, 'BATCH_COL_FLOATS', 1)
+        monkeypatch.setattr(convolution, 'COL_BUFFER_FLOATS', 1)
+    elif request.param == 'bands':
+        monkeypatch.setattr(convolution, 'COL_BUFFER_FLOATS', -2)  # set per case in make()
     return request.param
 
 
 def make(case, seed=0):
     params, pad, stride, dilation, group, bias, shape = CASES[case]
     x = np.random.RandomState(seed).randn(*shape).astype(np.float32)
+    if convolution.COL_BUFFER_FLOATS < 0:
+        # Room for two output rows of one image's column matrix.
+        layer, _, _ = build_layer(conv_text(params), [x[:1]])
+        convolution.COL_BUFFER_FLOATS = 2 * layer.kdim * layer.out_w
     layer, bottom, top = build_layer(conv_text(params), [x])
     return layer, bottom, top, (pad, stride, dilation, group, bias)
 
@@ -84,6 +92,8 @@ def make(case, seed=0):
 def test_forward_matches_brute_force(case, batching):
     layer, bottom, top, (pad, stride, dilation, group, bias) = make(case)
     assert layer.chunk == (bottom[0].shape[0] if batching == 'batched' else 1)
+    if batching != 'batched' and not layer.is_1x1:
+        assert layer.band == min(layer.out_h, 1 if batching == 'per_image' else 2)
     layer.forward(bottom, top)
     b = layer.blobs[1].data if bias else None
     expected = brute_conv(bottom[0].data, layer.blobs[0].data, b, pad, stride, dilation, group)
@@ -172,6 +182,79 @@ def test_reshape_to_a_new_input_size():
     np.testing.assert_allclose(top[0].data, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_layers_share_one_column_buffer(monkeypatch):
+    # Two layers of different sizes take turns with the one workspace: each result must still
+    # be its own (a layer may not keep a view of the buffer across calls).
+    monkeypatch.setattr(convolution, 'WORKSPACE', convolution._Workspace())
+    r = np.random.RandomState(6)
+    small = build_layer(conv_text('num_output: 3 kernel_size: 3 pad: 1'),
+                        [r.randn(1, 2, 5, 6).astype(np.float32)])
+    large = build_layer(conv_text('num_output: 4 kernel_size: 5 pad: 2 stride: 2'),
+                        [r.randn(1, 3, 11, 9).astype(np.float32)])
+    for layer, bottom, top in (small, large, small):
+        layer.forward(bottom, top)
+        pad, stride = layer.pad, layer.stride
+        expected = brute_conv(bottom[0].data, layer.blobs[0].data, layer.blobs[1].data, pad,
+                              stride, (1, 1), 1)
+        np.testing.assert_allclose(top[0].data, expected, rtol=1e-5, atol=1e-5)
+    assert len(convolution.WORKSPACE.buffers['col']) == large[0].kdim * 6 * 5
+    # A 1x1, stride 1, unpadded convolution of one image reads its bottom as the column matrix.
+    before = convolution.WORKSPACE.buffers['col']
+    layer, bottom, top = build_layer(conv_text('num_output: 2 kernel_size: 1'),
+                                     [r.randn(1, 80, 40, 30).astype(np.float32)])
+    layer.forward(bottom, top)
+    top[0].diff[...] = r.randn(*top[0].shape)
+    layer.backward(top, [True], bottom)
+    assert convolution.WORKSPACE.buffers['col'] is before
+    w = layer.blobs[0].data.reshape(2, 80)
+    np.testing.assert_allclose(top[0].data[0], np.einsum('oc,chw->ohw', w, bottom[0].data[0])
+                               + layer.blobs[1].data[:, None, None], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(bottom[0].diff[0], np.einsum('oc,ohw->chw', w, top[0].diff[0]),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_bands_give_the_bottom_diff_of_one_pass(monkeypatch):
+    # col2im adds the bands last first, which keeps Caffe's summation order: with the same
+    # column values the bottom diff is the same to the bit. One output channel and powers of
+    # two make every column value an exact product (whatever BLAS does), while the sums over
+    # the taps, of widely different magnitudes, round differently in another order.
+    r = np.random.RandomState(8)
+    x = r.randn(1, 3, 13, 7).astype(np.float32)
+    text = conv_text('num_output: 1 kernel_size: 3 pad: 1 stride: 1')
+    one, b1, t1 = build_layer(text, [x])
+    monkeypatch.setattr(convolution, 'COL_BUFFER_FLOATS', 3 * one.kdim * one.out_w)
+    banded, b2, t2 = build_layer(text, [x])
+    assert banded.band == 3 and one.band == one.out_h
+    powers = lambda shape, lo, hi: (r.choice([-1, 1], shape) *  # noqa: E731
+                                    np.exp2(r.randint(lo, hi, shape))).astype(np.float32)
+    one.blobs[0].data[...] = banded.blobs[0].data[...] = powers(one.blobs[0].shape, -3, 4)
+    dy = powers(t1[0].shape, -12, 13)
+    for layer, bottom, top in ((one, b1, t1), (banded, b2, t2)):
+        layer.forward(bottom, top)
+        top[0].diff[...] = dy
+        layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(b2[0].diff, b1[0].diff)
+    np.testing.assert_allclose(banded.blobs[0].diff, one.blobs[0].diff, rtol=1e-5, atol=1e-4)
+
+
+def test_reshape_skips_only_what_is_unchanged():
+    # reshape runs before every forward; it may skip its work only while the bottom shapes and
+    # the top shapes it set stay as they were.
+    layer, bottom, top, _ = make('plain_3x3')
+    shape = top[0].shape
+    top[0].reshape(1, 1, 1, 1)
+    layer.reshape(bottom, top)
+    assert top[0].shape == shape
+    bottom[0].reshape(1, 3, 8, 7)
+    layer.reshape(bottom, top)
+    assert top[0].shape == (1, 4, 6, 5) and (layer.out_h, layer.out_w) == (6, 5)
+    bottom[0].reshape(1, 5, 8, 7)
+    with pytest.raises(CaffeError, match='expected'):
+        layer.reshape(bottom, top)
+    with pytest.raises(CaffeError, match='expected'):   # a failed reshape is not remembered
+        layer.reshape(bottom, top)
+
+
 # im2col / col2im ------------------------------------------------------------------------------
 def brute_im2col(x, k, pad, stride, dilation):
     channels, height, width = x.shape
@@ -229,8 +312,23 @@ def test_im2col_and_col2im_match_direct_loops(shape, k, pad, stride, dilation):
     img = np.full(shape, 5, np.float32)
     col2im(grad, k[0], k[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1],
            out_h, out_w, img)
-    np.testing.assert_array_equal(img, brute_col2im(grad, shape, k, pad, stride, dilation,
-                                                    out_h, out_w))
+    brute = brute_col2im(grad, shape, k, pad, stride, dilation, out_h, out_w)
+    np.testing.assert_array_equal(img, brute)
+
+    # Bands of output rows: im2col gives those columns; col2im of the bands added last first
+    # (accumulate after the first, which overwrites) is the whole col2im to the bit.
+    args = (k[0], k[1], pad[0], pad[1], stride[0], stride[1], dilation[0], dilation[1])
+    img = np.full(shape, 5, np.float32)
+    for band in (1, 2, 3):
+        starts = list(range(0, out_h, band))[::-1]
+        for i, r0 in enumerate(starts):
+            r1 = min(r0 + band, out_h)
+            cols = slice(r0 * out_w, r1 * out_w)
+            part = np.full((expected.shape[0], (r1 - r0) * out_w), 9, np.float32)
+            im2col(x, *args, part, out_h, out_w, r0, r1)
+            np.testing.assert_array_equal(part, expected[:, cols])
+            col2im(np.ascontiguousarray(grad[:, cols]), *args, out_h, out_w, img, r0, r1, i > 0)
+        np.testing.assert_array_equal(img, brute)
 
 
 # Errors ---------------------------------------------------------------------------------------

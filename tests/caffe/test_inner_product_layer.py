@@ -79,6 +79,26 @@ def test_param_diffs_accumulate_and_respect_param_propagate_down():
     np.testing.assert_allclose(layer.blobs[1].diff, dy.sum(0), rtol=1e-5)
 
 
+@pytest.mark.parametrize('extra', ['', 'transpose: true'])
+def test_weight_gradient_in_row_blocks(monkeypatch, extra):
+    # The weight gradient is added to the diff a few rows at a time (the last block shorter).
+    from caffe.layers import inner_product
+    monkeypatch.setattr(inner_product, 'SCRATCH_FLOATS', 2 * 12)
+    rs = np.random.RandomState(6)
+    x = rs.randn(4, 12).astype(np.float32)
+    layer, bottom, top = build_layer(IP % (7, extra), [x])
+    layer.forward(bottom, top)
+    dy = rs.randn(4, 7).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.blobs[0].diff[...] = 0.5
+    layer.backward(top, [True], bottom)
+    grad = dy.T.astype(np.float64) @ x
+    np.testing.assert_allclose(layer.blobs[0].diff, 0.5 + (grad.T if extra else grad),
+                               rtol=1e-5, atol=1e-6)
+    w = layer.blobs[0].data.astype(np.float64)
+    np.testing.assert_allclose(bottom[0].diff, dy @ (w.T if extra else w), rtol=1e-5, atol=1e-6)
+
+
 def test_input_size_change_is_an_error():
     layer, bottom, top = build_layer(IP % (2, ''), [np.zeros((2, 6), np.float32)])
     bottom[0].reshape(2, 7)

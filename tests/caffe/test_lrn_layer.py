@@ -51,12 +51,94 @@ ACROSS = [  # (local_size, alpha, beta, k, shape)
     (3, 2.0, 0.5, 1.0, (1, 4, 5, 3)),
     (7, 0.3, 0.75, 2.0, (2, 3, 2, 3)),   # window wider than the channel count
     (1, 1.0, 0.75, 1.0, (1, 3, 2, 2)),
+    # planes longer than the kernels' 512-pixel runs, and enough work for several threads
+    (5, 0.0001, 0.75, 1.0, (2, 6, 23, 29)),
+    (3, 0.5, 0.75, 1.0, (1, 9, 121, 127)),
 ]
 WITHIN = [  # (local_size, alpha, beta, shape)
     (3, 0.9, 0.75, (2, 2, 5, 6)),
     (5, 1.5, 0.75, (1, 3, 4, 7)),
     (3, 0.00005, 0.75, (1, 2, 4, 4)),    # ZF's norm1/norm2 settings
 ]
+
+
+def reference_across(x, dy, size, alpha, beta, k):
+    """Caffe's CPU loops (sliding window sums over channels) in numpy float32, one rounding
+    per operation in Caffe's order: forward top and backward bottom diff."""
+    channels, pre = x.shape[1], (size - 1) // 2
+    a = np.float32(alpha) / np.float32(size)
+    sq = x * x
+    scale = np.empty_like(x)
+    scale[:, 0] = np.float32(k)
+    for c in range(min(pre + 1, channels)):
+        scale[:, 0] += a * sq[:, c]
+    for c in range(1, channels):
+        scale[:, c] = scale[:, c - 1]
+        if c + pre < channels:
+            scale[:, c] += a * sq[:, c + pre]
+        if c - pre - 1 >= 0:
+            scale[:, c] -= a * sq[:, c - pre - 1]
+    y = np.power(scale, -np.float32(beta)) * x
+    coeff = np.float32(2.0 * float(np.float32(alpha)) * float(np.float32(beta)) / size)
+    dx = np.power(scale, -np.float32(beta)) * dy
+    ratio = (dy * y) / scale
+    accum = np.zeros_like(x[:, 0])
+    for c in range(min(pre, channels)):
+        accum += ratio[:, c]
+    for c in range(channels):
+        if c + pre < channels:
+            accum += ratio[:, c + pre]
+        dx[:, c] -= coeff * (x[:, c] * accum)
+        if c - pre >= 0:
+            accum -= ratio[:, c - pre]
+    return y, dx
+
+
+@pytest.mark.parametrize('size,alpha,beta,k,shape', ACROSS)
+def test_across_channels_follows_caffes_loops(size, alpha, beta, k, shape):
+    r = np.random.RandomState(5)
+    x = r.randn(*shape).astype(np.float32)
+    dy = r.randn(*shape).astype(np.float32)
+    layer, bottom, top = build_layer(lrn_text('ACROSS_CHANNELS', size, alpha, beta, k), [x])
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    y, dx = reference_across(x, dy, size, alpha, beta, k)
+    np.testing.assert_array_equal(top[0].data, y)
+    np.testing.assert_array_equal(bottom[0].diff, dx)
+
+
+def reference_within(x, dy, size, alpha, beta):
+    """Caffe's WITHIN_CHANNEL network (split, x^2, AVE pooling, power, product) and its backward
+    in numpy float32, one rounding per operation in Caffe's order; the pooling sums from the
+    project's pooling kernels (checked against loops in test_pooling_layer)."""
+    from caffe.layers.pooling_kernels import ave_pool_backward, ave_pool_forward
+    planes = lambda a: a.reshape(-1, a.shape[2], a.shape[3])  # noqa: E731
+    pad, a, b = (size - 1) // 2, np.float32(alpha), np.float32(beta)
+    pooled = np.empty_like(x)
+    ave_pool_forward(planes(x * x), size, size, pad, pad, 1, 1, planes(pooled))
+    base = pooled * a + np.float32(1)
+    power = np.power(base, -b)
+    y = x * power
+    diff_scale = -b * a
+    grad_pooled = (power / base) * diff_scale * (x * dy)
+    grad_square = np.empty_like(x)
+    ave_pool_backward(planes(grad_pooled), size, size, pad, pad, 1, 1, planes(grad_square))
+    return y, power * dy + grad_square * (np.float32(2) * x)
+
+
+@pytest.mark.parametrize('size,alpha,beta,shape', WITHIN + [(3, 0.00005, 0.75, (1, 9, 121, 127))])
+def test_within_channel_follows_caffes_chain(size, alpha, beta, shape):
+    r = np.random.RandomState(6)
+    x = r.randn(*shape).astype(np.float32)
+    dy = r.randn(*shape).astype(np.float32)
+    layer, bottom, top = build_layer(lrn_text('WITHIN_CHANNEL', size, alpha, beta), [x])
+    layer.forward(bottom, top)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    y, dx = reference_within(x, dy, size, alpha, beta)
+    np.testing.assert_array_equal(top[0].data, y)
+    np.testing.assert_array_equal(bottom[0].diff, dx)
 
 
 @pytest.mark.parametrize('size,alpha,beta,k,shape', ACROSS)

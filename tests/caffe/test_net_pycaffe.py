@@ -305,7 +305,6 @@ def test_from_param_uses_the_state_the_parameter_carries(tmp_path):
     param.state.phase = caffe.TRAIN
     train_net = caffe.Net.from_param(param, source='in memory')
     assert 'train_only' in train_net.layer_dict and train_net.source == 'in memory'
-    assert train_net._source == 'in memory'                 # the old name still reads
 
 
 def test_solver_nets_name_their_files(tmp_path):

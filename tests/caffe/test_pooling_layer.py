@@ -221,3 +221,48 @@ def test_bad_parameters_name_the_layer(params, tops, message):
         build_layer('name: "bad_pool" type: "Pooling" bottom: "x" %s pooling_param { %s }'
                     % (' '.join('top: "%s"' % t for t in tops), params), [np.zeros((1, 1, 5, 5))])
     assert 'bad_pool' in str(info.value)
+
+
+def caffe_ave_loops(x, k, s, p, dy):
+    """Caffe's AVE loops in float32: each output sums its window (rows, then columns) from 0 and
+    divides by the window clipped to in + pad; backward spreads each share over the window,
+    outputs in row-major order."""
+    height, width = x.shape
+    out_h, out_w = pooled_size(height, k, p, s), pooled_size(width, k, p, s)
+    y = np.zeros((out_h, out_w), np.float32)
+    dx = np.zeros_like(x)
+    for oh in range(out_h):
+        for ow in range(out_w):
+            hs, ws = oh * s - p, ow * s - p
+            he, we = min(hs + k, height + p), min(ws + k, width + p)
+            size = np.float32((he - hs) * (we - ws))
+            total = np.float32(0)
+            for h in range(max(hs, 0), min(he, height)):
+                for w in range(max(ws, 0), min(we, width)):
+                    total = np.float32(total + x[h, w])
+            y[oh, ow] = total / size
+            share = np.float32(dy[oh, ow] / size)
+            for h in range(max(hs, 0), min(he, height)):
+                for w in range(max(ws, 0), min(we, width)):
+                    dx[h, w] = np.float32(dx[h, w] + share)
+    return y, dx
+
+
+@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 2), (2, 2, 0), (7, 1, 3)])
+def test_ave_sums_in_caffes_order(k, s, p):
+    # The kernels sum whole rows of outputs at a time where the window is inside the image;
+    # every output must still get Caffe's float32 sums, bit for bit, and so must every pixel
+    # of the backward pass (their shares added in Caffe's order). Values of widely different
+    # magnitudes make any other order round differently.
+    r = np.random.RandomState(k * 10 + s)
+    x = (r.randn(1, 1, 13, 17) * np.exp2(r.randint(-8, 9, (1, 1, 13, 17)))).astype(np.float32)
+    layer, bottom, top = build_layer(
+        'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
+        'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])
+    layer.forward(bottom, top)
+    dy = (r.randn(*top[0].shape) * np.exp2(r.randint(-8, 9, top[0].shape))).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
+    np.testing.assert_array_equal(top[0].data[0, 0], y)
+    np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)

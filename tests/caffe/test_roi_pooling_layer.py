@@ -181,3 +181,23 @@ def test_bad_params_and_shapes():
         build_layer(ROI % (0, 2, 1.0), [data, np.zeros((1, 5), np.float32)])
     with pytest.raises(CaffeError, match='rois'):
         build_layer(ROI % (2, 2, 1.0), [data, np.zeros((1, 4), np.float32)])
+
+
+def test_many_rois_and_channels_split_across_threads():
+    # Enough work for the kernels to share RoIs (forward) and channels (backward) out to the
+    # OpenMP threads; the results must still be the fork's, RoI by RoI and pixel by pixel.
+    rs = np.random.RandomState(7)
+    data = features((2, 24, 14, 16), seed=5)
+    x1, y1 = rs.randint(-40, 230, 50), rs.randint(-40, 200, 50)
+    rois = np.stack([rs.randint(0, 2, 50), x1, y1, x1 + rs.randint(0, 160, 50),
+                     y1 + rs.randint(0, 120, 50)], axis=1).astype(np.float32)
+    layer, bottom, top = build_layer(ROI % (7, 7, 0.0625), [data, rois])
+    layer.forward(bottom, top)
+    out, arg = brute_forward(data, rois, 7, 7, 0.0625)
+    np.testing.assert_array_equal(top[0].data, out)
+    np.testing.assert_array_equal(layer.argmax, arg)
+    dy = rs.randn(*top[0].shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True, False], bottom)
+    expect = brute_backward(dy, layer.argmax, rois, data.shape, 7, 7, 0.0625)
+    np.testing.assert_allclose(bottom[0].diff, expect, rtol=1e-5, atol=1e-6)

@@ -232,3 +232,31 @@ def test_release_style_tuple_param_str():
     labels = run("'feat_stride': 16\n'scales': !!python/tuple [8, 16]", [], (4, 4), (64, 64),
                  num_anchors=6)[0]
     assert labels.shape == (1, 1, 6 * 4, 4)
+
+
+def test_a_batch_labels_each_image_alone(monkeypatch):
+    # Two images of different sizes padded into one blob: each image's anchors are labelled
+    # against its own ground truth and its own extent (anchors past image 1's real width are
+    # ignored although the padded feature map covers them), exactly as alone. A sampling batch
+    # larger than the candidates makes the draw deterministic.
+    monkeypatch.setitem(cfg.TRAIN, 'RPN_BATCHSIZE', 100000)
+    monkeypatch.setitem(cfg.TRAIN, 'RPN_FG_FRACTION', 1.0)
+    feat = (10, 12)
+    gt0 = [[20, 30, 90, 110, 1], [100, 40, 160, 150, 2]]
+    gt1 = [[10, 10, 60, 70, 3]]
+    alone0 = run("'feat_stride': 16", gt0, feat, (160, 192))
+    alone1 = run("'feat_stride': 16", gt1, feat, (120, 100))
+    param = layer_param('name: "rpn-data" type: "Python" python_param { '
+                        'module: "rpn.anchor_target_layer" layer: "AnchorTargetLayer" }')
+    param.python_param.param_str = "'feat_stride': 16"
+    gt = np.array([g + [0] for g in gt0] + [g + [1] for g in gt1], dtype=np.float32)
+    arrays = [np.zeros((2, 18) + feat), gt, np.array([[160, 192, 1.0], [120, 100, 1.0]]),
+              np.zeros((2, 3, 160, 192))]
+    layer, bottom, top = build_layer(param, arrays, num_tops=4)
+    layer.forward(bottom, top)
+    both = [t.data.copy() for t in top]
+    for i, alone in enumerate((alone0, alone1)):
+        for got, expected in zip(both, alone):
+            np.testing.assert_array_equal(got[i], expected[0])
+    # Image 1 is 100 pixels wide: its anchors reaching past x = 100 are all ignored.
+    assert (both[0][1].reshape(9, 10, 12)[:, :, 7:] == -1).all()

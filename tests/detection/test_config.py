@@ -31,7 +31,8 @@ def test_release_defaults():
         RPN_NEGATIVE_OVERLAP=0.3, RPN_CLOBBER_POSITIVES=False, RPN_FG_FRACTION=0.5,
         RPN_BATCHSIZE=256, RPN_NMS_THRESH=0.7, RPN_PRE_NMS_TOP_N=12000,
         RPN_POST_NMS_TOP_N=2000, RPN_MIN_SIZE=16, RPN_BBOX_INSIDE_WEIGHTS=(1, 1, 1, 1),
-        RPN_POSITIVE_WEIGHT=-1.0, RPN_LAMBDA=10.0, ITER_SIZE=0)
+        RPN_POSITIVE_WEIGHT=-1.0, RPN_LAMBDA=10.0, ITER_SIZE=0,
+        RANKS_PER_UPDATE=0)
     expected_test = dict(
         SCALES=(600,), MAX_SIZE=1000, NMS=0.3, SVM=False, BBOX_REG=True, HAS_RPN=False,
         PROPOSAL_METHOD='selective_search', RPN_NMS_THRESH=0.7, RPN_PRE_NMS_TOP_N=6000,
@@ -202,7 +203,8 @@ def test_cfg_to_string():
     ('TRAIN.RPN_POSITIVE_OVERLAP', '1.2'), ('TRAIN.RPN_FG_FRACTION', '-0.5'),
     ('TRAIN.RPN_BATCHSIZE', '0'), ('TRAIN.RPN_NMS_THRESH', '7'), ('TRAIN.RPN_PRE_NMS_TOP_N', '-2'),
     ('TRAIN.RPN_MIN_SIZE', '-16'), ('TRAIN.RPN_POSITIVE_WEIGHT', '1.0'),
-    ('TRAIN.RPN_LAMBDA', '-1'), ('TRAIN.ITER_SIZE', '-2'), ('TEST.SCALES', '(0,)'),
+    ('TRAIN.RPN_LAMBDA', '-1'), ('TRAIN.ITER_SIZE', '-2'), ('TRAIN.RANKS_PER_UPDATE', '-8'),
+    ('TEST.SCALES', '(0,)'),
     ('TEST.MAX_SIZE', '-5'), ('TEST.NMS', '1.01'), ('TEST.NMS', 'nan'),
     ('TEST.RPN_POST_NMS_TOP_N', '-7'), ('TEST.MAX_PER_IMAGE', '-3'), ('TEST.SCORE_THRESH', 'inf'),
     ('DEDUP_BOXES', '-0.0625'), ('EPS', '0'), ('GPU_ID', '-1'), ('ANCHOR_SCALES', '()'),

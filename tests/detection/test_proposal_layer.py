@@ -190,14 +190,30 @@ def test_no_cls_ablation_draws_unranked_proposals(limits, monkeypatch):
         run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST)
 
 
-def test_single_top_and_batch_errors():
+def test_single_top_and_errors():
     scores, deltas = random_inputs(8)
     rois = run(scores, deltas, [[200, 200, 1.0]], num_tops=1)[0]
     assert rois.shape[1] == 5
-    with pytest.raises(caffe.CaffeError, match='single-image'):
-        run(np.concatenate([scores] * 2), np.concatenate([deltas] * 2), [[200, 200, 1.0]] * 2)
+    with pytest.raises(caffe.CaffeError, match='im_info'):
+        run(np.concatenate([scores] * 2), np.concatenate([deltas] * 2), [[200, 200, 1.0]])
     with pytest.raises(caffe.CaffeError, match='channels'):
         run(scores[:, :6], deltas, [[200, 200, 1.0]])
+
+
+def test_a_batch_proposes_for_each_image_alone():
+    # Two images of different extents in one padded blob: each gets the proposals it gets on
+    # its own (its size, scale, limits and NMS), tagged with its index, in image order.
+    (s0, d0), (s1, d1) = random_inputs(11), random_inputs(12)
+    info = [[128, 160, 1.0], [100, 120, 0.8]]
+    alone = [run(s, d, [i]) for s, d, i in ((s0, d0, info[0]), (s1, d1, info[1]))]
+    rois, scores = run(np.concatenate([s0, s1]), np.concatenate([d0, d1]), info)
+    n0 = len(alone[0][0])
+    assert len(rois) == n0 + len(alone[1][0]) and n0 > 0 and len(alone[1][0]) > 0
+    np.testing.assert_array_equal(rois[:n0, 1:], alone[0][0][:, 1:])
+    np.testing.assert_array_equal(rois[n0:, 1:], alone[1][0][:, 1:])
+    assert (rois[:n0, 0] == 0).all() and (rois[n0:, 0] == 1).all()
+    np.testing.assert_array_equal(scores, np.concatenate([alone[0][1], alone[1][1]]))
+    assert rois[n0:, 3].max() <= 119 and rois[n0:, 4].max() <= 99  # clipped to image 1
 
 
 class FakeRpnNet:

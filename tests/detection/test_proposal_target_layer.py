@@ -14,7 +14,8 @@ def run(rpn_rois, gt_boxes, num_classes=K):
                         'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
     param.python_param.param_str = "'num_classes': %d" % num_classes
     arrays = [np.asarray(rpn_rois, np.float32).reshape(-1, 5),
-              np.asarray(gt_boxes, np.float32).reshape(-1, 5)]
+              np.asarray(gt_boxes, np.float32).reshape(-1, 6 if np.shape(gt_boxes)[-1:] == (6,)
+                                                       else 5)]
     layer, bottom, top = build_layer(param, arrays, num_tops=5)
     layer.forward(bottom, top)
     return [t.data.copy() for t in top]
@@ -131,8 +132,27 @@ def test_batch_size_comes_from_the_images_in_the_batch(precomputed, monkeypatch)
     assert len(rois) == 64 and (labels > 0).sum() == 32
 
 
+def test_a_batch_samples_each_image_against_its_own_ground_truth(precomputed, monkeypatch):
+    # Two images: BATCH_SIZE / 2 RoIs each, labelled by their own image's ground truth only
+    # (the other image's boxes are elsewhere and must not make foreground), tagged by image.
+    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
+    rng = np.random.RandomState(4)
+    gt1 = [[400, 380, 560, 560, 2]]
+    rois_in = np.vstack([proposals_around(GT, 400, rng, 0.6),
+                         np.hstack([[[1]] * 300, proposals_around(gt1, 300, rng, 0.6)[:, 1:]])])
+    gt = np.vstack([np.hstack([GT, np.zeros((3, 1))]), np.hstack([gt1, [[1]]])])
+    rois, labels, _, _, _ = run(rois_in, gt)
+    for n, image_gt in ((0, GT), (1, gt1)):
+        mine = rois[:, 0] == n
+        assert mine.sum() == 32 and (labels[mine] > 0).sum() == 8
+        for roi, label in zip(rois[mine, 1:], labels[mine]):
+            overlaps = [iou(roi, g) for g in image_gt]
+            if label > 0:
+                assert max(overlaps) >= cfg.TRAIN.FG_THRESH
+                assert label == image_gt[int(np.argmax(overlaps))][4]
+    assert (rois[:32, 0] == 0).all() and (rois[32:, 0] == 1).all()
+
+
 def test_errors(precomputed):
-    with pytest.raises(caffe.CaffeError, match='single-image'):
-        run([[1, 0, 0, 10, 10]], GT)
     with pytest.raises(caffe.CaffeError, match='num_classes'):
         run([[0, 0, 0, 10, 10]], GT, num_classes=1)

@@ -317,3 +317,57 @@ def test_layer_in_a_net(train_cfg, tmp_path):
     net.forward()
     np.testing.assert_array_equal(net.blobs['gt_boxes'].data, [[10, 20, 40, 60, 2]])
     np.testing.assert_array_equal(net.blobs['im_info'].data, [[80, 120, 2]])
+
+
+# Data-parallel ranks ------------------------------------------------------------------------------
+
+def rank_reader(entries, rank, count, shuffle_seed=5):
+    caffe.set_solver_count(count)
+    caffe.set_solver_rank(rank)
+    try:
+        layer, _ = make_data_layer(3)
+        layer.set_roidb(entries, shuffle_seed=shuffle_seed)
+    finally:
+        caffe.set_solver_count(1)
+        caffe.set_solver_rank(0)
+    return layer
+
+
+def sized_entries(count):
+    # Landscape and portrait sizes, so that aspect grouping has something to group.
+    return [{'width': 60 + 10 * (i % 3), 'height': 40 + 35 * (i % 2)} for i in range(count)]
+
+
+@pytest.mark.parametrize('ranks,ims,images', [(2, 1, 12), (4, 1, 12), (2, 2, 16)])
+def test_ranks_share_one_order_and_each_reads_its_part(train_cfg, monkeypatch, ranks, ims,
+                                                        images):
+    monkeypatch.setattr(cfg.TRAIN, 'IMS_PER_BATCH', ims)
+    entries = sized_entries(images)
+    single = rank_reader(entries, 0, 1)
+    epochs = 3
+    order = [tuple(single._get_next_minibatch_inds()) for _ in range(epochs * images // ims)]
+    assert sorted(i for batch in order[:images // ims] for i in batch) == list(range(images))
+    assert order[:images // ims] != order[images // ims:2 * images // ims]  # reshuffled
+    layers = [rank_reader(entries, r, ranks) for r in range(ranks)]
+    for t in range(epochs * images // (ims * ranks)):
+        for r, layer in enumerate(layers):
+            assert tuple(layer._get_next_minibatch_inds()) == order[t * ranks + r], (t, r)
+
+
+def test_a_rank_resumes_its_reading_exactly(train_cfg):
+    entries = sized_entries(6)
+    layer = rank_reader(entries, 1, 2)
+    for _ in range(2):
+        layer._get_next_minibatch_inds()
+    state = layer.get_state()
+    expected = [tuple(layer._get_next_minibatch_inds()) for _ in range(7)]  # past two epochs
+    resumed = rank_reader(entries, 1, 2, shuffle_seed=99)
+    resumed.set_state(state)
+    assert [tuple(resumed._get_next_minibatch_inds()) for _ in range(7)] == expected
+
+
+def test_ranks_need_a_shared_shuffle_seed_and_enough_images(train_cfg):
+    with pytest.raises(caffe.CaffeError, match='share one shuffled order'):
+        rank_reader(sized_entries(6), 0, 2, shuffle_seed=None)
+    with pytest.raises(caffe.CaffeError, match=r'3 images, fewer than .* x 4 solver'):
+        rank_reader(sized_entries(3), 0, 4)

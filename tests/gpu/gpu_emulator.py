@@ -309,6 +309,34 @@ class FakeDevice:
         return FakeContext(self)
 
 
+class FakeStream:
+    """pycuda.driver.Stream: work is synchronous here; the handle is what libraries get."""
+    _handles = iter(range(0x5000, 1 << 30))
+
+    def __init__(self, flags=0):
+        self.flags = flags
+        self.handle = next(FakeStream._handles)
+        self.waited_for = []
+
+    def synchronize(self):
+        pass
+
+    def wait_for_event(self, event):
+        self.waited_for.append(event)
+
+
+class FakeEvent:
+    def __init__(self, flags=0):
+        self.recorded_on = 'never'
+
+    def record(self, stream=None):
+        self.recorded_on = stream
+        return self
+
+    def synchronize(self):
+        return self
+
+
 _CTYPES = {np.dtype(np.int32): ctypes.c_int, np.dtype(np.uint32): ctypes.c_uint,
            np.dtype(np.float32): ctypes.c_float, np.dtype(np.float64): ctypes.c_double,
            np.dtype(np.uint64): ctypes.c_uint64, np.dtype(np.int64): ctypes.c_int64}
@@ -386,6 +414,9 @@ def fake_pycuda_modules():
     driver.memcpy_dtod = _memcpy_dtod
     driver.module_from_buffer = FakeModule
     driver.mem_alloc = FakeAllocation
+    driver.Stream = FakeStream
+    driver.Event = FakeEvent
+    driver.stream_flags = types.SimpleNamespace(DEFAULT=0, NON_BLOCKING=1)
     gpuarray = types.ModuleType('pycuda.gpuarray')
     gpuarray.GPUArray = GPUArray
 

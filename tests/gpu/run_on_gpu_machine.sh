@@ -1,59 +1,103 @@
 #!/usr/bin/env bash
-# Everything the GPU backend still has to prove on a real GPU, in one command (for a lent GPU
-# machine with no network; see /work/shared/GPU_SETUP.md):
+# Everything the GPU backend has to prove on a real GPU, in one command of at most 8 minutes, for
+# a lent GPU machine with no network (facts: /work/shared/GPU_SETUP.md; docs/gpu.md).
 #
-#   1. (once, on the CPU machine, in the repo root) download what the GPU machine lacks:
-#        echo /.whl/ >> .git/info/exclude
-#        python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#          --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
-#          --platform manylinux2014_x86_64 -d .whl pytools==2026.1.1 platformdirs==4.14.8 \
-#          siphash24==1.9 mako==1.4.3 easydict==1.14 pycocotools==2.0.11
-#        python3 -m pip download --no-deps --no-binary=:all: -d .whl pycuda==2026.1
-#   2. on the GPU machine, carrying .whl and the generated lib/caffe/proto/caffe_pb2.py (the
-#      machine has no grpcio-tools to regenerate it):  tests/gpu/run_on_gpu_machine.sh
+#   1. Here, on the CPU machine, in the repo root: tests/gpu/prepare_gpu_machine.sh
+#      (downloads the wheels the GPU machine lacks into .whl/, generates caffe_pb2.py, checks
+#      both and prints the device call to make).
+#   2. There: the device tool's run with carry [".whl", "lib/caffe/proto/caffe_pb2.py"] and the
+#      command  tests/gpu/run_on_gpu_machine.sh
 #
-# Builds PyCUDA and the Cython extensions there, then runs (logs under $OUT, or ./gpu-logs):
-# the gpu-marked tests (every layer against the CPU, GPU gradient checks, NMS, ZF/VGG16
-# detection, toy training), the whole CPU suite once more, tools/benchmark_gpu.py and
-# tools/benchmark_roi_warping.py --gpu.
+# The phases run one after another, each under its own time budget and never past the overall
+# deadline (DEADLINE seconds, default 470), each writing its log as it goes, so a timeout still
+# leaves what ran. $OUT (default ./gpu-logs) gets at most 8 files:
+#   summary.txt     one line per phase: name, exit status, seconds (written as each ends)
+#   build.log       wheels, PyCUDA built from source, the Cython extensions, nvcc of every .cu
+#   device.log      the device, cuDNN and cuBLAS found
+#   gpu-tests.log   pytest -m gpu: every layer type and solver update against the CPU, GPU
+#                   gradient checks, GPU NMS, ZF/VGG16 im_detect, 20 toy end2end iterations,
+#                   NCCL (test_nccl_gpu.py, where a libnccl.so.2 is found) and ROIWarping
+#   bench.log       tools/benchmark_gpu.py (float32, then TF32) and benchmark_roi_warping.py
+#   bench.json, bench-tf32.json   the benchmarks' medians (ms)
+#   cpu-tests.log   the rest of the suite, in parallel, if time is left
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-logs}
+DEADLINE=${DEADLINE:-470}
 mkdir -p "$OUT"
-exec > >(tee "$OUT/run.log") 2>&1
+START=$(date +%s)
+export PYTHONUNBUFFERED=1
+: > "$OUT/summary.txt"
 
-nvidia-smi || true
-python3 -c "import sys; print(sys.version)"
+# phase NAME BUDGET LOG COMMAND...: runs COMMAND with its output appended to LOG, stopped after
+# BUDGET seconds or at the deadline, whichever comes first; records the outcome in summary.txt.
+phase() {
+  local name=$1 budget=$2 log=$3
+  shift 3
+  local left=$((DEADLINE - ($(date +%s) - START)))
+  if [ "$left" -lt 15 ]; then
+    echo "$name skipped: deadline" >> "$OUT/summary.txt"
+    return 1
+  fi
+  [ "$budget" -gt "$left" ] && budget=$left
+  local t0
+  t0=$(date +%s)
+  echo "=== $name (budget ${budget}s)" >> "$log"
+  # bash -c runs the exported shell functions (build, device_info) as well as programs.
+  timeout --kill-after=5 "$budget" bash -c '"$@"' _ "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "$name rc=$rc ${budget}s-budget $(( $(date +%s) - t0 ))s" >> "$OUT/summary.txt"
+  return $rc
+}
 
-SITE=/tmp/site
-if ! PYTHONPATH=$SITE python3 -c "import pycuda.driver" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --target $SITE .whl/*.whl
+build() {
+  test -f lib/caffe/proto/caffe_pb2.py || { echo "carry lib/caffe/proto/caffe_pb2.py"; return 1; }
+  ls .whl/pycuda-*.tar.gz > /dev/null || { echo "carry .whl (tests/gpu/prepare_gpu_machine.sh)"; return 1; }
+  nvidia-smi
+  python3 -c "import sys; print(sys.version)"
+  local site=/tmp/site
+  python3 -m pip install -q --no-index --no-deps --no-compile --target $site .whl/*.whl || return 1
   mkdir -p /tmp/cudadrv
   ln -sf "$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')" /tmp/cudadrv/libcuda.so
   printf "CUDADRV_LIB_DIR=['/tmp/cudadrv']\nCUDA_ENABLE_CURAND=False\n" > ~/.aksetup-defaults.py
-  LDFLAGS=-Wl,--no-as-needed python3 -m pip install -q --no-index --no-deps \
-    --no-build-isolation --target $SITE .whl/pycuda-*.tar.gz || exit 1
-fi
-export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+  LDFLAGS=-Wl,--no-as-needed MAKEFLAGS=-j16 python3 -m pip install -q --no-index --no-deps \
+    --no-build-isolation --target $site .whl/pycuda-*.tar.gz || return 1
+  # The Cython extensions for this machine's Python (no network: make's pip step is skipped).
+  touch .deps-stamp lib/caffe/proto/caffe_pb2.py
+  (cd lib && python3 setup.py -q build_ext --inplace -j 16) || return 1
+  find lib -name '*.cu' | xargs -P 16 -I{} sh -c \
+    'nvcc -arch=sm_90 -std=c++17 --fatbin -o /dev/null {} || { echo "nvcc failed: {}"; exit 1; }' \
+    && echo "nvcc: compiled $(find lib -name '*.cu' | wc -l) CUDA source(s)"
+}
 
-# No network there: skip make's pip step (the machine's venv has the runtime deps) and build the
-# Cython extensions for its Python; the CUDA compile check runs with its nvcc.
-test -f lib/caffe/proto/caffe_pb2.py || { echo "carry lib/caffe/proto/caffe_pb2.py"; exit 1; }
-touch .deps-stamp lib/caffe/proto/caffe_pb2.py
-make cython cuda-check > "$OUT/make.log" 2>&1 || { tail -30 "$OUT/make.log"; exit 1; }
-
-python3 - <<'EOF'
+device_info() {
+  python3 - <<'EOF'
 import caffe, caffe.gpu as gpu
 from caffe.gpu import cudnn, cublas
 caffe.set_mode_gpu()
 print('device', gpu.current_device(), 'compute capability', gpu.compute_capability())
 print('cuDNN', cudnn.version(), cudnn._lib['path'])
 print('cuBLAS', cublas._lib['path'])
+from caffe.gpu import nccl
+print('NCCL', (nccl.version(), nccl._lib['path']) if nccl.available() else 'not found')
 EOF
+}
 
-python3 -m pytest -q -m gpu tests/gpu -rs --durations=15 2>&1 | tee "$OUT/pytest-gpu.log" | tail -40
-python3 -m pytest -q tests -x 2>&1 | tail -5 | tee "$OUT/pytest-all.log"
-python3 tools/benchmark_gpu.py --gpu 0 2>&1 | tee "$OUT/benchmark.log"
-CAFFE_ALLOW_TF32=1 python3 tools/benchmark_gpu.py --gpu 0 --no-train 2>&1 \
-  | tee "$OUT/benchmark-tf32.log"
-python3 tools/benchmark_roi_warping.py --gpu 0 --repeat 10 2>&1 | tee "$OUT/benchmark-roi-warping.log"
+export -f build device_info
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+phase build 210 "$OUT/build.log" build || { cat "$OUT/summary.txt"; tail -40 "$OUT/build.log"; exit 1; }
+phase device 30 "$OUT/device.log" device_info
+phase gpu-tests 170 "$OUT/gpu-tests.log" \
+  python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs --durations=20
+phase benchmark-fp32 70 "$OUT/bench.log" \
+  python3 tools/benchmark_gpu.py --gpu 0 --result "$OUT/bench.json"
+phase benchmark-tf32 40 "$OUT/bench.log" \
+  env CAFFE_ALLOW_TF32=1 python3 tools/benchmark_gpu.py --gpu 0 --no-train \
+  --result "$OUT/bench-tf32.json"
+phase benchmark-roi-warping 25 "$OUT/bench.log" \
+  python3 tools/benchmark_roi_warping.py --gpu 0 --repeat 5
+if python3 -c "import xdist" 2>/dev/null; then
+  phase cpu-tests 120 "$OUT/cpu-tests.log" python3 -m pytest -q -p no:cacheprovider -n 14 tests
+fi
+cat "$OUT/summary.txt"
+tail -5 "$OUT/gpu-tests.log"

@@ -19,7 +19,10 @@ copy, gpu_nms), so `import caffe` and the whole CPU path work on machines withou
   the CPU path and Caffe; the environment variable CAFFE_ALLOW_TF32=1 switches it on too.
 
 All work goes to the legacy default stream (pycuda's stream None, cuDNN's and cuBLAS's stream 0),
-so kernels, library calls and copies run in the order they are issued. The context is current
+so kernels, library calls and copies run in the order they are issued; the one exception is
+the layer-wise gradient reduction of data-parallel training (caffe.parallel), which runs NCCL and
+its scaling kernel on a stream of its own, ordered after the default stream by an event. The
+context is current
 on the thread that called init(); the runtime is meant to be driven from that thread.
 """
 import atexit
@@ -337,7 +340,7 @@ class Kernel:
             f = self._functions[_state.generation]
         return f
 
-    def __call__(self, n, *args):
+    def __call__(self, n, *args, stream=None):
         n = int(n)
         if n <= 0:
             return
@@ -346,7 +349,7 @@ class Kernel:
                                 % (self.name, n))
         blocks = min((n + THREADS - 1) // THREADS, MAX_BLOCKS)
         self.function()(np.int32(n), *[_argument(a) for a in args],
-                        block=(THREADS, 1, 1), grid=(blocks, 1))
+                        block=(THREADS, 1, 1), grid=(blocks, 1), stream=stream)
 
     def launch(self, grid, block, *args, shared=0):
         """A launch with an explicit grid and block (for kernels that are not element-wise)."""

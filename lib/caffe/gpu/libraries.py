@@ -1,4 +1,4 @@
-"""Finding and loading NVIDIA's shared libraries (cuDNN, cuBLAS) for the ctypes bindings.
+"""Finding and loading NVIDIA's shared libraries (cuDNN, cuBLAS, NCCL) for the ctypes bindings.
 
 The NVIDIA pip wheels put their libraries in site-packages/nvidia/<package>/lib (CUDA 12 wheels,
 cuDNN) or site-packages/nvidia/cu13/lib (CUDA 13 wheels); those folders are searched first, then
@@ -35,6 +35,12 @@ CUBLAS = LibrarySpec(
                ('libcublas.so.12', ['libcublasLt.so.12'])],
     ['nvidia/cu13/lib', 'nvidia/cublas/lib', 'nvidia/cu12/lib'],
     'pip install nvidia-cublas (CUDA 13; nvidia-cublas-cu12 for CUDA 12)')
+
+
+NCCL = LibrarySpec(
+    'NCCL 2', [('libnccl.so.2', [])],
+    ['nvidia/nccl/lib', 'nvidia/cu13/lib', 'nvidia/cu12/lib'],
+    'pip install nvidia-nccl-cu13 (CUDA 13; nvidia-nccl-cu12 for CUDA 12)')
 
 
 def site_dirs():

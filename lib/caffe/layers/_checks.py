@@ -1,6 +1,8 @@
 """Checks built-in layers make on their blobs, with messages that name the layer (counts that
 depend on a parameter, beyond what the class declares for the Net to check, and Caffe's
-CanonicalAxisIndex)."""
+CanonicalAxisIndex), and the reshape cache."""
+import functools
+
 import numpy as np
 
 from ..common import CaffeError
@@ -67,3 +69,22 @@ def roi_rows(layer, features, rois):
         raise layer_error(layer, 'roi %d has batch index %g; the features hold %d image(s)'
                           % (np.flatnonzero(bad)[0], idx[bad][0], features.shape[0]))
     return np.ascontiguousarray(rows)
+
+
+def reshape_by_shapes(reshape):
+    """Decorates a layer's reshape whose work depends only on its bottoms' shapes (checks, top
+    shapes, internal buffers): when the bottoms have the shapes of the last call and the tops
+    still have the shapes it gave them, there is nothing to do. The Net reshapes every layer
+    before every forward pass (as Caffe does), and in small nets those checks cost as much as
+    the arithmetic."""
+    @functools.wraps(reshape)
+    def wrapper(self, bottom, top):
+        key = tuple(b.shape for b in bottom)
+        done = self.__dict__.get('_reshaped')
+        if done is not None and done[0] == key and len(done[1]) == len(top) and \
+                all(t.shape == shape for t, shape in zip(top, done[1])):
+            return
+        self._reshaped = None
+        reshape(self, bottom, top)
+        self._reshaped = (key, tuple(t.shape for t in top))
+    return wrapper

@@ -7,7 +7,8 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import canonical_axis, count_between, layer_error
+from ._checks import (canonical_axis, count_between, layer_error,
+                      reshape_by_shapes)
 
 
 @register('Accuracy')
@@ -21,6 +22,7 @@ class AccuracyLayer(Layer):
         self.top_k = int(p.top_k)
         self.ignore_label = int(p.ignore_label) if p.HasField('ignore_label') else None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         scores, labels = bottom
         self.axis = canonical_axis(self, scores, self.layer_param.accuracy_param.axis,

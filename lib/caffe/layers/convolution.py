@@ -3,12 +3,18 @@
 Weights are (num_output, channels/group, kernel_h, kernel_w), bias (num_output,); the output is
 floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1 along each axis. Several bottoms may
 share one set of weights (each gives the top of the same index), as in Caffe.
+
+CPU memory: all Convolution layers share one column buffer (Caffe shares its col buffer too),
+held to about COL_BUFFER_FLOATS floats: a large image is convolved in bands of output rows (the
+band's columns, products written straight into the top's rows), several small images side by
+side in one product. A 1x1, stride 1, unpadded convolution of one image needs no column matrix:
+the bottom is one.
 """
 import numpy as np
 
 from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import layer_error
+from ._checks import layer_error, reshape_by_shapes
 
 try:
     from .im2col import col2im, im2col
@@ -16,9 +22,30 @@ except ImportError as e:  # the package imports every layer; fail only when a Co
     col2im = im2col = None
     _IM2COL_ERROR = e
 
-# Images go through one matrix product together as long as their column matrices fit in this
-# many floats: small feature maps make thin products that BLAS runs far below its peak.
-BATCH_COL_FLOATS = 1 << 22
+# The column buffer's size in floats (32 MB): images go through one product together while their
+# column matrices fit (small feature maps make thin products that BLAS runs far below its peak);
+# a larger image goes through in bands of output rows that fit. Each band's product packs the
+# weights again, so bands must be wide: with VGG16 at 600x1000 on 2 cores, 8 MB bands made the
+# conv layers 10-30% slower than 32 MB ones, and 64 MB ones were no faster.
+COL_BUFFER_FLOATS = 1 << 23
+
+
+class _Workspace:
+    """Scratch arrays shared by every Convolution layer of the process; they only grow (Faster
+    R-CNN changes the image size every iteration, and fresh pages cost more than the im2col
+    that fills them)."""
+
+    def __init__(self):
+        self.buffers = {}
+
+    def get(self, name, size):
+        buf = self.buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self.buffers[name] = np.empty(max(int(size), 1), np.float32)
+        return buf[:size]
+
+
+WORKSPACE = _Workspace()
 
 
 def spatial_pair(layer, param, field, hw_prefix, default):
@@ -94,10 +121,8 @@ class ConvolutionLayer(Layer):
                 self.blobs.add_blob(*shape)
                 fill(self.blobs[-1], filler)
         self.param_propagate_down = [True] * len(self.blobs)
-        self._col = np.empty(0, np.float32)
-        self._gather = np.empty(0, np.float32)
-        self._ones = np.empty(0, np.float32)
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         for b in bottom:
@@ -121,71 +146,93 @@ class ConvolutionLayer(Layer):
             t.reshape(num, self.num_output, self.out_h, self.out_w)
 
         spatial = self.out_h * self.out_w
-        kdim = self.channels * self.kernel[0] * self.kernel[1]
-        self.chunk = max(1, min(num, BATCH_COL_FLOATS // max(kdim * spatial, 1)))
-        if self.is_1x1 and self.chunk == 1:
-            col_size = 0  # the bottom itself is the column matrix
+        kdim = self.kdim = self.channels * self.kernel[0] * self.kernel[1]
+        self.chunk = max(1, min(num, COL_BUFFER_FLOATS // max(kdim * spatial, 1)))
+        if self.chunk > 1 or self.is_1x1:
+            self.band = self.out_h
         else:
-            col_size = kdim * self.chunk * spatial
-        gather_size = self.num_output * self.chunk * spatial if self.chunk > 1 else 0
-        # Buffers only grow: Faster R-CNN changes the image size every iteration, and fresh
-        # pages cost more than the im2col that fills them.
-        if self._col.size < col_size:
-            self._col = np.empty(col_size, np.float32)
-        if self._gather.size < gather_size:
-            self._gather = np.empty(gather_size, np.float32)
-        if self._ones.size < self.chunk * spatial:
-            self._ones = np.ones(self.chunk * spatial, np.float32)
+            self.band = max(1, min(self.out_h, COL_BUFFER_FLOATS // max(kdim * self.out_w, 1)))
 
     # Views shared by forward and backward ------------------------------------------------------
     def _grouped_weights(self):
         g = self.group
         return self.blobs[0].cpu_data().reshape(g, self.num_output // g, -1)
 
-    def _col_matrix(self, n):
-        kdim = self.channels * self.kernel[0] * self.kernel[1]
-        return self._col[:kdim * n * self.out_h * self.out_w].reshape(kdim, -1)
+    def _bands(self):
+        """(first, last + 1) output rows of each band, the last band first: col2im adds the
+        bands into the bottom diff in that order to keep Caffe's summation order."""
+        starts = range(0, self.out_h, self.band)
+        return [(r, min(r + self.band, self.out_h)) for r in reversed(starts)]
 
-    def _fill_col(self, data, start, n):
-        """The column matrix of images start..start+n-1, side by side."""
+    def _col_matrix(self, columns):
+        return WORKSPACE.get('col', self.kdim * columns).reshape(self.kdim, columns)
+
+    def _fill_col(self, data, start, n, rows=None):
+        """The column matrix of images start..start+n-1 side by side, or of one image's output
+        rows rows[0]..rows[1]-1."""
         spatial = self.out_h * self.out_w
         if self.is_1x1 and n == 1:
-            return data[start].reshape(self.channels, spatial)
-        col = self._col_matrix(n)
+            image = data[start].reshape(self.channels, spatial)
+            return image if rows is None else image[:, rows[0] * self.out_w:rows[1] * self.out_w]
+        args = (self.kernel[0], self.kernel[1], self.pad[0], self.pad[1], self.stride[0],
+                self.stride[1], self.dilation[0], self.dilation[1])
+        if rows is not None:
+            col = self._col_matrix((rows[1] - rows[0]) * self.out_w)
+            im2col(data[start], *args, col, self.out_h, self.out_w, rows[0], rows[1])
+            return col
+        col = self._col_matrix(n * spatial)
         for i in range(n):
-            im2col(data[start + i], self.kernel[0], self.kernel[1], self.pad[0], self.pad[1],
-                   self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
-                   col[:, i * spatial:(i + 1) * spatial], self.out_h, self.out_w)
+            im2col(data[start + i], *args, col[:, i * spatial:(i + 1) * spatial], self.out_h,
+                   self.out_w)
         return col
 
     def _by_group(self, matrix):
         return matrix.reshape(self.group, matrix.shape[0] // self.group, matrix.shape[1])
 
+    def _grouped_rows(self, image, rows):
+        """(group, num_output/group, band columns) view of one image's output rows."""
+        cols = slice(rows[0] * self.out_w, rows[1] * self.out_w)
+        return image.reshape(self.group, self.num_output // self.group, -1)[:, :, cols]
+
     def _gathered(self, n):
-        return self._gather[:self.num_output * n * self.out_h * self.out_w].reshape(
-            self.num_output, -1)
+        size = self.num_output * n * self.out_h * self.out_w
+        return WORKSPACE.get('gather', size).reshape(self.num_output, -1)
+
+    def _ones(self, size):
+        ones = WORKSPACE.buffers.get('ones')
+        if ones is None or ones.size < size:
+            ones = WORKSPACE.buffers['ones'] = np.ones(size, np.float32)
+        return ones[:size]
 
     # Forward / backward ------------------------------------------------------------------------
     def forward_cpu(self, bottom, top):
         weights = self._grouped_weights()
         bias = self.blobs[1].cpu_data() if len(self.blobs) > 1 else None
-        spatial = self.out_h * self.out_w
         for b, t in zip(bottom, top):
             data = b.cpu_data()
             out = t.data
             for start in range(0, data.shape[0], self.chunk):
                 n = min(self.chunk, data.shape[0] - start)
-                col = self._fill_col(data, start, n)
                 if n == 1:
-                    product = out[start].reshape(self.num_output, spatial)
-                else:
-                    product = self._gathered(n)
+                    self._forward_image(weights, bias, data, start, out[start])
+                    continue
+                col = self._fill_col(data, start, n)
+                product = self._gathered(n)
                 np.matmul(weights, self._by_group(col), out=self._by_group(product))
-                if n > 1:
-                    out[start:start + n] = product.reshape(
-                        self.num_output, n, self.out_h, self.out_w).transpose(1, 0, 2, 3)
+                out[start:start + n] = product.reshape(
+                    self.num_output, n, self.out_h, self.out_w).transpose(1, 0, 2, 3)
+                if bias is not None:
+                    out[start:start + n] += bias[:, None, None]
+
+    def _forward_image(self, weights, bias, data, start, out):
+        """One image, band by band: each band's product goes straight into its top rows, and
+        its bias is added while they are in cache."""
+        for rows in self._bands():
+            col = self._fill_col(data, start, 1, rows)
+            product = self._grouped_rows(out, rows)
+            np.matmul(weights, self._by_group(col), out=product)
             if bias is not None:
-                out += bias[:, None, None]
+                product += bias.reshape(self.group, -1)[:, :, None]
 
     def backward_cpu(self, top, propagate_down, bottom):
         want_w = self.param_propagate_down[0]
@@ -194,6 +241,10 @@ class ConvolutionLayer(Layer):
             return
         weights = self._grouped_weights()
         spatial = self.out_h * self.out_w
+        if want_w:
+            weight_diff = self.blobs[0].diff.reshape(weights.shape)
+            # dW += each product; the product lands here first (numpy has no beta = 1).
+            scratch = np.empty(weights.shape, np.float32)
         for t, b, down in zip(top, bottom, propagate_down):
             top_diff = t.cpu_diff()
             data = b.cpu_data()
@@ -207,23 +258,44 @@ class ConvolutionLayer(Layer):
                         top_diff[start:start + n].reshape(n, self.num_output, spatial) \
                         .transpose(1, 0, 2)
                 if want_b:
-                    self.blobs[1].diff[...] += np.matmul(grad, self._ones[:n * spatial])
+                    self.blobs[1].diff[...] += np.matmul(grad, self._ones(n * spatial))
+                if n == 1:
+                    self._backward_image(weights, grad, data, start, b.diff if down else None,
+                                         weight_diff if want_w else None,
+                                         scratch if want_w else None)
+                    continue
                 if want_w:
                     col = self._fill_col(data, start, n)
-                    self.blobs[0].diff.reshape(weights.shape)[...] += np.matmul(
-                        self._by_group(grad), self._by_group(col).transpose(0, 2, 1))
+                    np.matmul(self._by_group(grad), self._by_group(col).transpose(0, 2, 1),
+                              out=scratch)
+                    weight_diff += scratch
                 if down:
                     self._backward_data(weights, grad, b.diff, start, n)
 
+    def _backward_image(self, weights, grad, data, start, bottom_diff, weight_diff, scratch):
+        """Weight and bottom gradients of one image, band by band (the last band first)."""
+        if bottom_diff is not None and self.is_1x1:
+            np.matmul(weights.transpose(0, 2, 1), self._by_group(grad),
+                      out=self._by_group(bottom_diff[start].reshape(self.channels, -1)))
+            bottom_diff = None
+        for rows in self._bands():
+            band_grad = self._grouped_rows(grad, rows)
+            if weight_diff is not None:
+                col = self._fill_col(data, start, 1, rows)
+                np.matmul(band_grad, self._by_group(col).transpose(0, 2, 1), out=scratch)
+                weight_diff += scratch
+            if bottom_diff is not None:
+                col = self._col_matrix((rows[1] - rows[0]) * self.out_w)
+                np.matmul(weights.transpose(0, 2, 1), band_grad, out=self._by_group(col))
+                col2im(col, self.kernel[0], self.kernel[1], self.pad[0], self.pad[1],
+                       self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
+                       self.out_h, self.out_w, bottom_diff[start], rows[0], rows[1],
+                       rows[1] != self.out_h)
+
     def _backward_data(self, weights, grad, bottom_diff, start, n):
         spatial = self.out_h * self.out_w
-        transposed = weights.transpose(0, 2, 1)
-        if self.is_1x1 and n == 1:
-            np.matmul(transposed, self._by_group(grad),
-                      out=self._by_group(bottom_diff[start].reshape(self.channels, spatial)))
-            return
-        col = self._col_matrix(n)
-        np.matmul(transposed, self._by_group(grad), out=self._by_group(col))
+        col = self._col_matrix(n * spatial)
+        np.matmul(weights.transpose(0, 2, 1), self._by_group(grad), out=self._by_group(col))
         for i in range(n):
             col2im(col[:, i * spatial:(i + 1) * spatial], self.kernel[0], self.kernel[1],
                    self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0],

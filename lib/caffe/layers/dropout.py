@@ -8,7 +8,13 @@ import numpy as np
 from .. import gpu
 from ..common import rng
 from ..layer import TRAIN, Layer, register
-from ._checks import layer_error
+from ._checks import layer_error, reshape_by_shapes
+
+try:
+    from . import elementwise_kernels as kernels
+except ImportError as e:  # the package imports every layer; fail only when a Dropout is built
+    kernels = None
+    _KERNELS_ERROR = e
 
 _dropout = gpu.Kernel('elementwise.cu', 'dropout')
 _scale = gpu.Kernel('elementwise.cu', 'scale')
@@ -20,6 +26,9 @@ class DropoutLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
+        if kernels is None:
+            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
+                              'cython`' % _KERNELS_ERROR)
         p = self.layer_param.dropout_param
         self.ratio = np.float32(p.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:
@@ -31,35 +40,40 @@ class DropoutLayer(Layer):
         self.test_scale = np.float32(1.0 / float(self.scale))
         self.mask = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
+    # One pass each way, in place when the Net runs the layer in place (top is bottom).
     def forward_cpu(self, bottom, top):
-        x = bottom[0].cpu_data()
+        x = bottom[0].cpu_data().reshape(-1)
+        y = top[0].data.reshape(-1)
         if self.phase == TRAIN:
             # Caffe's rand_vec_: one unsigned int (0 or 1) per unit, kept for backward.
-            keep = rng().random_sample(x.shape) < 1.0 - float(self.ratio)
+            keep = rng().random_sample(bottom[0].shape) < 1.0 - float(self.ratio)
             self.mask = keep.astype(np.uint32)
-            y = x * keep.astype(np.float32)
-            top[0].data[...] = y * self.scale if self.scale_train else y
+            kernels.dropout(x, self.mask.reshape(-1), self.scale if self.scale_train else 1.0, y)
         elif self.scale_train:
-            top[0].data[...] = x
+            if not np.may_share_memory(x, y):
+                y[...] = x
         else:
-            top[0].data[...] = x * self.test_scale
+            np.multiply(x, self.test_scale, out=y)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dy = top[0].cpu_diff()
+        dy = top[0].cpu_diff().reshape(-1)
+        dx = bottom[0].diff.reshape(-1)
         if self.phase == TRAIN:
-            if self.mask is None or self.mask.shape != dy.shape:
+            if self.mask is None or self.mask.shape != top[0].shape:
                 raise layer_error(self, 'backward called before a training forward pass')
-            g = dy * self.mask.astype(np.float32)
-            bottom[0].diff[...] = g * self.scale if self.scale_train else g
+            kernels.dropout(dy, self.mask.reshape(-1), self.scale if self.scale_train else 1.0,
+                            dx)
         elif self.scale_train:
-            bottom[0].diff[...] = dy
+            if not np.may_share_memory(dx, dy):
+                dx[...] = dy
         else:
-            bottom[0].diff[...] = dy * self.test_scale
+            np.multiply(dy, self.test_scale, out=dx)
 
     # GPU: the keep mask is drawn on the host from the runtime's RNG, exactly as forward_cpu
     # draws it, and uploaded; so a seeded run drops the same units on either device.

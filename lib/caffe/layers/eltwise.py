@@ -5,7 +5,13 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import layer_error
+from ._checks import layer_error, reshape_by_shapes
+
+try:
+    from . import elementwise_kernels as kernels
+except ImportError as e:  # the package imports every layer; fail only when a Eltwise is built
+    kernels = None
+    _KERNELS_ERROR = e
 
 _OP = caffe_pb2.EltwiseParameter
 
@@ -16,6 +22,9 @@ class EltwiseLayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
+        if kernels is None:
+            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
+                              'cython`' % _KERNELS_ERROR)
         p = self.layer_param.eltwise_param
         self.op = p.operation
         if self.op not in (_OP.PROD, _OP.SUM, _OP.MAX):
@@ -29,6 +38,7 @@ class EltwiseLayer(Layer):
         self.stable_prod_grad = p.stable_prod_grad
         self.max_idx = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         for i, b in enumerate(bottom[1:], 1):
             if b.shape != bottom[0].shape:
@@ -36,47 +46,51 @@ class EltwiseLayer(Layer):
                                   % (i, b.shape, bottom[0].shape))
         top[0].reshape_like(bottom[0])
 
+    # One pass per bottom into the top (Caffe's loops), the same kernels as the GPU path.
     def forward_cpu(self, bottom, top):
-        xs = [b.cpu_data() for b in bottom]
+        xs = [b.cpu_data().reshape(-1) for b in bottom]
+        y = top[0].data.reshape(-1)
         if self.op == _OP.PROD:
-            y = xs[0] * xs[1]
+            np.multiply(xs[0], xs[1], out=y)
             for x in xs[2:]:
-                y = y * x
+                np.multiply(y, x, out=y)
         elif self.op == _OP.SUM:
-            y = np.zeros_like(xs[0])
+            y[...] = 0
             for c, x in zip(self.coeffs, xs):
-                y += c * x
+                kernels.add_scaled(c, x, y)
         else:
             # Ties go to bottom[1] in the first comparison and to the earlier bottom after it,
             # as Caffe's loop compares; max_idx records the winner for backward.
-            first = xs[0] > xs[1]
-            y = np.where(first, xs[0], xs[1])
-            idx = np.where(first, 0, 1).astype(np.int32)
+            if self.max_idx is None or self.max_idx.shape != top[0].shape:
+                self.max_idx = np.empty(top[0].shape, np.int32)
+            idx = self.max_idx.reshape(-1)
+            kernels.eltwise_max_first(xs[0], xs[1], y, idx)
             for i, x in enumerate(xs[2:], 2):
-                better = x > y
-                y = np.where(better, x, y)
-                idx[better] = i
-            self.max_idx = idx
-        top[0].data[...] = y
+                kernels.eltwise_max_next(x, i, y, idx)
 
     def backward_cpu(self, top, propagate_down, bottom):
-        dy = top[0].cpu_diff()
+        dy = top[0].cpu_diff().reshape(-1)
         for i, b in enumerate(bottom):
             if not propagate_down[i]:
                 continue
+            dx = b.diff.reshape(-1)
             if self.op == _OP.PROD:
                 if self.stable_prod_grad:
-                    others = [o.cpu_data() for j, o in enumerate(bottom) if j != i]
-                    g = others[0].copy()
+                    others = [o.cpu_data().reshape(-1) for j, o in enumerate(bottom) if j != i]
+                    dx[...] = others[0]
                     for o in others[1:]:
-                        g *= o
+                        np.multiply(dx, o, out=dx)
+                    np.multiply(dx, dy, out=dx)
                 else:
-                    g = top[0].cpu_data() / b.cpu_data()
-                b.diff[...] = g * dy
+                    kernels.eltwise_prod_backward(top[0].cpu_data().reshape(-1),
+                                                  b.cpu_data().reshape(-1), dy, dx)
             elif self.op == _OP.SUM:
-                b.diff[...] = dy if self.coeffs[i] == 1 else self.coeffs[i] * dy
+                if self.coeffs[i] == 1:
+                    dx[...] = dy
+                else:
+                    np.multiply(dy, self.coeffs[i], out=dx)
             else:
-                b.diff[...] = np.where(self.max_idx == i, dy, np.float32(0))
+                kernels.eltwise_max_backward(dy, self.max_idx.reshape(-1), i, dx)
 
     # GPU: the same operations, one element-wise kernel per bottom in the CPU code's order.
     def forward_gpu(self, bottom, top):

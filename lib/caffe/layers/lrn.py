@@ -12,12 +12,13 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import layer_error
+from ._checks import layer_error, reshape_by_shapes
 
 try:
+    from . import lrn_kernels
     from .pooling_kernels import ave_pool_backward, ave_pool_forward
 except ImportError as e:  # the package imports every layer; fail only when an LRN is built
-    ave_pool_backward = ave_pool_forward = None
+    ave_pool_backward = ave_pool_forward = lrn_kernels = None
     _KERNELS_ERROR = e
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
@@ -36,15 +37,16 @@ class LRNLayer(Layer):
             raise layer_error(self, 'local_size must be odd and positive (got %d)' % self.size)
         if p.norm_region not in (ACROSS_CHANNELS, WITHIN_CHANNEL):
             raise layer_error(self, 'unknown norm_region %d' % p.norm_region)
-        if p.norm_region == WITHIN_CHANNEL and ave_pool_forward is None:
-            raise layer_error(self, 'the pooling kernels are not built (%s); run `make cython`'
-                              % _KERNELS_ERROR)
+        if lrn_kernels is None:
+            raise layer_error(self, 'the LRN and pooling kernels are not built (%s); run `make '
+                              'cython`' % _KERNELS_ERROR)
         self.region = p.norm_region
         self.pre_pad = (self.size - 1) // 2
         self.alpha = np.float32(p.alpha)
         self.beta = np.float32(p.beta)
         self.k = np.float32(p.k)
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         if len(bottom[0].shape) != 4:
             raise layer_error(self, 'needs a 4-D bottom (num, channels, height, width); got '
@@ -78,42 +80,20 @@ class LRNLayer(Layer):
     # ACROSS_CHANNELS ---------------------------------------------------------------------------
     def _forward_across(self, x, out):
         # The window sum slides along the channels (add the entering channel, subtract the
-        # leaving one) as Caffe's does, so the float32 rounding is the same.
-        channels = x.shape[1]
-        alpha_over_size = self.alpha / np.float32(self.size)
-        square = x * x
-        scale = self.scale
-        scale[:, 0] = self.k
-        for c in range(min(self.pre_pad + 1, channels)):
-            scale[:, 0] += alpha_over_size * square[:, c]
-        for c in range(1, channels):
-            scale[:, c] = scale[:, c - 1]
-            if c + self.pre_pad < channels:
-                scale[:, c] += alpha_over_size * square[:, c + self.pre_pad]
-            if c - self.pre_pad - 1 >= 0:
-                scale[:, c] -= alpha_over_size * square[:, c - self.pre_pad - 1]
-        np.power(scale, -self.beta, out=out)
+        # leaving one) as Caffe's does, so the float32 rounding is the same (lrn_kernels).
+        lrn_kernels.across_scale(x, self.size, self.alpha, self.k, self.scale)
+        np.power(self.scale, -self.beta, out=out)
         out *= x
 
     def _backward_across(self, top_diff, top_data, x, bottom_diff):
         # d/dx_c = td_c * scale_c^-beta
         #          - 2*alpha*beta/n * x_c * sum over the window around c of td*top/scale
-        channels = x.shape[1]
         # Caffe forms this constant in double precision.
         ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
         np.power(self.scale, -self.beta, out=bottom_diff)
         bottom_diff *= top_diff
-        ratio = top_diff * top_data
-        ratio /= self.scale
-        accum = np.zeros_like(x[:, 0])
-        for c in range(min(self.pre_pad, channels)):
-            accum += ratio[:, c]
-        for c in range(channels):
-            if c + self.pre_pad < channels:
-                accum += ratio[:, c + self.pre_pad]
-            bottom_diff[:, c] -= ratio_coeff * (x[:, c] * accum)
-            if c - self.pre_pad >= 0:
-                accum -= ratio[:, c - self.pre_pad]
+        lrn_kernels.across_backward(top_diff, top_data, x, self.scale, self.size, ratio_coeff,
+                                    bottom_diff)
 
     # WITHIN_CHANNEL ----------------------------------------------------------------------------
     def _pool_args(self):
@@ -123,39 +103,43 @@ class LRNLayer(Layer):
         return a.reshape(-1, a.shape[2], a.shape[3])
 
     def _forward_within(self, x, out):
-        ave_pool_forward(self._planes(x * x), *self._pool_args(), self._planes(self.pooled))
+        # x^2 goes through the power buffer, which is free until the power step fills it.
         power = self.power
+        np.multiply(x, x, out=power)
+        ave_pool_forward(self._planes(power), *self._pool_args(), self._planes(self.pooled))
         np.multiply(self.pooled, self.alpha, out=power)
         power += np.float32(1)
         np.power(power, -self.beta, out=power)
         np.multiply(x, power, out=out)
 
     def _backward_within(self, top_diff, top_data, x, bottom_diff):
-        # The product top = x * power sends td*power to x and td*x to power.
-        grad_power = x * top_diff
-        # Power layer y = (1 + alpha*p)^-beta: dy/dp = (-beta*alpha) * y / (1 + alpha*p), in
-        # Caffe's operation order; its special cases (a zero coefficient, exponent 1 or 2) too.
+        # The product top = x * power sends td*power to x and td*x to power; the power layer
+        # y = (1 + alpha*p)^-beta has dy/dp = (-beta*alpha) * y / (1 + alpha*p), in Caffe's
+        # operation order, with its special cases (a zero coefficient, exponent 1 or 2); the
+        # square layer d(x^2)/dx = 2x; the split adds both paths. The bottom diff holds the
+        # gradient of the pooled values until the pooling's backward has read it.
         diff_scale = -self.beta * self.alpha
         power_exp = -self.beta
         if diff_scale == 0 or power_exp == 1:
-            grad_pooled = np.full_like(x, diff_scale)
+            mode = 0
         elif power_exp == 2:
-            grad_pooled = (diff_scale * self.alpha) * self.pooled
-            grad_pooled += diff_scale
+            mode = 1
         else:
-            grad_pooled = self.pooled * self.alpha
-            grad_pooled += np.float32(1)
-            np.divide(self.power, grad_pooled, out=grad_pooled)
-            grad_pooled *= diff_scale
-        if diff_scale != 0:
-            grad_pooled *= grad_power
-        grad_square = np.empty_like(x)
+            mode = 2
+        flat = lambda a: a.reshape(-1)  # noqa: E731
+        grad_pooled = bottom_diff
+        if np.may_share_memory(bottom_diff, top_diff) or np.may_share_memory(bottom_diff, x):
+            grad_pooled = np.empty_like(x)
+        lrn_kernels.within_grad_pooled(flat(x), flat(top_diff), flat(self.pooled),
+                                       flat(self.power), self.alpha, diff_scale, mode,
+                                       diff_scale != 0, flat(grad_pooled))
+        grad_square = getattr(self, '_grad_square', None)
+        if grad_square is None or grad_square.shape != x.shape:
+            grad_square = self._grad_square = np.empty_like(x)
         ave_pool_backward(self._planes(grad_pooled), *self._pool_args(),
                           self._planes(grad_square))
-        # Square layer: d(x^2)/dx = 2x; then the split adds both paths.
-        grad_square *= np.float32(2) * x
-        np.multiply(self.power, top_diff, out=bottom_diff)
-        bottom_diff += grad_square
+        lrn_kernels.within_backward(flat(x), flat(top_diff), flat(self.power), flat(grad_square),
+                                    flat(bottom_diff))
 
     # GPU ---------------------------------------------------------------------------------------
     # ACROSS_CHANNELS: kernels/lrn.cu walks the channels per pixel as the loops above do.

@@ -9,7 +9,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import check_count, layer_error
+from ._checks import check_count, layer_error, reshape_by_shapes
 
 try:
     from . import pooling_kernels as kernels
@@ -91,6 +91,7 @@ class PoolingLayer(Layer):
                               % (self.pad, self.kernel))
         self.argmax = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         shape = bottom[0].shape
         if len(shape) != 4:

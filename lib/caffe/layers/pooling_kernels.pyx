@@ -1,12 +1,11 @@
-# distutils: extra_compile_args = -fopenmp
-# distutils: extra_link_args = -fopenmp
 """MAX and AVE pooling kernels over a stack of planes (num*channels, height, width).
 
 Window rules are Caffe's: a window starts at out*stride - pad; MAX looks only at the part inside
 the image; AVE divides by the window clipped to in + pad (padding counted) and sums inside the
 image. Sums run in the order Caffe's loops run (window rows, then columns; outputs row-major) so
 the float32 results are Caffe's. Planes are split across OpenMP threads when the work is large
-enough to pay for waking them.
+enough to pay for waking them, and handed out on demand (a thread that starts late on a busy
+machine delays nothing).
 """
 from cython.parallel cimport prange
 from libc.float cimport FLT_MAX
@@ -80,36 +79,112 @@ cdef void _max_plane_backward(const float* dy, const cnp.int32_t* argmax, const 
             dx[idx] += dy[i]
 
 
+cdef inline void _interior(const Window* g, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    # Output columns whose window lies inside the image horizontally: [lo, hi).
+    lo[0] = (g.pad_w + g.stride_w - 1) // g.stride_w
+    hi[0] = (g.width + g.pad_w - g.kernel_w) // g.stride_w + 1 if g.width + g.pad_w >= g.kernel_w \
+        else 0
+    if hi[0] > g.out_w:
+        hi[0] = g.out_w
+    if hi[0] < lo[0]:
+        hi[0] = lo[0]
+
+
+cdef inline float _ave_one(const float* x, const Window* g, Py_ssize_t hs, Py_ssize_t he,
+                           Py_ssize_t ow) noexcept nogil:
+    cdef Py_ssize_t h, w
+    cdef Py_ssize_t ws = ow * g.stride_w - g.pad_w
+    cdef Py_ssize_t we = _imin(ws + g.kernel_w, g.width + g.pad_w)
+    cdef float s = 0
+    for h in range(_imax(hs, 0), _imin(he, g.height)):
+        for w in range(_imax(ws, 0), _imin(we, g.width)):
+            s = s + x[h * g.width + w]
+    return s / <float>((he - hs) * (we - ws))
+
+
 cdef void _ave_plane(const float* x, const Window* g, float* y) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we
-    cdef float s
+    # Each output sums its window row by row, left to right, from 0 (Caffe's order). Outputs
+    # whose window is inside the image horizontally are summed a whole output row at a time:
+    # one pass per window tap over the row (the same additions, in the same order, per output;
+    # the compiler vectorizes it), then one division.
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off
+    cdef float* row
+    cdef const float* src
+    cdef float size
+    _interior(g, &lo, &hi)
     for oh in range(g.out_h):
         hs = oh * g.stride_h - g.pad_h
         he = _imin(hs + g.kernel_h, g.height + g.pad_h)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w - g.pad_w
-            we = _imin(ws + g.kernel_w, g.width + g.pad_w)
-            s = 0
-            for h in range(_imax(hs, 0), _imin(he, g.height)):
-                for w in range(_imax(ws, 0), _imin(we, g.width)):
-                    s = s + x[h * g.width + w]
-            y[oh * g.out_w + ow] = s / <float>((he - hs) * (we - ws))
+        row = y + oh * g.out_w
+        for ow in range(lo):
+            row[ow] = _ave_one(x, g, hs, he, ow)
+        for ow in range(hi, g.out_w):
+            row[ow] = _ave_one(x, g, hs, he, ow)
+        if hi == lo:
+            continue
+        for ow in range(lo, hi):
+            row[ow] = 0
+        for h in range(_imax(hs, 0), _imin(he, g.height)):
+            for j in range(g.kernel_w):
+                off = j - g.pad_w
+                src = x + h * g.width
+                if g.stride_w == 1:
+                    for ow in range(lo, hi):
+                        row[ow] = row[ow] + src[ow + off]
+                else:
+                    for ow in range(lo, hi):
+                        row[ow] = row[ow] + src[ow * g.stride_w + off]
+        size = <float>((he - hs) * g.kernel_w)
+        for ow in range(lo, hi):
+            row[ow] = row[ow] / size
+
+
+cdef inline void _ave_spread_one(float share, const Window* g, Py_ssize_t hs, Py_ssize_t he,
+                                 Py_ssize_t ws, float* dx) noexcept nogil:
+    cdef Py_ssize_t h, w
+    cdef Py_ssize_t we = _imin(ws + g.kernel_w, g.width + g.pad_w)
+    for h in range(_imax(hs, 0), _imin(he, g.height)):
+        for w in range(_imax(ws, 0), _imin(we, g.width)):
+            dx[h * g.width + w] = dx[h * g.width + w] + share
 
 
 cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we
-    cdef float share
+    # Each pixel receives its outputs' shares in Caffe's order (output rows, then output
+    # columns, ascending). Within an output row, the outputs left of the interior come first,
+    # then the interior ones a window tap at a time (right taps first: a pixel then hears from
+    # the interior outputs in ascending order; the compiler vectorizes the pass), then those on
+    # the right.
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off
+    cdef const float* row
+    cdef float* dst
+    cdef float size
     memset(dx, 0, g.height * g.width * sizeof(float))
+    _interior(g, &lo, &hi)
     for oh in range(g.out_h):
         hs = oh * g.stride_h - g.pad_h
         he = _imin(hs + g.kernel_h, g.height + g.pad_h)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w - g.pad_w
-            we = _imin(ws + g.kernel_w, g.width + g.pad_w)
-            share = dy[oh * g.out_w + ow] / <float>((he - hs) * (we - ws))
+        row = dy + oh * g.out_w
+        for ow in range(lo):
+            _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
+                ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
+                (ow * g.stride_w - g.pad_w))), g, hs, he, ow * g.stride_w - g.pad_w, dx)
+        if hi > lo:
+            size = <float>((he - hs) * g.kernel_w)
             for h in range(_imax(hs, 0), _imin(he, g.height)):
-                for w in range(_imax(ws, 0), _imin(we, g.width)):
-                    dx[h * g.width + w] = dx[h * g.width + w] + share
+                dst = dx + h * g.width
+                for j in range(g.kernel_w - 1, -1, -1):
+                    off = j - g.pad_w
+                    if g.stride_w == 1:
+                        for ow in range(lo, hi):
+                            dst[ow + off] = dst[ow + off] + row[ow] / size
+                    else:
+                        for ow in range(lo, hi):
+                            dst[ow * g.stride_w + off] = dst[ow * g.stride_w + off] + \
+                                row[ow] / size
+        for ow in range(hi, g.out_w):
+            _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
+                ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
+                (ow * g.stride_w - g.pad_w))), g, hs, he, ow * g.stride_w - g.pad_w, dx)
 
 
 def _check_planes(a, b):
@@ -141,7 +216,7 @@ def max_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
     cdef float* y = &top[0, 0, 0]
     cdef cnp.int32_t* idx = &argmax[0, 0, 0]
     cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane(x + p * in_size, &g, y + p * out_size, idx + p * out_size)
 
 
@@ -160,7 +235,7 @@ def max_pool_backward(const float[:, :, ::1] top_diff, const cnp.int32_t[:, :, :
     cdef const cnp.int32_t* idx = &argmax[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
     cdef int threads = threads_for(planes * (in_size + out_size))
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane_backward(dy + p * out_size, idx + p * out_size, &g, dx + p * in_size)
 
 
@@ -177,7 +252,7 @@ def ave_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
     cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
     cdef float* y = &top[0, 0, 0]
     cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane(x + p * in_size, &g, y + p * out_size)
 
 
@@ -195,5 +270,5 @@ def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_
     cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
     cdef int threads = threads_for(planes * (in_size + out_size * kernel_h * kernel_w))
-    for p in prange(planes, nogil=True, schedule='static', num_threads=threads):
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane_backward(dy + p * out_size, &g, dx + p * in_size)

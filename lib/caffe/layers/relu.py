@@ -3,6 +3,13 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
+from ._checks import layer_error, reshape_by_shapes
+
+try:
+    from . import elementwise_kernels as kernels
+except ImportError as e:  # the package imports every layer; fail only when a ReLU is built
+    kernels = None
+    _KERNELS_ERROR = e
 
 _forward = gpu.Kernel('elementwise.cu', 'relu_forward')
 _backward = gpu.Kernel('elementwise.cu', 'relu_backward')
@@ -14,23 +21,27 @@ class ReLULayer(Layer):
     exact_num_top_blobs = 1
 
     def setup(self, bottom, top):
+        if kernels is None:
+            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
+                              'cython`' % _KERNELS_ERROR)
         self.negative_slope = np.float32(self.layer_param.relu_param.negative_slope)
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         top[0].reshape_like(bottom[0])
 
+    # One pass, in place when the Net runs the layer in place (top is bottom).
     def forward_cpu(self, bottom, top):
-        x = bottom[0].cpu_data()
-        top[0].data[...] = np.maximum(x, 0) + self.negative_slope * np.minimum(x, 0)
+        kernels.relu_forward(bottom[0].cpu_data().reshape(-1), top[0].data.reshape(-1),
+                             self.negative_slope)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         # In place, bottom data already holds y; y > 0 exactly where x > 0 for any slope >= 0,
         # so the mask below is the same either way (as in Caffe).
-        x = bottom[0].cpu_data()
-        slope = (x > 0) + self.negative_slope * (x <= 0)
-        bottom[0].diff[...] = top[0].cpu_diff() * slope
+        kernels.relu_backward(bottom[0].cpu_data().reshape(-1), top[0].cpu_diff().reshape(-1),
+                              bottom[0].diff.reshape(-1), self.negative_slope)
 
     def forward_gpu(self, bottom, top):
         x = bottom[0].gpu_data()

@@ -59,7 +59,12 @@ class ReshapeLayer(Layer):
         return tuple(new)
 
     def reshape(self, bottom, top):
-        top[0].reshape(self._top_shape(bottom[0].shape))
+        # The new shape is parsed again only when the bottom's shape changes.
+        shape = bottom[0].shape
+        if getattr(self, '_shapes', (None,))[0] != shape:
+            self._shapes = (shape, self._top_shape(shape))
+        if top[0].shape != self._shapes[1]:
+            top[0].reshape(self._shapes[1])
         top[0].share_data(bottom[0])
         top[0].share_diff(bottom[0])
 

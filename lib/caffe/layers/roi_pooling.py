@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_roi_bottoms, layer_error, roi_rows
+from ._checks import check_roi_bottoms, layer_error, reshape_by_shapes, roi_rows
 
 _forward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_forward')
 _backward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_backward')
@@ -40,6 +40,7 @@ class ROIPoolingLayer(Layer):
         self.spatial_scale = np.float32(p.spatial_scale)
         self.argmax = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         features, rois = bottom
         check_roi_bottoms(self, features, rois)

@@ -2,8 +2,19 @@
 #
 # All coordinate arithmetic is float32, as in the Fast R-CNN fork's kernels, so bin edges land on
 # the same pixels: a float product rounds differently from a double one near integers.
+import numpy as np
+
 from libc.float cimport FLT_MAX
 from libc.math cimport ceilf, floorf, roundf
+from cython.parallel cimport prange
+from openmp cimport omp_get_max_threads
+
+cdef enum:
+    PARALLEL_MIN_WORK = 1 << 18  # elements read below which a call runs on one thread
+
+
+cdef inline int _threads(Py_ssize_t work) noexcept nogil:
+    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
 
 
 cdef inline int clip(int v, int lo, int hi) nogil:
@@ -29,45 +40,114 @@ cdef inline void roi_box(const float[:, ::1] rois, int n, float scale, int* sh, 
     bin_w[0] = <float>roi_w / <float>pooled_w
 
 
+cdef void _bins(const float[:, ::1] rois, float scale, int H, int W, int[:, ::1] hs,
+                int[:, ::1] he, int[:, ::1] ws, int[:, ::1] we) noexcept nogil:
+    # Each RoI's bin edges, clipped to the feature map: computed once per RoI, not per channel.
+    cdef int R = hs.shape[0], PH = hs.shape[1], PW = ws.shape[1], n, ph, pw
+    cdef int sh, sw, eh, ew
+    cdef float bin_h, bin_w
+    for n in range(R):
+        roi_box(rois, n, scale, &sh, &sw, &eh, &ew, &bin_h, &bin_w, PH, PW)
+        for ph in range(PH):
+            hs[n, ph] = clip(<int>floorf(<float>ph * bin_h) + sh, 0, H)
+            he[n, ph] = clip(<int>ceilf(<float>(ph + 1) * bin_h) + sh, 0, H)
+        for pw in range(PW):
+            ws[n, pw] = clip(<int>floorf(<float>pw * bin_w) + sw, 0, W)
+            we[n, pw] = clip(<int>ceilf(<float>(pw + 1) * bin_w) + sw, 0, W)
+
+
+cdef void _forward_roi(const float[:, :, :, ::1] data, const float[:, ::1] rois, int n,
+                       const int[:, ::1] hs, const int[:, ::1] he, const int[:, ::1] ws,
+                       const int[:, ::1] we, float[:, :, :, ::1] top,
+                       int[:, :, :, ::1] argmax) noexcept nogil:
+    cdef int C = top.shape[1], PH = top.shape[2], PW = top.shape[3]
+    cdef int W = data.shape[3]
+    cdef int b = <int>rois[n, 0], c, ph, pw, h, w, best
+    cdef float v, m
+    cdef const float* plane
+    # Channel outside the bins: each pass then stays inside one feature plane.
+    for c in range(C):
+        plane = &data[b, c, 0, 0]
+        for ph in range(PH):
+            for pw in range(PW):
+                if he[n, ph] <= hs[n, ph] or we[n, pw] <= ws[n, pw]:
+                    top[n, c, ph, pw] = 0
+                    argmax[n, c, ph, pw] = -1
+                    continue
+                # Strict > from -FLT_MAX: the first maximum in row-major order wins,
+                # and a bin of only -inf/NaN keeps -FLT_MAX with argmax -1.
+                m = -FLT_MAX
+                best = -1
+                for h in range(hs[n, ph], he[n, ph]):
+                    for w in range(ws[n, pw], we[n, pw]):
+                        v = plane[h * W + w]
+                        if v > m:
+                            m = v
+                            best = h * W + w
+                top[n, c, ph, pw] = m
+                argmax[n, c, ph, pw] = best
+
+
 def roi_pool_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois, float scale,
                      float[:, :, :, ::1] top, int[:, :, :, ::1] argmax):
     """Fills top (R, C, pooled_h, pooled_w) and argmax (h * W + w in the RoI's image, -1 for a
-    bin that pooled nothing). Batch indices must already be checked."""
-    cdef int R = top.shape[0], C = top.shape[1], PH = top.shape[2], PW = top.shape[3]
-    cdef int H = data.shape[2], W = data.shape[3]
-    cdef int n, b, c, ph, pw, h, w, hs, he, ws, we, best
+    bin that pooled nothing). Batch indices must already be checked. RoIs are shared out to
+    the OpenMP threads (each writes only its own RoI's outputs)."""
+    cdef int R = top.shape[0], PH = top.shape[2], PW = top.shape[3], n
+    cdef Py_ssize_t work = <Py_ssize_t>R * top.shape[1] * data.shape[2] * data.shape[3]
+    if R == 0:
+        return
+    cdef int[:, ::1] hs = np.empty((R, PH), np.int32), he = np.empty((R, PH), np.int32)
+    cdef int[:, ::1] ws = np.empty((R, PW), np.int32), we = np.empty((R, PW), np.int32)
+    _bins(rois, scale, data.shape[2], data.shape[3], hs, he, ws, we)
+    for n in prange(R, nogil=True, schedule='dynamic', num_threads=_threads(work)):
+        _forward_roi(data, rois, n, hs, he, ws, we, top, argmax)
+
+
+cdef void _back_bins(const float[:, ::1] rois, float scale, int PH, int PW, int[:, ::1] lo_h,
+                     int[:, ::1] hi_h, int[:, ::1] lo_w, int[:, ::1] hi_w) noexcept nogil:
+    # For each RoI and each feature row (column): the bins the fork's backward lets that row
+    # (column) feed, [lo, hi); empty outside the RoI's unclipped rounded box.
+    cdef int R = lo_h.shape[0], H = lo_h.shape[1], W = lo_w.shape[1], n, h, w
     cdef int sh, sw, eh, ew
-    cdef float bin_h, bin_w, v, m
-    cdef const float* plane
-    with nogil:
-        for n in range(R):
-            b = <int>rois[n, 0]
-            roi_box(rois, n, scale, &sh, &sw, &eh, &ew, &bin_h, &bin_w, PH, PW)
-            # Channel outside the bins: each pass then stays inside one feature plane.
-            for c in range(C):
-                plane = &data[b, c, 0, 0]
-                for ph in range(PH):
-                    hs = clip(<int>floorf(<float>ph * bin_h) + sh, 0, H)
-                    he = clip(<int>ceilf(<float>(ph + 1) * bin_h) + sh, 0, H)
-                    for pw in range(PW):
-                        ws = clip(<int>floorf(<float>pw * bin_w) + sw, 0, W)
-                        we = clip(<int>ceilf(<float>(pw + 1) * bin_w) + sw, 0, W)
-                        if he <= hs or we <= ws:
-                            top[n, c, ph, pw] = 0
-                            argmax[n, c, ph, pw] = -1
-                            continue
-                        # Strict > from -FLT_MAX: the first maximum in row-major order wins,
-                        # and a bin of only -inf/NaN keeps -FLT_MAX with argmax -1.
-                        m = -FLT_MAX
-                        best = -1
-                        for h in range(hs, he):
-                            for w in range(ws, we):
-                                v = plane[h * W + w]
-                                if v > m:
-                                    m = v
-                                    best = h * W + w
-                        top[n, c, ph, pw] = m
-                        argmax[n, c, ph, pw] = best
+    cdef float bin_h, bin_w
+    for n in range(R):
+        roi_box(rois, n, scale, &sh, &sw, &eh, &ew, &bin_h, &bin_w, PH, PW)
+        for h in range(H):
+            if h < sh or h > eh:
+                lo_h[n, h] = 1
+                hi_h[n, h] = 0
+            else:
+                lo_h[n, h] = clip(<int>floorf(<float>(h - sh) / bin_h), 0, PH)
+                hi_h[n, h] = clip(<int>ceilf(<float>(h - sh + 1) / bin_h), 0, PH)
+        for w in range(W):
+            if w < sw or w > ew:
+                lo_w[n, w] = 1
+                hi_w[n, w] = 0
+            else:
+                lo_w[n, w] = clip(<int>floorf(<float>(w - sw) / bin_w), 0, PW)
+                hi_w[n, w] = clip(<int>ceilf(<float>(w - sw + 1) / bin_w), 0, PW)
+
+
+cdef void _backward_channel(const float[:, :, :, ::1] top_diff, const int[:, :, :, ::1] argmax,
+                            const float[:, ::1] rois, int c, const int[:, ::1] lo_h,
+                            const int[:, ::1] hi_h, const int[:, ::1] lo_w,
+                            const int[:, ::1] hi_w, float[:, :, :, ::1] bottom_diff) noexcept nogil:
+    cdef int R = top_diff.shape[0], PH = top_diff.shape[2], PW = top_diff.shape[3]
+    cdef int W = bottom_diff.shape[3]
+    cdef int n, b, ph, pw, a, h, w
+    for n in range(R):
+        b = <int>rois[n, 0]
+        for ph in range(PH):
+            for pw in range(PW):
+                a = argmax[n, c, ph, pw]
+                if a < 0:
+                    continue
+                h = a // W
+                w = a % W
+                if ph < lo_h[n, h] or ph >= hi_h[n, h] or pw < lo_w[n, w] or pw >= hi_w[n, w]:
+                    continue
+                bottom_diff[b, c, h, w] += top_diff[n, c, ph, pw]
 
 
 def roi_pool_backward(const float[:, :, :, ::1] top_diff, const int[:, :, :, ::1] argmax,
@@ -78,33 +158,15 @@ def roi_pool_backward(const float[:, :, :, ::1] top_diff, const int[:, :, :, ::1
     the RoI's unclipped rounded box and the bin is among those the pixel's offset maps back to.
     Both tests are repeated here, so a malformed RoI (end before start) passes no gradient and
     float rounding at bin edges drops exactly what the fork drops; the additions reach each
-    pixel in the fork's order (RoI, then bin row, then bin column)."""
-    cdef int R = top_diff.shape[0], C = top_diff.shape[1]
-    cdef int PH = top_diff.shape[2], PW = top_diff.shape[3]
-    cdef int W = bottom_diff.shape[3]
-    cdef int n, b, c, ph, pw, a, h, w, lo, hi
-    cdef int sh, sw, eh, ew
-    cdef float bin_h, bin_w
-    with nogil:
-        for n in range(R):
-            b = <int>rois[n, 0]
-            roi_box(rois, n, scale, &sh, &sw, &eh, &ew, &bin_h, &bin_w, PH, PW)
-            for c in range(C):
-                for ph in range(PH):
-                    for pw in range(PW):
-                        a = argmax[n, c, ph, pw]
-                        if a < 0:
-                            continue
-                        h = a // W
-                        w = a % W
-                        if w < sw or w > ew or h < sh or h > eh:
-                            continue
-                        lo = clip(<int>floorf(<float>(h - sh) / bin_h), 0, PH)
-                        hi = clip(<int>ceilf(<float>(h - sh + 1) / bin_h), 0, PH)
-                        if ph < lo or ph >= hi:
-                            continue
-                        lo = clip(<int>floorf(<float>(w - sw) / bin_w), 0, PW)
-                        hi = clip(<int>ceilf(<float>(w - sw + 1) / bin_w), 0, PW)
-                        if pw < lo or pw >= hi:
-                            continue
-                        bottom_diff[b, c, h, w] += top_diff[n, c, ph, pw]
+    pixel in the fork's order (RoI, then bin row, then bin column). Channels are shared out to
+    the OpenMP threads: each owns its channel's feature planes."""
+    cdef int R = top_diff.shape[0], C = top_diff.shape[1], c
+    cdef Py_ssize_t work = <Py_ssize_t>R * C * top_diff.shape[2] * top_diff.shape[3] * 8
+    if R == 0:
+        return
+    cdef int H = bottom_diff.shape[2], W = bottom_diff.shape[3]
+    cdef int[:, ::1] lo_h = np.empty((R, H), np.int32), hi_h = np.empty((R, H), np.int32)
+    cdef int[:, ::1] lo_w = np.empty((R, W), np.int32), hi_w = np.empty((R, W), np.int32)
+    _back_bins(rois, scale, top_diff.shape[2], top_diff.shape[3], lo_h, hi_h, lo_w, hi_w)
+    for c in prange(C, nogil=True, schedule='dynamic', num_threads=_threads(work)):
+        _backward_channel(top_diff, argmax, rois, c, lo_h, hi_h, lo_w, hi_w, bottom_diff)

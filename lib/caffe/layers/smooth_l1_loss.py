@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_count, layer_error
+from ._checks import check_count, layer_error, reshape_by_shapes
 
 _forward = gpu.Kernel('smooth_l1.cu', 'smooth_l1_forward')
 _backward = gpu.Kernel('smooth_l1.cu', 'smooth_l1_backward')
@@ -35,6 +35,7 @@ class SmoothL1LossLayer(Layer):
         self.has_weights = len(bottom) == 4
         self.d = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         # Like the fork, compare num/channels/height/width (missing axes count as 1), so a
         # (R, 84) target matches a (R, 84, 1, 1) prediction.

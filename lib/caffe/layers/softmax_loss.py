@@ -7,7 +7,8 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import canonical_axis, count_between, layer_error
+from ._checks import (canonical_axis, count_between, layer_error,
+                      reshape_by_shapes)
 from .softmax import softmax, softmax_gpu
 
 _loss_forward = gpu.Kernel('softmax.cu', 'softmax_loss_forward')
@@ -34,6 +35,7 @@ class SoftmaxWithLossLayer(Layer):
             self.normalization = lp.normalization
         self.prob = None
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         scores, labels = bottom[0], bottom[1]
         if scores.num != labels.num:
@@ -80,7 +82,10 @@ class SoftmaxWithLossLayer(Layer):
         return np.float32(max(1.0, float(n)))
 
     def forward_cpu(self, bottom, top):
-        self.prob = softmax(bottom[0].cpu_data(), self.axis)
+        scores = bottom[0].cpu_data()
+        if self.prob is None or self.prob.shape != scores.shape:
+            self.prob = np.empty_like(scores)
+        softmax(scores, self.axis, out=self.prob)
         labels, valid = self._labels(bottom)
         prob = self.prob.reshape(self.outer, -1, self.inner)
         picked = np.take_along_axis(prob, np.where(valid, labels, 0)[:, None, :], axis=1)[:, 0]
@@ -95,12 +100,12 @@ class SoftmaxWithLossLayer(Layer):
         if not propagate_down[0]:
             return
         labels, valid = self._labels(bottom)
-        grad = self.prob.reshape(self.outer, -1, self.inner).copy()
+        grad = bottom[0].diff.reshape(self.outer, -1, self.inner)
+        grad[...] = self.prob.reshape(grad.shape)
         i, j = np.nonzero(valid)
         grad[i, labels[i, j], j] -= 1
         grad *= valid[:, None, :]
-        scale = np.float32(top[0].cpu_diff().reshape(-1)[0]) / self._normalizer(len(i))
-        bottom[0].diff[...] = (grad * scale).reshape(bottom[0].shape)
+        grad *= np.float32(top[0].cpu_diff().reshape(-1)[0]) / self._normalizer(len(i))
 
     # GPU: softmax, per-position losses and the gradient run on the device. The labels are
     # checked on the host (they come from the data layers there), and the per-position losses

@@ -1,8 +1,10 @@
 """Split: one bottom feeding several tops (the Net inserts these where a blob has several
 consumers). Tops share the bottom's data; backward adds up their separate diffs."""
+import numpy as np
+
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import layer_error
+from ._checks import layer_error, reshape_by_shapes
 
 
 @register('Split')
@@ -10,6 +12,7 @@ class SplitLayer(Layer):
     exact_num_bottom_blobs = 1
     min_top_blobs = 1
 
+    @reshape_by_shapes
     def reshape(self, bottom, top):
         for t in top:
             # In place would make one of the diffs that backward adds up the bottom's own.
@@ -24,10 +27,13 @@ class SplitLayer(Layer):
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        total = top[0].cpu_diff().copy()
-        for t in top[1:]:
+        total = bottom[0].diff
+        if len(top) == 1:
+            total[...] = top[0].cpu_diff()
+            return
+        np.add(top[0].cpu_diff(), top[1].cpu_diff(), out=total)
+        for t in top[2:]:
             total += t.cpu_diff()
-        bottom[0].diff[...] = total
 
     def forward_gpu(self, bottom, top):
         self.forward_cpu(bottom, top)  # shares the buffer; nothing to compute on either device

@@ -1,0 +1,517 @@
+#!/usr/bin/env python3
+"""CPU speed and memory of the runtime on whole nets, against the bare matrix products of the
+same shapes (the floor).
+
+Cases (each runs in its own child process, so that its peak memory is its own):
+  test:VGG16, test:ZF    fast_rcnn.test.im_detect on one HEIGHTxWIDTH image (default 600x1000,
+                         scale 1) through models/pascal_voc/NET/faster_rcnn_alt_opt/
+                         faster_rcnn_test.pt, RPN proposals (cfg.TEST.RPN_POST_NMS_TOP_N, 300)
+  train:VGG16, train:ZF  one SGD iteration (solver.step(1), iter_size 1) of
+                         models/pascal_voc/NET/faster_rcnn_end2end on a HEIGHTxWIDTH image
+  train:TOY              SGD iterations of models/toy/TOY/faster_rcnn_end2end over an epoch of a
+                         generated toy dataset (experiments/cfgs/toy.yml sizes); a run is the
+                         whole epoch, so every run sees the same images
+Weights are random (MSRA-scaled Gaussians, zero biases), the data layer reads a generated toy
+dataset (datasets.toy) in a temporary folder; nothing is read from or written to data/ or output/.
+
+Every layer object is timed from outside (its forward, backward and reshape wrapped), and so are
+Net.forward_from_to/backward_from_to, Solver.apply_update and Net.clear_param_diffs, so one
+run splits into: time per layer type; Python layers (data layer, RPN target and proposal layers);
+reshape calls; Net bookkeeping (the Net's own loops, loss sums, input copies); the solver update;
+and the driver (im_detect's image preparation and box decoding, the rest of solver.step).
+
+The floor replays, with np.matmul on preallocated float32 arrays, every matrix product the run's
+Convolution and InnerProduct layers need: forward W @ col per group, and in training the weight
+gradient dY @ col^T and the data gradient W^T @ dY wherever that layer's backward computes them
+(following the Net's need-backward pruning and lr_mult 0 parameters). Runs of the net and of the
+floor alternate; each is the best (minimum) of --repeat runs after a warm-up, and the load
+average is recorded with each case: the machine may be shared, so compare ratios (measured in one
+process), not absolute times.
+
+Columns: total s (best run), floor s, ratio = total / floor; outside = share of the run spent
+outside the built-in layers' forward/backward (Python layers, reshape, Net bookkeeping, solver
+update, driver); peak RSS (VmHWM while the net ran, before the floor allocates anything), the
+RSS before the net was built, and the sum of the net's blob and parameter bytes (data; in
+training also diffs and the solver's history), with (peak - before) / sum.
+
+    python3 tools/benchmark_cpu.py                       # every case, best of 3
+    python3 tools/benchmark_cpu.py --cases test:VGG16 --repeat 5 --result bench.json
+"""
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import _common  # noqa: F401  (puts lib/ on sys.path)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = ('test:VGG16', 'test:ZF', 'train:VGG16', 'train:ZF', 'train:TOY')
+TEST_NETS = {net: 'models/pascal_voc/%s/faster_rcnn_alt_opt/faster_rcnn_test.pt' % net
+             for net in ('VGG16', 'ZF')}
+SOLVERS = {'VGG16': 'models/pascal_voc/VGG16/faster_rcnn_end2end/solver.prototxt',
+           'ZF': 'models/pascal_voc/ZF/faster_rcnn_end2end/solver.prototxt',
+           'TOY': 'models/toy/TOY/faster_rcnn_end2end/solver.prototxt'}
+TRAIN_CFGS = {'VGG16': ['experiments/cfgs/faster_rcnn_end2end.yml'],
+              'ZF': ['experiments/cfgs/faster_rcnn_end2end.yml'],
+              'TOY': ['experiments/cfgs/faster_rcnn_end2end.yml', 'experiments/cfgs/toy.yml']}
+TOY_EPOCH = 10  # toy images per run of train:TOY
+THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS',
+                    'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'OPENBLAS_THREAD_TIMEOUT')
+
+
+# Memory ------------------------------------------------------------------------------------------
+
+def _status_kb(field):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    return 0
+
+
+def rss_mb():
+    return _status_kb('VmRSS') / 1024.0
+
+
+def peak_rss_mb():
+    return _status_kb('VmHWM') / 1024.0
+
+
+def reset_peak_rss():
+    """Sets VmHWM back to the current RSS (Linux clear_refs 5); False where not allowed."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _buffer_bytes(arrays):
+    """Bytes of the distinct buffers among arrays (shared blobs, in-place tops counted once)."""
+    seen = {}
+    for a in arrays:
+        if a.size:
+            seen[a.__array_interface__['data'][0]] = a.nbytes
+    return sum(seen.values())
+
+
+def net_bytes(net, training, solver=None):
+    """Blob and parameter bytes of a net: data only for testing; data, diffs and the solver's
+    history for training."""
+    blobs = list(net.blobs.values())
+    params = [b for layer in net.layers for b in layer.blobs]
+    arrays = [b.data for b in blobs + params]
+    if training:
+        arrays += [b.diff for b in blobs + params]
+        arrays += [h.data for h in getattr(solver, 'history', [])]
+    return _buffer_bytes(arrays)
+
+
+# Instrumentation --------------------------------------------------------------------------------
+
+class Recorder:
+    """Times every layer call of a net and records its matrix products."""
+
+    def __init__(self, net):
+        self.net = net
+        self.times = collections.defaultdict(float)   # (kind, key) -> seconds
+        self.calls = collections.Counter()
+        self.gemms = []                               # (layer type, m, n, k, a_t, b_t)
+        self.recording = False
+        for i, layer in enumerate(net.layers):
+            key = self._key(i, layer)
+            self._wrap(layer, 'forward', key, self._record_forward)
+            self._wrap(layer, 'backward', key, self._record_backward)
+            # A Python layer's reshape is part of that layer's cost; the built-in ones' are Net
+            # bookkeeping (Caffe reshapes every layer before every forward pass).
+            self._wrap(layer, 'reshape', key if key[0] == 'python' else ('reshape', 'all'), None)
+        for name in ('forward_from_to', 'backward_from_to', 'forward', 'clear_param_diffs'):
+            self._wrap(net, name, ('net', name), None)
+
+    def _key(self, i, layer):
+        name = self.net._layer_names[i]
+        if layer.layer_param.type == 'Python':
+            return ('python', '%s (%s)' % (name, type(layer).__name__))
+        return ('layer', layer.type, name)
+
+    def _wrap(self, obj, verb, key, record):
+        original = getattr(obj, verb)
+        times, calls = self.times, self.calls
+        full_key = key if key[0] in ('net', 'reshape') else key + (verb,)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            result = original(*args, **kwargs)
+            times[full_key] += time.perf_counter() - start
+            calls[full_key] += 1
+            if record is not None and self.recording:
+                record(obj, *args)
+            return result
+        setattr(obj, verb, timed)
+
+    def reset(self):
+        self.times.clear()
+        self.calls.clear()
+
+    # The matrix products each layer's CPU code stands for (Caffe's GEMMs).
+    def _record_forward(self, layer, bottom, top):
+        for _, m, n, k in _layer_gemm_dims(layer, top):
+            self.gemms.append((layer.type, m, n, k, False, False))
+
+    def _record_backward(self, layer, top, propagate_down, bottom):
+        want_w = bool(layer.param_propagate_down and layer.param_propagate_down[0])
+        for i, m, n, k in _layer_gemm_dims(layer, top):
+            if want_w:  # dW (m, k) = dY (m, n) @ col^T (n, k)
+                self.gemms.append((layer.type, m, k, n, False, True))
+            if propagate_down[i]:  # dcol (k, n) = W^T (k, m) @ dY (m, n)
+                self.gemms.append((layer.type, k, n, m, True, False))
+
+
+def _layer_gemm_dims(layer, top):
+    """(bottom index, m, n, k) of each forward product W (m, k) @ X (k, n) of a Convolution or
+    InnerProduct layer, one per group and bottom; [] for other layers."""
+    if layer.type == 'Convolution':
+        g = layer.group
+        kdim = layer.channels // g * layer.kernel[0] * layer.kernel[1]
+        dims = []
+        for i, t in enumerate(top):
+            num, out, h, w = t.shape
+            dims += [(i, out // g, num * h * w, kdim)] * g
+        return dims
+    if layer.type == 'InnerProduct':
+        return [(0, layer.num_output, layer.M, layer.K)]
+    return []
+
+
+def _wrap_solver(solver, recorder):
+    original = solver.apply_update
+
+    def timed():
+        start = time.perf_counter()
+        result = original()
+        recorder.times[('solver', 'apply_update')] += time.perf_counter() - start
+        return result
+    solver.apply_update = timed
+
+
+# The floor --------------------------------------------------------------------------------------
+
+class Floor:
+    """The recorded products, replayed on preallocated arrays (one buffer per operand role,
+    sized for the largest product)."""
+
+    def __init__(self, gemms):
+        self.gemms = list(gemms)
+        sizes = [0, 0, 0]
+        for _, m, n, k, _, _ in self.gemms:
+            for i, s in enumerate((m * k, k * n, m * n)):
+                sizes[i] = max(sizes[i], s)
+        # Values do not change BLAS speed as long as they are normal floats.
+        self.buffers = [np.full(max(s, 1), 0.01, np.float32) for s in sizes]
+
+    def run(self):
+        by_type = collections.defaultdict(float)
+        a_buf, b_buf, c_buf = self.buffers
+        for kind, m, n, k, a_t, b_t in self.gemms:
+            a = a_buf[:m * k].reshape((k, m) if a_t else (m, k))
+            b = b_buf[:k * n].reshape((n, k) if b_t else (k, n))
+            c = c_buf[:m * n].reshape(m, n)
+            start = time.perf_counter()
+            np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
+            by_type[kind] += time.perf_counter() - start
+        return sum(by_type.values()), dict(by_type)
+
+
+def gemm_flops(gemms):
+    return sum(2.0 * m * n * k for _, m, n, k, _, _ in gemms)
+
+
+# Cases ------------------------------------------------------------------------------------------
+
+def randomize(net, seed=0):
+    """MSRA-scaled Gaussian weights and zero biases: activations keep their scale through deep
+    stacks (no denormals, no overflow), whatever fillers the prototxt names. Box regressors get
+    the release's std 0.001 (scores 0.01), so that proposals stay near their anchors and NMS
+    keeps as many as a trained net's (cfg.TEST.RPN_POST_NMS_TOP_N)."""
+    rng = np.random.default_rng(seed)
+    for name, layer in zip(net._layer_names, net.layers):
+        if layer.layer_param.type == 'Python':
+            continue
+        for i, blob in enumerate(layer.blobs):
+            if i == 0 and len(blob.shape) > 1:
+                fan_in = int(np.prod(blob.shape[1:]))
+                std = 0.001 if 'bbox_pred' in name else 0.01 if 'cls_score' in name else \
+                    np.sqrt(2.0 / fan_in)
+                blob.data[...] = rng.standard_normal(blob.shape, dtype=np.float32) \
+                    * np.float32(std)
+            else:
+                blob.data[...] = 0
+
+
+def make_test_case(net_name, args, workdir):
+    import caffe
+    from fast_rcnn.test import im_detect
+    # The image goes in at scale 1: its short side is the test scale.
+    _common.load_cfg([], ['TEST.HAS_RPN', 'True', 'TEST.SCALES', '(%d,)' % args.height,
+                          'TEST.MAX_SIZE', str(max(args.height, args.width)),
+                          'TEST.RPN_POST_NMS_TOP_N', str(args.proposals)])
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, size=(args.height, args.width, 3), dtype=np.uint8)
+    before = rss_mb()
+    reset_peak_rss()
+    net = caffe.Net(os.path.join(ROOT, TEST_NETS[net_name]), caffe.TEST)
+    randomize(net)
+    recorder = Recorder(net)
+
+    def run():
+        im_detect(net, image)
+    info = lambda: {'rois': int(net.blobs['rois'].shape[0])}  # noqa: E731
+    return net, None, recorder, run, before, info
+
+
+def make_train_case(net_name, args, workdir):
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn.config import cfg
+    from fast_rcnn.train import SolverWrapper, filter_roidb, seed_rngs, training_roidb
+    # No flipping: a run of the toy case is then exactly one epoch, the same images every run.
+    # One forward/backward per iteration (the VGG16 solver accumulates two).
+    settings = ['DATA_DIR', os.path.join(workdir, 'data'), 'TRAIN.USE_FLIPPED', 'False',
+                'TRAIN.SNAPSHOT_ITERS', '0', 'TRAIN.ITER_SIZE', '1']
+    if net_name != 'TOY':
+        settings += ['TRAIN.SCALES', '(%d,)' % args.height,
+                     'TRAIN.MAX_SIZE', str(max(args.height, args.width))]
+    _common.load_cfg([os.path.join(ROOT, p) for p in TRAIN_CFGS[net_name]], settings)
+    if net_name == 'TOY':
+        iters = TOY_EPOCH
+        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=iters, num_test=1)
+    else:
+        iters = 1
+        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=2, num_test=1,
+                             image_size=(args.width, args.height))
+    seed_rngs(cfg.RNG_SEED)
+    with _quiet():
+        imdb, roidb = training_roidb('toy_train')
+        roidb = filter_roidb(roidb)
+        out_dir = os.path.join(workdir, 'output')
+        solver_file = _common.adapted_solver(os.path.join(ROOT, SOLVERS[net_name]),
+                                             imdb.num_classes, out_dir)
+        before = rss_mb()
+        reset_peak_rss()
+        wrapper = SolverWrapper(solver_file, roidb, out_dir)
+    solver = wrapper.solver
+    net = solver.net
+    randomize(net, seed=cfg.RNG_SEED)
+    recorder = Recorder(net)
+    _wrap_solver(solver, recorder)
+
+    def run():
+        solver.step(iters)
+    info = lambda: {'iterations per run': iters,  # noqa: E731
+                    'rois': int(net.blobs['rois'].shape[0]) if 'rois' in net.blobs else 0}
+    return net, solver, recorder, run, before, info
+
+
+class _quiet:
+    """Silences the dataset and solver chatter of the setup (stdout only)."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        self.null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self.null, 1)
+
+    def __exit__(self, *exc):
+        sys.stdout.flush()
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
+        os.close(self.null)
+
+
+def summarize(recorder, total):
+    """Seconds per part of one run (see the module docstring)."""
+    t = recorder.times
+    layers = collections.defaultdict(lambda: [0.0, 0.0, 0])
+    by_name = collections.defaultdict(lambda: [0.0, 0.0])
+    python = collections.defaultdict(float)
+    for key, seconds in t.items():
+        kind = key[0]
+        if kind == 'layer':
+            _, ltype, name, verb = key
+            layers[ltype][0 if verb == 'forward' else 1] += seconds
+            by_name['%s (%s)' % (name, ltype)][0 if verb == 'forward' else 1] += seconds
+            if verb == 'forward':
+                layers[ltype][2] += recorder.calls[key]
+        elif kind == 'python':
+            python[key[1]] += seconds  # forward, backward and reshape
+    math = sum(f + b for f, b, _ in layers.values())
+    python_total = sum(python.values())
+    reshape = t.get(('reshape', 'all'), 0.0)
+    inside_net = t.get(('net', 'forward_from_to'), 0.0) + t.get(('net', 'backward_from_to'), 0.0)
+    bookkeeping = inside_net - math - python_total - reshape
+    inputs = max(t.get(('net', 'forward'), 0.0) - t.get(('net', 'forward_from_to'), 0.0), 0.0)
+    update = t.get(('solver', 'apply_update'), 0.0)
+    clear = t.get(('net', 'clear_param_diffs'), 0.0)
+    driver = total - inside_net - inputs - update - clear
+    return {
+        'layers': {k: {'forward_s': v[0], 'backward_s': v[1], 'calls': v[2]}
+                   for k, v in sorted(layers.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))},
+        'by_layer': {k: {'forward_s': v[0], 'backward_s': v[1]} for k, v in by_name.items()},
+        'python_layers': dict(sorted(python.items(), key=lambda kv: -kv[1])),
+        'layer_math_s': math,
+        'outside': {'python layers': python_total, 'reshape calls': reshape,
+                    'net bookkeeping': bookkeeping, 'net inputs': inputs,
+                    'solver update': update, 'clear param diffs': clear, 'driver': driver},
+    }
+
+
+def run_case(case, args):
+    kind, net_name = case.split(':')
+    workdir = tempfile.mkdtemp(prefix='benchmark_cpu_')
+    try:
+        load = [os.getloadavg()]
+        maker = make_test_case if kind == 'test' else make_train_case
+        net, solver, recorder, run, rss_before, info = maker(net_name, args, workdir)
+        recorder.recording = True
+        run()                      # warm-up: first-touch pages, lazily built buffers
+        recorder.recording = False
+        gemms = list(recorder.gemms)
+        recorder.reset()
+        start = time.perf_counter()
+        run()
+        best = time.perf_counter() - start
+        best_parts = summarize(recorder, best)
+        peak = peak_rss_mb()
+        sizes = net_bytes(net, kind == 'train', solver) / 2.0 ** 20
+        floor = Floor(gemms)
+        floor_best, floor_types = floor.run()
+        for _ in range(args.repeat - 1):
+            recorder.reset()
+            start = time.perf_counter()
+            run()
+            seconds = time.perf_counter() - start
+            if seconds < best:
+                best, best_parts = seconds, summarize(recorder, seconds)
+            f_total, f_types = floor.run()
+            if f_total < floor_best:
+                floor_best, floor_types = f_total, f_types
+        load.append(os.getloadavg())
+        outside = best - best_parts['layer_math_s']
+        return {
+            'case': case, 'total_s': best, 'floor_s': floor_best, 'ratio': best / floor_best,
+            'floor_gflop': gemm_flops(gemms) / 1e9, 'floor_by_type_s': floor_types,
+            'outside_s': outside, 'outside_fraction': outside / best, 'parts': best_parts,
+            'peak_rss_mb': peak, 'rss_before_net_mb': rss_before, 'net_bytes_mb': sizes,
+            'peak_over_sum': (peak - rss_before) / sizes if sizes else None,
+            'load_before_after': load, 'repeat': args.repeat, 'info': info(),
+            'image': 'toy' if net_name == 'TOY' else '%dx%d' % (args.height, args.width),
+        }
+    finally:
+        import shutil
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Reports ----------------------------------------------------------------------------------------
+
+def print_layers(r):
+    print('%-34s %10s %10s' % ('layer', 'fwd ms', 'bwd ms'))
+    for name, v in r['parts']['by_layer'].items():
+        print('%-34s %10.1f %10.1f' % (name, 1e3 * v['forward_s'], 1e3 * v['backward_s']))
+
+
+def print_case(r):
+    print('\n== %s (image %s, %s; best of %d; load %s -> %s)'
+          % (r['case'], r['image'], ', '.join('%s %s' % kv for kv in r['info'].items()),
+             r['repeat'], '/'.join('%.2f' % x for x in r['load_before_after'][0]),
+             '/'.join('%.2f' % x for x in r['load_before_after'][1])))
+    total = r['total_s']
+    print('%-22s %6s %10s %10s %10s %6s %10s %7s'
+          % ('layer type', 'calls', 'fwd ms', 'bwd ms', 'total ms', '%', 'floor ms', 'ratio'))
+    for ltype, v in r['parts']['layers'].items():
+        s = v['forward_s'] + v['backward_s']
+        f = r['floor_by_type_s'].get(ltype)
+        print('%-22s %6d %10.1f %10.1f %10.1f %6.1f %10s %7s'
+              % (ltype, v['calls'], 1e3 * v['forward_s'], 1e3 * v['backward_s'], 1e3 * s,
+                 100 * s / total, '%.1f' % (1e3 * f) if f else '', '%.2f' % (s / f) if f else ''))
+    print('outside the layers\' math: %.1f ms (%.1f%%)' % (1e3 * r['outside_s'],
+                                                         100 * r['outside_fraction']))
+    for name, s in r['parts']['outside'].items():
+        print('  %-20s %10.1f ms %6.1f%%' % (name, 1e3 * s, 100 * s / total))
+    for name, s in r['parts']['python_layers'].items():
+        print('    %-40s %10.1f ms' % (name, 1e3 * s))
+    print('total %.3f s, floor %.3f s (%.1f GFLOP), ratio %.2f'
+          % (total, r['floor_s'], r['floor_gflop'], r['ratio']))
+    print('memory: peak RSS %.0f MB, before the net %.0f MB, blobs+params %.0f MB, '
+          '(peak - before) / sum %.2f'
+          % (r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum']))
+
+
+def print_summary(results):
+    print('\n%-12s %9s %9s %7s %9s %9s %9s %9s %8s %11s'
+          % ('case', 'total s', 'floor s', 'ratio', 'outside', 'peak MB', 'before', 'sum MB',
+             'peak/sum', 'load'))
+    for r in results:
+        print('%-12s %9.3f %9.3f %7.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
+              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], 100 * r['outside_fraction'],
+                 r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum'],
+                 '%.2f-%.2f' % (r['load_before_after'][0][0], r['load_before_after'][1][0])))
+
+
+def thread_settings():
+    return {name: os.environ.get(name, '-') for name in THREAD_VARIABLES}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--cases', nargs='+', default=list(CASES), choices=CASES)
+    parser.add_argument('--repeat', type=int, default=3, help='timed runs (best kept)')
+    parser.add_argument('--height', type=int, default=600)
+    parser.add_argument('--width', type=int, default=1000)
+    parser.add_argument('--proposals', type=int, default=300,
+                        help='cfg.TEST.RPN_POST_NMS_TOP_N for the test cases')
+    parser.add_argument('--layers', action='store_true', help='also print every layer\'s time')
+    parser.add_argument('--result', help='write the figures to this JSON file')
+    parser.add_argument('--child', help=argparse.SUPPRESS)   # internal: one case, JSON to stdout
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        result = run_case(args.child, args)
+        sys.stdout.write('\nRESULT ' + json.dumps(result) + '\n')
+        return
+    print('threads: %s; %d cores' % (', '.join('%s=%s' % kv for kv in thread_settings().items()),
+                                     os.cpu_count()), flush=True)
+    results = []
+    for case in args.cases:
+        cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
+               '--repeat', str(args.repeat), '--height', str(args.height),
+               '--width', str(args.width), '--proposals', str(args.proposals)]
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith('RESULT ')]
+        if proc.returncode != 0 or not lines:
+            sys.stdout.write(proc.stdout)
+            sys.exit('benchmark case %s failed (exit %d)' % (case, proc.returncode))
+        result = json.loads(lines[-1][len('RESULT '):])
+        if args.layers:
+            print_layers(result)
+        print_case(result)
+        sys.stdout.flush()
+        results.append(result)
+    print_summary(results)
+    if args.result:
+        from caffe.io import atomic_write
+        atomic_write(args.result, json.dumps({'threads': thread_settings(),
+                                              'cores': os.cpu_count(), 'results': results},
+                                             indent=1).encode())
+
+
+if __name__ == '__main__':
+    main()
