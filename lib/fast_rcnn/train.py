@@ -378,7 +378,7 @@ class SolverWrapper:
         if not bad:
             return
         last = model_paths[-1] if model_paths else 'none written in this run'
-        raise TrainingError('loss %s is %s at iteration %d; training stopped (last good '
+        raise LossNotFinite('loss %s is %s at iteration %d; training stopped (last good '
                             'snapshot: %s). Lower the learning rate or check the data.'
                             % (', '.join(bad), values[bad[0]], self.solver.iter, last))
 
