@@ -376,8 +376,8 @@ made_rows = {
                                           (['TEST.RPN_POST_NMS_TOP_N', '5', 'TEST.RPN_MODE',
                                             'no_reg'], 5)])
 def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at_most):
-    import pickle
     import caffe
+    from datasets.proposals_file import load_proposals
     from datasets.toy import generate_toy_dataset
     generate_toy_dataset(str(tmp_path / 'data' / 'toy'), num_train=1, num_test=2)
     prototxt = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_alt_opt', 'rpn_test.pt')
@@ -393,7 +393,6 @@ def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at
     assert code == 0, out[-3000:]
     with open(str(tmp_path / 'proposals.json')) as f:
         path = json.load(f)['proposals']
-    with open(path, 'rb') as f:
-        boxes = pickle.load(f)
+    boxes = load_proposals(path)
     assert len(boxes) == 2
     assert all(0 < len(b) <= at_most for b in boxes), [np.shape(b) for b in boxes]

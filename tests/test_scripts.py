@@ -78,7 +78,7 @@ def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
         lines = [json.loads(line) for line in f]
     assert [line['iter'] for line in lines] == list(range(1, 21))
     assert os.path.isfile(os.path.join(root, 'output', 'pytest_end2end', 'toy_test',
-                                       'toy_faster_rcnn_iter_20', 'detections.pkl'))
+                                       'toy_faster_rcnn_iter_20', 'detections.npz'))
     assert os.path.isfile(summary['test']['pr_curves'])
     pngs = [p['png'] for p in summary['demo']['pictures']]
     assert len(pngs) >= 2 and all(os.path.isfile(p) for p in pngs)

@@ -18,7 +18,8 @@ import _init_paths  # noqa: F401  (puts lib/ on sys.path)
 
 import numpy as np
 
-from fast_rcnn.config import ConfigError, cfg, cfg_from_file, cfg_from_list, merge_into_cfg
+from fast_rcnn.config import (ConfigError, cfg, cfg_from_file, cfg_from_list,
+                              check_consistency, merge_into_cfg)
 
 
 class ToolError(Exception):
@@ -297,6 +298,7 @@ def load_cfg(cfg_files, set_cfgs, defaults=None):
         merge_into_cfg(defaults, source='the tool\'s defaults')
     if set_cfgs:
         cfg_from_list(set_cfgs)
+    check_consistency()
 
 
 def experiment_net_args(num_classes=None):
@@ -352,20 +354,6 @@ def require_weights(path):
 def require_file(path, what):
     if not os.path.isfile(path):
         fail('%s %s not found' % (what, path))
-
-
-def read_pickle(path, what):
-    """The object pickled in path; a missing, empty, truncated or foreign file ends the tool
-    with one error line naming it."""
-    import pickle
-    require_file(path, what)
-    try:
-        with open(path, 'rb') as f:
-            return pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
-            TypeError, ValueError) as e:
-        fail('%s %s is not a readable pickle (empty, truncated or another format?): %s: %s'
-             % (what, path, type(e).__name__, e))
 
 
 # Result files ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ top 300, 1000 and 2000 proposals per image: the paper's Fig. 4. Prints the recal
 plot as a PNG; the recalls also go to --result as JSON (default: the PNG's name with .json).
 
   tools/eval_recall.py --imdb voc_2007_test \
-      --rpn-file output/.../ZF_rpn_proposals.pkl --label 'RPN ZF' \
+      --rpn-file output/.../ZF_rpn_proposals.npz --label 'RPN ZF' \
       --method selective_search --label SS --out recall.png
 """
 import argparse
@@ -15,6 +15,7 @@ import _common
 
 import numpy as np
 
+from datasets import proposals_file
 from datasets.factory import get_imdb
 from fast_rcnn.config import cfg
 
@@ -28,7 +29,8 @@ def parse_args(argv=None):
                         help="a proposal method of the dataset, e.g. selective_search "
                              "(repeatable)")
     parser.add_argument('--rpn-file', dest='rpn_files', action='append', default=[],
-                        help='a proposals pickle from tools/rpn_generate.py (repeatable)')
+                        help='a proposals file from tools/rpn_generate.py (.npz, or the '
+                             "release's .pkl) (repeatable)")
     parser.add_argument('--label', dest='labels', action='append', default=[],
                         help='legend labels, in the order --method then --rpn-file sources')
     parser.add_argument('--counts', dest='counts', default=','.join(map(str, PROPOSAL_COUNTS)),
@@ -39,15 +41,10 @@ def parse_args(argv=None):
 
 
 def load_proposals(path, num_images):
-    boxes = _common.read_pickle(path, 'proposals file')
-    if len(boxes) != num_images:
-        _common.fail('%s holds proposals for %d images; the dataset has %d'
-                     % (path, len(boxes), num_images))
-    out = []
-    for b in boxes:
-        b = np.asarray(b, dtype=np.float64)
-        out.append(b.reshape(-1, b.shape[-1])[:, :4] if b.size else np.zeros((0, 4)))
-    return out
+    """The first four columns of each image's proposals in path (datasets.proposals_file: the
+    .npz that rpn_generate.py writes, or the release's .pkl)."""
+    return [np.asarray(b[:, :4], dtype=np.float64)
+            for b in proposals_file.load_proposals(path, num_images)]
 
 
 def recall_curves(imdb, candidates, counts, thresholds):

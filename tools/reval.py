@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Re-evaluates the detections a test run saved (<output dir>/detections.pkl), optionally
-re-applying per-class NMS, without running the network again. The evaluation goes to --result
-as JSON (default: reval_result.json in that folder).
+"""Re-evaluates the detections a test run saved (<output dir>/detections.npz, or the release's
+detections.pkl, read without running code), optionally re-applying per-class NMS, without
+running the network again. The evaluation goes to --result as JSON (default: reval_result.json
+in that folder).
 
   tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
       --imdb voc_2007_test
@@ -13,13 +14,15 @@ import sys
 import _common
 
 from datasets.factory import get_imdb
+from fast_rcnn import detection_cache
 from fast_rcnn.config import cfg
 from fast_rcnn.test import apply_nms
 
 
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Re-evaluate saved detections')
-    parser.add_argument('output_dir', help='folder holding detections.pkl')
+    parser.add_argument('output_dir', help="folder holding detections.npz (or the release's "
+                                           'detections.pkl)')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset the detections are of')
     parser.add_argument('--matlab', dest='matlab_eval', action='store_true',
                         help="use the VOC devkit's MATLAB code for evaluation")
@@ -32,7 +35,6 @@ def parse_args(argv=None):
 
 def _check_image_set(det_file, imdb):
     """Detections saved with a key (fast_rcnn.detection_cache) must be of this image set."""
-    from fast_rcnn import detection_cache
     key = detection_cache.read_key(det_file)
     if key is None:
         return  # written without a key: the size check below is all there is
@@ -46,7 +48,7 @@ def _check_image_set(det_file, imdb):
 def main(argv=None):
     args = parse_args(argv)
     _common.load_cfg(args.cfg_files, args.set_cfgs)
-    det_file = os.path.join(args.output_dir, 'detections.pkl')
+    det_file = detection_cache.detections_file(args.output_dir)
     _common.require_file(det_file, 'detections file')
     imdb = get_imdb(args.imdb_name)
     imdb.competition_mode(args.comp_mode)
@@ -54,12 +56,8 @@ def main(argv=None):
         if 'matlab_eval' not in imdb.config:
             _common.fail('%s has no MATLAB evaluation' % imdb.name)
         imdb.config['matlab_eval'] = True
-    dets = _common.read_pickle(det_file, 'detections file')
     _check_image_set(det_file, imdb)
-    if len(dets) != imdb.num_classes or any(len(d) != imdb.num_images for d in dets):
-        _common.fail('%s holds detections for %d classes x %d images; %s has %d x %d'
-                     % (det_file, len(dets), len(dets[0]) if dets else 0, imdb.name,
-                        imdb.num_classes, imdb.num_images))
+    dets = detection_cache.load_detections(det_file, imdb.num_classes, imdb.num_images)
     if args.apply_nms:
         print('Applying NMS (%.2f) to all detections' % cfg.TEST.NMS, flush=True)
         dets = apply_nms(dets, cfg.TEST.NMS)

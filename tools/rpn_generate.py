@@ -1,21 +1,20 @@
 #!/usr/bin/env python3
-"""Runs a trained RPN over a dataset and saves its proposals: one (N, 5) array
-[x1, y1, x2, y2, score] per image, best first, pickled to
-output/<EXP_DIR>/<imdb>/<net>/<net>_rpn_proposals.pkl. These are the proposals a Fast R-CNN
+"""Runs a trained RPN over a dataset and saves its proposals: one (N, 4) array
+[x1, y1, x2, y2] per image, best first, to output/<EXP_DIR>/<imdb>/<net>/<net>_rpn_proposals.npz
+(datasets.proposals_file: an archive of arrays, read without running code). These are the proposals a Fast R-CNN
 detector trains and tests on in alternating training (paper Sec. 3.2), and what
 tools/eval_recall.py measures. The results (the proposals file, images, time) go to --result as
 JSON (default: rpn_generate_result.json beside the proposals).
 """
 import argparse
 import os
-import pickle
 import sys
 import time
 
 import _common
 
 from datasets.factory import get_imdb
-from caffe.io import atomic_write
+from datasets.proposals_file import save_proposals
 from fast_rcnn.config import get_output_dir
 from rpn.generate import imdb_proposals
 
@@ -50,8 +49,8 @@ def main(argv=None):
     start = time.time()
     proposals = imdb_proposals(net, imdb)
     seconds = time.time() - start
-    path = os.path.join(output_dir, net.name + '_rpn_proposals.pkl')
-    atomic_write(path, pickle.dumps(proposals, pickle.HIGHEST_PROTOCOL))
+    path = os.path.join(output_dir, net.name + '_rpn_proposals.npz')
+    save_proposals(path, proposals)
     print('Wrote RPN proposals to %s' % path, flush=True)
     _common.write_result(args.result or os.path.join(output_dir, 'rpn_generate_result.json'),
                          proposals=path, model=args.caffemodel, prototxt=prototxt,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests a Fast R-CNN or Faster R-CNN network on a dataset: detections, their evaluation
 (per-class AP and mAP for PASCAL VOC style datasets, AP@[.5,.95] and AP@.5 for COCO) and the
-per-class precision/recall curves (pr_curves.png beside detections.pkl).
+per-class precision/recall curves (pr_curves.png beside detections.npz).
 
   tools/test_net.py --gpu 0 --def models/pascal_voc/VGG16/faster_rcnn_end2end/test.prototxt \
       --net output/faster_rcnn_end2end/voc_2007_trainval/vgg16_faster_rcnn_iter_70000.caffemodel \
@@ -34,8 +34,9 @@ def parse_args(argv=None):
                         help='at most this many detections per image '
                              '(default: cfg.TEST.MAX_PER_IMAGE)')
     parser.add_argument('--proposals', dest='proposals', default=None,
-                        help='test the detector on these proposals instead of its RPN: a '
-                             'pickle of per-image boxes (tools/rpn_generate.py); for .mat '
+                        help='test the detector on these proposals instead of its RPN: '
+                             'per-image boxes from tools/rpn_generate.py (.npz, or the '
+                             "release's .pkl); for .mat "
                              'files (selective search, EdgeBoxes) use --set '
                              'TEST.HAS_RPN False TEST.PROPOSAL_METHOD selective_search|edge_boxes')
     return _common.parse_tool_args(parser, argv, 'test_net_result.json')

@@ -156,10 +156,9 @@ def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
 
 def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
     _child_setup(cfg_dict, device, STEP_CFG['generate'])
-    import pickle
     import caffe
-    from caffe.io import atomic_write
     from datasets.factory import get_imdb
+    from datasets.proposals_file import save_proposals
     from rpn.generate import imdb_proposals
     paths = []
     for name in imdb_name.split('+'):  # one proposals file per dataset of a joined '+' name
@@ -170,8 +169,8 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
         print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
         proposals = imdb_proposals(net, imdb)
         stem = os.path.splitext(os.path.basename(rpn_model_path))[0]
-        path = os.path.join(output_dir, stem + '_proposals.pkl')
-        atomic_write(path, pickle.dumps(proposals, pickle.HIGHEST_PROTOCOL))
+        path = os.path.join(output_dir, stem + '_proposals.npz')
+        save_proposals(path, proposals)
         print('Wrote RPN proposals to %s' % path, flush=True)
         paths.append(path)
     return {'proposal_path': paths if len(paths) > 1 else paths[0]}

@@ -29,7 +29,7 @@ import _common
 
 from caffe import parallel
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.train import TrainSettings, train, training_roidb
+from fast_rcnn.train import TrainSettings, check_max_iters, train, training_roidb
 from core.sampling import RoISampling
 
 
@@ -45,7 +45,8 @@ def parse_args(argv=None):
     parser.add_argument('--rand', dest='randomize', action='store_true',
                         help='do not seed the random number generators')
     parser.add_argument('--restore', dest='restore', default=None,
-                        help='resume from this .solverstate (a snapshot of an earlier run)')
+                        help='resume from this .solverstate (a complete snapshot of an earlier '
+                             'run: its .caffemodel and .trainstate beside it)')
     return _common.parse_tool_args(parser, argv, 'train_net_result.json')
 
 
@@ -75,6 +76,7 @@ def train_rank(args, rank, count, uid, device):
     the CPU); rank 0 writes the result file."""
     _common.join_ranks(rank, count)
     _common.start(args)
+    check_max_iters(args.max_iters)  # before the dataset is read
     _common.require_file(args.solver, 'solver file')
     _common.require_weights(args.pretrained_model)
     if args.restore:

@@ -60,7 +60,8 @@ def save_hdf5(net, filename, write_diff=False):
 
 def copy_from_hdf5(net, filename):
     """Copies /data/<layer>/<k> into the net's same-named layers (layers the net lacks are
-    ignored). A layer may lack a dataset only for a parameter it shares from another layer."""
+    ignored) and returns the names of the layers copied. A layer may lack a dataset only for a
+    parameter it shares from another layer."""
     h5py = _h5py()
     if not os.path.isfile(filename):
         raise not_found(filename, 'HDF5 weights file')
@@ -73,6 +74,7 @@ def copy_from_hdf5(net, filename):
         if 'data' not in f:
             raise CaffeError('%s: no /data group (not weights written by save_hdf5 or Caffe)'
                              % filename)
+        copied = []
         for name, group in f['data'].items():
             i = index.get(name)
             if i is None:
@@ -93,3 +95,5 @@ def copy_from_hdf5(net, filename):
                                      % (filename, name, k, tuple(values.shape), net.source,
                                         blob.shape))
                 blob.data[...] = np.asarray(values, dtype=np.float32)
+            copied.append(name)
+    return copied

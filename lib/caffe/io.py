@@ -69,7 +69,26 @@ def atomic_write(path, data):
     """Writes path so that readers see the old file or the whole new one, never a part: into a
     temporary file in the same folder, synced, then renamed over path (folders are made).
     data: bytes, str (written as UTF-8), or a function given the open binary file to write to.
-    The temporary file is removed when anything fails."""
+    The temporary file is removed when anything fails. An OSError that names no file (a full
+    disk, a file size limit) is raised again naming path."""
+    try:
+        _atomic_write(path, data)
+    except OSError as e:
+        named = naming_file(e, path)
+        if named is e:
+            raise
+        raise named from e
+
+
+def naming_file(error, path):
+    """An OSError that names no file (a full disk, a file size limit: the system's message
+    says what, not where) as the same error naming path; other errors as they are."""
+    if error.filename is not None or not error.errno:
+        return error
+    return type(error)(error.errno, error.strerror, path)
+
+
+def _atomic_write(path, data):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')

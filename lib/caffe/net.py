@@ -565,23 +565,26 @@ class Net:
     def copy_from(self, weights_file):
         """Copies parameters from a .caffemodel (or an HDF5 file, told by its signature, as
         Caffe's CopyTrainedLayersFrom does) into the layers of the same name; source layers
-        missing from this net are ignored."""
+        missing from this net are ignored. Returns the names of the layers copied (pycaffe
+        returns None; callers may tell a file that shares no layer with the net)."""
         from . import hdf5
         if hdf5.is_hdf5(weights_file):
-            hdf5.copy_from_hdf5(self, weights_file)
+            copied = hdf5.copy_from_hdf5(self, weights_file)
         else:
             source = io.read_binary(weights_file, caffe_pb2.NetParameter(), what='weights file')
-            self.copy_from_param(source, weights_file)
-        # Test-time caches are keyed by the weights a net was loaded with (fast_rcnn.test).
+            copied = self.copy_from_param(source, weights_file)
+        return copied
 
     def copy_from_param(self, source, origin='<NetParameter>'):
         """Copies the blobs of a NetParameter used as weights (upgraded as Caffe upgrades a
-        weights file: a bare `input` list, as Caffe's ToProto writes it, is dropped)."""
+        weights file: a bare `input` list, as Caffe's ToProto writes it, is dropped). Returns the
+        names of the layers copied."""
         try:
             source = io.upgrade_weights(source)
         except CaffeError as e:
             raise CaffeError('%s: %s' % (origin, e)) from None
         layers = self.layer_dict
+        copied = []
         for src in source.layer:
             target = layers.get(src.name)
             if target is None or not src.blobs:
@@ -596,6 +599,8 @@ class Net:
                     raise CaffeError('%s: layer %r param %d has shape %s, the net %s expects %s'
                                      % (origin, src.name, k, shape, self.source, blob.shape))
                 blob.data[...] = io.blob_values(proto).reshape(blob.shape)
+            copied.append(src.name)
+        return copied
 
     def share_with(self, other):
         """Makes this net's parameters use the data of the same-named layers' parameters in

@@ -542,9 +542,13 @@ class Solver:
                 group.create_dataset(str(k), data=h.cpu_data())
         return buffer.getvalue()
 
-    def restore(self, state_file):
+    def restore(self, state_file, weights=None):
         """Caffe's Restore: iteration, lr step, the weights (the state's learned_net) and the
-        history from a .solverstate, or from an HDF5 state when the name ends in .h5."""
+        history from a .solverstate, or from an HDF5 state when the name ends in .h5.
+
+        weights: read the weights from this file instead of learned_net (a snapshot copied to
+        another folder keeps learned_net's absolute path to the original); a warning says so
+        when learned_net names another file."""
         if state_file.endswith('.h5'):
             iteration, model, current_step, history = self._read_state_hdf5(state_file)
         else:
@@ -556,12 +560,17 @@ class Solver:
                              'parameter of %s)' % (state_file, len(history), type(self).__name__,
                                                   len(self.history), self.history_sets,
                                                   self.net.source))
+        if weights is not None:
+            if model and not (os.path.isfile(model) and os.path.samefile(model, weights)):
+                print('warning: %s names its weights %s; reading %s instead'
+                      % (state_file, model, weights), flush=True)
+            model = weights
+        elif model and not os.path.isfile(model):
+            # Snapshots moved together with their state file stay usable.
+            beside = os.path.join(os.path.dirname(os.path.abspath(state_file)),
+                                  os.path.basename(model))
+            model = beside if os.path.isfile(beside) else model
         if model:
-            if not os.path.isfile(model):
-                # Snapshots moved together with their state file stay usable.
-                beside = os.path.join(os.path.dirname(os.path.abspath(state_file)),
-                                      os.path.basename(model))
-                model = beside if os.path.isfile(beside) else model
             if _is_hdf5(model):
                 self.net.load_hdf5(model)
             else:

@@ -19,6 +19,7 @@ from pycocotools.cocoeval import COCOeval
 from caffe.io import atomic_write
 from datasets import ds_utils
 from datasets.imdb import imdb
+from utils.data_files import save_npz
 from fast_rcnn.config import cfg
 
 # image sets whose images live in another set's folder
@@ -98,10 +99,10 @@ class coco(imdb):
         return self._image_set in GT_SPLITS
 
     def gt_roidb(self):
-        """Ground-truth roidb, cached in data/cache/<name>_gt_roidb.pkl (rebuilt when the
+        """Ground-truth roidb, cached in data/cache/<name>_gt_roidb.npz (rebuilt when the
         annotation file changes)."""
         key = ds_utils.files_fingerprint([self._get_ann_file()], extra=('coco gt_roidb v1',))
-        cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.pkl')
+        cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.npz')
         return ds_utils.load_or_build(
             cache_file, key, lambda: [self._load_coco_annotation(i) for i in self.image_index],
             '{} gt roidb'.format(self.name))
@@ -222,13 +223,12 @@ class coco(imdb):
         coco_eval.evaluate()
         coco_eval.accumulate()
         summary = self._summarize(coco_eval)
-        eval_file = os.path.join(output_dir, 'detection_results.pkl')
-        ds_utils.save_pickle_atomic({'summary': summary, 'stats': coco_eval.stats,
-                                     'precision': coco_eval.eval['precision'],
-                                     'recall': coco_eval.eval['recall'],
-                                     'params': {'iouThrs': coco_eval.params.iouThrs,
-                                                'recThrs': coco_eval.params.recThrs}},
-                                    eval_file)
+        eval_file = os.path.join(output_dir, 'detection_results.npz')
+        save_npz(eval_file, 'coco_eval',
+                 {'stats': coco_eval.stats, 'precision': coco_eval.eval['precision'],
+                  'recall': coco_eval.eval['recall'], 'iouThrs': coco_eval.params.iouThrs,
+                  'recThrs': coco_eval.params.recThrs},
+                 {'summary': {k: v for k, v in summary.items() if k != 'pr_curves'}})
         print('Wrote COCO eval results to: {}'.format(eval_file))
         return summary
 

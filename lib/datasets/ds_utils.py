@@ -1,18 +1,24 @@
-"""Small helpers shared by the dataset readers: box checks, atomic caches. The box filters and
-formats the release kept here (unique_boxes, filter_small_boxes, xywh_to_xyxy, xyxy_to_xywh)
-are core.boxes'.
+"""Small helpers shared by the dataset readers: box checks, and the dataset caches. The box
+filters and formats the release kept here (unique_boxes, filter_small_boxes, xywh_to_xyxy,
+xyxy_to_xywh) are core.boxes'.
 
 Boxes are 0-based [x1, y1, x2, y2] with inclusive corners (width = x2 - x1 + 1), as everywhere
 in this project.
+
+Caches (data/cache/*_roidb.npz, the evaluation's parsed annotations *_annots.json) are written
+in formats that run no code when read (utils.data_files) and keyed on the content of the files
+they were built from, so an edited annotation is never answered from a stale cache.
 """
 import hashlib
+import json
 import os
-import pickle
 
 import numpy as np
+import scipy.sparse
 
 from caffe.io import atomic_write
 from core.boxes import filter_small_boxes, unique_boxes, xywh_to_xyxy, xyxy_to_xywh  # noqa: F401
+from utils.data_files import DataFileError, load_npz, save_npz
 
 
 def validate_boxes(boxes, width, height, source):
@@ -28,45 +34,154 @@ def validate_boxes(boxes, width, height, source):
                          .format(source, k, boxes[k].tolist(), width, height))
 
 
-def load_pickle(path):
-    with open(path, 'rb') as f:
-        return pickle.load(f)
-
-
-def save_pickle_atomic(obj, path):
-    """Pickles obj to path atomically (caffe.io.atomic_write)."""
-    atomic_write(path, lambda f: pickle.dump(obj, f, pickle.HIGHEST_PROTOCOL))
-
-
 def files_fingerprint(paths, extra=()):
-    """A digest of the files' names, sizes and modification times (plus `extra` values), used
-    to tell a cache built from older annotations. Missing files count as such, not as errors:
-    the reader that needs them reports them."""
+    """A digest of the files' names and contents (plus `extra` values), used to tell a cache
+    built from other annotations. Content, not size and modification time: an edit that keeps
+    both (a copy with preserved times, a coarse file system clock) still counts. Missing files
+    count as such, not as errors: the reader that needs them reports them."""
     h = hashlib.sha1()
     for value in extra:
         h.update(repr(value).encode())
         h.update(b'\0')
     for path in paths:
+        h.update(('%s\0' % path).encode())
         try:
-            st = os.stat(path)
-            h.update('{}|{}|{}\n'.format(path, st.st_size, st.st_mtime_ns).encode())
+            with open(path, 'rb') as f:
+                for chunk in iter(lambda: f.read(1 << 22), b''):
+                    h.update(chunk)
         except FileNotFoundError:
-            h.update('{}|missing\n'.format(path).encode())
+            h.update(b'\0missing')
+        h.update(b'\0\n')
     return h.hexdigest()
 
 
 def load_or_build(cache_file, key, build, what):
-    """Returns the object pickled in cache_file if it was built for `key`; otherwise calls
-    build(), caches its result under `key` and returns it. `what` names the object in messages."""
+    """Returns the value cached in cache_file if it was built for `key`; otherwise calls
+    build(), caches its result under `key` and returns it. A cache_file ending in .npz holds a
+    roidb (a list of dicts of arrays, sparse matrices and scalars), one ending in .json any
+    JSON value. `what` names the object in messages."""
+    codec = _CODECS[os.path.splitext(cache_file)[1]]
     if os.path.exists(cache_file):
         try:
-            payload = load_pickle(cache_file)
-        except Exception:
-            payload = None  # unreadable or from an older format: rebuild it
-        if isinstance(payload, dict) and payload.get('key') == key:
+            cached_key, value = codec[1](cache_file, what)
+        except (OSError, ValueError):
+            cached_key = None  # unreadable, or from an older format: rebuild it
+        if cached_key == key:
             print('{} loaded from {}'.format(what, cache_file))
-            return payload['value']
+            return value
     value = build()
-    save_pickle_atomic({'key': key, 'value': value}, cache_file)
+    codec[0](cache_file, key, value, what)
     print('wrote {} to {}'.format(what, cache_file))
     return value
+
+
+# JSON caches -------------------------------------------------------------------------------------
+
+def _save_json(path, key, value, what):
+    atomic_write(path, json.dumps({'key': key, 'value': value}))
+
+
+def _load_json(path, what):
+    with open(path) as f:
+        payload = json.load(f)
+    if not isinstance(payload, dict) or 'key' not in payload:
+        raise DataFileError('{} cache {} is not one of ours'.format(what, path))
+    return payload['key'], payload.get('value')
+
+
+# roidb caches: each field of the entries stored as one array over all entries ------------------
+
+ROIDB_KIND = 'roidb'
+_SCALAR_TYPES = {'bool': bool, 'int': int, 'float': float, 'str': str}
+
+
+def _save_roidb(path, key, roidb, what):
+    arrays, fields = {}, {}
+    names = sorted({name for entry in roidb for name in entry})
+    for name in names:
+        present = np.array([name in entry for entry in roidb])
+        if not present.all():
+            arrays[name + '.present'] = present
+        values = [entry[name] for entry in roidb if name in entry]
+        fields[name] = _encode_field(name, values, arrays, path)
+    save_npz(path, ROIDB_KIND, arrays, {'key': key, 'entries': len(roidb), 'fields': fields})
+
+
+def _encode_field(name, values, arrays, path):
+    if all(scipy.sparse.issparse(v) for v in values):
+        rows = [v.shape[0] for v in values]
+        stacked = scipy.sparse.vstack([scipy.sparse.csr_matrix(v) for v in values],
+                                      format='csr') if values else scipy.sparse.csr_matrix((0, 0))
+        arrays.update({name + '.data': stacked.data, name + '.indices': stacked.indices,
+                       name + '.indptr': stacked.indptr, name + '.shape': np.array(stacked.shape),
+                       name + '.counts': np.array(rows, dtype=np.int64)})
+        return 'csr'
+    for kind, python_type in _SCALAR_TYPES.items():
+        if all(isinstance(v, (python_type, np.generic)) and not isinstance(v, np.ndarray)
+               and _scalar_kind(v) == kind for v in values):
+            arrays[name] = np.array(values)
+            return kind
+    if all(isinstance(v, np.ndarray) and v.ndim >= 1 for v in values) and \
+            len({(v.dtype.str, v.shape[1:]) for v in values}) <= 1:
+        arrays[name] = np.concatenate(values) if values else np.zeros(0)
+        arrays[name + '.counts'] = np.array([v.shape[0] for v in values], dtype=np.int64)
+        return 'rows'
+    if all(isinstance(v, np.ndarray) for v in values):
+        for i, v in enumerate(values):
+            arrays['%s.%d' % (name, i)] = v
+        return 'arrays'
+    raise ValueError('{}: roidb field {!r} holds {} values, which the cache cannot store'
+                     .format(path, name, sorted({type(v).__name__ for v in values})))
+
+
+def _scalar_kind(value):
+    if isinstance(value, (bool, np.bool_)):
+        return 'bool'
+    if isinstance(value, (int, np.integer)):
+        return 'int'
+    if isinstance(value, (float, np.floating)):
+        return 'float'
+    return 'str' if isinstance(value, (str, np.str_)) else None
+
+
+def _load_roidb(path, what):
+    arrays, meta = load_npz(path, ROIDB_KIND, '{} cache'.format(what))
+    try:
+        count = int(meta['entries'])
+        roidb = [{} for _ in range(count)]
+        for name, kind in meta['fields'].items():
+            present = arrays.get(name + '.present', np.ones(count, dtype=bool))
+            holders = [entry for entry, has in zip(roidb, present) if has]
+            for entry, value in zip(holders, _decode_field(name, kind, arrays, len(holders))):
+                entry[name] = value
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise DataFileError('{} cache {} is damaged ({}: {})'
+                            .format(what, path, type(e).__name__, e)) from None
+    return meta.get('key'), roidb
+
+
+def _decode_field(name, kind, arrays, count):
+    if kind == 'csr':
+        stacked = scipy.sparse.csr_matrix(
+            (arrays[name + '.data'], arrays[name + '.indices'], arrays[name + '.indptr']),
+            shape=tuple(arrays[name + '.shape']))
+        return _split(stacked, arrays[name + '.counts'], count)
+    if kind == 'rows':
+        return [part.copy() for part in _split(arrays[name], arrays[name + '.counts'], count)]
+    if kind == 'arrays':
+        return [arrays['%s.%d' % (name, i)] for i in range(count)]
+    values = arrays[name]
+    if values.shape != (count,):
+        raise ValueError('field {!r} has {} values for {} entries'.format(name, values.size, count))
+    return [_SCALAR_TYPES[kind](v) for v in values.tolist()]
+
+
+def _split(stacked, counts, count):
+    counts = np.asarray(counts, dtype=np.int64)
+    if counts.shape != (count,) or counts.sum() != stacked.shape[0] or (counts < 0).any():
+        raise ValueError('row counts do not match the stored rows')
+    ends = np.cumsum(counts)
+    return [stacked[end - n:end] for n, end in zip(counts, ends)]
+
+
+_CODECS = {'.npz': (_save_roidb, _load_roidb), '.json': (_save_json, _load_json)}

@@ -12,12 +12,12 @@ A roidb is a list with one dict per image:
 """
 import os
 
-import cv2
 import numpy as np
 import scipy.sparse
 
-from datasets import ds_utils
+from datasets import proposals_file
 from fast_rcnn.config import cfg
+from utils.image_file import image_header
 
 # Area ranges of evaluate_recall, in pixels^2 (the release's names and bounds).
 RECALL_AREAS = {
@@ -119,20 +119,18 @@ class imdb:
         return True
 
     def rpn_roidb(self):
-        """Proposals from the pickle named by config['rpn_file'] (one (N, 4) or (N, 5) array
-        per image, as tools/rpn_generate.py writes), merged after the ground truth where the
-        ground truth is available."""
+        """Proposals from the file named by config['rpn_file'] (one (N, 4) or (N, 5) array
+        per image: the .npz tools/rpn_generate.py writes, or the release's .pkl; see
+        datasets.proposals_file), merged after the ground truth where the ground truth is
+        available."""
         filename = self.config.get('rpn_file')
         if not filename:
-            raise ValueError("{}: set config['rpn_file'] to the RPN proposals pickle"
+            raise ValueError("{}: set config['rpn_file'] to the RPN proposals file"
                              .format(self.name))
         if not os.path.isfile(filename):
             raise FileNotFoundError('RPN proposals file not found: {}'.format(filename))
         print('loading {}'.format(filename))
-        box_list = ds_utils.load_pickle(filename)
-        if len(box_list) != self.num_images:
-            raise ValueError('{}: {} proposal lists for the {} images of {}'
-                             .format(filename, len(box_list), self.num_images, self.name))
+        box_list = proposals_file.load_proposals(filename, self.num_images)
         if self._gt_available():
             gt_roidb = self.gt_roidb()
             return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
@@ -165,10 +163,8 @@ class imdb:
 
     @staticmethod
     def _read_image_size(path):
-        im = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-        if im is None:
-            raise FileNotFoundError('cannot read image {}'.format(path))
-        return im.shape[1], im.shape[0]
+        # The header alone: decoding every image would take minutes on a large dataset.
+        return image_header(path)
 
     def _add_image_info(self, roidb):
         if len(roidb) != self.num_images:

@@ -22,6 +22,7 @@ from datasets import ds_utils
 from datasets.imdb import imdb
 from datasets.voc_eval import voc_eval
 from datasets.voc_xml import AnnotationError, read_voc_xml
+from utils.data_files import save_npz
 from fast_rcnn.config import cfg
 
 VOC_CLASSES = ('__background__',  # always index 0
@@ -99,12 +100,12 @@ class pascal_voc(imdb):
     # ---- roidbs ----
 
     def gt_roidb(self):
-        """Ground-truth roidb, cached in data/cache/<name>_gt_roidb.pkl (rebuilt when an
+        """Ground-truth roidb, cached in data/cache/<name>_gt_roidb.npz (rebuilt when an
         annotation file, the class list or use_diff changes)."""
         paths = [self._annotation_path(index) for index in self.image_index]
         key = ds_utils.files_fingerprint(paths, extra=(
             'gt_roidb v1', self.classes, bool(self.config['use_diff']), tuple(self.image_index)))
-        cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.pkl')
+        cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.npz')
         return ds_utils.load_or_build(
             cache_file, key, lambda: [self._load_pascal_annotation(p) for p in paths],
             '{} gt roidb'.format(self.name))
@@ -167,7 +168,7 @@ class pascal_voc(imdb):
         key = ds_utils.files_fingerprint(paths, extra=(
             version, self.classes, bool(self.config['use_diff']),
             self.config['min_size'], tuple(self.image_index)))
-        cache_file = os.path.join(self.cache_path, '{}_{}_roidb.pkl'.format(self.name, method))
+        cache_file = os.path.join(self.cache_path, '{}_{}_roidb.npz'.format(self.name, method))
 
         def build():
             if with_gt:
@@ -238,7 +239,7 @@ class pascal_voc(imdb):
 
     def _do_python_eval(self, output_dir='output'):
         """Per-class AP with voc_eval (VOC07 11-point metric when config['use_07_metric']);
-        writes <cls>_pr.pkl to output_dir and returns (mean AP over the classes that have
+        writes <cls>_pr.npz to output_dir and returns (mean AP over the classes that have
         ground truth, {class: (recall, precision, AP)})."""
         annopath = os.path.join(self._data_path, 'Annotations', '{}.xml')
         use_07_metric = self.config['use_07_metric']
@@ -254,8 +255,8 @@ class pascal_voc(imdb):
             curves[cls] = (rec, prec, ap)
             print('AP for {} = {}'.format(cls, 'n/a (no ground truth)' if np.isnan(ap)
                                           else '{:.4f}'.format(ap)))
-            ds_utils.save_pickle_atomic({'rec': rec, 'prec': prec, 'ap': ap},
-                                        os.path.join(output_dir, cls + '_pr.pkl'))
+            save_npz(os.path.join(output_dir, cls + '_pr.npz'), 'pr_curve',
+                     {'rec': rec, 'prec': prec, 'ap': np.float64(ap)})
         valid = [ap for ap in aps if not np.isnan(ap)]
         mean_ap = float(np.mean(valid)) if valid else float('nan')
         print('Mean AP = {:.4f}'.format(mean_ap))

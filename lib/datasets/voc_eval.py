@@ -56,9 +56,9 @@ def _load_annotations(annopath, imagenames, imagesetfile, cachedir):
         return parse_all()
     # one cache per (image set, annotation folder), invalidated when an annotation changes
     tag = hashlib.sha1('{}|{}'.format(os.path.abspath(imagesetfile), annopath).encode())
-    cachefile = os.path.join(cachedir, '{}_{}_annots.pkl'.format(
+    cachefile = os.path.join(cachedir, '{}_{}_annots.json'.format(
         os.path.splitext(os.path.basename(imagesetfile))[0], tag.hexdigest()[:10]))
-    key = files_fingerprint(paths, extra=('voc_eval annots v1', tuple(imagenames)))
+    key = files_fingerprint(paths, extra=('voc_eval annots v2', tuple(imagenames)))
     return load_or_build(cachefile, key, parse_all, 'annotations')
 
 

@@ -2,7 +2,9 @@
 
 The detector learns normalized targets ((t - mean) / std, paper Sec. 3.1.2 and the release), so
 the weights a snapshot saves have the normalization folded into bbox_pred (outputs * std + mean):
-a test net then needs no means or stds. Resuming training unfolds them again.
+a test net then needs no means or stds. Resuming training puts back the arrays as trained,
+saved beside the snapshot (fast_rcnn.train_state): unfolding in floating point would not give
+back the same bits.
 """
 import numpy as np
 
@@ -30,15 +32,6 @@ class BBoxNormalization:
         weights.data[...] = weights.data * self._per_output(self.stds, weights.data.ndim)
         biases.data[...] = biases.data * self.stds + self.means
         return saved
-
-    def unfold(self, params):
-        """The inverse of fold, for weights read back from a snapshot."""
-        # Outputs with std 0 (the background class when the statistics come from the roidb)
-        # were saved as 0 and never regress; they stay 0.
-        inv = np.divide(1.0, self.stds, out=np.zeros_like(self.stds), where=self.stds != 0)
-        weights, biases = params[:2]
-        weights.data[...] = weights.data * self._per_output(inv, weights.data.ndim)
-        biases.data[...] = (biases.data - self.means) * inv
 
     @staticmethod
     def restore(params, arrays):

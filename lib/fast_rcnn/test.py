@@ -150,13 +150,20 @@ def _decode(net, blobs_out, boxes, im_shape, settings):
         scores = net.blobs['cls_score'].data.copy()
     else:
         scores = np.array(blobs_out['cls_prob'], copy=True)
-    scores = scores.reshape(scores.shape[0], -1)
+    # With no RoIs (an image too small for any proposal) the outputs have 0 rows, which
+    # reshape(0, -1) cannot infer a width for.
+    scores = scores.reshape(scores.shape[0], _row_size(scores))
     if settings.bbox_reg:
-        deltas = np.asarray(blobs_out['bbox_pred']).reshape(scores.shape[0], -1)
+        deltas = np.asarray(blobs_out['bbox_pred'])
+        deltas = deltas.reshape(deltas.shape[0], _row_size(deltas))
         pred_boxes = clip_boxes(bbox_transform_inv(boxes, deltas), im_shape)
     else:
         pred_boxes = np.tile(boxes, (1, scores.shape[1]))
     return scores, pred_boxes
+
+
+def _row_size(array):
+    return int(np.prod(array.shape[1:], dtype=np.int64))
 
 
 def detections_for_class(scores, boxes, cls, thresh, nms_thresh, nms_function=nms):
@@ -209,13 +216,13 @@ class TestResult:
 def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None,
              model_files=None, output_dir=None):
     """Detects objects in every image of imdb, saves all_boxes to
-    <output dir>/detections.pkl, evaluates them (imdb.evaluate) and draws the per-class
+    <output dir>/detections.npz, evaluates them (imdb.evaluate) and draws the per-class
     precision/recall curves to <output dir>/pr_curves.png. Returns all_boxes
     (all_boxes[cls][image] (N, 5) [x1, y1, x2, y2, score]; class 0 holds empty lists).
     run_test returns everything a caller may want (TestResult).
 
     settings: TestSettings (default: from cfg). model_files: the (prototxt, caffemodel) the net
-    was built from; with them, detections.pkl is reused (not recomputed) when it was made from
+    was built from; with them, detections.npz is reused (not recomputed) when it was made from
     the same files (by content), image set and test settings. vis writes one PNG per image to
     <output dir>/vis/. output_dir defaults to get_output_dir(imdb, net).
     """
@@ -228,7 +235,7 @@ def run_test(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None
     """test_net, returning a TestResult."""
     settings = settings or TestSettings.from_cfg(cfg)
     output_dir = output_dir or get_output_dir(imdb, net)
-    det_file = os.path.join(output_dir, 'detections.pkl')
+    det_file = os.path.join(output_dir, detection_cache.DETECTIONS_FILE)
     key = None
     if model_files is not None:
         # The proposal layer reads cfg.TEST's RPN keys: they belong to the key too.

@@ -13,8 +13,10 @@ own parts of one shuffled order, each draws its samples with RNG_SEED + rank, an
 reports and writes snapshots; the .trainstate keeps every rank's random state, so a resumed run
 repeats the uninterrupted one exactly.
 """
+import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ import numpy as np
 import caffe
 from core.roi_targets import BoxTargets
 from core.sampling import RoISampling
-from fast_rcnn import train_state
+from fast_rcnn import folder_lock, train_state
 from fast_rcnn.bbox_normalization import BBoxNormalization
 from fast_rcnn.config import cfg
 from fast_rcnn.train_state import TRAIN_STATE_EXT  # noqa: F401  (the tools' name for it)
@@ -34,6 +36,10 @@ import roi_data_layer.roidb as rdl_roidb
 
 class TrainingError(RuntimeError):
     """A training setup that cannot work (no data layer, inconsistent config, bad snapshot)."""
+
+
+class LossNotFinite(TrainingError):
+    """A loss became NaN or Inf: the weights are spoiled, so no snapshot is written."""
 
 
 class TrainingInterrupted(Exception):
@@ -111,7 +117,7 @@ class SolverWrapper:
         param.snapshot = 0
         if pretrained_model is not None:
             print('Loading pretrained model weights from %s' % pretrained_model, flush=True)
-            self.solver.net.copy_from(pretrained_model)
+            self._report_copied(pretrained_model, self.solver.net.copy_from(pretrained_model))
         self.normalization = self._normalization(stats)
         if self.nccl is None:
             self._data_layer().set_roidb(roidb)
@@ -122,6 +128,22 @@ class SolverWrapper:
             mine = np.random.randint(2 ** 31) if self.nccl.rank == 0 else 0
             shuffle_seed = int(self.nccl.sum_host(np.array([mine], dtype=np.float64))[0])
         self._data_layer().set_roidb(roidb, shuffle_seed=shuffle_seed)
+
+    def _report_copied(self, pretrained_model, copied):
+        """How many of the net's layers with parameters the weights file filled: a file made
+        for another net fills none, and training would silently start from random weights."""
+        net = self.solver.net
+        learnable = [name for name, layer in net.layer_dict.items() if layer.blobs]
+        copied = set(copied)
+        filled = [name for name in learnable if name in copied]
+        print('Copied the weights of %d of the %d layers with parameters from %s%s'
+              % (len(filled), len(learnable), pretrained_model,
+                 '' if len(filled) == len(learnable) else ' (not in it: %s)'
+                 % _some(sorted(set(learnable) - set(filled)))), flush=True)
+        if learnable and not filled and (self.nccl is None or self.nccl.rank == 0):
+            print('WARNING: %s shares no layer name with the net %s: NOTHING WAS COPIED and '
+                  'training starts from random weights. Is it the model this prototxt was '
+                  'meant for?' % (pretrained_model, net.name), file=sys.stderr, flush=True)
 
     def _data_layer(self):
         for layer in self.solver.net.layers:
@@ -152,9 +174,9 @@ class SolverWrapper:
 
     def snapshot(self):
         """Writes <snapshot_base>_iter_N.caffemodel (deployable: bbox_pred un-normalized), the
-        matching .solverstate and .trainstate, each atomically; returns the model path. With
-        several ranks every rank calls it (their random states are gathered) and rank 0
-        writes."""
+        matching .solverstate and, last, the .trainstate that seals the set (fast_rcnn.
+        train_state), each atomically; returns the model path. With several ranks every rank
+        calls it (their random states are gathered) and rank 0 writes."""
         rank_states = None
         if self.nccl is not None:
             rank_states = self.nccl.gather(train_state.capture(self._data_layer(), None))
@@ -168,7 +190,7 @@ class SolverWrapper:
         prefix = param.snapshot_prefix
         try:
             param.snapshot_prefix = base
-            model_path, _ = self.solver.snapshot()
+            model_path, state_path = self.solver.snapshot()
         finally:
             param.snapshot_prefix = prefix
             if trained is not None:
@@ -176,7 +198,7 @@ class SolverWrapper:
         state = train_state.capture(self._data_layer(), trained)
         if rank_states is not None:
             state['ranks'] = rank_states
-        train_state.save(model_path, state)
+        train_state.save(model_path, state_path, self.solver.iter, state)
         print('Wrote snapshot to: %s' % model_path, flush=True)
         return model_path
 
@@ -187,44 +209,54 @@ class SolverWrapper:
         return '%s_iter_%d%s' % (self.snapshot_base, self.solver.iter,
                                  '.caffemodel.h5' if hdf5 else '.caffemodel')
 
-    def restore(self, solverstate):
-        """Resumes from a .solverstate written by snapshot(): iteration, momentum history and the
-        weights, with bbox_pred brought back to the normalized form the training loss uses; and,
-        from the .trainstate beside it, the RNGs and the data layer's position. With several
-        ranks, every rank restores from the same files, then rank 0's weights are broadcast (as
-        Caffe broadcasts after a restore)."""
-        self._restore(solverstate)
+    def restore(self, snapshot):
+        """Resumes from a snapshot (its .solverstate, or the train_state.Snapshot that
+        check_snapshot made of it, which refuses incomplete or mixed sets): iteration, momentum
+        history and the weights (the .caffemodel beside the .solverstate), with bbox_pred as
+        trained, the RNGs and the data layer's position. With several ranks, every rank restores
+        from the same files, then rank 0's weights are broadcast (as Caffe broadcasts after a
+        restore)."""
+        if isinstance(snapshot, str):
+            snapshot = train_state.check_snapshot(snapshot)
+        self._restore(snapshot)
         if self.nccl is not None:
             self.nccl.bcast()
 
-    def _restore(self, solverstate):
-        if not os.path.isfile(solverstate):
-            raise TrainingError('solver state %s not found' % solverstate)
-        print('Restoring solver state from %s' % solverstate, flush=True)
-        self.solver.restore(solverstate)
-        try:
-            state = train_state.load(solverstate)
-        except ValueError as e:
-            raise TrainingError(str(e)) from None
-        if state is None:
-            print('warning: no %s beside %s; the resumed run will not repeat the original '
-                  'one exactly' % (TRAIN_STATE_EXT, solverstate), flush=True)
-        state = self._own_state(state, solverstate)
-        bbox_pred = self.solver.net.params.get('bbox_pred') if self.normalization else None
-        if state is None:
-            if bbox_pred:
-                self.normalization.unfold(bbox_pred)
-            return
+    def _restore(self, snapshot):
+        print('Restoring solver state from %s' % snapshot.solverstate, flush=True)
+        self.solver.restore(snapshot.solverstate, weights=snapshot.weights)
+        state_file = train_state.train_state_path(snapshot.solverstate)
+        if self.solver.iter != snapshot.iteration:
+            raise TrainingError('%s is at iteration %d but %s records %d'
+                                % (snapshot.solverstate, self.solver.iter, state_file,
+                                   snapshot.iteration))
+        state = snapshot.state
+        if (state['bbox_pred'] is None) != (self.normalization is None):
+            raise TrainingError(
+                '%s was written by a run that %s bbox_pred\'s target normalization; this run '
+                '%s (resume with the solver, --cfg and --set options of the first run)'
+                % (state_file, 'did not fold' if state['bbox_pred'] is None else 'folded',
+                   'does' if self.normalization is not None else 'does not'))
         if state['bbox_pred'] is not None:
-            BBoxNormalization.restore(self.solver.net.params['bbox_pred'], state['bbox_pred'])
-        train_state.apply(state, self._data_layer())
+            params = self.solver.net.params['bbox_pred']
+            shapes = tuple(a.shape for a in state['bbox_pred'])
+            if shapes != (params[0].data.shape, params[1].data.shape):
+                raise TrainingError('%s holds bbox_pred of shapes %s; the net has %s'
+                                    % (state_file, shapes,
+                                       (params[0].data.shape, params[1].data.shape)))
+            BBoxNormalization.restore(params, state['bbox_pred'])
+        own = self._own_state(state, snapshot.solverstate)
+        if own is None:
+            return
+        try:
+            train_state.apply(own, self._data_layer())
+        except caffe.CaffeError as e:
+            raise TrainingError('%s: %s' % (snapshot.solverstate, e)) from None
 
     def _own_state(self, state, solverstate):
         """This rank's part of a .trainstate (a data-parallel snapshot keeps every rank's random
         state and reading position under 'ranks'); None, with a warning, when the snapshot was
         written by another number of ranks."""
-        if state is None:
-            return None
         ranks, rank = (1, 0) if self.nccl is None else (self.nccl.count, self.nccl.rank)
         saved = state.get('ranks') or [state]
         if len(saved) != ranks:
@@ -245,9 +277,11 @@ class SolverWrapper:
         and at the end. Returns the paths of the written models. Progress goes to the terminal
         and, one JSON line per iteration, to <snapshot_base>_training.jsonl.
 
-        A loss that becomes NaN or Inf raises TrainingError before any further snapshot (the
+        A loss that becomes NaN or Inf raises LossNotFinite before any further snapshot (the
         last one written stays the last good one). SIGINT/SIGTERM let the iteration under way
-        finish, then a snapshot is written and TrainingInterrupted raised."""
+        finish, then a snapshot is written and TrainingInterrupted raised. Any other error (a
+        bad image, a full disk) writes a snapshot of the last completed iteration, as an
+        interruption does, before it is raised again."""
         solver = self.solver
         losses = self._loss_outputs()
         root = self.nccl is None or self.nccl.rank == 0
@@ -255,13 +289,19 @@ class SolverWrapper:
                                     log_path=self.training_log_path if root else None,
                                     start_iter=solver.iter, quiet=not root)
         model_paths = []
-        last_snapshot = -1
+        last_snapshot = start_iter = solver.iter
         every = self.settings.snapshot_iters
+        # The RNG and data layer state an iteration started from, while it is under way (None
+        # when the live state goes with the weights); whether its update has begun.
+        pending, updating = None, [False]
+        solver.add_callback(lambda: None, lambda: updating.__setitem__(0, True))
         try:
             with _StopRequests() as stop:
                 while solver.iter < max_iters:
+                    pending, updating[0] = train_state.capture(self._data_layer(), None), False
                     tic = time.perf_counter()
                     solver.step(1)
+                    pending = None
                     elapsed = time.perf_counter() - tic
                     values = {name: float(np.sum(solver.net.blobs[name].data))
                               for name in losses}
@@ -271,19 +311,52 @@ class SolverWrapper:
                     it = solver.iter
                     reporter.iteration(it, values, solver.learning_rate(), elapsed)
                     if every > 0 and it % every == 0:
-                        last_snapshot = it
                         model_paths.append(self.snapshot())
+                        last_snapshot = it
                     if stop.signum is not None:
                         if last_snapshot != it:
                             model_paths.append(self.snapshot())
                         raise TrainingInterrupted(stop.signum, it, model_paths[-1],
-                                                  os.path.splitext(model_paths[-1])[0]
-                                                  + '.solverstate')
+                                                  train_state.solverstate_path(model_paths[-1]))
+        except (TrainingInterrupted, LossNotFinite):
+            raise
+        except Exception as e:
+            if pending is None or not updating[0]:
+                self._snapshot_after_error(e, pending, last_snapshot, start_iter)
+            raise
         finally:
             reporter.close()
         if last_snapshot != solver.iter or not model_paths:
             model_paths.append(self.snapshot())
         return model_paths
+
+    def _snapshot_after_error(self, error, pending, last_snapshot, start_iter):
+        """After `error` stopped training, writes a snapshot of the last completed iteration
+        (with the RNG and data layer state it ended with: `pending`, when the error came in
+        the middle of the next one) and says how to resume."""
+        it = self.solver.iter
+        if it == last_snapshot or it == start_iter:
+            return  # that iteration's snapshot is on disk already (or nothing was learned)
+        if self.nccl is not None:
+            # A snapshot needs every rank, and the others are not here to help.
+            print('Training stopped by an error at iteration %d on rank %d; no snapshot was '
+                  'written (the ranks snapshot together)' % (it + 1, self.nccl.rank),
+                  file=sys.stderr, flush=True)
+            return
+        print('Training stopped by an error at iteration %d (%s: %s); writing a snapshot of '
+              'iteration %d first' % (it + 1, type(error).__name__, error, it),
+              file=sys.stderr, flush=True)
+        try:
+            if pending is not None:
+                train_state.apply(pending, self._data_layer())
+            model_path = self.snapshot()
+        except Exception as e:  # the disk that failed the run may fail this too
+            print('could not write the snapshot either (%s: %s)' % (type(e).__name__, e),
+                  file=sys.stderr, flush=True)
+            return
+        print('Wrote snapshot to %s; when the cause is fixed, resume with --restore %s'
+              % (model_path, train_state.solverstate_path(model_path)),
+              file=sys.stderr, flush=True)
 
     def _agree(self, values, signum):
         """The ranks' mean losses, and whether any rank was asked to stop (so that all stop
@@ -305,7 +378,7 @@ class SolverWrapper:
         if not bad:
             return
         last = model_paths[-1] if model_paths else 'none written in this run'
-        raise TrainingError('loss %s is %s at iteration %d; training stopped (last good '
+        raise LossNotFinite('loss %s is %s at iteration %d; training stopped (last good '
                             'snapshot: %s). Lower the learning rate or check the data.'
                             % (', '.join(bad), values[bad[0]], self.solver.iter, last))
 
@@ -447,26 +520,75 @@ class TrainResult:
         return self.model_paths[-1]
 
 
+def check_max_iters(max_iters):
+    """TrainingError unless max_iters (--iters) is a number of iterations."""
+    if int(max_iters) < 0:
+        raise TrainingError('--iters is %d; expected the iteration to train to (>= 0)'
+                            % max_iters)
+
+
 def train(solver_prototxt, roidb, output_dir, pretrained_model, max_iters, restore, seed,
           settings, sampling, uid=None):
     """train_net with every setting explicit (seed None: unseeded); returns a TrainResult.
     With caffe.solver_count() > 1 this process is rank caffe.solver_rank() of a data-parallel
-    run (uid: the caffe.NCCL unique id its parent made, for GPUs started without mpiexec)."""
+    run (uid: the caffe.NCCL unique id its parent made, for GPUs started without mpiexec).
+
+    One training at a time writes into output_dir (fast_rcnn.folder_lock; the root solver of a
+    data-parallel run holds the lock); temporary files left there by a killed run are removed.
+    restore must name the .solverstate of a complete snapshot set (train_state.check_snapshot)
+    at an iteration <= max_iters."""
+    check_max_iters(max_iters)
     if pretrained_model is not None and not os.path.isfile(pretrained_model):
         raise TrainingError('weights file %s not found; see data/README.md' % pretrained_model)
-    if seed is not None:
-        # Each rank samples its own images with its own stream (Caffe seeds rank r with
-        # random_seed + r); rank 0, and a single process, with the seed itself.
-        seed_rngs(seed + caffe.solver_rank())
-    roidb = filter_roidb(roidb, sampling)
-    if not roidb:
-        raise TrainingError('no training image has a foreground or background RoI')
     os.makedirs(output_dir, exist_ok=True)
-    sw = SolverWrapper(solver_prototxt, roidb, output_dir, pretrained_model=pretrained_model,
-                       settings=settings, shuffle_seed=seed, uid=uid)
-    if restore:
-        sw.restore(restore)
-    print('Solving...', flush=True)
-    model_paths = sw.train_model(max_iters)
-    print('done solving', flush=True)
-    return TrainResult(model_paths, sw.solver.iter, sw.training_log_path)
+    with _training_lock(output_dir):
+        if caffe.solver_rank() == 0:  # the writer of the folder
+            for path in train_state.remove_leftover_temporaries(output_dir):
+                print('Removed %s, left by a run that was killed while writing it' % path,
+                      flush=True)
+        snapshot = None
+        if restore:
+            snapshot = train_state.check_snapshot(restore)
+            if snapshot.iteration > max_iters:
+                raise TrainingError('--restore %s is at iteration %d, past --iters %d: there is '
+                                    'nothing to train (pass --iters above %d to go on)'
+                                    % (restore, snapshot.iteration, max_iters,
+                                       snapshot.iteration))
+        if seed is not None:
+            # Each rank samples its own images with its own stream (Caffe seeds rank r with
+            # random_seed + r); rank 0, and a single process, with the seed itself.
+            seed_rngs(seed + caffe.solver_rank())
+        roidb = filter_roidb(roidb, sampling)
+        if not roidb:
+            raise TrainingError('no training image has a foreground or background RoI')
+        sw = SolverWrapper(solver_prototxt, roidb, output_dir,
+                           pretrained_model=pretrained_model, settings=settings,
+                           shuffle_seed=seed, uid=uid)
+        if snapshot is not None:
+            sw.restore(snapshot)
+            if snapshot.iteration == max_iters:
+                print('%s is at iteration %d already: nothing to train' % (restore, max_iters),
+                      flush=True)
+                return TrainResult([snapshot.weights], max_iters, sw.training_log_path)
+        print('Solving...', flush=True)
+        model_paths = sw.train_model(max_iters)
+        print('done solving', flush=True)
+        return TrainResult(model_paths, sw.solver.iter, sw.training_log_path)
+
+
+@contextlib.contextmanager
+def _training_lock(output_dir):
+    if caffe.solver_rank() != 0:
+        yield  # the root solver alone writes snapshots and holds the lock
+        return
+    try:
+        with folder_lock.training_lock(output_dir):
+            yield
+    except folder_lock.FolderInUse as e:
+        raise TrainingError(str(e)) from None
+
+
+def _some(names, limit=8):
+    """The first `limit` names, and how many there are in all when that is more."""
+    shown = ', '.join(names[:limit])
+    return shown if len(names) <= limit else '%s, ... (%d in all)' % (shown, len(names))

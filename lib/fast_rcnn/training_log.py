@@ -7,7 +7,7 @@ file beside the snapshots, for tools/plot_training.py and other programs:
 import json
 import os
 
-from caffe.io import atomic_write
+from caffe.io import atomic_write, naming_file
 
 
 class TrainingReporter:
@@ -37,8 +37,14 @@ class TrainingReporter:
         if self._log is not None:
             record = {'iter': it, 'lr': lr, 'losses': {n: losses[n] for n in self.loss_names},
                       'sec_per_iter': seconds}
-            self._log.write(json.dumps(record) + '\n')
-            self._log.flush()
+            try:
+                self._log.write(json.dumps(record) + '\n')
+                self._log.flush()
+            except OSError as e:
+                named = naming_file(e, self.log_path)
+                if named is e:
+                    raise
+                raise named from e
         if not self.quiet and (it % self.display == 0 or it == self.max_iters
                                or it == self.start_iter + 1):
             self._print(it, lr)

@@ -10,8 +10,9 @@ import numpy as np
 
 from caffe.io import atomic_write
 
-# Longest side, in pixels, of the image drawn under the detections.
-MAX_DRAWN_SIDE = 2000
+# Longest side, in pixels, of the image drawn under the detections: the PNG is 800 pixels wide
+# (8 inches at 100 dpi), so twice that is already more than it can show.
+MAX_DRAWN_SIDE = 1600
 
 
 def _pyplot():
@@ -36,7 +37,7 @@ def vis_detections(im, class_name, dets, thresh=0.3, ax=None, scale=1.0):
     drawn image (for a downscaled copy)."""
     import matplotlib.patches
     if ax is None:
-        _, ax = _pyplot().subplots(figsize=(8, 8 * im.shape[0] / max(im.shape[1], 1)))
+        _, ax = _pyplot().subplots(figsize=_figure_size(*im.shape[:2]))
         ax.imshow(im[:, :, ::-1])
         ax.axis('off')
     for det in dets:
@@ -53,12 +54,21 @@ def vis_detections(im, class_name, dets, thresh=0.3, ax=None, scale=1.0):
 def _drawable(im):
     """(image to draw, scale from image to drawn coordinates): a copy downscaled to
     MAX_DRAWN_SIDE when the image is larger."""
-    longest = max(im.shape[:2])
+    height, width = im.shape[:2]
+    longest = max(height, width)
     if longest <= MAX_DRAWN_SIDE:
         return im, 1.0
     import cv2
     scale = MAX_DRAWN_SIDE / float(longest)
-    return cv2.resize(im, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), scale
+    # A side never rounds to nothing: a 1-pixel-high strip stays one pixel high.
+    size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+    return cv2.resize(im, size, interpolation=cv2.INTER_AREA), scale
+
+
+def _figure_size(height, width):
+    """8 inches wide, as tall as the image's aspect asks, but at least an inch: a figure of a
+    1-pixel-high image would have no room to draw in."""
+    return 8, max(1.0, 8 * height / max(width, 1))
 
 
 def save_detections_image(im, class_names, dets_per_class, path, thresh=0.3, title=None):
@@ -67,7 +77,7 @@ def save_detections_image(im, class_names, dets_per_class, path, thresh=0.3, tit
     plt = _pyplot()
     drawn, scale = _drawable(im)
     height, width = drawn.shape[:2]
-    fig, ax = plt.subplots(figsize=(8, 8 * height / max(width, 1)))
+    fig, ax = plt.subplots(figsize=_figure_size(height, width))
     ax.imshow(drawn[:, :, ::-1])
     ax.axis('off')
     for name, dets in zip(class_names, dets_per_class):

@@ -3,7 +3,7 @@ box-regression targets with their normalization statistics."""
 import numpy as np
 
 from core.roi_targets import class_statistics, normalize_targets, roidb_targets
-from utils.image_file import check_image_file
+from utils.image_file import check_image_size, image_header
 
 
 def prepare_roidb(imdb):
@@ -13,14 +13,22 @@ def prepare_roidb(imdb):
     max_overlaps is each box's best IoU with the ground truth and max_classes that ground truth's
     class (0 where the IoU is 0); crowd regions (overlap -1) end up with max_overlaps -1, so they
     are neither foreground nor background.
+
+    Every image's header is checked here (utils.image_file: whole, decodable as far as a header
+    read can tell, and of the size its annotation says): a bad image found now costs nothing;
+    found at iteration 50000 it would end the run.
     """
     roidb = imdb.roidb
+    checked = {}
     for i, entry in enumerate(roidb):
-        entry['image'] = imdb.image_path_at(i)
-        # A bad image found here costs nothing; found at iteration 50000 it would end the run.
-        check_image_file(entry['image'])
-        if 'width' not in entry or 'height' not in entry:
-            entry['width'], entry['height'] = imdb.image_size_at(i)
+        path = entry['image'] = imdb.image_path_at(i)
+        if path not in checked:  # flipped entries share their image
+            if 'width' in entry and 'height' in entry:
+                checked[path] = check_image_size(path, entry['width'], entry['height'],
+                                                 'its annotation (%s)' % imdb.name)
+            else:
+                checked[path] = image_header(path)
+        entry['width'], entry['height'] = checked[path]
         gt_overlaps = _dense(entry['gt_overlaps'])
         if gt_overlaps.shape[0] and gt_overlaps.shape[1]:
             max_overlaps = gt_overlaps.max(axis=1)

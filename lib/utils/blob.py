@@ -31,8 +31,18 @@ def prep_im_for_blob(im, pixel_means, target_size, max_size):
     scale = float(target_size) / float(short_side)
     if np.round(scale * long_side) > max_size:
         scale = float(max_size) / float(long_side)
-    im = cv2.resize(im, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    return im, scale
+    return _resize(im, scale), scale
+
+
+def _resize(im, scale):
+    """cv2.resize by `scale` (cv2 rounds the sizes), with every side at least one pixel: a very
+    thin image (a 1-pixel line of a long photo) would otherwise round to nothing. Only then are
+    the sizes given instead of the scale, which changes cv2's interpolation coefficients."""
+    height, width = im.shape[:2]
+    if round(height * scale) >= 1 and round(width * scale) >= 1:
+        return cv2.resize(im, None, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    size = (max(1, int(round(width * scale))), max(1, int(round(height * scale))))
+    return cv2.resize(im, size, interpolation=cv2.INTER_LINEAR)
 
 
 def pyramid_blob(im, pixel_means, target_sizes, max_size):

@@ -96,7 +96,7 @@ def test_cocoeval_round_trip_of_perfect_detections(valid_coco_dir, tmp_path):
     assert summary['AP'] == pytest.approx(1.0) and summary['AP50'] == pytest.approx(1.0)
     assert summary['per_class']['cat'] == pytest.approx((1.0, 1.0))
     assert summary['per_class']['dog'] == pytest.approx((1.0, 1.0))
-    assert os.listdir(out) == ['detection_results.pkl']  # the results JSON is cleaned up
+    assert os.listdir(out) == ['detection_results.npz']  # the results JSON is cleaned up
 
 
 def test_results_json_format(valid_coco_dir, tmp_path):

@@ -135,7 +135,7 @@ def test_set_list_parsing():
     cfg_from_list(['TRAIN.SCALES', '(500,)', 'TEST.NMS', '0.4', 'TRAIN.USE_FLIPPED', 'False',
                    'TRAIN.HAS_RPN', 'true', 'EXP_DIR', '2007', 'TRAIN.SNAPSHOT_INFIX', "'a b'",
                    'TEST.SCALES', '[300, 400]', 'EPS', '1e-3', 'TEST.RPN_MODE', 'no_cls',
-                   'PIXEL_MEANS', '[[[1, 2, 3]]]', 'TRAIN.RPN_POSITIVE_WEIGHT', '1'])
+                   'PIXEL_MEANS', '[[[1, 2, 3]]]', 'TRAIN.RPN_LAMBDA', '1'])
     assert cfg.TRAIN.SCALES == (500,)
     assert cfg.TEST.NMS == 0.4
     assert cfg.TRAIN.USE_FLIPPED is False and cfg.TRAIN.HAS_RPN is True
@@ -144,7 +144,7 @@ def test_set_list_parsing():
     assert cfg.TEST.SCALES == (300, 400) and isinstance(cfg.TEST.SCALES, tuple)
     assert cfg.EPS == 1e-3 and cfg.TEST.RPN_MODE == 'no_cls'
     np.testing.assert_array_equal(cfg.PIXEL_MEANS, [[[1, 2, 3]]])
-    assert cfg.TRAIN.RPN_POSITIVE_WEIGHT == 1.0 and type(cfg.TRAIN.RPN_POSITIVE_WEIGHT) is float
+    assert cfg.TRAIN.RPN_LAMBDA == 1.0 and type(cfg.TRAIN.RPN_LAMBDA) is float
 
 
 @pytest.mark.parametrize('key', ['TRAIN.NOPE', 'NOPE', 'EXP_DIR.SUB', 'TRAIN.SCALES.X'])
@@ -189,3 +189,84 @@ def test_cfg_to_string():
     assert 'TRAIN.SCALES: (600,)' in text.splitlines()
     assert 'PIXEL_MEANS: [[[102.9801, 115.9465, 122.7717]]]' in text.splitlines()
     assert 'EXP_DIR: \'default\'' in text.splitlines()
+
+
+# Ranges -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('key,text', [
+    ('TRAIN.SCALES', '(0,)'), ('TRAIN.SCALES', '()'), ('TRAIN.SCALES', '[600, -1]'),
+    ('TRAIN.MAX_SIZE', '0'), ('TRAIN.BATCH_SIZE', '-64'), ('TRAIN.IMS_PER_BATCH', '0'),
+    ('RNG_SEED', '-1'), ('RNG_SEED', '4294967296'), ('TRAIN.FG_FRACTION', '2.0'),
+    ('TRAIN.FG_THRESH', '-0.1'), ('TRAIN.BG_THRESH_HI', '1.5'), ('TRAIN.BBOX_THRESH', '3'),
+    ('TRAIN.SNAPSHOT_ITERS', '-1'), ('TRAIN.BBOX_NORMALIZE_STDS', '[0.1, 0.1, 0, 0.2]'),
+    ('TRAIN.BBOX_NORMALIZE_STDS', '[0.1, 0.1]'), ('TRAIN.BBOX_INSIDE_WEIGHTS', '[1, 1, 1, -1]'),
+    ('TRAIN.RPN_POSITIVE_OVERLAP', '1.2'), ('TRAIN.RPN_FG_FRACTION', '-0.5'),
+    ('TRAIN.RPN_BATCHSIZE', '0'), ('TRAIN.RPN_NMS_THRESH', '7'), ('TRAIN.RPN_PRE_NMS_TOP_N', '-2'),
+    ('TRAIN.RPN_MIN_SIZE', '-16'), ('TRAIN.RPN_POSITIVE_WEIGHT', '1.0'),
+    ('TRAIN.RPN_LAMBDA', '-1'), ('TRAIN.ITER_SIZE', '-2'), ('TRAIN.RANKS_PER_UPDATE', '-8'),
+    ('TEST.SCALES', '(0,)'),
+    ('TEST.MAX_SIZE', '-5'), ('TEST.NMS', '1.01'), ('TEST.NMS', 'nan'),
+    ('TEST.RPN_POST_NMS_TOP_N', '-7'), ('TEST.MAX_PER_IMAGE', '-3'), ('TEST.SCORE_THRESH', 'inf'),
+    ('DEDUP_BOXES', '-0.0625'), ('EPS', '0'), ('GPU_ID', '-1'), ('ANCHOR_SCALES', '()'),
+    ('ANCHOR_RATIOS', '[0.5, 0]'), ('RPN_ANCHOR_SCALES', '[8, -16]'),
+    ('PIXEL_MEANS', '[[[1, 2, .inf]]]'),
+])
+def test_values_out_of_range_are_refused_naming_the_key(key, text):
+    before = snapshot()
+    with pytest.raises(ConfigError) as info:
+        cfg_from_list(['EXP_DIR', 'changed', key, text])
+    assert key in str(info.value) and 'expects' in str(info.value)
+    assert snapshot() == before  # nothing changed, not even the valid pair before it
+
+
+def test_values_out_of_range_in_a_file_name_the_file_and_key(tmp_path):
+    path = write(tmp_path, 'TRAIN:\n  SCALES: [0]\n')
+    with pytest.raises(ConfigError, match=r'%s: TRAIN\.SCALES expects' % path):
+        cfg_from_file(path)
+
+
+def _numeric_leaves(node, prefix=''):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _numeric_leaves(value, prefix + key + '.')
+        elif isinstance(value, np.ndarray) or (
+                not isinstance(value, (str, bool)) and isinstance(value, (int, float, tuple))):
+            yield prefix + key, value
+
+
+def test_every_numeric_key_has_a_range_that_its_default_meets():
+    from fast_rcnn.config import VALID_VALUES
+    leaves = dict(_numeric_leaves(cfg))
+    assert len(leaves) >= 40
+    assert sorted(leaves) == sorted(VALID_VALUES)
+    for key, value in leaves.items():
+        assert VALID_VALUES[key][1](value), key
+
+
+def test_edge_values_are_accepted():
+    cfg_from_list(['TRAIN.FG_FRACTION', '1', 'TRAIN.BG_THRESH_LO', '0', 'TEST.NMS', '0',
+                   'TRAIN.RPN_PRE_NMS_TOP_N', '-1', 'TEST.MAX_PER_IMAGE', '0',
+                   'RNG_SEED', str(2 ** 32 - 1), 'TEST.SCORE_THRESH', '-2.5',
+                   'TRAIN.SNAPSHOT_ITERS', '0', 'RPN_ANCHOR_RATIOS', '()'])
+    assert cfg.RNG_SEED == 2 ** 32 - 1 and cfg.TEST.SCORE_THRESH == -2.5
+
+
+def test_crossed_thresholds_are_refused_once_everything_is_loaded():
+    from fast_rcnn.config import check_consistency
+    # One file may move both bounds, one at a time: only the final values count.
+    cfg_from_list(['TRAIN.BG_THRESH_LO', '0.6'])
+    cfg_from_list(['TRAIN.BG_THRESH_HI', '0.7'])
+    check_consistency()
+    cfg_from_list(['TRAIN.RPN_NEGATIVE_OVERLAP', '0.8'])
+    with pytest.raises(ConfigError, match=r'TRAIN\.RPN_NEGATIVE_OVERLAP .*TRAIN\.RPN_POSITIVE'):
+        check_consistency()
+
+
+def test_a_yaml_error_is_one_line_with_file_line_and_column(tmp_path):
+    path = write(tmp_path, 'TRAIN:\n  SCALES: [600\n  MAX_SIZE: 1000\n')
+    with pytest.raises(ConfigError) as info:
+        cfg_from_file(path)
+    message = str(info.value)
+    assert '\n' not in message
+    assert message.startswith('config file %s:3:11: not valid YAML: ' % path)
+    assert message.count(path) == 1

@@ -120,13 +120,54 @@ def test_append_flipped_images_mirrors_boxes(voc2007):
 def test_gt_roidb_cache_is_rebuilt_when_an_annotation_changes(voc2007):
     ann = voc2007 / 'VOCdevkit2007' / 'VOC2007' / 'Annotations' / '000002.xml'
     first = pascal_voc('trainval', '2007').gt_roidb()
-    assert os.path.exists(voc2007 / 'cache' / 'voc_2007_trainval_gt_roidb.pkl')
+    assert os.path.exists(voc2007 / 'cache' / 'voc_2007_trainval_gt_roidb.npz')
     np.testing.assert_array_equal(first[1]['boxes'], [[1, 2, 10, 12]])
     ann.write_text(voc_xml(50, 40, [('car', (3, 3, 11, 13), 0)]))
     st = os.stat(ann)
     os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
     second = pascal_voc('trainval', '2007').gt_roidb()
     np.testing.assert_array_equal(second[1]['boxes'], [[2, 2, 10, 12]])
+
+
+def test_gt_roidb_cache_is_keyed_on_content_not_size_and_time(voc2007):
+    # An edit that keeps the file's size and modification time (a copy with preserved times,
+    # a coarse file system clock) must not be answered from the cache.
+    ann = voc2007 / 'VOCdevkit2007' / 'VOC2007' / 'Annotations' / '000002.xml'
+    first = pascal_voc('trainval', '2007').gt_roidb()
+    np.testing.assert_array_equal(first[1]['boxes'], [[1, 2, 10, 12]])
+    st = os.stat(ann)
+    text = ann.read_text()
+    edited = text.replace('<xmin>2</xmin>', '<xmin>4</xmin>')
+    assert edited != text and len(edited) == len(text)
+    ann.write_text(edited)
+    os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(ann).st_size == st.st_size and os.stat(ann).st_mtime_ns == st.st_mtime_ns
+    second = pascal_voc('trainval', '2007').gt_roidb()
+    np.testing.assert_array_equal(second[1]['boxes'], [[3, 2, 10, 12]])
+
+
+def test_roidb_cache_round_trips_every_field(voc2007, tmp_path):
+    from datasets.ds_utils import load_or_build
+    roidb = [{'boxes': np.array([[1, 2, 3, 4]], np.uint16), 'flipped': False, 'width': 50,
+              'gt_overlaps': scipy.sparse.csr_matrix(np.array([[0, 0.5, 0]], np.float32)),
+              'seg_areas': np.array([9.5], np.float32), 'image': 'a.jpg', 'score': 0.5},
+             {'boxes': np.zeros((0, 4), np.uint16), 'flipped': True, 'width': 7,
+              'gt_overlaps': scipy.sparse.csr_matrix((0, 3), dtype=np.float32),
+              'seg_areas': np.zeros(0, np.float32), 'image': 'b.jpg'}]
+    path = str(tmp_path / 'x_roidb.npz')
+    load_or_build(path, 'k', lambda: roidb, 'test roidb')
+    loaded = load_or_build(path, 'k', lambda: pytest.fail('rebuilt'), 'test roidb')
+    for a, b in zip(loaded, roidb):
+        assert sorted(a) == sorted(b)
+        for key, value in b.items():
+            if scipy.sparse.issparse(value):
+                assert a[key].shape == value.shape
+                np.testing.assert_array_equal(a[key].toarray(), value.toarray())
+            elif isinstance(value, np.ndarray):
+                assert a[key].dtype == value.dtype
+                np.testing.assert_array_equal(a[key], value)
+            else:
+                assert a[key] == value and type(a[key]) is type(value)
 
 
 def test_rpn_roidb_merges_proposals_with_iou_overlaps(voc2007, tmp_path):
@@ -249,7 +290,7 @@ def test_custom_evaluation_of_perfect_detections(mine, tmp_path):
                 (all_boxes[cls][i], dets))
     out = tmp_path / 'out'
     assert db.evaluate_detections(all_boxes, str(out)) == pytest.approx(1.0)
-    assert (out / 'widget_pr.pkl').exists()
+    assert (out / 'widget_pr.npz').exists()
     assert os.listdir(mine / 'results' / 'Main') == []  # cleaned up
     # a missed gadget: AP(gadget) = 1/2 (area metric, one of two found at precision 1)
     all_boxes[2][1] = []

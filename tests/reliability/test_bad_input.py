@@ -2,39 +2,11 @@
 file, a non-zero exit and no Python traceback. The broken files are made here, in tmp_path."""
 import os
 import shutil
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOY = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end')
-SOLVER = os.path.join(TOY, 'solver.prototxt')
-TEST_DEF = os.path.join(TOY, 'test.prototxt')
-CFGS = ['--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'),
-        '--cfg', os.path.join(ROOT, 'experiments', 'cfgs', 'toy.yml')]
-
-
-def run_tool(tool, args, timeout=120):
-    env = dict(os.environ, PYTHONUNBUFFERED='1')
-    env.pop('FRCN_DEBUG', None)
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, 'tools', tool)] + list(args),
-                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, timeout=timeout)
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-def assert_one_error(result, *names):
-    """Exit status 1, no traceback, exactly one 'error:' line, and it names every one of
-    `names` (the bad file, the field...)."""
-    code, out, err = result
-    assert code == 1, (code, out[-2000:], err)
-    assert 'Traceback' not in err and 'Traceback' not in out, err
-    lines = [l for l in err.splitlines() if l.startswith('error:')]
-    assert len(lines) == 1, err
-    for name in names:
-        assert str(name) in lines[0], (name, lines[0])
-    return lines[0]
+from tool_runs import CFGS, SOLVER, TEST_DEF, assert_one_error, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -53,10 +25,18 @@ def data_dir(tmp_path, toy_source):
 
 
 def train(data_dir, *extra, iters='1'):
+    """train_net.py on the small toy data; `extra` options go before the config pairs, and its
+    own --set pairs (they must come last) end the one --set list (--set takes the rest of the
+    command line), after the small-scale pairs they may override."""
+    extra = list(extra)
+    sets = []
+    if '--set' in extra:
+        at = extra.index('--set')
+        extra, sets = extra[:at], extra[at + 1:]
     args = ['--gpu', 'cpu', '--solver', SOLVER, '--imdb', 'toy_train', '--iters', iters] + CFGS
-    args += list(extra)
+    args += extra
     args += ['--set', 'DATA_DIR', str(data_dir), 'ROOT_DIR', str(data_dir.parent / 'root'),
-             'TRAIN.SCALES', '[120]', 'TRAIN.MAX_SIZE', '200']
+             'TRAIN.SCALES', '[120]', 'TRAIN.MAX_SIZE', '200'] + sets
     return run_tool('train_net.py', args)
 
 
@@ -89,6 +69,46 @@ def test_truncated_image(data_dir):
     data = image(data_dir).read_bytes()
     image(data_dir).write_bytes(data[:len(data) // 3])
     assert_one_error(train(data_dir), image(data_dir), 'truncated')
+
+
+def test_image_of_another_size_than_its_annotation_says(data_dir):
+    import re
+    path = annotation(data_dir)
+    text = path.read_text()
+    width = int(re.search(r'<width>(\d+)</width>', text).group(1))
+    path.write_text(text.replace('<width>%d</width>' % width, '<width>%d</width>' % (width + 7)))
+    line = assert_one_error(train(data_dir), image(data_dir), 'its annotation')
+    assert 'is %dx' % width in line and 'says %dx' % (width + 7) in line
+
+
+def test_damaged_png_body_is_found_before_training(data_dir):
+    import cv2
+    jpg = image(data_dir)
+    png = jpg.with_suffix('.png')
+    cv2.imwrite(str(png), cv2.imread(str(jpg)))
+    os.remove(str(jpg))
+    data = bytearray(png.read_bytes())
+    data[data.find(b'IDAT') + 100] ^= 0xFF  # cv2.imread would refuse it mid-training
+    png.write_bytes(bytes(data))
+    code, out, err = train(data_dir)
+    assert_one_error((code, out, err), png, 'damaged')
+    assert 'Solving...' not in out
+
+
+def test_exif_rotated_image_is_checked_at_the_size_it_decodes_to(data_dir):
+    # Stored a quarter turn back, with EXIF orientation 6 (turn right to show): cv2.imread
+    # decodes it upright, at the size its annotation says.
+    import cv2
+    from PIL import Image
+    path = image(data_dir)
+    upright = cv2.imread(str(path))
+    stored = np.ascontiguousarray(np.rot90(upright, 1)[:, :, ::-1])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(str(path), exif=exif.tobytes(), quality=95)
+    assert cv2.imread(str(path)).shape == upright.shape
+    code, out, err = train(data_dir)
+    assert code == 0, err
 
 
 def test_image_set_id_without_image(data_dir):
@@ -231,6 +251,28 @@ def test_python_layer_module_not_importable(tmp_path, tiny_model, toy_data):
     assert_one_error(_test_net(toy_data, path, model), 'no_such_module_xyz')
 
 
+def test_weights_that_share_no_layer_with_the_net_are_reported_loudly(data_dir, tiny_model):
+    import re
+    _, model = tiny_model  # a net with one layer, "conv": the toy net has none of that name
+    code, out, err = train(data_dir, '--weights', str(model))
+    assert code == 0, err
+    assert re.search(r'Copied the weights of 0 of the (\d+) layers with parameters from %s'
+                     % re.escape(str(model)), out)
+    assert 'WARNING' in err and 'NOTHING WAS COPIED' in err and str(model) in err
+
+
+def test_weights_of_the_same_net_are_all_copied(data_dir, tmp_path):
+    import re
+    import caffe
+    model = tmp_path / 'toy.caffemodel'
+    caffe.Net(TEST_DEF, caffe.TEST).save(str(model))
+    code, out, err = train(data_dir, '--weights', str(model))
+    assert code == 0, err
+    m = re.search(r'Copied the weights of (\d+) of the (\d+) layers with parameters', out)
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 10, out
+    assert 'WARNING' not in err
+
+
 def test_solver_pointing_at_missing_net(data_dir, tmp_path):
     solver = tmp_path / 'solver.prototxt'
     solver.write_text('train_net: "%s"\nbase_lr: 0.01\nlr_policy: "fixed"\n'
@@ -275,6 +317,20 @@ def test_unknown_cfg_key(data_dir):
 
 def test_wrong_typed_cfg_value(data_dir):
     assert_one_error(train(data_dir, '--set', 'TRAIN.IMS_PER_BATCH', 'many'), 'IMS_PER_BATCH')
+
+
+@pytest.mark.parametrize('key,value', [('TRAIN.SCALES', '(0,)'), ('TRAIN.MAX_SIZE', '0'),
+                                       ('TRAIN.BATCH_SIZE', '-64'), ('TRAIN.IMS_PER_BATCH', '0'),
+                                       ('RNG_SEED', '-1'), ('TRAIN.FG_FRACTION', '2.0')])
+def test_cfg_value_out_of_range(data_dir, key, value):
+    assert_one_error(train(data_dir, '--set', key, value), '--set: %s expects' % key)
+
+
+def test_yaml_error_in_cfg_file_is_one_line(data_dir, tmp_path):
+    path = tmp_path / 'bad.yml'
+    path.write_text('TRAIN:\n  SCALES: [600\n  MAX_SIZE: 1000\n')
+    line = assert_one_error(train(data_dir, '--cfg', str(path)), '%s:3:11' % path)
+    assert line.count(str(path)) == 1
 
 
 def test_malformed_set(data_dir):

@@ -55,3 +55,28 @@ def test_a_standard_library_module_is_not_imported(tmp_path):
     (tmp_path / 'net.prototxt').write_text(NET % 'antigravity')  # would open a web browser
     proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
     assert proc.returncode != 0 and 'outside lib/ and PYTHONPATH' in proc.stderr
+
+
+def test_a_submodule_of_an_imported_package_in_the_working_directory_is_not_imported(tmp_path):
+    # `google` is imported (protobuf) and is a namespace package, whose path also takes in
+    # ./google/ of the working directory: google.evil would run from there.
+    (tmp_path / 'google').mkdir()
+    marker = tmp_path / 'marker'
+    (tmp_path / 'google' / 'evil.py').write_text(EVIL % str(marker))
+    (tmp_path / 'net.prototxt').write_text(NET % 'google.evil')
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
+    assert proc.returncode != 0
+    assert 'outside lib/ and PYTHONPATH' in proc.stderr and 'google.evil' in proc.stderr
+    assert not marker.exists()
+
+
+def test_a_submodule_of_a_package_on_pythonpath_is_imported(tmp_path):
+    package = tmp_path / 'trusted' / 'mylayers'
+    package.mkdir(parents=True)
+    (package / '__init__.py').write_text('')
+    marker = tmp_path / 'marker'
+    (package / 'layer.py').write_text(EVIL % str(marker))
+    (tmp_path / 'net.prototxt').write_text(NET % 'mylayers.layer')
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib'), str(tmp_path / 'trusted')])
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists()

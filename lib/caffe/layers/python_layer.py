@@ -40,25 +40,59 @@ def _refused_entries():
 
 
 def _check_origin(module, where):
-    """Raises CaffeError when the import of `module` would run a top-level module or package
-    found through a refused sys.path entry (see _refused_entries). Only the top level is looked
-    up: finding a submodule would already run its parents' code."""
-    top = module.split('.')[0]
-    if top in sys.modules:
-        return  # already imported: importing it again runs nothing
-    for entry in sys.path:
-        try:
-            spec = importlib.machinery.PathFinder.find_spec(top, [entry or os.curdir])
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None:
+    """Raises CaffeError when importing `module` would run code found through a refused sys.path
+    entry (see _refused_entries). Every level of the dotted name is looked up, without running
+    anything, down to the first one not yet imported: a package already imported (google, for
+    protobuf) may still find a new submodule in the working directory (a ./google/evil.py through
+    google's namespace path), so its parent's origin says nothing about it."""
+    parts = module.split('.')
+    search = None  # the top level is searched on sys.path
+    for depth in range(1, len(parts) + 1):
+        name = '.'.join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            search = getattr(loaded, '__path__', None)
+            if search is None:
+                return  # a module, not a package: the import will fail, running nothing
             continue
-        real = _real(entry)
-        if real not in _trusted_entries() and real in _refused_entries():
-            raise CaffeError('%s: module %r was found in %s, outside lib/ and PYTHONPATH; '
-                             'Python layers are imported only from there (add its folder to '
-                             'PYTHONPATH if you trust it)' % (where, top, spec.origin or entry))
-        return
+        spec = _find_spec(parts[depth - 1], search)
+        if spec is None:
+            return  # not found: the import will fail with its own error
+        for location in _spec_locations(spec):
+            entry = _sys_path_entry(location)
+            if entry in _refused_entries() and entry not in _trusted_entries():
+                raise CaffeError('%s: module %r was found in %s, outside lib/ and PYTHONPATH; '
+                                 'Python layers are imported only from there (add its folder to '
+                                 'PYTHONPATH if you trust it)' % (where, name, location))
+        search = spec.submodule_search_locations
+        if search is None:
+            return
+
+
+def _find_spec(name, search):
+    try:
+        if search is None:
+            return importlib.machinery.PathFinder.find_spec(
+                name, [entry or os.curdir for entry in sys.path])
+        return importlib.machinery.PathFinder.find_spec(name, list(search))
+    except (ImportError, ValueError):
+        return None
+
+
+def _spec_locations(spec):
+    """The files or folders a module or package would be loaded from."""
+    if spec.origin and spec.has_location:
+        return [spec.origin]
+    return list(spec.submodule_search_locations or [])
+
+
+def _sys_path_entry(location):
+    """The deepest sys.path entry (or trusted folder) that holds `location`, real paths; the
+    location's own folder when none does."""
+    real = _real(location)
+    candidates = {_real(entry) for entry in sys.path} | _trusted_entries()
+    holders = [c for c in candidates if real == c or real.startswith(c.rstrip(os.sep) + os.sep)]
+    return max(holders, key=len) if holders else os.path.dirname(real)
 
 
 def python_layer_class(layer_param):
