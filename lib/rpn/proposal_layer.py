@@ -5,7 +5,15 @@ Bottoms: rpn_cls_prob_reshape (1, 2A, H, W) (background scores, then foreground 
 rpn_bbox_pred (1, 4A, H, W), im_info (1, 3) [height, width, scale].
 Tops: rois (R, 5) rows [batch index 0, x1, y1, x2, y2] in the scaled image's pixels, and
 optionally scores (R, 1).
-param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS).
+param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
+backprop_coords (default false).
+
+Backward: by default none (approximate joint training, paper Sec. 3.2: the proposals are taken as
+fixed boxes, and the bottoms that ask for a gradient get 0). With backprop_coords: true
+(non-approximate joint training, docs/joint_training.md) the rois top's gradient on x1, y1, x2, y2
+goes to rpn_bbox_pred through the box decoding (core.proposals.proposal_delta_gradient): each
+proposal to the deltas of the anchor it was decoded from, 0 where it was clipped to the image;
+the scores and im_info still get 0.
 
 Limits come from cfg.TRAIN or cfg.TEST by the layer's phase, read at setup: RPN_PRE_NMS_TOP_N,
 RPN_NMS_THRESH, RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by
@@ -15,22 +23,28 @@ instead of ranking them by score (no NMS either), 'no_reg' proposes the anchors 
 (core.proposals). NMS runs on the runtime's GPU in GPU mode when cfg.USE_GPU_NMS is set.
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 import caffe
 from core.anchors import shifted_anchors
-from core.proposals import ProposalSettings, propose
+from core.proposals import ProposalSettings, propose, proposal_delta_gradient
 from fast_rcnn.config import cfg
 from nms.dispatch import nms, runtime_gpu
-from rpn.layer_io import anchor_params, zero_bottom_diffs
+from rpn.layer_io import anchor_params, param_error, zero_bottom_diffs
 
 
 class ProposalLayer(caffe.Layer):
 
     def setup(self, bottom, top):
-        self._anchors, self._feat_stride, _ = anchor_params(self, cfg.ANCHOR_SCALES,
-                                                            cfg.ANCHOR_RATIOS)
+        self._anchors, self._feat_stride, params = anchor_params(
+            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS, extra={'backprop_coords': False})
+        self._backprop_coords = params['backprop_coords']
+        if not isinstance(self._backprop_coords, bool):
+            raise param_error(self, 'backprop_coords should be true or false, got %r'
+                              % (self._backprop_coords,))
+        self._selections = []
         self._num_anchors = self._anchors.shape[0]
         training = self.phase == caffe.TRAIN
         try:
@@ -71,8 +85,9 @@ class ProposalLayer(caffe.Layer):
         deltas = bottom[1].data.transpose(0, 2, 3, 1).reshape(-1, 4)
         anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
         gpu_id = runtime_gpu() if self._use_gpu_nms else None
-        boxes, scores = propose(scores, deltas, anchors, im_info, self._settings,
-                                functools.partial(nms, gpu_id=gpu_id))
+        boxes, scores, anchor_rows = propose(scores, deltas, anchors, im_info, self._settings,
+                                             functools.partial(nms, gpu_id=gpu_id))
+        self._selections = [_Selection(0, anchor_rows, anchors, im_info.copy())]
 
         rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
         rois[:, 1:] = boxes
@@ -84,3 +99,30 @@ class ProposalLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
+        if self._backprop_coords and propagate_down[1] and self._settings.mode != 'no_reg':
+            self._backward_coords(top[0], bottom[1])
+
+    def _backward_coords(self, rois, bbox_pred):
+        """rpn_bbox_pred's diff from the rois' coordinate diff, image by image (the rows of
+        each image's selection follow each other in the rois top)."""
+        a = self._num_anchors
+        box_diff = rois.cpu_diff().reshape(-1, 5)[:, 1:]
+        start = 0
+        for sel in self._selections:
+            n = sel.anchor_rows.size
+            deltas = bbox_pred.cpu_data()[sel.image].transpose(1, 2, 0).reshape(-1, 4)
+            grad = proposal_delta_gradient(box_diff[start:start + n], sel.anchor_rows,
+                                           sel.anchors, deltas, sel.im_info)
+            height, width = bbox_pred.shape[-2:]
+            bbox_pred.diff[sel.image] = grad.reshape(height, width, 4 * a).transpose(2, 0, 1)
+            start += n
+
+
+class _Selection(NamedTuple):
+    """What the backward pass needs of one image's forward pass: its index in the batch, the
+    anchor index of each of its proposals (in the rois top's order), its shifted anchors and
+    im_info."""
+    image: int
+    anchor_rows: np.ndarray
+    anchors: np.ndarray
+    im_info: np.ndarray
