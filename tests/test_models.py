@@ -325,7 +325,7 @@ def test_release_net_definition(rel):
         if layer.type == 'Python' and layer.python_param.module.startswith('rpn.'):
             text = layer.python_param.param_str
             if layer.python_param.layer == 'ProposalTargetLayer':
-                assert text == ("{'num_classes': %d, 'backprop_coords': 'fg'}" % n
+                assert text == ("{'num_classes': %d, 'backprop_coords': 'all'}" % n
                                 if nf.nonapprox else "'num_classes': %d" % n)
             else:
                 assert "'feat_stride': 16" in text

@@ -96,6 +96,10 @@ __C.TRAIN.RPN_LAMBDA = 10.0
 # Project key: the solver's iter_size (images accumulated per update) when > 0, e.g. the paper's
 # 8-GPU COCO batches on one device (Table 11); 0 keeps the solver file's value.
 __C.TRAIN.ITER_SIZE = 0
+# Project key: non-approximate joint training (paper Sec. 3.2). False turns the proposals'
+# coordinate gradient off in a net that has it (the faster_rcnn_end2end_nonapprox prototxts):
+# approximate joint training with ROIWarping (fast_rcnn.net_surgery.without_coordinate_gradient).
+__C.TRAIN.COORD_GRADIENT = True
 
 #
 # Testing options

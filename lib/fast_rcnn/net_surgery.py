@@ -3,8 +3,9 @@ copies of prototxt files the tools train and test with.
 
 The released prototxts are written for a dataset (21 classes for PASCAL VOC, 81 for COCO) and the
 paper's defaults (9 anchors, lambda = 10). An experiment that needs another class count (custom
-datasets), other anchors (Table 8), another lambda (Table 9) or the detector alone (testing on
-given proposals, Tables 2 and 10) gets an adapted copy written beside its outputs; the original
+datasets), other anchors (Table 8), another lambda (Table 9), the detector alone (testing on
+given proposals, Tables 2 and 10) or a non-approximate joint training net without its coordinate
+gradient (Sec. 3.2) gets an adapted copy written beside its outputs; the original
 files are never changed. Each edit raises NetSurgeryError when the net lacks what it edits.
 """
 import copy
@@ -120,6 +121,37 @@ def with_rpn_lambda(param, rpn_lambda):
     return param
 
 
+def coordinate_gradient_layers(param):
+    """The layers of a non-approximate joint training net (paper Sec. 3.2) that pass the
+    proposals' coordinate gradient: Python layers whose param_str sets backprop_coords, and the
+    ROIWarping layers (whose rois bottom receives it)."""
+    python = [l for l in param.layer if l.HasField('python_param')
+              and load_param_str(l.python_param.param_str).get('backprop_coords')]
+    if not python:
+        return []
+    return python + [l for l in param.layer if l.type == 'ROIWarping']
+
+
+def without_coordinate_gradient(param):
+    """Approximate joint training with the same layers: the proposal layers' backprop_coords
+    (and backprop_targets) off, and each ROIWarping layer's rois bottom with propagate_down
+    false, so the coordinate gradient is neither computed nor passed (paper Sec. 3.2)."""
+    param = copy.deepcopy(param)
+    layers = coordinate_gradient_layers(param)
+    if not layers:
+        raise NetSurgeryError('net %r passes no coordinate gradient to turn off' % param.name)
+    for layer in layers:
+        if layer.type == 'ROIWarping':
+            del layer.propagate_down[:]
+            layer.propagate_down.extend([True, False])
+            continue
+        params = load_param_str(layer.python_param.param_str)
+        for key in ('backprop_coords', 'backprop_targets'):
+            params.pop(key, None)
+        layer.python_param.param_str = repr(params)
+    return param
+
+
 def proposal_layers(param):
     """The Python layers that make 'rois' (the RPN's proposal layer)."""
     return [l for l in param.layer if 'rois' in l.top and l.HasField('python_param')]
@@ -185,11 +217,12 @@ def with_svd_fc(param, ranks):
 # Adapted copies of files -----------------------------------------------------------------------
 
 def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default_scales=(),
-                default_ratios=(), rpn_lambda=10.0):
+                default_ratios=(), rpn_lambda=10.0, coord_gradient=True):
     """The edits a NetParameter needs for an experiment, as a list of (tag, edit function);
     empty when it is used as written. classes: the dataset's class count (None: keep);
     anchor_scales / anchor_ratios: the RPN's anchors (empty: keep; the defaults fill in the
-    other one); rpn_lambda: Eq. (1)'s lambda (10: keep)."""
+    other one); rpn_lambda: Eq. (1)'s lambda (10: keep); coord_gradient: False turns a
+    non-approximate joint training net's coordinate gradient off (True: keep)."""
     changes = []
     current = num_classes(param)
     if classes is not None and current is not None and current != classes:
@@ -202,6 +235,8 @@ def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default
         changes.append((tag, lambda p: with_anchors(p, scales, ratios, default_scales)))
     if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
         changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))
+    if not coord_gradient and coordinate_gradient_layers(param):
+        changes.append(('nocoordgrad', without_coordinate_gradient))
     return changes
 
 

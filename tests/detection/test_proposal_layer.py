@@ -8,6 +8,7 @@ from fast_rcnn.config import cfg
 from rpn.generate_anchors import generate_anchors
 from rpn.proposal_layer import ProposalLayer
 from brute_force import iou
+from replay import frozen_selection
 
 STRIDE = 16
 A = 9
@@ -312,17 +313,6 @@ def anchors_of_rois(top, deltas, im_info):
         boxes.setdefault(tuple(np.round(box, 2)), []).append(k)
     rois = top[0].data[:, 1:]
     return [boxes[tuple(np.round(r.astype(np.float64), 2))] for r in rois]
-
-
-def frozen_selection(kept):
-    """A stand-in for core.proposals.propose that keeps the given anchors, in order, whatever
-    the deltas: the selection (filter, ranking, NMS, top N) held fixed."""
-    from core.boxes import bbox_transform_inv as decode, clip_boxes
-
-    def propose(scores, deltas, anchors, im_info, settings, nms):
-        boxes = clip_boxes(decode(anchors[kept], deltas[kept]), im_info[:2])
-        return boxes, scores[kept], kept
-    return propose
 
 
 @pytest.mark.parametrize('seed', [0, 1])
