@@ -83,6 +83,38 @@ def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
     assert len(pngs) >= 2 and all(os.path.isfile(p) for p in pngs)
 
 
+@pytest.mark.parametrize('joint', ['nonapprox', 'approx_warp'])
+def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
+    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, as
+    written or with their coordinate gradient turned off in an adapted copy."""
+    out, summary = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_' + joint,
+                              {'ITERS': '3', 'JOINT': joint})
+    assert summary['joint'] == joint
+    model = summary['final_model']
+    assert os.path.basename(model) == 'toy_faster_rcnn_nonapprox_iter_3.caffemodel'
+    assert summary['test']['prototxt'].endswith(
+        'models/toy/TOY/faster_rcnn_end2end_nonapprox/test.prototxt')
+    assert 0.0 <= mean_ap(summary) <= 1.0
+    from caffe import io
+    from caffe.proto import caffe_pb2
+    solver = io.read_prototxt(summary['train']['solver'], caffe_pb2.SolverParameter())
+    if joint == 'nonapprox':
+        assert summary['train']['solver'] == \
+            'models/toy/TOY/faster_rcnn_end2end_nonapprox/solver.prototxt'
+        return
+    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
+    layers = {l.name: l for l in io.read_prototxt(solver.train_net,
+                                                  caffe_pb2.NetParameter()).layer}
+    assert list(layers['roi_warp_conv4'].propagate_down) == [True, False]
+    assert 'backprop' not in layers['proposal'].python_param.param_str
+
+
+def test_faster_rcnn_end2end_script_rejects_an_unknown_joint_mode():
+    code, out = run([os.path.join(ROOT, 'experiments', 'scripts', 'faster_rcnn_end2end.sh'),
+                     'cpu', 'TOY', 'toy'], env={'JOINT': 'exact'}, timeout=60)
+    assert code == 2 and 'expected approx, nonapprox or approx_warp' in out
+
+
 def test_faster_rcnn_alt_opt_script_runs_all_four_steps(sandbox):
     out, summary = run_script('faster_rcnn_alt_opt.sh', sandbox, 'pytest_alt_opt',
                               {'ALT_OPT_ITERS': '10,10,10,10'})
