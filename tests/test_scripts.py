@@ -228,3 +228,56 @@ def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
     assert "'num_classes': 5" in layers['roi-data'].python_param.param_str
     # A net already written for the dataset is used as it is.
     assert _common.adapted_solver(solver, 21, str(tmp_path)) == solver
+
+
+def test_reval_scores_detections_at_another_iou(tmp_path):
+    """Every ground-truth box of a small toy test set detected once, shifted sideways by a
+    quarter of its width: IoU (w - d) / (w + d) is about 0.6, a hit at VOC's 0.5 and a miss at
+    0.7. reval's default stays 0.5; --ovthresh 0.7 scores the same detections at 0.7."""
+    import pickle
+    import numpy as np
+    from datasets.toy import generate_toy_dataset
+    data = tmp_path / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=1, num_test=4)
+    from datasets.factory import get_imdb
+    from fast_rcnn.config import cfg
+    saved = cfg.DATA_DIR
+    cfg.DATA_DIR = str(data)
+    try:
+        imdb = get_imdb('toy_test')
+        roidb = imdb.gt_roidb()
+    finally:
+        cfg.DATA_DIR = saved
+    dets = [[np.zeros((0, 5), np.float32) for _ in range(imdb.num_images)]
+            for _ in range(imdb.num_classes)]
+    ious = []
+    for i, entry in enumerate(roidb):
+        for box, c in zip(entry['boxes'].astype(np.float64), entry['gt_classes']):
+            w = box[2] - box[0] + 1
+            d = np.round(w / 4)
+            ious.append((w - d) / (w + d))
+            dets[c][i] = np.vstack([dets[c][i], [[box[0] + d, box[1], box[2] + d, box[3],
+                                                  0.9]]]).astype(np.float32)
+    assert min(ious) > 0.55 and max(ious) < 0.65
+    out_dir = tmp_path / 'test'
+    out_dir.mkdir()
+    with open(str(out_dir / 'detections.pkl'), 'wb') as f:
+        pickle.dump(dets, f)
+    results = {}
+    for name, extra in (('default', []), ('iou07', ['--ovthresh', '0.7'])):
+        result = str(tmp_path / (name + '.json'))
+        code, out = run([sys.executable, 'tools/reval.py', str(out_dir), '--imdb', 'toy_test',
+                         '--result', result] + extra + ['--set', 'DATA_DIR', str(data)],
+                        timeout=120)
+        assert code == 0, out
+        with open(result) as f:
+            results[name] = json.load(f)
+    assert results['default']['ovthresh'] == 0.5
+    assert results['default']['evaluation']['metric'] == 'VOC AP@0.5 (area under the curve)'
+    assert results['default']['mean_ap'] == pytest.approx(1.0)
+    assert results['iou07']['ovthresh'] == 0.7
+    assert results['iou07']['evaluation']['metric'] == 'VOC AP@0.7 (area under the curve)'
+    assert results['iou07']['mean_ap'] == pytest.approx(0.0)
+    code, out = run([sys.executable, 'tools/reval.py', str(out_dir), '--imdb', 'toy_test',
+                     '--ovthresh', '1.5', '--set', 'DATA_DIR', str(data)], timeout=120)
+    assert code == 1 and 'between 0 and 1' in out

@@ -4,7 +4,7 @@ re-applying per-class NMS, without running the network again. The evaluation goe
 as JSON (default: reval_result.json in that folder).
 
   tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
-      --imdb voc_2007_test
+      --imdb voc_2007_test [--ovthresh 0.7]
 """
 import argparse
 import os
@@ -27,6 +27,9 @@ def parse_args(argv=None):
                         help='competition mode')
     parser.add_argument('--nms', dest='apply_nms', action='store_true',
                         help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
+    parser.add_argument('--ovthresh', dest='ovthresh', type=float, default=None,
+                        help='IoU a detection needs with a ground-truth box to count (VOC-style '
+                             'datasets; default: the dataset\'s, 0.5), e.g. 0.7')
     _common.add_result_arg(parser, 'reval_result.json')
     _common.add_cfg_args(parser)
     return parser.parse_args(argv)
@@ -56,6 +59,13 @@ def main(argv=None):
         if 'matlab_eval' not in imdb.config:
             _common.fail('%s has no MATLAB evaluation' % imdb.name)
         imdb.config['matlab_eval'] = True
+    if args.ovthresh is not None:
+        if 'ovthresh' not in imdb.config:
+            _common.fail('%s has no IoU threshold to set (--ovthresh is for VOC-style '
+                         'evaluation)' % imdb.name)
+        if not 0 < args.ovthresh < 1:
+            _common.fail('--ovthresh should be between 0 and 1, got %g' % args.ovthresh)
+        imdb.config['ovthresh'] = args.ovthresh
     dets = _common.read_pickle(det_file, 'detections file')
     _check_image_set(det_file, imdb)
     if len(dets) != imdb.num_classes or any(len(d) != imdb.num_images for d in dets):
@@ -70,6 +80,7 @@ def main(argv=None):
     evaluation.pop('pr_curves', None)
     _common.write_result(args.result or os.path.join(args.output_dir, 'reval_result.json'),
                          detections=det_file, imdb=imdb.name, nms=bool(args.apply_nms),
+                         ovthresh=imdb.config.get('ovthresh'),
                          mean_ap=evaluation.get('mean_ap'), evaluation=evaluation)
 
 
