@@ -385,3 +385,46 @@ def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at
         boxes = pickle.load(f)
     assert len(boxes) == 2
     assert all(0 < len(b) <= at_most for b in boxes), [np.shape(b) for b in boxes]
+
+
+def test_rpn_part_of_an_end2end_test_net_gives_its_proposals(tmp_path):
+    """net_surgery.rpn_only cuts a Faster R-CNN test net after its proposal layer (with a
+    scores top): the same proposals as the whole net, scores in [0, 1], and rpn_generate.py
+    takes the whole net's prototxt."""
+    import pickle
+    import caffe
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn import net_surgery
+    full_def = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end_nonapprox',
+                            'test.prototxt')
+    model = str(tmp_path / 'toy.caffemodel')
+    caffe.set_random_seed(0)
+    full = caffe.Net(full_def, caffe.TEST)
+    full.save(model)
+    rpn_def = net_surgery.rpn_net_file(full_def, str(tmp_path))
+    assert rpn_def != full_def and net_surgery.rpn_net_file(rpn_def, str(tmp_path)) == rpn_def
+    rpn = caffe.Net(rpn_def, model, caffe.TEST)
+    assert sorted(rpn.outputs) == ['rois', 'scores']
+    assert not [n for n in rpn._layer_names if n.startswith(('fc', 'roi_', 'cls', 'bbox'))]
+    im = np.random.RandomState(0).uniform(-50, 50, (1, 3, 96, 128)).astype(np.float32)
+    info = np.array([[96, 128, 1.0]], np.float32)
+    for net in (full, rpn):
+        net.blobs['data'].reshape(*im.shape)
+        net.forward(data=im, im_info=info)
+    np.testing.assert_array_equal(rpn.blobs['rois'].data, full.blobs['rois'].data)
+    scores = rpn.blobs['scores'].data
+    assert scores.shape == (len(rpn.blobs['rois'].data), 1)
+    assert (scores >= 0).all() and (scores <= 1).all() and (np.diff(scores.ravel()) <= 0).all()
+
+    generate_toy_dataset(str(tmp_path / 'data' / 'toy'), num_train=1, num_test=2)
+    code, out = run([sys.executable, 'tools/rpn_generate.py', '--gpu', 'cpu', '--def', full_def,
+                     '--net', model, '--imdb', 'toy_test',
+                     '--result', str(tmp_path / 'proposals.json'),
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'ROOT_DIR', str(tmp_path / 'root'),
+                     'DATA_DIR', str(tmp_path / 'data'), 'TEST.RPN_POST_NMS_TOP_N', '9'])
+    assert code == 0, out[-3000:]
+    with open(str(tmp_path / 'proposals.json')) as f:
+        with open(json.load(f)['proposals'], 'rb') as g:
+            boxes = pickle.load(g)
+    assert len(boxes) == 2 and all(0 < len(b) <= 9 for b in boxes)

@@ -180,6 +180,24 @@ def detector_only(param):
     return param
 
 
+def rpn_only(param):
+    """A Faster R-CNN test net cut after its proposal layer, which gets the scores top: the RPN
+    test net (rois and scores, as the release's rpn_test.pt) of an end-to-end model, for its
+    proposals and their recall (Fig. 4, Sec. 3.2's experiment)."""
+    param = copy.deepcopy(param)
+    rpn = [i for i, l in enumerate(param.layer)
+           if l.HasField('python_param') and l.python_param.module == 'rpn.proposal_layer']
+    if not rpn:
+        raise NetSurgeryError('net %r has no proposal layer (rpn.proposal_layer)' % param.name)
+    last = rpn[0]
+    del param.layer[last + 1:]
+    proposal = param.layer[last]
+    if list(proposal.top) != ['rois', 'scores']:
+        del proposal.top[:]
+        proposal.top.extend(['rois', 'scores'])
+    return param
+
+
 def with_svd_fc(param, ranks):
     """Each named InnerProduct layer split into <name>_L (rank outputs, no bias) and <name>_U
     (the original outputs and bias), for truncated-SVD compression (Fast R-CNN Sec. 3.1;
@@ -273,6 +291,18 @@ def detector_net_file(prototxt, out_dir):
     path = _write_copy(detector_only(param), prototxt, out_dir, 'detector')
     print('%s: testing the detector alone on given proposals with %s' % (prototxt, path),
           flush=True)
+    return path
+
+
+def rpn_net_file(prototxt, out_dir):
+    """The RPN test net of prototxt: prototxt itself when it ends at a proposal layer with rois
+    and scores tops (rpn_test.pt), else a copy cut there (rpn_only) in out_dir."""
+    param = read_net(prototxt)
+    cut = rpn_only(param)
+    if cut == param:
+        return prototxt
+    path = _write_copy(cut, prototxt, out_dir, 'rpn')
+    print('%s: proposals from its RPN part, %s' % (prototxt, path), flush=True)
     return path
 
 
