@@ -6,8 +6,10 @@
       --iters 70000 --cfg experiments/cfgs/faster_rcnn_end2end.yml
 
 Writes the snapshots and <prefix>_training.jsonl (losses, learning rate and time per iteration)
-to output/<EXP_DIR>/<imdb>/, and the results (final model, snapshots, iterations, training log,
-time) as JSON to --result (default: train_net_result.json there).
+to output/<EXP_DIR>/<imdb>/, and the results (status 'done', final model, snapshots, iterations,
+training log, time) as JSON to --result (default: train_net_result.json there). A run whose loss
+becomes NaN or Inf stops with status 1 and a result with status 'diverged' (the iteration, the
+losses, the last snapshot).
 """
 import argparse
 import os
@@ -18,7 +20,7 @@ import time
 import _common
 
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.train import TrainSettings, train, training_roidb
+from fast_rcnn.train import TrainingDiverged, TrainSettings, train, training_roidb
 from core.sampling import RoISampling
 
 
@@ -56,10 +58,19 @@ def main(argv=None):
     print('Output will be saved to `%s`' % output_dir, flush=True)
     solver = _common.adapted_solver(args.solver, imdb.num_classes, output_dir)
     start = time.time()
-    result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
-                   args.restore, None if args.randomize else cfg.RNG_SEED,
-                   TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN))
-    _common.write_result(args.result or os.path.join(output_dir, 'train_net_result.json'),
+    result_path = args.result or os.path.join(output_dir, 'train_net_result.json')
+    try:
+        result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
+                       args.restore, None if args.randomize else cfg.RNG_SEED,
+                       TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN))
+    except TrainingDiverged as e:
+        # The experiments count diverged runs (Sec. 3.2's comparison): say so in the result.
+        _common.write_result(result_path, status='diverged', error=str(e),
+                             diverged_at=e.iteration, losses=e.losses,
+                             last_snapshot=e.last_snapshot, solver=solver, imdb=imdb.name,
+                             output_dir=output_dir, seconds=time.time() - start)
+        raise
+    _common.write_result(result_path, status='done',
                          final_model=result.final_model, snapshots=result.model_paths,
                          iterations=result.iterations, training_log=result.training_log,
                          solver=solver, imdb=imdb.name, output_dir=output_dir,

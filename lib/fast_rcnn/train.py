@@ -29,6 +29,20 @@ class TrainingError(RuntimeError):
     """A training setup that cannot work (no data layer, inconsistent config, bad snapshot)."""
 
 
+class TrainingDiverged(TrainingError):
+    """A loss became NaN or Inf: the run diverged at `iteration` (the losses' values at that
+    iteration in `losses`); `last_snapshot` is the last model written before it, or None."""
+
+    def __init__(self, message, iteration, losses, last_snapshot):
+        super().__init__(message)
+        self.iteration = iteration
+        self.losses = losses
+        self.last_snapshot = last_snapshot
+
+    def __reduce__(self):
+        return (TrainingDiverged, (str(self), self.iteration, self.losses, self.last_snapshot))
+
+
 class TrainingInterrupted(Exception):
     """SIGINT/SIGTERM arrived: the iteration under way was finished and a snapshot written.
     exit_code is the shell's convention for death by that signal (130 SIGINT, 143 SIGTERM)."""
@@ -232,10 +246,12 @@ class SolverWrapper:
         bad = [name for name, v in values.items() if not np.isfinite(v)]
         if not bad:
             return
-        last = model_paths[-1] if model_paths else 'none written in this run'
-        raise TrainingError('loss %s is %s at iteration %d; training stopped (last good '
-                            'snapshot: %s). Lower the learning rate or check the data.'
-                            % (', '.join(bad), values[bad[0]], self.solver.iter, last))
+        last = model_paths[-1] if model_paths else None
+        raise TrainingDiverged('loss %s is %s at iteration %d; training stopped (last good '
+                               'snapshot: %s). Lower the learning rate or check the data.'
+                               % (', '.join(bad), values[bad[0]], self.solver.iter,
+                                  last or 'none written in this run'),
+                               self.solver.iter, values, last)
 
 
 class _StopRequests:
