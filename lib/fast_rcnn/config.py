@@ -100,6 +100,10 @@ __C.TRAIN.ITER_SIZE = 0
 # coordinate gradient off in a net that has it (the faster_rcnn_end2end_nonapprox prototxts):
 # approximate joint training with ROIWarping (fast_rcnn.net_surgery.without_coordinate_gradient).
 __C.TRAIN.COORD_GRADIENT = True
+# Project keys: how much of it (docs/joint_training.md): the proposal layer's coord_grad_scale
+# (1: as the net says), and which sampled RoIs pass it ('fg' or 'all'; '': as the net says).
+__C.TRAIN.COORD_GRADIENT_SCALE = 1.0
+__C.TRAIN.COORD_GRADIENT_ROIS = ''
 
 #
 # Testing options

@@ -146,8 +146,28 @@ def without_coordinate_gradient(param):
             layer.propagate_down.extend([True, False])
             continue
         params = load_param_str(layer.python_param.param_str)
-        for key in ('backprop_coords', 'backprop_targets'):
+        for key in ('backprop_coords', 'backprop_targets', 'coord_grad_scale'):
             params.pop(key, None)
+        layer.python_param.param_str = repr(params)
+    return param
+
+
+def with_coordinate_gradient(param, scale=None, rois=None):
+    """A non-approximate joint training net with its coordinate gradient changed: the proposal
+    layer's coord_grad_scale set to `scale`, the proposal-target layer's backprop_coords to
+    `rois` ('fg' or 'all'); None keeps what the net says."""
+    param = copy.deepcopy(param)
+    layers = [l for l in coordinate_gradient_layers(param) if l.HasField('python_param')]
+    if not layers:
+        raise NetSurgeryError('net %r passes no coordinate gradient to change' % param.name)
+    wanted = {'rpn.proposal_layer': ('coord_grad_scale', scale),
+              'rpn.proposal_target_layer': ('backprop_coords', rois)}
+    for layer in layers:
+        key, value = wanted.get(layer.python_param.module, (None, None))
+        if value is None:
+            continue
+        params = load_param_str(layer.python_param.param_str)
+        params[key] = value
         layer.python_param.param_str = repr(params)
     return param
 
@@ -235,12 +255,15 @@ def with_svd_fc(param, ranks):
 # Adapted copies of files -----------------------------------------------------------------------
 
 def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default_scales=(),
-                default_ratios=(), rpn_lambda=10.0, coord_gradient=True):
+                default_ratios=(), rpn_lambda=10.0, coord_gradient=True,
+                coord_gradient_scale=1.0, coord_gradient_rois=''):
     """The edits a NetParameter needs for an experiment, as a list of (tag, edit function);
     empty when it is used as written. classes: the dataset's class count (None: keep);
     anchor_scales / anchor_ratios: the RPN's anchors (empty: keep; the defaults fill in the
     other one); rpn_lambda: Eq. (1)'s lambda (10: keep); coord_gradient: False turns a
-    non-approximate joint training net's coordinate gradient off (True: keep)."""
+    non-approximate joint training net's coordinate gradient off (True: keep), else
+    coord_gradient_scale (1: keep) and coord_gradient_rois ('fg' or 'all'; '': keep) change
+    it (with_coordinate_gradient)."""
     changes = []
     current = num_classes(param)
     if classes is not None and current is not None and current != classes:
@@ -253,8 +276,15 @@ def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default
         changes.append((tag, lambda p: with_anchors(p, scales, ratios, default_scales)))
     if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
         changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))
-    if not coord_gradient and coordinate_gradient_layers(param):
-        changes.append(('nocoordgrad', without_coordinate_gradient))
+    if coordinate_gradient_layers(param):
+        if not coord_gradient:
+            changes.append(('nocoordgrad', without_coordinate_gradient))
+        elif coord_gradient_scale != 1.0 or coord_gradient_rois:
+            scale = None if coord_gradient_scale == 1.0 else float(coord_gradient_scale)
+            rois = coord_gradient_rois or None
+            tag = 'coordgrad' + ('_%s' % rois if rois else '') + \
+                ('_x%g' % scale if scale is not None else '')
+            changes.append((tag, lambda p: with_coordinate_gradient(p, scale, rois)))
     return changes
 
 

@@ -6,14 +6,15 @@ rpn_bbox_pred (1, 4A, H, W), im_info (1, 3) [height, width, scale].
 Tops: rois (R, 5) rows [batch index 0, x1, y1, x2, y2] in the scaled image's pixels, and
 optionally scores (R, 1).
 param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
-backprop_coords (default false).
+backprop_coords (default false), coord_grad_scale (default 1).
 
 Backward: by default none (approximate joint training, paper Sec. 3.2: the proposals are taken as
 fixed boxes, and the bottoms that ask for a gradient get 0). With backprop_coords: true
 (non-approximate joint training, docs/joint_training.md) the rois top's gradient on x1, y1, x2, y2
 goes to rpn_bbox_pred through the box decoding (core.proposals.proposal_delta_gradient): each
 proposal to the deltas of the anchor it was decoded from, 0 where it was clipped to the image;
-the scores and im_info still get 0.
+the scores and im_info still get 0. coord_grad_scale multiplies that gradient (1: the loss's
+derivative; docs/joint_training.md says why a smaller one may train better).
 
 Limits come from cfg.TRAIN or cfg.TEST by the layer's phase, read at setup: RPN_PRE_NMS_TOP_N,
 RPN_NMS_THRESH, RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by
@@ -39,11 +40,18 @@ class ProposalLayer(caffe.Layer):
 
     def setup(self, bottom, top):
         self._anchors, self._feat_stride, params = anchor_params(
-            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS, extra={'backprop_coords': False})
+            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS,
+            extra={'backprop_coords': False, 'coord_grad_scale': 1.0})
         self._backprop_coords = params['backprop_coords']
         if not isinstance(self._backprop_coords, bool):
             raise param_error(self, 'backprop_coords should be true or false, got %r'
                               % (self._backprop_coords,))
+        scale = params['coord_grad_scale']
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
+                not np.isfinite(scale) or scale < 0:
+            raise param_error(self, 'coord_grad_scale should be a number >= 0, got %r'
+                              % (scale,))
+        self._coord_grad_scale = np.float32(scale)
         self._selections = []
         self._num_anchors = self._anchors.shape[0]
         training = self.phase == caffe.TRAIN
@@ -113,6 +121,8 @@ class ProposalLayer(caffe.Layer):
             deltas = bbox_pred.cpu_data()[sel.image].transpose(1, 2, 0).reshape(-1, 4)
             grad = proposal_delta_gradient(box_diff[start:start + n], sel.anchor_rows,
                                            sel.anchors, deltas, sel.im_info)
+            if self._coord_grad_scale != 1:
+                grad *= self._coord_grad_scale
             height, width = bbox_pred.shape[-2:]
             bbox_pred.diff[sel.image] = grad.reshape(height, width, 4 * a).transpose(2, 0, 1)
             start += n

@@ -188,5 +188,26 @@ def test_coordinate_gradient_surgery_turns_every_switch_off():
     assert net_surgery.net_changes(param) == []
     release = net_surgery.read_net(TRAIN.replace('_nonapprox', ''))
     assert net_surgery.net_changes(release, coord_gradient=False) == []
+    assert net_surgery.net_changes(release, coord_gradient_scale=0.1) == []
     with pytest.raises(net_surgery.NetSurgeryError, match='no coordinate gradient'):
         net_surgery.without_coordinate_gradient(release)
+
+
+def test_coordinate_gradient_scale_and_rois_surgery():
+    from rpn.layer_io import load_param_str
+    param = net_surgery.read_net(TRAIN)
+    changes = net_surgery.net_changes(param, coord_gradient_scale=0.1, coord_gradient_rois='fg')
+    assert [t for t, _ in changes] == ['coordgrad_fg_x0.1']
+    layers = {l.name: l for l in changes[0][1](param).layer}
+    proposal = load_param_str(layers['proposal'].python_param.param_str)
+    assert proposal['coord_grad_scale'] == 0.1 and proposal['backprop_coords'] is True
+    assert proposal['scales'] == [2, 4, 8] and proposal['feat_stride'] == 16
+    assert load_param_str(layers['roi-data'].python_param.param_str) == \
+        {'num_classes': 4, 'backprop_coords': 'fg'}
+    only_scale = net_surgery.net_changes(param, coord_gradient_scale=0.5)
+    layers = {l.name: l for l in only_scale[0][1](param).layer}
+    assert only_scale[0][0] == 'coordgrad_x0.5'
+    assert load_param_str(layers['roi-data'].python_param.param_str)['backprop_coords'] == 'all'
+    # Turning the gradient off wins over changing it.
+    assert [t for t, _ in net_surgery.net_changes(param, coord_gradient=False,
+                                                  coord_gradient_scale=0.5)] == ['nocoordgrad']

@@ -422,3 +422,21 @@ def test_backward_is_off_by_default_and_param_checked(limits):
     with pytest.raises(caffe.CaffeError, match='backprop_coords'):
         build_backprop(scores, deltas, [[100, 120, 1.0]],
                        "{'feat_stride': 16, 'backprop_coords': 'yes'}")
+    for bad in ("-1", "'big'", "true"):
+        with pytest.raises(caffe.CaffeError, match='coord_grad_scale'):
+            build_backprop(scores, deltas, [[100, 120, 1.0]],
+                           "{'feat_stride': 16, 'coord_grad_scale': %s}" % bad)
+
+
+def test_coord_grad_scale_multiplies_the_gradient(limits):
+    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+    scores, deltas = random_inputs(3, 4, 5)
+    grads = []
+    for param in (BACKPROP, "{'feat_stride': 16, 'backprop_coords': true, "
+                            "'coord_grad_scale': 0.25}"):
+        layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], param)
+        top[0].diff[...] = np.random.RandomState(0).uniform(-1, 1, top[0].shape)
+        layer.backward(top, [True, True, False], bottom)
+        grads.append(bottom[1].diff.copy())
+    assert np.abs(grads[0]).max() > 1
+    np.testing.assert_allclose(grads[1], 0.25 * grads[0], rtol=1e-6)
