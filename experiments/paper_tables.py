@@ -70,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument('--seeds', default='1,2,3,4,5',
                         help='sec32: the RNG_SEED of each training run of an arm '
                              '(default: %(default)s)')
+    parser.add_argument('--arms', default=SEC32_DEFAULT_ARMS,
+                        help='sec32: the arms to train, of %s (default: %%(default)s)'
+                             % ', '.join(SEC32_ARMS))
     parser.add_argument('--vgg-rpn', default=None,
                         help="table2's 'SS -> RPN+VGG' row: a VGG-16 RPN model (e.g. the "
                              "stage-1 RPN of table3's unshared run)")
@@ -512,22 +515,30 @@ def fig4(r):
         'Curves: fig4_<method>.png beside this file.']
 
 
-# Sec. 3.2: the three ways of training the shared net jointly, as arms of one experiment: (row id,
-# the end-to-end script's JOINT mode).
-SEC32_ARMS = (('approx_roipool', 'approx'), ('approx_warp', 'approx_warp'),
-              ('nonapprox', 'nonapprox'))
+# Sec. 3.2: the ways of training the shared net jointly, as arms of one experiment: row id ->
+# (the end-to-end script's JOINT mode, cfg pairs). The first three are the paper's modes (the
+# default arms); the others tame the coordinate gradient (docs/joint_training.md).
+SEC32_ARMS = {
+    'approx_roipool': ('approx', []),
+    'approx_warp': ('approx_warp', []),
+    'nonapprox': ('nonapprox', []),
+    'nonapprox_fg': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg']),
+    'nonapprox_fg_x0.1': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
+                                        'TRAIN.COORD_GRADIENT_SCALE', '0.1']),
+}
+SEC32_DEFAULT_ARMS = 'approx_roipool,approx_warp,nonapprox'
 SEC32_METRICS = ('map50', 'map70', 'recall50', 'recall70')
 SEC32_RECALL_COUNT = 300
 
 
-def sec32_run(r, arm, joint, seed):
+def sec32_run(r, arm, joint, sets, seed):
     """One training run of an arm, tested: {'status', and for a finished run 'map50', 'map70'
     (the test's detections evaluated again at IoU 0.7, tools/reval.py), 'recall50',
     'recall70' (the RPN's recall of the test set's ground truth with its top 300 proposals,
     tools/rpn_generate.py + eval_recall.py)}; a diverged run says where."""
     name = '%s_seed%d' % (arm, seed)
     summary = r.script_summary(name, 'faster_rcnn_end2end.sh', env={'JOINT': joint},
-                               sets=['RNG_SEED', str(seed)])
+                               sets=['RNG_SEED', str(seed)] + list(sets))
     status = summary.get('status')
     if status == 'diverged':
         return {'status': 'diverged', 'diverged_at': (summary.get('train') or {}).get(
@@ -590,23 +601,29 @@ def sec32(r):
         seeds = [int(s) for s in r.args.seeds.split(',')]
     except ValueError:
         raise SystemExit('--seeds expects integers like 1,2,3,4,5, got %r' % r.args.seeds)
+    arms = r.args.arms.split(',')
+    unknown = [a for a in arms if a not in SEC32_ARMS]
+    if unknown:
+        raise SystemExit('--arms: unknown arm(s) %s; known: %s'
+                         % (', '.join(unknown), ', '.join(SEC32_ARMS)))
     per_arm = {}
 
-    def arm_row(arm, joint):
+    def arm_row(arm, joint, sets):
         def row():
             runs = []
             for seed in seeds:
                 print('=== sec32: %s, seed %d' % (arm, seed), flush=True)
-                run = sec32_run(r, arm, joint, seed)
+                run = sec32_run(r, arm, joint, sets, seed)
                 run['seed'] = seed
                 runs.append(run)
-            per_arm[arm] = {'joint': joint, 'runs': runs, 'summary': summarize_runs(runs)}
+            per_arm[arm] = {'joint': joint, 'sets': list(sets), 'runs': runs,
+                            'summary': summarize_runs(runs)}
             atomic_write(os.path.join(r.args.results_dir, 'sec32.json'),
                          json.dumps(per_arm, indent=1, sort_keys=True) + '\n')
             return sec32_cells(per_arm[arm]['summary'])
         return row
 
-    rows = {arm: arm_row(arm, joint) for arm, joint in SEC32_ARMS}
+    rows = {arm: arm_row(arm, *SEC32_ARMS[arm]) for arm in arms}
     notes = ['Seeds (RNG_SEED) %s; mean ± sample std over the runs that finished; a diverged '
              'run stopped on a NaN/Inf loss. mAP in %% at IoU 0.5 and 0.7 (tools/reval.py '
              '--ovthresh 0.7 on the same detections); RPN recall of the test set\'s ground truth '

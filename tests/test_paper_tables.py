@@ -471,13 +471,16 @@ def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
     assert 'failed' not in text and 'ITERS=2' in text
     rows = table_rows(os.path.join(results, 'sec32.md'))
     assert rows[0].startswith('| training | RoI layer |')
-    for label in ('| approximate joint | RoI pooling |', '| approximate joint | ROIWarping |',
-                  '| non-approximate joint | ROIWarping |'):
+    for label in ('| approximate joint | RoI pooling | none |',
+                  '| approximate joint | ROIWarping | off |',
+                  '| non-approximate joint | ROIWarping | on |'):
         line = [r for r in rows if r.startswith(label)]
         assert len(line) == 1, rows
         cells = [c.strip() for c in line[0].strip().strip('|').split('|')]
         assert cells[3:5] == ['1', '0']
         assert all(re.fullmatch(r'\d+\.\d+ ± \d+\.\d+', c) for c in cells[5:]), cells
+    # Arms not asked for (--arms) are listed without values.
+    assert [r for r in rows if 'foreground RoIs only |' in r][0].endswith('| — | — | — | — |')
     with open(os.path.join(results, 'sec32.json')) as f:
         arms = json.load(f)
     assert sorted(arms) == ['approx_roipool', 'approx_warp', 'nonapprox']
