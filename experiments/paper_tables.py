@@ -525,6 +525,8 @@ SEC32_ARMS = {
     'nonapprox_fg': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg']),
     'nonapprox_fg_x0.1': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
                                         'TRAIN.COORD_GRADIENT_SCALE', '0.1']),
+    'nonapprox_fg_x0.01': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
+                                         'TRAIN.COORD_GRADIENT_SCALE', '0.01']),
 }
 SEC32_DEFAULT_ARMS = 'approx_roipool,approx_warp,nonapprox'
 SEC32_METRICS = ('map50', 'map70', 'recall50', 'recall70')
