@@ -20,7 +20,9 @@ def make_layer(phase, param_str="'feat_stride': 16"):
     return ProposalLayer(param, phase)
 
 
-def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat_stride': 16"):
+def build(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2,
+          param_str="'feat_stride': 16"):
+    """The layer set up on blobs holding the arrays, after one forward pass."""
     layer = make_layer(phase, param_str)
     bottom = []
     for a in (scores, deltas, im_info):
@@ -32,6 +34,11 @@ def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat
     layer.setup(bottom, top)
     layer.reshape(bottom, top)
     layer.forward(bottom, top)
+    return layer, bottom, top
+
+
+def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat_stride': 16"):
+    _, _, top = build(scores, deltas, im_info, phase, num_tops, param_str)
     return [t.data.copy() for t in top]
 
 
@@ -268,18 +275,7 @@ BACKPROP = "{'feat_stride': 16, 'backprop_coords': true}"
 
 
 def build_backprop(scores, deltas, im_info, param_str=BACKPROP, phase=caffe.TRAIN):
-    layer = make_layer(phase, param_str)
-    bottom = []
-    for a in (scores, deltas, im_info):
-        a = np.asarray(a, dtype=np.float32)
-        blob = caffe.Blob(a.shape)
-        blob.data[...] = a
-        bottom.append(blob)
-    top = [caffe.Blob(), caffe.Blob()]
-    layer.setup(bottom, top)
-    layer.reshape(bottom, top)
-    layer.forward(bottom, top)
-    return layer, bottom, top
+    return build(scores, deltas, im_info, phase, 2, param_str)
 
 
 def decoded(anchor, d):
