@@ -281,3 +281,42 @@ def test_reval_scores_detections_at_another_iou(tmp_path):
     code, out = run([sys.executable, 'tools/reval.py', str(out_dir), '--imdb', 'toy_test',
                      '--ovthresh', '1.5', '--set', 'DATA_DIR', str(data)], timeout=120)
     assert code == 1 and 'between 0 and 1' in out
+
+
+def test_coord_gradient_norms_tool(tmp_path):
+    """tools/coord_gradient_norms.py on the toy nets: per-image norms whose medians it reports;
+    an approximate net's coordinate part is 0; a net without a proposal layer is refused."""
+    from datasets.toy import generate_toy_dataset
+    data = tmp_path / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=2, num_test=1)
+    results = {}
+    for name in ('faster_rcnn_end2end_nonapprox', 'faster_rcnn_end2end'):
+        result = str(tmp_path / (name + '.json'))
+        code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--gpu', 'cpu',
+                         '--solver', 'models/toy/TOY/%s/solver.prototxt' % name,
+                         '--imdb', 'toy_train', '--images', '3', '--result', result,
+                         '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                         '--cfg', 'experiments/cfgs/toy.yml',
+                         '--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                        timeout=300)
+        assert code == 0, out[-3000:]
+        with open(result) as f:
+            results[name] = json.load(f)
+    import numpy as np
+    nonapprox = results['faster_rcnn_end2end_nonapprox']
+    assert len(nonapprox['per_image']) == 3
+    for key in ('rpn_bbox_pred_approx', 'rpn_bbox_pred_coord', 'net_approx', 'net_coord'):
+        values = [row[key] for row in nonapprox['per_image']]
+        assert all(v > 0 for v in values), key
+        assert nonapprox['medians'][key] == pytest.approx(float(np.median(values)))
+    approx = results['faster_rcnn_end2end']
+    assert all(row['rpn_bbox_pred_coord'] == 0 and row['net_coord'] == 0
+               for row in approx['per_image'])
+    code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--gpu', 'cpu',
+                     '--solver', 'models/toy/TOY/faster_rcnn_alt_opt/stage1_rpn_solver.pt',
+                     '--imdb', 'toy_train', '--images', '1',
+                     '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                    timeout=300)
+    assert code == 1 and 'no proposal layer' in out, out[-2000:]

@@ -77,6 +77,16 @@ class ProposalLayer(caffe.Layer):
         if len(top) > 1:
             top[1].reshape(1, 1)
 
+    @property
+    def backprop_coords(self):
+        """Whether backward passes the rois' coordinate gradient to rpn_bbox_pred (param_str
+        backprop_coords; settable, e.g. to compare the two backward passes of one forward)."""
+        return self._backprop_coords
+
+    @backprop_coords.setter
+    def backprop_coords(self, on):
+        self._backprop_coords = bool(on)
+
     def reshape(self, bottom, top):
         # The number of proposals is known only after forward.
         pass

@@ -130,9 +130,9 @@ def test_total_loss_derivative_matches_the_non_approximate_backward(toy_cfg, mon
                                                                     targets):
     toy = Toy(with_target_gradient if targets == 'through_rois' else None)
     non_approx = toy.gradient()
-    toy.layer('proposal')._backprop_coords = False
+    toy.layer('proposal').backprop_coords = False
     approx = toy.gradient()
-    toy.layer('proposal')._backprop_coords = True
+    toy.layer('proposal').backprop_coords = True
     kept, sample = toy.freeze(monkeypatch, targets_follow_rois=targets == 'through_rois')
     assert len(kept) == cfg.TRAIN.RPN_POST_NMS_TOP_N and (sample.labels > 0).sum() >= 3
     np.testing.assert_array_equal(toy.gradient()[1], non_approx[1])  # the replay is exact
@@ -211,3 +211,39 @@ def test_coordinate_gradient_scale_and_rois_surgery():
     # Turning the gradient off wins over changing it.
     assert [t for t, _ in net_surgery.net_changes(param, coord_gradient=False,
                                                   coord_gradient_scale=0.5)] == ['nocoordgrad']
+
+
+def test_gradient_parts_reach_only_the_layers_below_the_proposals(toy_cfg):
+    """fast_rcnn.joint_gradients: the coordinate part is the difference of the two backward
+    passes; it is exactly 0 for the detector's layers and the RPN's classifier (above or beside
+    the proposal layer's box path) and not for rpn_bbox_pred and the convolutions under it."""
+    from fast_rcnn import joint_gradients
+    toy = Toy()
+    toy.loss()  # sets the inputs the data-layer-less net keeps
+    np.random.seed(SEED)
+    parts = joint_gradients.gradient_parts(toy.net)
+    assert toy.layer('proposal').backprop_coords  # left as it was
+    for name in ('fc6', 'fc7', 'cls_score', 'bbox_pred', 'rpn_cls_score'):
+        assert parts[name][1] == 0, name
+        assert parts[name][0] > 0, name
+    for name in ('rpn_bbox_pred', 'rpn_conv/3x3', 'conv4', 'conv1'):
+        assert parts[name][1] > 0, name
+    # rpn_bbox_pred's part: the gradient the whole-net check compares, minus the approximate.
+    non_approx = toy.gradient()
+    toy.layer('proposal').backprop_coords = False
+    approx = toy.gradient()
+    expected = np.sqrt(sum(np.sum((n.astype(np.float64) - a) ** 2)
+                           for n, a in zip(non_approx, approx)))
+    assert parts['rpn_bbox_pred'][1] == pytest.approx(expected, rel=1e-6)
+    assert parts['rpn_bbox_pred'][0] == pytest.approx(
+        np.sqrt(sum(np.sum(a.astype(np.float64) ** 2) for a in approx)), rel=1e-6)
+    assert parts[None][1] >= parts['rpn_bbox_pred'][1]
+
+
+def test_gradient_parts_need_a_proposal_layer():
+    from fast_rcnn import joint_gradients
+
+    class DetectorOnly:
+        layers = [object()]
+    with pytest.raises(ValueError, match='no proposal layer'):
+        joint_gradients.proposal_layer(DetectorOnly())

@@ -224,9 +224,9 @@ def test_nonapprox_backward_same_on_gpu_and_cpu(backend, monkeypatch):
     toy = joint.Toy()
     cpu = toy.gradient()
     cpu_all = {n: [b.diff.copy() for b in blobs] for n, blobs in toy.net.params.items()}
-    toy.layer('proposal')._backprop_coords = False
+    toy.layer('proposal').backprop_coords = False
     approx = toy.gradient()
-    toy.layer('proposal')._backprop_coords = True
+    toy.layer('proposal').backprop_coords = True
     toy.freeze(monkeypatch, targets_follow_rois=False)
     caffe.set_mode_gpu()
     try:
