@@ -9,7 +9,8 @@ nothing here reads printed output.
   experiments/paper_tables.py table2 --gpu 0 --net ZF --dataset pascal_voc
   experiments/paper_tables.py table8 --gpu cpu --net TOY --dataset toy --set DATA_DIR /tmp/data
 
-Tables: table2 table3 table5 table8 table9 table10 table11 fig4. ITERS / ALT_OPT_ITERS (the
+Tables: table2 table3 table5 table8 table9 table10 table11 fig4, and sec32 (Sec. 3.2's training
+modes compared over several seeds: the paper states no numbers). ITERS / ALT_OPT_ITERS (the
 scripts' environment overrides) set the training length of every row; without them the scripts'
 defaults (the paper's schedules) are used. Rows that differ only at test time share one trained
 model. A row whose data or model is not available (selective search files, a second dataset,
@@ -22,6 +23,7 @@ import shlex
 import subprocess
 import sys
 
+import numpy as np
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +33,10 @@ from caffe.io import atomic_write  # noqa: E402
 from datasets.splits import dataset_splits  # noqa: E402
 from fast_rcnn import net_surgery  # noqa: E402
 from rpn.layer_io import load_param_str  # noqa: E402
-TABLES = ('table2', 'table3', 'table5', 'table8', 'table9', 'table10', 'table11', 'fig4')
+TABLES = ('table2', 'table3', 'table5', 'table8', 'table9', 'table10', 'table11', 'fig4',
+          'sec32')
+# Tools that run no net and take no --gpu.
+DEVICELESS_TOOLS = ('eval_recall.py', 'reval.py')
 # The image pyramid of the paper's 5-scale testing (Table 10, after SPPnet) for a 600-pixel
 # single scale; other single scales (the toy dataset's 240) scale it proportionally.
 PYRAMID_600 = (480, 576, 688, 864, 1200)
@@ -62,6 +67,12 @@ def parse_args(argv=None):
         help='where <table>.md is written (default: $PAPER_RESULTS_DIR or experiments/results)')
     parser.add_argument('--num-timing-images', type=int, default=100,
                         help='images timed for table5 (default: %(default)s)')
+    parser.add_argument('--seeds', default='1,2,3,4,5',
+                        help='sec32: the RNG_SEED of each training run of an arm '
+                             '(default: %(default)s)')
+    parser.add_argument('--arms', default=SEC32_DEFAULT_ARMS,
+                        help='sec32: the arms to train, of %s (default: %%(default)s)'
+                             % ', '.join(SEC32_ARMS))
     parser.add_argument('--vgg-rpn', default=None,
                         help="table2's 'SS -> RPN+VGG' row: a VGG-16 RPN model (e.g. the "
                              "stage-1 RPN of table3's unshared run)")
@@ -132,9 +143,10 @@ class Runner:
         """Where the run `name` of this table leaves its results."""
         return os.path.join(self.args.results_dir, 'runs', self.args.table, name + '.json')
 
-    def call(self, cmd, result, env=None):
+    def call(self, cmd, result, env=None, check=True):
         """Runs cmd in the repository root (its output shown as it comes: training runs last
-        hours) and returns the JSON result file it wrote; RuntimeError on failure."""
+        hours) and returns the JSON result file it wrote; RuntimeError on failure (with check
+        False, only when it wrote no result file)."""
         print('+ ' + ' '.join(shlex.quote(c) for c in cmd), flush=True)
         if os.path.exists(result):
             os.remove(result)
@@ -142,11 +154,22 @@ class Runner:
         code = subprocess.call(cmd, cwd=ROOT, env=full_env)
         sys.stdout.flush()
         found = read_json(result)
-        if code != 0 or found is None:
+        if (code != 0 and check) or found is None:
             log = (found or {}).get('log')
             raise RuntimeError('%s failed (status %d)%s' % (
                 ' '.join(cmd[:2]), code, ', log %s' % log if log else ''))
         return found
+
+    def script_summary(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
+        """Runs experiments/scripts/<script> and returns its summary (the RESULT file), whatever
+        its status: 'done', or 'diverged' / 'failed' for a training that stopped."""
+        cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, self.net,
+               dataset or self.args.dataset]
+        for c in cfgs:
+            cmd += ['--cfg', c]
+        cmd += ['--set', 'EXP_DIR', self.exp_dir(name)] + self.user_sets + list(sets)
+        result = self.result_path(name)
+        return self.call(cmd, result, dict(env or {}, RESULT=result), check=False)
 
     def script(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
         """Runs experiments/scripts/<script> once per name; returns its results: 'map' (the
@@ -154,13 +177,7 @@ class Runner:
         ((AP@.5, AP@[.5,.95]) on COCO-style datasets, else None)."""
         if name in self.runs:
             return self.runs[name]
-        cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, self.net,
-               dataset or self.args.dataset]
-        for c in cfgs:
-            cmd += ['--cfg', c]
-        cmd += ['--set', 'EXP_DIR', self.exp_dir(name)] + self.user_sets + list(sets)
-        result = self.result_path(name)
-        summary = self.call(cmd, result, dict(env or {}, RESULT=result))
+        summary = self.script_summary(name, script, sets, env, dataset, cfgs)
         if summary.get('status') != 'done':
             raise RuntimeError('%s did not finish (log %s)' % (script, summary.get('log')))
         evaluation = summary['test'].get('evaluation') or {}
@@ -175,7 +192,7 @@ class Runner:
     def tool(self, tool, args, cfg='faster_rcnn_alt_opt', sets=(), exp_dir=None, name=None):
         """Runs tools/<tool> and returns its --result file's contents."""
         cmd = [sys.executable, os.path.join('tools', tool)]
-        if tool != 'eval_recall.py':  # the one tool that runs no net
+        if tool not in DEVICELESS_TOOLS:
             cmd += ['--gpu', self.args.gpu]
         result = self.result_path(name or '%s_%s' % (os.path.splitext(tool)[0],
                                                      exp_dir or 'test'))
@@ -498,8 +515,129 @@ def fig4(r):
         'Curves: fig4_<method>.png beside this file.']
 
 
+# Sec. 3.2: the ways of training the shared net jointly, as arms of one experiment: row id ->
+# (the end-to-end script's JOINT mode, cfg pairs). The first three are the paper's modes (the
+# default arms); the others tame the coordinate gradient (docs/joint_training.md).
+SEC32_ARMS = {
+    'approx_roipool': ('approx', []),
+    'approx_warp': ('approx_warp', []),
+    'nonapprox': ('nonapprox', []),
+    'nonapprox_fg': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg']),
+    'nonapprox_fg_x0.1': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
+                                        'TRAIN.COORD_GRADIENT_SCALE', '0.1']),
+    'nonapprox_fg_x0.01': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
+                                         'TRAIN.COORD_GRADIENT_SCALE', '0.01']),
+}
+SEC32_DEFAULT_ARMS = 'approx_roipool,approx_warp,nonapprox'
+SEC32_METRICS = ('map50', 'map70', 'recall50', 'recall70')
+SEC32_RECALL_COUNT = 300
+
+
+def sec32_run(r, arm, joint, sets, seed):
+    """One training run of an arm, tested: {'status', and for a finished run 'map50', 'map70'
+    (the test's detections evaluated again at IoU 0.7, tools/reval.py), 'recall50',
+    'recall70' (the RPN's recall of the test set's ground truth with its top 300 proposals,
+    tools/rpn_generate.py + eval_recall.py)}; a diverged run says where."""
+    name = '%s_seed%d' % (arm, seed)
+    summary = r.script_summary(name, 'faster_rcnn_end2end.sh', env={'JOINT': joint},
+                               sets=['RNG_SEED', str(seed)] + list(sets))
+    status = summary.get('status')
+    if status == 'diverged':
+        return {'status': 'diverged', 'diverged_at': (summary.get('train') or {}).get(
+            'diverged_at'), 'log': summary.get('log')}
+    if status != 'done':
+        raise RuntimeError('%s: the run %s (log %s)' % (name, status, summary.get('log')))
+    test = summary['test']
+    reval = r.tool('reval.py', [test['output_dir'], '--imdb', r.test_imdb, '--ovthresh', '0.7'],
+                   cfg='faster_rcnn_end2end', exp_dir=r.exp_dir(name), name='map70_' + name)
+    pre_nms = r.cfg_value('TEST.RPN_PRE_NMS_TOP_N', 1000 if r.args.dataset == 'toy' else 6000)
+    props = r.rpn_proposals(summary['final_model'], name, [
+        'TEST.RPN_PRE_NMS_TOP_N', str(pre_nms),
+        'TEST.RPN_POST_NMS_TOP_N', str(SEC32_RECALL_COUNT)], prototxt=test['prototxt'])
+    recall = r.tool('eval_recall.py', ['--imdb', r.test_imdb, '--rpn-file', props,
+                                       '--counts', str(SEC32_RECALL_COUNT), '--label', name,
+                                       '--out', os.path.join(r.args.results_dir, 'runs',
+                                                             'sec32', 'recall_%s.png' % name)],
+                    name='recall_' + name)
+    # Thresholds from IoU 0.5 in steps of 0.05: 0.5 and 0.7 are entries 0 and 4.
+    recalls = recall['sources'][0]['recalls'][str(SEC32_RECALL_COUNT)]
+    return {'status': 'done', 'map50': test['mean_ap'], 'map70': reval['mean_ap'],
+            'recall50': recalls[0], 'recall70': recalls[4], 'log': summary.get('log')}
+
+
+def summarize_runs(runs):
+    """An arm's row from its runs: counts ('runs', 'diverged') and, over the finished runs,
+    each metric's mean and sample standard deviation (ddof 1; 0 for a single run)."""
+    done = [run for run in runs if run['status'] == 'done']
+    out = {'runs': len(runs), 'diverged': sum(run['status'] == 'diverged' for run in runs),
+           'finished': len(done)}
+    for key in SEC32_METRICS:
+        values = [run[key] for run in done if run.get(key) is not None]
+        if values:
+            out[key] = {'mean': float(np.mean(values)),
+                        'std': float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                        'values': [float(v) for v in values]}
+        else:
+            out[key] = None
+    return out
+
+
+def sec32_cells(summary):
+    """The table cells of an arm: runs, diverged, then mean +- std of each metric (mAP in %,
+    recall as a fraction)."""
+    cells = [summary['runs'], summary['diverged']]
+    for key in SEC32_METRICS:
+        stat = summary[key]
+        scale = 100.0 if key.startswith('map') else 1.0
+        cells.append('—' if stat is None else '%.*f ± %.*f' % (
+            1 if scale > 1 else 3, scale * stat['mean'], 1 if scale > 1 else 3,
+            scale * stat['std']))
+    return cells
+
+
+def sec32(r):
+    """Sec. 3.2: approximate joint training with RoI pooling (the release's), the same with
+    ROIWarping (coordinate gradient off), and non-approximate joint training, each trained
+    with every seed of --seeds."""
+    try:
+        seeds = [int(s) for s in r.args.seeds.split(',')]
+    except ValueError:
+        raise SystemExit('--seeds expects integers like 1,2,3,4,5, got %r' % r.args.seeds)
+    arms = r.args.arms.split(',')
+    unknown = [a for a in arms if a not in SEC32_ARMS]
+    if unknown:
+        raise SystemExit('--arms: unknown arm(s) %s; known: %s'
+                         % (', '.join(unknown), ', '.join(SEC32_ARMS)))
+    per_arm = {}
+
+    def arm_row(arm, joint, sets):
+        def row():
+            runs = []
+            for seed in seeds:
+                print('=== sec32: %s, seed %d' % (arm, seed), flush=True)
+                run = sec32_run(r, arm, joint, sets, seed)
+                run['seed'] = seed
+                runs.append(run)
+            per_arm[arm] = {'joint': joint, 'sets': list(sets), 'runs': runs,
+                            'summary': summarize_runs(runs)}
+            atomic_write(os.path.join(r.args.results_dir, 'sec32.json'),
+                         json.dumps(per_arm, indent=1, sort_keys=True) + '\n')
+            return sec32_cells(per_arm[arm]['summary'])
+        return row
+
+    rows = {arm: arm_row(arm, *SEC32_ARMS[arm]) for arm in arms}
+    notes = ['Seeds (RNG_SEED) %s; mean ± sample std over the runs that finished; a diverged '
+             'run stopped on a NaN/Inf loss. mAP in %% at IoU 0.5 and 0.7 (tools/reval.py '
+             '--ovthresh 0.7 on the same detections); RPN recall of the test set\'s ground truth '
+             'by its top %d proposals (tools/rpn_generate.py with TEST.RPN_POST_NMS_TOP_N %d, '
+             'tools/eval_recall.py). Per-run values: sec32.json beside this file.'
+             % (','.join(map(str, seeds)), SEC32_RECALL_COUNT, SEC32_RECALL_COUNT)]
+    return rows, notes
+
+
 BUILDERS = {'table2': table2, 'table3': table3, 'table5': table5, 'table8': table8,
-            'table9': table9, 'table10': table10, 'table11': table11, 'fig4': fig4}
+            'table9': table9, 'table10': table10, 'table11': table11, 'fig4': fig4,
+            'sec32': sec32}
 
 
 # Writing the table -----------------------------------------------------------------------------
@@ -517,6 +655,20 @@ def write_markdown(path, spec, table, results, notes, setup):
     lines += ['- %s' % s for s in setup] + ['']
     columns = list(spec['columns'])
     is_multi = table in ('table5', 'table11', 'fig4')
+    if table == 'sec32':
+        # No published numbers (the paper describes the modes): ours only, a value per column.
+        lines.append('| ' + ' | '.join(columns) + ' |')
+        lines.append('|' + '---|' * len(columns))
+        for row in spec['rows']:
+            ours = results.get(row['id'])
+            values = ours if isinstance(ours, list) else \
+                [fmt(ours)] + ['—'] * (len(columns) - len(row['cells']) - 1)
+            lines.append('| ' + ' | '.join([fmt(c) for c in row['cells']]
+                                            + [fmt(v) for v in values]) + ' |')
+        if notes:
+            lines += [''] + ['- %s' % n for n in notes]
+        atomic_write(path, '\n'.join(lines) + '\n')
+        return
     if table == 'fig4':
         head = columns[:2] + ['%s (ours)' % c for c in columns[2:]] + ['paper']
     elif is_multi:

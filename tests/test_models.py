@@ -42,6 +42,9 @@ NETS = [f for f in _model_files() if not _is_solver(f)]
 # checks only.
 RELEASE_CLASSES = {'pascal_voc': 21, 'coco': 81}
 RELEASE_ARCHS = ('ZF', 'VGG_CNN_M_1024', 'VGG16')
+# End-to-end training: the release's approximate joint training, and non-approximate joint
+# training (paper Sec. 3.2) with ROIWarping and the proposal layers' coordinate backward.
+END2END = ('faster_rcnn_end2end', 'faster_rcnn_end2end_nonapprox')
 
 
 def is_release(rel):
@@ -73,13 +76,14 @@ class NetFile:
         self.is_rpn_training = base.endswith('rpn_train')
         self.is_rpn_test = base == 'rpn_test'
         # Nets with an RPN: end-to-end, the RPN stages and the Faster R-CNN test nets.
-        self.has_rpn = (self.method == 'faster_rcnn_end2end' or self.is_rpn_training
+        self.has_rpn = (self.method in END2END or self.is_rpn_training
                         or self.is_rpn_test or base == 'faster_rcnn_test')
         # Nets whose data layer feeds images + ground truth (the RPN computes its own targets).
         self.gt_data = self.train and self.has_rpn
         self.has_detector = not (self.is_rpn_training or self.is_rpn_test)
         # The release's COCO end-to-end nets add 64^2 anchors: 4 scales x 3 ratios.
         self.num_anchors = 12 if (self.dataset == 'coco' and self.has_rpn) else 9
+        self.nonapprox = self.method == 'faster_rcnn_end2end_nonapprox'
 
 
 def describe(param):
@@ -94,6 +98,8 @@ def describe(param):
     else:
         num_classes = 0
     modules = {layer.python_param.module for layer in param.layer if layer.type == 'Python'}
+    proposal = [layer for layer in param.layer if layer.type == 'Python'
+                and layer.python_param.module == 'rpn.proposal_layer']
     fixed = {layer.name for layer in param.layer
              if layer.param and all(spec.lr_mult == 0 for spec in layer.param)}
     return types.SimpleNamespace(
@@ -102,6 +108,9 @@ def describe(param):
         num_classes=num_classes,
         gt_data=train and 'gt_boxes' in param.layer[0].top,
         has_proposals='rpn.proposal_layer' in modules,
+        # Non-approximate joint training: the proposals pass a gradient to rpn_bbox_pred.
+        coords_backprop=bool(proposal) and bool(
+            yaml.safe_load(proposal[0].python_param.param_str).get('backprop_coords')),
         has_detector='cls_score' in layers,
         num_losses=sum(layer.type in ('SoftmaxWithLoss', 'SmoothL1Loss') for layer in param.layer),
         fixed=fixed)
@@ -206,7 +215,11 @@ def test_every_expected_file_exists():
             assert d + 'train.prototxt' in nets
             assert d + 'test.prototxt' in nets
             assert d + 'solver.prototxt' in solvers
-    assert len(nets) == 38 and len(solvers) == 22
+    for arch in ('ZF', 'VGG16'):
+        d = 'pascal_voc/%s/faster_rcnn_end2end_nonapprox/' % arch
+        assert {d + 'train.prototxt', d + 'test.prototxt'} <= nets
+        assert d + 'solver.prototxt' in solvers
+    assert len(nets) == 42 and len(solvers) == 24
 
 
 # The release's solver settings: every solver is SGD with a step policy from base_lr 0.001.
@@ -214,6 +227,7 @@ STEPSIZE = {
     ('pascal_voc', 'faster_rcnn_alt_opt', 'rpn'): 60000,
     ('pascal_voc', 'faster_rcnn_alt_opt', 'fast_rcnn'): 30000,
     ('pascal_voc', 'faster_rcnn_end2end', ''): 50000,
+    ('pascal_voc', 'faster_rcnn_end2end_nonapprox', ''): 50000,
     ('pascal_voc', 'fast_rcnn', ''): 30000,
     ('coco', 'faster_rcnn_end2end', ''): 350000,
     ('coco', 'fast_rcnn', ''): 200000,
@@ -255,10 +269,11 @@ def test_release_solver_settings(rel):
     assert param.stepsize == STEPSIZE[dataset, method, kind]
     expected_prefix = PREFIX[arch] + {'rpn': '_rpn', 'fast_rcnn': '_fast_rcnn', '': ''}[kind]
     if not kind:
-        expected_prefix += '_faster_rcnn' if method == 'faster_rcnn_end2end' else '_fast_rcnn'
+        expected_prefix += {'faster_rcnn_end2end': '_faster_rcnn', 'fast_rcnn': '_fast_rcnn',
+                            'faster_rcnn_end2end_nonapprox': '_faster_rcnn_nonapprox'}[method]
     assert param.snapshot_prefix == expected_prefix
     # The release's end-to-end ZF and VGG16 solvers accumulate two images per update.
-    end2end_two = method == 'faster_rcnn_end2end' and arch in ('ZF', 'VGG16')
+    end2end_two = method in END2END and arch in ('ZF', 'VGG16')
     assert param.iter_size == (2 if end2end_two else 1)
     base = os.path.basename(param.train_net)
     if method == 'faster_rcnn_alt_opt':
@@ -298,18 +313,26 @@ def test_release_net_definition(rel):
             # Only the ZF models were trained with the fork's unscaled dropout.
             assert layer.dropout_param.scale_train == (nf.arch != 'ZF'), layer.name
             assert layer.dropout_param.dropout_ratio == pytest.approx(0.5)
-        if layer.type == 'ROIPooling':
+        if layer.type in ('ROIPooling', 'ROIWarping'):
+            # Non-approximate joint training pools with ROIWarping, train and test alike.
+            assert layer.type == ('ROIWarping' if nf.nonapprox else 'ROIPooling'), layer.name
             size = 7 if nf.arch == 'VGG16' else 6
-            p = layer.roi_pooling_param
+            p = layer.roi_warping_param if nf.nonapprox else layer.roi_pooling_param
             assert (p.pooled_h, p.pooled_w) == (size, size)
             assert p.spatial_scale == pytest.approx(1 / 16)
+            if nf.nonapprox:
+                assert p.samples_per_bin == 2
         if layer.type == 'Python' and layer.python_param.module.startswith('rpn.'):
             text = layer.python_param.param_str
             if layer.python_param.layer == 'ProposalTargetLayer':
-                assert text == "'num_classes': %d" % n
+                assert text == ("{'num_classes': %d, 'backprop_coords': 'all'}" % n
+                                if nf.nonapprox else "'num_classes': %d" % n)
             else:
                 assert "'feat_stride': 16" in text
                 assert ("'scales': [4, 8, 16, 32]" in text) == (nf.num_anchors == 12)
+                backprop = layer.python_param.layer == 'ProposalLayer' and nf.nonapprox and \
+                    nf.train
+                assert ("'backprop_coords': true" in text) == backprop, layer.name
 
     if nf.has_rpn:
         assert layers['rpn_cls_score_reshape'].reshape_param.shape.dim[:] == [0, 2, -1, 0]
@@ -528,6 +551,13 @@ def _run_train_net(rel, tmp_path):
     assert net.blobs['data'].data.shape[2:] == (IMAGE_H, IMAGE_W)
 
     net.backward()
+    if info.has_proposals:
+        # Approximate joint training passes no gradient through the proposals (paper Sec. 3.2);
+        # non-approximate joint training passes the detector's to the box regression.
+        i = list(net._layer_names).index('proposal')
+        bbox_diff = net.bottom_vecs[i][1].diff
+        assert np.all(np.isfinite(bbox_diff))
+        assert np.any(bbox_diff) == info.coords_backprop
     for name, blobs in net.params.items():
         for k, blob in enumerate(blobs):
             diff = blob.diff

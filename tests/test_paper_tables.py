@@ -396,3 +396,121 @@ def test_rpn_generate_honours_the_test_time_proposal_switches(tmp_path, sets, at
     boxes = load_proposals(path)
     assert len(boxes) == 2
     assert all(0 < len(b) <= at_most for b in boxes), [np.shape(b) for b in boxes]
+
+
+def test_rpn_part_of_an_end2end_test_net_gives_its_proposals(tmp_path):
+    """net_surgery.rpn_only cuts a Faster R-CNN test net after its proposal layer (with a
+    scores top): the same proposals as the whole net, scores in [0, 1], and rpn_generate.py
+    takes the whole net's prototxt."""
+    import pickle
+    import caffe
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn import net_surgery
+    full_def = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end_nonapprox',
+                            'test.prototxt')
+    model = str(tmp_path / 'toy.caffemodel')
+    caffe.set_random_seed(0)
+    full = caffe.Net(full_def, caffe.TEST)
+    full.save(model)
+    rpn_def = net_surgery.rpn_net_file(full_def, str(tmp_path))
+    assert rpn_def != full_def and net_surgery.rpn_net_file(rpn_def, str(tmp_path)) == rpn_def
+    rpn = caffe.Net(rpn_def, model, caffe.TEST)
+    assert sorted(rpn.outputs) == ['rois', 'scores']
+    assert not [n for n in rpn._layer_names if n.startswith(('fc', 'roi_', 'cls', 'bbox'))]
+    im = np.random.RandomState(0).uniform(-50, 50, (1, 3, 96, 128)).astype(np.float32)
+    info = np.array([[96, 128, 1.0]], np.float32)
+    for net in (full, rpn):
+        net.blobs['data'].reshape(*im.shape)
+        net.forward(data=im, im_info=info)
+    np.testing.assert_array_equal(rpn.blobs['rois'].data, full.blobs['rois'].data)
+    scores = rpn.blobs['scores'].data
+    assert scores.shape == (len(rpn.blobs['rois'].data), 1)
+    assert (scores >= 0).all() and (scores <= 1).all() and (np.diff(scores.ravel()) <= 0).all()
+
+    generate_toy_dataset(str(tmp_path / 'data' / 'toy'), num_train=1, num_test=2)
+    code, out = run([sys.executable, 'tools/rpn_generate.py', '--gpu', 'cpu', '--def', full_def,
+                     '--net', model, '--imdb', 'toy_test',
+                     '--result', str(tmp_path / 'proposals.json'),
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'ROOT_DIR', str(tmp_path / 'root'),
+                     'DATA_DIR', str(tmp_path / 'data'), 'TEST.RPN_POST_NMS_TOP_N', '9'])
+    assert code == 0, out[-3000:]
+    with open(str(tmp_path / 'proposals.json')) as f:
+        with open(json.load(f)['proposals'], 'rb') as g:
+            boxes = pickle.load(g)
+    assert len(boxes) == 2 and all(0 < len(b) <= 9 for b in boxes)
+
+
+# Sec. 3.2: approximate vs. non-approximate joint training --------------------------------------
+
+def paper_tables_module():
+    sys.path.insert(0, os.path.join(ROOT, 'experiments'))
+    try:
+        import paper_tables
+    finally:
+        sys.path.remove(os.path.join(ROOT, 'experiments'))
+    return paper_tables
+
+
+def test_sec32_rows_count_divergence_and_average_the_finished_runs():
+    pt = paper_tables_module()
+    runs = [{'status': 'done', 'map50': 0.60, 'map70': 0.30, 'recall50': 0.90, 'recall70': 0.50},
+            {'status': 'diverged', 'diverged_at': 17},
+            {'status': 'done', 'map50': 0.70, 'map70': 0.40, 'recall50': 0.80, 'recall70': 0.70}]
+    summary = pt.summarize_runs(runs)
+    assert (summary['runs'], summary['diverged'], summary['finished']) == (3, 1, 2)
+    # Two values a and b: mean (a + b) / 2, sample std |a - b| / sqrt(2).
+    assert summary['map50']['mean'] == pytest.approx(0.65)
+    assert summary['map50']['std'] == pytest.approx(0.1 / np.sqrt(2))
+    assert summary['recall70']['values'] == [0.5, 0.7]
+    cells = pt.sec32_cells(summary)
+    assert cells[:2] == [3, 1]
+    assert cells[2] == '65.0 ± 7.1' and cells[3] == '35.0 ± 7.1'
+    assert cells[4] == '0.850 ± 0.071' and cells[5] == '0.600 ± 0.141'
+    all_diverged = pt.summarize_runs([{'status': 'diverged'}] * 2)
+    assert all_diverged['map50'] is None and pt.sec32_cells(all_diverged)[2:] == ['—'] * 4
+
+
+@pytest.mark.slow
+def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
+    root, data, results = sandbox
+    code, out = run([os.path.join('experiments', 'scripts', 'paper_table.sh'), 'sec32', 'cpu',
+                     'TOY', 'toy', '--seeds', '4', '--set', 'ROOT_DIR', root, 'DATA_DIR', data],
+                    env={'ITERS': '2', 'PAPER_RESULTS_DIR': results})
+    assert code == 0, out[-5000:]
+    text = open(os.path.join(results, 'sec32.md')).read()
+    assert 'failed' not in text and 'ITERS=2' in text
+    rows = table_rows(os.path.join(results, 'sec32.md'))
+    assert rows[0].startswith('| training | RoI layer |')
+    for label in ('| approximate joint | RoI pooling | none |',
+                  '| approximate joint | ROIWarping | off |',
+                  '| non-approximate joint | ROIWarping | on |'):
+        line = [r for r in rows if r.startswith(label)]
+        assert len(line) == 1, rows
+        cells = [c.strip() for c in line[0].strip().strip('|').split('|')]
+        assert cells[3:5] == ['1', '0']
+        assert all(re.fullmatch(r'\d+\.\d+ ± \d+\.\d+', c) for c in cells[5:]), cells
+    # Arms not asked for (--arms) are listed without values.
+    assert [r for r in rows if 'foreground RoIs only |' in r][0].endswith('| — | — | — | — |')
+    with open(os.path.join(results, 'sec32.json')) as f:
+        arms = json.load(f)
+    assert sorted(arms) == ['approx_roipool', 'approx_warp', 'nonapprox']
+    for arm, joint in (('approx_roipool', 'approx'), ('approx_warp', 'approx_warp'),
+                       ('nonapprox', 'nonapprox')):
+        assert arms[arm]['joint'] == joint
+        assert [one['seed'] for one in arms[arm]['runs']] == [4]
+        for one in arms[arm]['runs']:
+            assert one['status'] == 'done'
+            # Every hit at IoU 0.7 is one at 0.5: AP and recall can only drop.
+            assert 0 <= one['map70'] <= one['map50'] <= 1
+            assert 0 <= one['recall70'] <= one['recall50'] <= 1
+            # Each run trained with its own seed, in its own mode (the script's summary).
+            summary = json.load(open(os.path.join(results, 'runs', 'sec32',
+                                                  '%s_seed%d.json' % (arm, one['seed']))))
+            assert summary['joint'] == joint and summary['train']['iterations'] == 2
+            from caffe import io
+            from caffe.proto import caffe_pb2
+            solver = io.read_prototxt(summary['train']['solver'], caffe_pb2.SolverParameter())
+            train_net = open(solver.train_net).read()
+            assert ('type: "ROIWarping"' in train_net) == (joint != 'approx')
+            assert ('backprop_coords' in train_net) == (joint == 'nonapprox')

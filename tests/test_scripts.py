@@ -84,6 +84,38 @@ def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
     assert len(pngs) >= 2 and all(os.path.isfile(p) for p in pngs)
 
 
+@pytest.mark.parametrize('joint', ['nonapprox', 'approx_warp'])
+def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
+    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, as
+    written or with their coordinate gradient turned off in an adapted copy."""
+    out, summary = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_' + joint,
+                              {'ITERS': '3', 'JOINT': joint})
+    assert summary['joint'] == joint
+    model = summary['final_model']
+    assert os.path.basename(model) == 'toy_faster_rcnn_nonapprox_iter_3.caffemodel'
+    assert summary['test']['prototxt'].endswith(
+        'models/toy/TOY/faster_rcnn_end2end_nonapprox/test.prototxt')
+    assert 0.0 <= mean_ap(summary) <= 1.0
+    from caffe import io
+    from caffe.proto import caffe_pb2
+    solver = io.read_prototxt(summary['train']['solver'], caffe_pb2.SolverParameter())
+    if joint == 'nonapprox':
+        assert summary['train']['solver'] == \
+            'models/toy/TOY/faster_rcnn_end2end_nonapprox/solver.prototxt'
+        return
+    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
+    layers = {l.name: l for l in io.read_prototxt(solver.train_net,
+                                                  caffe_pb2.NetParameter()).layer}
+    assert list(layers['roi_warp_conv4'].propagate_down) == [True, False]
+    assert 'backprop' not in layers['proposal'].python_param.param_str
+
+
+def test_faster_rcnn_end2end_script_rejects_an_unknown_joint_mode():
+    code, out = run([os.path.join(ROOT, 'experiments', 'scripts', 'faster_rcnn_end2end.sh'),
+                     'cpu', 'TOY', 'toy'], env={'JOINT': 'exact'}, timeout=60)
+    assert code == 2 and 'expected approx, nonapprox or approx_warp' in out
+
+
 def test_faster_rcnn_alt_opt_script_runs_all_four_steps(sandbox):
     out, summary = run_script('faster_rcnn_alt_opt.sh', sandbox, 'pytest_alt_opt',
                               {'ALT_OPT_ITERS': '10,10,10,10'})
@@ -217,3 +249,93 @@ def test_end2end_training_takes_two_images_per_batch(sandbox, tmp_path):
         lines = [json.loads(line) for line in f]
     assert len(lines) == 4 and all(np.isfinite(v) for line in lines
                                    for v in line['losses'].values())
+def test_reval_scores_detections_at_another_iou(tmp_path):
+    """Every ground-truth box of a small toy test set detected once, shifted sideways by a
+    quarter of its width: IoU (w - d) / (w + d) is about 0.6, a hit at VOC's 0.5 and a miss at
+    0.7. reval's default stays 0.5; --ovthresh 0.7 scores the same detections at 0.7."""
+    import pickle
+    import numpy as np
+    from datasets.toy import generate_toy_dataset
+    data = tmp_path / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=1, num_test=4)
+    from datasets.factory import get_imdb
+    from fast_rcnn.config import cfg
+    saved = cfg.DATA_DIR
+    cfg.DATA_DIR = str(data)
+    try:
+        imdb = get_imdb('toy_test')
+        roidb = imdb.gt_roidb()
+    finally:
+        cfg.DATA_DIR = saved
+    dets = [[np.zeros((0, 5), np.float32) for _ in range(imdb.num_images)]
+            for _ in range(imdb.num_classes)]
+    ious = []
+    for i, entry in enumerate(roidb):
+        for box, c in zip(entry['boxes'].astype(np.float64), entry['gt_classes']):
+            w = box[2] - box[0] + 1
+            d = np.round(w / 4)
+            ious.append((w - d) / (w + d))
+            dets[c][i] = np.vstack([dets[c][i], [[box[0] + d, box[1], box[2] + d, box[3],
+                                                  0.9]]]).astype(np.float32)
+    assert min(ious) > 0.55 and max(ious) < 0.65
+    out_dir = tmp_path / 'test'
+    out_dir.mkdir()
+    with open(str(out_dir / 'detections.pkl'), 'wb') as f:
+        pickle.dump(dets, f)
+    results = {}
+    for name, extra in (('default', []), ('iou07', ['--ovthresh', '0.7'])):
+        result = str(tmp_path / (name + '.json'))
+        code, out = run([sys.executable, 'tools/reval.py', str(out_dir), '--imdb', 'toy_test',
+                         '--result', result] + extra + ['--set', 'DATA_DIR', str(data)],
+                        timeout=120)
+        assert code == 0, out
+        with open(result) as f:
+            results[name] = json.load(f)
+    assert results['default']['ovthresh'] == 0.5
+    assert results['default']['evaluation']['metric'] == 'VOC AP@0.5 (area under the curve)'
+    assert results['default']['mean_ap'] == pytest.approx(1.0)
+    assert results['iou07']['ovthresh'] == 0.7
+    assert results['iou07']['evaluation']['metric'] == 'VOC AP@0.7 (area under the curve)'
+    assert results['iou07']['mean_ap'] == pytest.approx(0.0)
+    code, out = run([sys.executable, 'tools/reval.py', str(out_dir), '--imdb', 'toy_test',
+                     '--ovthresh', '1.5', '--set', 'DATA_DIR', str(data)], timeout=120)
+    assert code == 1 and 'between 0 and 1' in out
+
+
+def test_coord_gradient_norms_tool(tmp_path):
+    """tools/coord_gradient_norms.py on the toy nets: per-image norms whose medians it reports;
+    an approximate net's coordinate part is 0; a net without a proposal layer is refused."""
+    from datasets.toy import generate_toy_dataset
+    data = tmp_path / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=2, num_test=1)
+    results = {}
+    for name in ('faster_rcnn_end2end_nonapprox', 'faster_rcnn_end2end'):
+        result = str(tmp_path / (name + '.json'))
+        code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--gpu', 'cpu',
+                         '--solver', 'models/toy/TOY/%s/solver.prototxt' % name,
+                         '--imdb', 'toy_train', '--images', '3', '--result', result,
+                         '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                         '--cfg', 'experiments/cfgs/toy.yml',
+                         '--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                        timeout=300)
+        assert code == 0, out[-3000:]
+        with open(result) as f:
+            results[name] = json.load(f)
+    import numpy as np
+    nonapprox = results['faster_rcnn_end2end_nonapprox']
+    assert len(nonapprox['per_image']) == 3
+    for key in ('rpn_bbox_pred_approx', 'rpn_bbox_pred_coord', 'net_approx', 'net_coord'):
+        values = [row[key] for row in nonapprox['per_image']]
+        assert all(v > 0 for v in values), key
+        assert nonapprox['medians'][key] == pytest.approx(float(np.median(values)))
+    approx = results['faster_rcnn_end2end']
+    assert all(row['rpn_bbox_pred_coord'] == 0 and row['net_coord'] == 0
+               for row in approx['per_image'])
+    code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--gpu', 'cpu',
+                     '--solver', 'models/toy/TOY/faster_rcnn_alt_opt/stage1_rpn_solver.pt',
+                     '--imdb', 'toy_train', '--images', '1',
+                     '--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+                     '--cfg', 'experiments/cfgs/toy.yml',
+                     '--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                    timeout=300)
+    assert code == 1 and 'no proposal layer' in out, out[-2000:]

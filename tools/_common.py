@@ -304,13 +304,17 @@ def load_cfg(cfg_files, set_cfgs, defaults=None):
 def experiment_net_args(num_classes=None):
     """The net adaptations cfg asks for (fast_rcnn.net_surgery.net_changes keywords): the
     dataset's class count, the RPN anchors of cfg.RPN_ANCHOR_SCALES / RPN_ANCHOR_RATIOS
-    (paper Table 8) and lambda of Eq. (1) (cfg.TRAIN.RPN_LAMBDA, Table 9)."""
+    (paper Table 8), lambda of Eq. (1) (cfg.TRAIN.RPN_LAMBDA, Table 9) and the proposals'
+    coordinate gradient (cfg.TRAIN.COORD_GRADIENT, _SCALE, _ROIS; Sec. 3.2)."""
     return {'classes': num_classes,
             'anchor_scales': tuple(cfg.RPN_ANCHOR_SCALES),
             'anchor_ratios': tuple(cfg.RPN_ANCHOR_RATIOS),
             'default_scales': tuple(cfg.ANCHOR_SCALES),
             'default_ratios': tuple(cfg.ANCHOR_RATIOS),
-            'rpn_lambda': float(cfg.TRAIN.RPN_LAMBDA)}
+            'rpn_lambda': float(cfg.TRAIN.RPN_LAMBDA),
+            'coord_gradient': bool(cfg.TRAIN.COORD_GRADIENT),
+            'coord_gradient_scale': float(cfg.TRAIN.COORD_GRADIENT_SCALE),
+            'coord_gradient_rois': str(cfg.TRAIN.COORD_GRADIENT_ROIS)}
 
 
 def adapted_net(prototxt, num_classes, out_dir):

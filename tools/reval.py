@@ -5,7 +5,7 @@ running the network again. The evaluation goes to --result as JSON (default: rev
 in that folder).
 
   tools/reval.py output/faster_rcnn_end2end/voc_2007_test/vgg16_faster_rcnn_iter_70000 \
-      --imdb voc_2007_test
+      --imdb voc_2007_test [--ovthresh 0.7]
 """
 import argparse
 import os
@@ -30,6 +30,9 @@ def parse_args(argv=None):
                         help='competition mode')
     parser.add_argument('--nms', dest='apply_nms', action='store_true',
                         help='apply per-class NMS (cfg.TEST.NMS) to the detections first')
+    parser.add_argument('--ovthresh', dest='ovthresh', type=float, default=None,
+                        help='IoU a detection needs with a ground-truth box to count (VOC-style '
+                             'datasets; default: the dataset\'s, 0.5), e.g. 0.7')
     return _common.parse_tool_args(parser, argv, 'reval_result.json')
 
 
@@ -56,6 +59,13 @@ def main(argv=None):
         if 'matlab_eval' not in imdb.config:
             _common.fail('%s has no MATLAB evaluation' % imdb.name)
         imdb.config['matlab_eval'] = True
+    if args.ovthresh is not None:
+        if 'ovthresh' not in imdb.config:
+            _common.fail('%s has no IoU threshold to set (--ovthresh is for VOC-style '
+                         'evaluation)' % imdb.name)
+        if not 0 < args.ovthresh < 1:
+            _common.fail('--ovthresh should be between 0 and 1, got %g' % args.ovthresh)
+        imdb.config['ovthresh'] = args.ovthresh
     _check_image_set(det_file, imdb)
     dets = detection_cache.load_detections(det_file, imdb.num_classes, imdb.num_images)
     if args.apply_nms:
@@ -66,6 +76,7 @@ def main(argv=None):
     evaluation.pop('pr_curves', None)
     _common.write_result(args.result or os.path.join(args.output_dir, 'reval_result.json'),
                          detections=det_file, imdb=imdb.name, nms=bool(args.apply_nms),
+                         ovthresh=imdb.config.get('ovthresh'),
                          mean_ap=evaluation.get('mean_ap'), evaluation=evaluation)
 
 

@@ -15,6 +15,7 @@ import _common
 
 from datasets.factory import get_imdb
 from datasets.proposals_file import save_proposals
+from fast_rcnn import net_surgery
 from fast_rcnn.config import get_output_dir
 from rpn.generate import imdb_proposals
 
@@ -27,7 +28,8 @@ PROPOSAL_DEFAULTS = {'TEST': {'RPN_PRE_NMS_TOP_N': -1, 'RPN_POST_NMS_TOP_N': 200
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Generate RPN proposals for a dataset')
     _common.add_device_arg(parser)
-    _common.add_model_args(parser, 'RPN test prototxt', 'RPN model', wait=True)
+    _common.add_model_args(parser, 'RPN test prototxt (rpn_test.pt), or a Faster R-CNN test '
+                           'prototxt whose RPN part is used', 'RPN model', wait=True)
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to make proposals for')
     return _common.parse_tool_args(parser, argv, 'rpn_generate_result.json')
 
@@ -43,6 +45,7 @@ def main(argv=None):
     imdb = get_imdb(args.imdb_name)
     # Anchors of cfg.RPN_ANCHOR_SCALES / RATIOS reach the net through an adapted copy.
     prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, get_output_dir(imdb, name))
+    prototxt = net_surgery.rpn_net_file(prototxt, get_output_dir(imdb, name))
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     net.name = name
     output_dir = get_output_dir(imdb, net)

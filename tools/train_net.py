@@ -6,8 +6,10 @@
       --iters 70000 --cfg experiments/cfgs/faster_rcnn_end2end.yml
 
 Writes the snapshots and <prefix>_training.jsonl (losses, learning rate and time per iteration)
-to output/<EXP_DIR>/<imdb>/, and the results (final model, snapshots, iterations, training log,
-time) as JSON to --result (default: train_net_result.json there).
+to output/<EXP_DIR>/<imdb>/, and the results (status 'done', final model, snapshots, iterations,
+training log, time) as JSON to --result (default: train_net_result.json there). A run whose loss
+becomes NaN or Inf stops with status 1 and a result with status 'diverged' (the iteration, the
+losses, the last snapshot).
 
 Data-parallel training (docs/parallel.md), with Caffe's semantics (gradients averaged over the
 ranks before each update: an effective batch of ranks x IMS_PER_BATCH x iter_size; the learning
@@ -29,7 +31,7 @@ import _common
 
 from caffe import parallel
 from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.train import TrainSettings, check_max_iters, train, training_roidb
+from fast_rcnn.train import LossNotFinite, TrainSettings, check_max_iters, train, training_roidb
 from core.sampling import RoISampling
 
 
@@ -90,11 +92,21 @@ def train_rank(args, rank, count, uid, device):
     print('Output will be saved to `%s`' % output_dir, flush=True)
     solver = _common.adapted_solver(args.solver, imdb.num_classes, output_dir)
     start = time.time()
-    result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
-                   args.restore, None if args.randomize else cfg.RNG_SEED,
-                   TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN), uid=uid)
+    result_path = args.result or os.path.join(output_dir, 'train_net_result.json')
+    try:
+        result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
+                       args.restore, None if args.randomize else cfg.RNG_SEED,
+                       TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN), uid=uid)
+    except LossNotFinite as e:
+        # The experiments count diverged runs (Sec. 3.2's comparison): say so in the result.
+        if rank == 0:
+            _common.write_result(result_path, status='diverged', error=str(e),
+                                 diverged_at=e.iteration, losses=e.losses,
+                                 last_snapshot=e.last_snapshot, solver=solver, imdb=imdb.name,
+                                 output_dir=output_dir, seconds=time.time() - start, ranks=count)
+        raise
     if rank == 0:
-        _common.write_result(args.result or os.path.join(output_dir, 'train_net_result.json'),
+        _common.write_result(result_path, status='done',
                              final_model=result.final_model, snapshots=result.model_paths,
                              iterations=result.iterations, training_log=result.training_log,
                              solver=solver, imdb=imdb.name, output_dir=output_dir,

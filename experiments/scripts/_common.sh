@@ -72,11 +72,13 @@ write_run_result() { ./tools/result_file.py write "$RESULT" log="$LOG" dataset="
 write_run_result status=running
 
 # Trains with SOLVER, then tests the final snapshot with TEST_DEF; sets NET_FINAL, TRAIN_RESULT
-# and TEST_RESULT (the tools' result files).
+# and TEST_RESULT (the tools' result files). A failed training ends the script with the run's
+# summary saying so: status 'diverged' (a NaN/Inf loss) or 'failed', with the training result.
 train_then_test() {
-  local solver=$1 test_def=$2
+  local solver=$1 test_def=$2 train_status=0
   TRAIN_RESULT="${RUN_RESULTS}_train.json"
   TEST_RESULT="${RUN_RESULTS}_test.json"
+  rm -f "$TRAIN_RESULT"
   set -x
   time ./tools/train_net.py --gpu "$GPU_ID" \
     --solver "$solver" \
@@ -85,8 +87,16 @@ train_then_test() {
     --iters "$ITERS" \
     --result "$TRAIN_RESULT" \
     "${CFG_ARGS[@]}" \
-    "${EXTRA_ARGS[@]}"
+    "${EXTRA_ARGS[@]}" || train_status=$?
   set +x
+  if [ "$train_status" != 0 ]; then
+    local status=failed
+    if [ -f "$TRAIN_RESULT" ] && [ "$(result_value "$TRAIN_RESULT" status)" = diverged ]; then
+      status=diverged
+    fi
+    write_run_result status="$status" train="@$TRAIN_RESULT?"
+    exit "$train_status"
+  fi
   NET_FINAL=$(result_value "$TRAIN_RESULT" final_model)
 
   set -x

@@ -3,8 +3,14 @@
 
 Target data rows are [class, tx, ty, tw, th] (paper Eq. 2); expand_bbox_targets places them in
 their class's slot of bbox_pred's 4 * C outputs.
+
+For non-approximate joint training (paper Sec. 3.2) the sampled RoIs' coordinate gradient goes
+back to the proposals they were drawn from (route_roi_gradient), and optionally the regression
+targets' gradient through bbox_transform (bbox_target_gradient); by default the targets are
+constants, as in Fast R-CNN.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -63,14 +69,25 @@ def expand_bbox_targets(bbox_target_data, num_classes, inside_weights):
     return targets, inside, outside
 
 
+class SampledRoIs(NamedTuple):
+    """One image's RoI minibatch: rois (N, 4); labels (N,) float32, 0 for background, the
+    foreground first; target data (N, 5) [class, tx, ty, tw, th]; keep (N,): the row of the
+    candidate boxes each RoI is; gt_index (N,): the ground-truth box each RoI was compared
+    with (its best overlap; 0 when the image has none)."""
+    rois: np.ndarray
+    labels: np.ndarray
+    target_data: np.ndarray
+    keep: np.ndarray
+    gt_index: np.ndarray
+
+
 def sample_rois_with_targets(boxes, gt_boxes, sampling, rois_per_image, fg_rois_per_image,
                              normalization=None):
     """Samples one image's RoIs among boxes (R, 4) by IoU with gt_boxes (G, 5) [x1, y1, x2, y2,
     class] under `sampling` (core.sampling.RoISampling) and computes their targets.
 
     normalization: None, or (means, stds) the targets are normalized with.
-    Returns (rois (N, 4), labels (N,) float32 with 0 for background, target data (N, 5)
-    [class, tx, ty, tw, th]).
+    Returns SampledRoIs (rois, labels, target_data, keep, gt_index).
     """
     num_gt = gt_boxes.shape[0]
     if num_gt:
@@ -96,7 +113,44 @@ def sample_rois_with_targets(boxes, gt_boxes, sampling, rois_per_image, fg_rois_
             means, stds = normalization
             targets = (targets - np.asarray(means)) / np.asarray(stds)
         target_data[:, 1:] = targets
-    return rois, labels, target_data
+    return SampledRoIs(rois, labels, target_data, keep, gt_assignment[keep])
+
+
+def route_roi_gradient(roi_diff, keep, num_candidates, rows):
+    """The gradient on the candidate boxes (num_candidates, 4) from the sampled RoIs' gradient
+    roi_diff (N, 4): RoI i adds its row to candidate keep[i] where rows[i] (a boolean mask, e.g.
+    the foreground). Sampling only picks rows, so this is its whole derivative."""
+    roi_diff = np.asarray(roi_diff, dtype=np.float64).reshape(-1, 4)
+    keep = np.asarray(keep, dtype=np.intp).ravel()
+    rows = np.asarray(rows, dtype=bool).ravel()
+    if not roi_diff.shape[0] == keep.size == rows.size:
+        raise ValueError('route_roi_gradient: %d RoI gradients, %d source rows, %d mask entries'
+                         % (roi_diff.shape[0], keep.size, rows.size))
+    if rows.any() and (keep[rows].min() < 0 or keep[rows].max() >= num_candidates):
+        raise ValueError('route_roi_gradient: source rows must be in [0, %d)' % num_candidates)
+    grad = np.zeros((num_candidates, 4))
+    np.add.at(grad, keep[rows], roi_diff[rows])
+    return grad
+
+
+def bbox_target_gradient(target_diff, rois, gt_rois, stds=(1.0, 1.0, 1.0, 1.0)):
+    """d(loss)/d(x1, y1, x2, y2) of the RoIs through their regression targets, given the
+    targets' gradient target_diff (N, 4) (of targets divided by stds, as stored).
+
+    With w = x2 - x1 + 1 and centre cx = x1 + w / 2 (y alike), tx = (gx - cx) / w and
+    tw = log(gw / w), so d tx / d x1 = (tx - 1/2) / w, d tx / d x2 = -(tx + 1/2) / w,
+    d tw / d x1 = 1 / w, d tw / d x2 = -1 / w (tx unnormalized). Returns (N, 4) float64.
+    """
+    target_diff = np.asarray(target_diff, dtype=np.float64).reshape(-1, 4)
+    rois = np.asarray(rois, dtype=np.float64).reshape(-1, 4)
+    raw = target_diff / np.asarray(stds, dtype=np.float64)
+    t = bbox_transform(rois, np.asarray(gt_rois, dtype=np.float64).reshape(-1, 4))
+    size = np.stack([rois[:, 2] - rois[:, 0] + 1.0, rois[:, 3] - rois[:, 1] + 1.0], axis=1)
+    g_shift, g_scale = raw[:, 0:2], raw[:, 2:4]
+    grad = np.empty_like(rois)
+    grad[:, 0:2] = (g_shift * (t[:, 0:2] - 0.5) + g_scale) / size
+    grad[:, 2:4] = -(g_shift * (t[:, 0:2] + 0.5) + g_scale) / size
+    return grad
 
 
 def roidb_targets(boxes, max_overlaps, max_classes, gt_classes, thresh):

@@ -73,7 +73,10 @@ class pascal_voc(imdb):
                        'matlab_eval': False,
                        'rpn_file': None,
                        'min_size': 2,
-                       'use_07_metric': use_07_metric}
+                       'use_07_metric': use_07_metric,
+                       # A detection matches a ground-truth box above this IoU (VOC's 0.5;
+                       # tools/reval.py --ovthresh evaluates at others, e.g. 0.7).
+                       'ovthresh': 0.5}
 
     # ---- paths ----
 
@@ -238,7 +241,8 @@ class pascal_voc(imdb):
             atomic_write(template.format(cls), ''.join(lines))
 
     def _do_python_eval(self, output_dir='output'):
-        """Per-class AP with voc_eval (VOC07 11-point metric when config['use_07_metric']);
+        """Per-class AP with voc_eval at IoU config['ovthresh'] (VOC07 11-point metric when
+        config['use_07_metric']);
         writes <cls>_pr.npz to output_dir and returns (mean AP over the classes that have
         ground truth, {class: (recall, precision, AP)})."""
         annopath = os.path.join(self._data_path, 'Annotations', '{}.xml')
@@ -249,7 +253,8 @@ class pascal_voc(imdb):
         for cls in self.classes[1:]:
             rec, prec, ap = voc_eval(self._get_voc_results_file_template().format(cls),
                                      annopath, self._image_set_file(), cls,
-                                     self._annotation_cache, ovthresh=0.5,
+                                     self._annotation_cache,
+                                     ovthresh=self.config['ovthresh'],
                                      use_07_metric=use_07_metric)
             aps.append(ap)
             curves[cls] = (rec, prec, ap)
@@ -273,8 +278,8 @@ class pascal_voc(imdb):
         return self.evaluate(all_boxes, output_dir)['mean_ap']
 
     def evaluate(self, all_boxes, output_dir='output'):
-        """Writes the result files and evaluates them (AP at IoU 0.5; the VOC07 11-point
-        metric when config['use_07_metric']). Returns {'metric', 'mean_ap', 'per_class_ap'
+        """Writes the result files and evaluates them (AP at IoU config['ovthresh'], 0.5 unless
+        changed; the VOC07 11-point metric when config['use_07_metric']). Returns {'metric', 'mean_ap', 'per_class_ap'
         (None for a class without ground truth), 'pr_curves' {class: (recall, precision, AP)}}."""
         if self.config['matlab_eval']:
             raise NotImplementedError("config['matlab_eval']: the MATLAB devkit evaluation is "
@@ -287,8 +292,10 @@ class pascal_voc(imdb):
                 filename = template.format(cls)
                 if os.path.exists(filename):
                     os.remove(filename)
-        return {'metric': 'VOC07 11-point AP@0.5' if self.config['use_07_metric']
-                else 'VOC AP@0.5 (area under the curve)',
+        iou = '%g' % self.config['ovthresh']
+        return {'metric': ('VOC07 11-point AP@%s' % iou) if self.config['use_07_metric']
+                else 'VOC AP@%s (area under the curve)' % iou,
+                'ovthresh': self.config['ovthresh'],
                 'mean_ap': mean_ap,
                 'per_class_ap': {cls: (None if np.isnan(ap) else float(ap))
                                  for cls, (_, _, ap) in curves.items()},

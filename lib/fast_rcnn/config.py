@@ -101,6 +101,14 @@ __C.TRAIN.ITER_SIZE = 0
 # up the rest with the solver's iter_size: iter_size = RANKS_PER_UPDATE / ranks (it must divide),
 # so 1 process, 2, 4 or 8 GPUs all update with the same effective batch. 0: not used.
 __C.TRAIN.RANKS_PER_UPDATE = 0
+# Project key: non-approximate joint training (paper Sec. 3.2). False turns the proposals'
+# coordinate gradient off in a net that has it (the faster_rcnn_end2end_nonapprox prototxts):
+# approximate joint training with ROIWarping (fast_rcnn.net_surgery.without_coordinate_gradient).
+__C.TRAIN.COORD_GRADIENT = True
+# Project keys: how much of it (docs/joint_training.md): the proposal layer's coord_grad_scale
+# (1: as the net says), and which sampled RoIs pass it ('fg' or 'all'; '': as the net says).
+__C.TRAIN.COORD_GRADIENT_SCALE = 1.0
+__C.TRAIN.COORD_GRADIENT_ROIS = ''
 
 #
 # Testing options
@@ -238,6 +246,7 @@ VALID_VALUES = {
     'TRAIN.RPN_LAMBDA': _AT_LEAST_0,
     'TRAIN.ITER_SIZE': ('an integer >= 0 (0: the solver file\'s iter_size)', lambda v: v >= 0),
     'TRAIN.RANKS_PER_UPDATE': ('an integer >= 0 (0: not used)', lambda v: v >= 0),
+    'TRAIN.COORD_GRADIENT_SCALE': ('a number >= 0 (1: the loss\'s derivative)', lambda v: v >= 0),
     'TEST.SCALES': _SCALES,
     'TEST.MAX_SIZE': _AT_LEAST_1,
     'TEST.NMS': _FRACTION,

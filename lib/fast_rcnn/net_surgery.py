@@ -3,8 +3,9 @@ copies of prototxt files the tools train and test with.
 
 The released prototxts are written for a dataset (21 classes for PASCAL VOC, 81 for COCO) and the
 paper's defaults (9 anchors, lambda = 10). An experiment that needs another class count (custom
-datasets), other anchors (Table 8), another lambda (Table 9) or the detector alone (testing on
-given proposals, Tables 2 and 10) gets an adapted copy written beside its outputs; the original
+datasets), other anchors (Table 8), another lambda (Table 9), the detector alone (testing on
+given proposals, Tables 2 and 10) or a non-approximate joint training net without its coordinate
+gradient (Sec. 3.2) gets an adapted copy written beside its outputs; the original
 files are never changed. Each edit raises NetSurgeryError when the net lacks what it edits.
 """
 import copy
@@ -120,6 +121,57 @@ def with_rpn_lambda(param, rpn_lambda):
     return param
 
 
+def coordinate_gradient_layers(param):
+    """The layers of a non-approximate joint training net (paper Sec. 3.2) that pass the
+    proposals' coordinate gradient: Python layers whose param_str sets backprop_coords, and the
+    ROIWarping layers (whose rois bottom receives it)."""
+    python = [l for l in param.layer if l.HasField('python_param')
+              and load_param_str(l.python_param.param_str).get('backprop_coords')]
+    if not python:
+        return []
+    return python + [l for l in param.layer if l.type == 'ROIWarping']
+
+
+def without_coordinate_gradient(param):
+    """Approximate joint training with the same layers: the proposal layers' backprop_coords
+    (and backprop_targets) off, and each ROIWarping layer's rois bottom with propagate_down
+    false, so the coordinate gradient is neither computed nor passed (paper Sec. 3.2)."""
+    param = copy.deepcopy(param)
+    layers = coordinate_gradient_layers(param)
+    if not layers:
+        raise NetSurgeryError('net %r passes no coordinate gradient to turn off' % param.name)
+    for layer in layers:
+        if layer.type == 'ROIWarping':
+            del layer.propagate_down[:]
+            layer.propagate_down.extend([True, False])
+            continue
+        params = load_param_str(layer.python_param.param_str)
+        for key in ('backprop_coords', 'backprop_targets', 'coord_grad_scale'):
+            params.pop(key, None)
+        layer.python_param.param_str = repr(params)
+    return param
+
+
+def with_coordinate_gradient(param, scale=None, rois=None):
+    """A non-approximate joint training net with its coordinate gradient changed: the proposal
+    layer's coord_grad_scale set to `scale`, the proposal-target layer's backprop_coords to
+    `rois` ('fg' or 'all'); None keeps what the net says."""
+    param = copy.deepcopy(param)
+    layers = [l for l in coordinate_gradient_layers(param) if l.HasField('python_param')]
+    if not layers:
+        raise NetSurgeryError('net %r passes no coordinate gradient to change' % param.name)
+    wanted = {'rpn.proposal_layer': ('coord_grad_scale', scale),
+              'rpn.proposal_target_layer': ('backprop_coords', rois)}
+    for layer in layers:
+        key, value = wanted.get(layer.python_param.module, (None, None))
+        if value is None:
+            continue
+        params = load_param_str(layer.python_param.param_str)
+        params[key] = value
+        layer.python_param.param_str = repr(params)
+    return param
+
+
 def proposal_layers(param):
     """The Python layers that make 'rois' (the RPN's proposal layer)."""
     return [l for l in param.layer if 'rois' in l.top and l.HasField('python_param')]
@@ -145,6 +197,24 @@ def detector_only(param):
             name, dims = 'rois', [1, 5]
         param.input.append(name)
         param.input_shape.add().dim.extend(dims)
+    return param
+
+
+def rpn_only(param):
+    """A Faster R-CNN test net cut after its proposal layer, which gets the scores top: the RPN
+    test net (rois and scores, as the release's rpn_test.pt) of an end-to-end model, for its
+    proposals and their recall (Fig. 4, Sec. 3.2's experiment)."""
+    param = copy.deepcopy(param)
+    rpn = [i for i, l in enumerate(param.layer)
+           if l.HasField('python_param') and l.python_param.module == 'rpn.proposal_layer']
+    if not rpn:
+        raise NetSurgeryError('net %r has no proposal layer (rpn.proposal_layer)' % param.name)
+    last = rpn[0]
+    del param.layer[last + 1:]
+    proposal = param.layer[last]
+    if list(proposal.top) != ['rois', 'scores']:
+        del proposal.top[:]
+        proposal.top.extend(['rois', 'scores'])
     return param
 
 
@@ -185,11 +255,15 @@ def with_svd_fc(param, ranks):
 # Adapted copies of files -----------------------------------------------------------------------
 
 def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default_scales=(),
-                default_ratios=(), rpn_lambda=10.0):
+                default_ratios=(), rpn_lambda=10.0, coord_gradient=True,
+                coord_gradient_scale=1.0, coord_gradient_rois=''):
     """The edits a NetParameter needs for an experiment, as a list of (tag, edit function);
     empty when it is used as written. classes: the dataset's class count (None: keep);
     anchor_scales / anchor_ratios: the RPN's anchors (empty: keep; the defaults fill in the
-    other one); rpn_lambda: Eq. (1)'s lambda (10: keep)."""
+    other one); rpn_lambda: Eq. (1)'s lambda (10: keep); coord_gradient: False turns a
+    non-approximate joint training net's coordinate gradient off (True: keep), else
+    coord_gradient_scale (1: keep) and coord_gradient_rois ('fg' or 'all'; '': keep) change
+    it (with_coordinate_gradient)."""
     changes = []
     current = num_classes(param)
     if classes is not None and current is not None and current != classes:
@@ -202,6 +276,15 @@ def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default
         changes.append((tag, lambda p: with_anchors(p, scales, ratios, default_scales)))
     if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
         changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))
+    if coordinate_gradient_layers(param):
+        if not coord_gradient:
+            changes.append(('nocoordgrad', without_coordinate_gradient))
+        elif coord_gradient_scale != 1.0 or coord_gradient_rois:
+            scale = None if coord_gradient_scale == 1.0 else float(coord_gradient_scale)
+            rois = coord_gradient_rois or None
+            tag = 'coordgrad' + ('_%s' % rois if rois else '') + \
+                ('_x%g' % scale if scale is not None else '')
+            changes.append((tag, lambda p: with_coordinate_gradient(p, scale, rois)))
     return changes
 
 
@@ -238,6 +321,18 @@ def detector_net_file(prototxt, out_dir):
     path = _write_copy(detector_only(param), prototxt, out_dir, 'detector')
     print('%s: testing the detector alone on given proposals with %s' % (prototxt, path),
           flush=True)
+    return path
+
+
+def rpn_net_file(prototxt, out_dir):
+    """The RPN test net of prototxt: prototxt itself when it ends at a proposal layer with rois
+    and scores tops (rpn_test.pt), else a copy cut there (rpn_only) in out_dir."""
+    param = read_net(prototxt)
+    cut = rpn_only(param)
+    if cut == param:
+        return prototxt
+    path = _write_copy(cut, prototxt, out_dir, 'rpn')
+    print('%s: proposals from its RPN part, %s' % (prototxt, path), flush=True)
     return path
 
 

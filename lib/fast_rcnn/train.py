@@ -39,7 +39,18 @@ class TrainingError(RuntimeError):
 
 
 class LossNotFinite(TrainingError):
-    """A loss became NaN or Inf: the weights are spoiled, so no snapshot is written."""
+    """A loss became NaN or Inf: the weights are spoiled, so no snapshot is written. The run
+    diverged at `iteration` (the losses' values at that iteration in `losses`); `last_snapshot`
+    is the last model written before it, or None."""
+
+    def __init__(self, message, iteration, losses, last_snapshot):
+        super().__init__(message)
+        self.iteration = iteration
+        self.losses = losses
+        self.last_snapshot = last_snapshot
+
+    def __reduce__(self):
+        return (LossNotFinite, (str(self), self.iteration, self.losses, self.last_snapshot))
 
 
 class TrainingInterrupted(Exception):
@@ -377,10 +388,12 @@ class SolverWrapper:
         bad = [name for name, v in values.items() if not np.isfinite(v)]
         if not bad:
             return
-        last = model_paths[-1] if model_paths else 'none written in this run'
+        last = model_paths[-1] if model_paths else None
         raise LossNotFinite('loss %s is %s at iteration %d; training stopped (last good '
                             'snapshot: %s). Lower the learning rate or check the data.'
-                            % (', '.join(bad), values[bad[0]], self.solver.iter, last))
+                            % (', '.join(bad), values[bad[0]], self.solver.iter,
+                               last or 'none written in this run'),
+                            self.solver.iter, values, last)
 
 
 class _StopRequests:

@@ -58,6 +58,11 @@ def parse_param_str(layer, known, required=()):
     return out
 
 
+def param_error(layer, message):
+    """A CaffeError about a value in the layer's param_str, naming the layer."""
+    return CaffeError('%s layer %r: %s' % (type(layer).__name__, layer.name, message))
+
+
 def anchor_params(layer, default_scales, default_ratios, extra=None):
     """Reads feat_stride, scales and ratios (defaults given: the layers pass cfg.ANCHOR_SCALES /
     cfg.ANCHOR_RATIOS) and returns (anchors (A, 4) at the origin, feat_stride, all params)."""
@@ -66,8 +71,8 @@ def anchor_params(layer, default_scales, default_ratios, extra=None):
     params = parse_param_str(layer, known, required=('feat_stride',))
     feat_stride = params['feat_stride']
     if not isinstance(feat_stride, int) or isinstance(feat_stride, bool) or feat_stride <= 0:
-        raise CaffeError('%s layer %r: feat_stride should be a positive integer, got %r'
-                         % (type(layer).__name__, layer.name, feat_stride))
+        raise param_error(layer, 'feat_stride should be a positive integer, got %r'
+                          % (feat_stride,))
     anchors = generate_anchors(base_size=16, ratios=np.asarray(params['ratios'], dtype=np.float64),
                                scales=np.asarray(params['scales'], dtype=np.float64))
     return np.asarray(anchors, dtype=np.float64), feat_stride, params

@@ -6,7 +6,16 @@ rpn_bbox_pred (N, 4A, H, W), im_info (N, 3) [height, width, scale] of each image
 Tops: rois (R, 5) rows [image index, x1, y1, x2, y2] in the scaled image's pixels, each
 image's proposals made alone (its own limits and NMS) and stacked in image order, and
 optionally scores (R, 1).
-param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS).
+param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
+backprop_coords (default false), coord_grad_scale (default 1).
+
+Backward: by default none (approximate joint training, paper Sec. 3.2: the proposals are taken as
+fixed boxes, and the bottoms that ask for a gradient get 0). With backprop_coords: true
+(non-approximate joint training, docs/joint_training.md) the rois top's gradient on x1, y1, x2, y2
+goes to rpn_bbox_pred through the box decoding (core.proposals.proposal_delta_gradient): each
+proposal to the deltas of the anchor it was decoded from, 0 where it was clipped to the image;
+the scores and im_info still get 0. coord_grad_scale multiplies that gradient (1: the loss's
+derivative; docs/joint_training.md says why a smaller one may train better).
 
 Limits come from cfg.TRAIN or cfg.TEST by the layer's phase, read at setup: RPN_PRE_NMS_TOP_N,
 RPN_NMS_THRESH, RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by
@@ -16,15 +25,16 @@ instead of ranking them by score (no NMS either), 'no_reg' proposes the anchors 
 (core.proposals). NMS runs on the runtime's GPU in GPU mode when cfg.USE_GPU_NMS is set.
 """
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
 import caffe
 from core.anchors import shifted_anchors
-from core.proposals import ProposalSettings, propose
+from core.proposals import ProposalSettings, propose, proposal_delta_gradient
 from fast_rcnn.config import cfg
 from nms.dispatch import nms, runtime_gpu
-from rpn.layer_io import anchor_params, im_info_rows, zero_bottom_diffs
+from rpn.layer_io import anchor_params, im_info_rows, param_error, zero_bottom_diffs
 
 
 class ProposalLayer(caffe.Layer):
@@ -32,8 +42,20 @@ class ProposalLayer(caffe.Layer):
     min_top_blobs, max_top_blobs = 1, 2  # rois, and optionally their scores
 
     def setup(self, bottom, top):
-        self._anchors, self._feat_stride, _ = anchor_params(self, cfg.ANCHOR_SCALES,
-                                                            cfg.ANCHOR_RATIOS)
+        self._anchors, self._feat_stride, params = anchor_params(
+            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS,
+            extra={'backprop_coords': False, 'coord_grad_scale': 1.0})
+        self._backprop_coords = params['backprop_coords']
+        if not isinstance(self._backprop_coords, bool):
+            raise param_error(self, 'backprop_coords should be true or false, got %r'
+                              % (self._backprop_coords,))
+        scale = params['coord_grad_scale']
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
+                not np.isfinite(scale) or scale < 0:
+            raise param_error(self, 'coord_grad_scale should be a number >= 0, got %r'
+                              % (scale,))
+        self._coord_grad_scale = np.float32(scale)
+        self._selections = []
         self._num_anchors = self._anchors.shape[0]
         training = self.phase == caffe.TRAIN
         try:
@@ -52,6 +74,16 @@ class ProposalLayer(caffe.Layer):
         if len(top) > 1:
             top[1].reshape(1, 1)
 
+    @property
+    def backprop_coords(self):
+        """Whether backward passes the rois' coordinate gradient to rpn_bbox_pred (param_str
+        backprop_coords; settable, e.g. to compare the two backward passes of one forward)."""
+        return self._backprop_coords
+
+    @backprop_coords.setter
+    def backprop_coords(self, on):
+        self._backprop_coords = bool(on)
+
     def reshape(self, bottom, top):
         # The number of proposals is known only after forward.
         pass
@@ -63,13 +95,14 @@ class ProposalLayer(caffe.Layer):
         anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
         nms_function = functools.partial(nms, gpu_id=runtime_gpu() if self._use_gpu_nms
                                          else None)
-        rois, all_scores = [], []
+        rois, all_scores, self._selections = [], [], []
         for n in range(num):
             # Channels a of the second half are the foreground probabilities of anchor a.
             scores = bottom[0].data[n, a:, :, :].transpose(1, 2, 0).reshape(-1)
             deltas = bottom[1].data[n].transpose(1, 2, 0).reshape(-1, 4)
-            boxes, scores = propose(scores, deltas, anchors, im_info[n], self._settings,
-                                    nms_function)
+            boxes, scores, anchor_rows = propose(scores, deltas, anchors, im_info[n],
+                                                 self._settings, nms_function)
+            self._selections.append(_Selection(n, anchor_rows, anchors, im_info[n].copy()))
             image_rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
             image_rois[:, 0] = n
             image_rois[:, 1:] = boxes
@@ -84,3 +117,32 @@ class ProposalLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
+        if self._backprop_coords and propagate_down[1] and self._settings.mode != 'no_reg':
+            self._backward_coords(top[0], bottom[1])
+
+    def _backward_coords(self, rois, bbox_pred):
+        """rpn_bbox_pred's diff from the rois' coordinate diff, image by image (the rows of
+        each image's selection follow each other in the rois top)."""
+        a = self._num_anchors
+        box_diff = rois.cpu_diff().reshape(-1, 5)[:, 1:]
+        start = 0
+        for sel in self._selections:
+            n = sel.anchor_rows.size
+            deltas = bbox_pred.cpu_data()[sel.image].transpose(1, 2, 0).reshape(-1, 4)
+            grad = proposal_delta_gradient(box_diff[start:start + n], sel.anchor_rows,
+                                           sel.anchors, deltas, sel.im_info)
+            if self._coord_grad_scale != 1:
+                grad *= self._coord_grad_scale
+            height, width = bbox_pred.shape[-2:]
+            bbox_pred.diff[sel.image] = grad.reshape(height, width, 4 * a).transpose(2, 0, 1)
+            start += n
+
+
+class _Selection(NamedTuple):
+    """What the backward pass needs of one image's forward pass: its index in the batch, the
+    anchor index of each of its proposals (in the rois top's order), its shifted anchors and
+    im_info."""
+    image: int
+    anchor_rows: np.ndarray
+    anchors: np.ndarray
+    im_info: np.ndarray

@@ -8,6 +8,7 @@ from fast_rcnn.config import cfg
 from rpn.generate_anchors import generate_anchors
 from rpn.proposal_layer import ProposalLayer
 from brute_force import iou
+from replay import frozen_selection
 
 STRIDE = 16
 A = 9
@@ -19,7 +20,9 @@ def make_layer(phase, param_str="'feat_stride': 16"):
     return ProposalLayer(param, phase)
 
 
-def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat_stride': 16"):
+def build(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2,
+          param_str="'feat_stride': 16"):
+    """The layer set up on blobs holding the arrays, after one forward pass."""
     layer = make_layer(phase, param_str)
     bottom = []
     for a in (scores, deltas, im_info):
@@ -31,6 +34,11 @@ def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat
     layer.setup(bottom, top)
     layer.reshape(bottom, top)
     layer.forward(bottom, top)
+    return layer, bottom, top
+
+
+def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat_stride': 16"):
+    _, _, top = build(scores, deltas, im_info, phase, num_tops, param_str)
     return [t.data.copy() for t in top]
 
 
@@ -275,3 +283,172 @@ def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_
     paths[1] = str(tmp_path / 'missing.jpg')
     with pytest.raises(OSError, match='missing.jpg'):
         imdb_proposals(FakeRpnNet(), Imdb())
+
+
+# Backward (non-approximate joint training, paper Sec. 3.2) -------------------------------------
+
+BACKPROP = "{'feat_stride': 16, 'backprop_coords': true}"
+
+
+def build_backprop(scores, deltas, im_info, param_str=BACKPROP, phase=caffe.TRAIN):
+    return build(scores, deltas, im_info, phase, 2, param_str)
+
+
+def decoded(anchor, d):
+    """One anchor's box before clipping, written out in float64 (paper Eq. 2 inverted, the
+    release's x2 = cx + w / 2)."""
+    w, h = anchor[2] - anchor[0] + 1.0, anchor[3] - anchor[1] + 1.0
+    cx, cy = anchor[0] + 0.5 * w + d[0] * w, anchor[1] + 0.5 * h + d[1] * h
+    pw, ph = np.exp(d[2]) * w, np.exp(d[3]) * h
+    return np.array([cx - 0.5 * pw, cy - 0.5 * ph, cx + 0.5 * pw, cy + 0.5 * ph])
+
+
+def anchor_at(k, width):
+    """Anchor k of the (y, x, a)-ordered grid, as the reference pipeline places it."""
+    a, pos = k % A, k // A
+    y, x = divmod(pos, width)
+    return generate_anchors()[a] + [x * STRIDE, y * STRIDE, x * STRIDE, y * STRIDE]
+
+
+def anchors_of_rois(top, deltas, im_info):
+    """For each of the layer's proposals, the anchors whose decoded, clipped box it is (found by
+    brute force over all anchors, not from the layer's bookkeeping; clipping can give two
+    anchors one box)."""
+    _, _, height, width = deltas.shape
+    im_h, im_w = im_info[0][:2]
+    boxes = {}
+    for k in range(height * width * A):
+        a, pos = k % A, k // A
+        y, x = divmod(pos, width)
+        box = np.clip(decoded(anchor_at(k, width), deltas[0, 4 * a:4 * a + 4, y, x]), 0,
+                      [im_w - 1, im_h - 1, im_w - 1, im_h - 1])
+        boxes.setdefault(tuple(np.round(box, 2)), []).append(k)
+    rois = top[0].data[:, 1:]
+    return [boxes[tuple(np.round(r.astype(np.float64), 2))] for r in rois]
+
+
+@pytest.mark.parametrize('seed', [0, 1])
+def test_backward_matches_finite_differences_with_the_kept_set_frozen(limits, monkeypatch,
+                                                                     seed):
+    """d(sum w * rois) / d(rpn_bbox_pred) against central differences of the layer's output
+    with the kept set frozen (the selection passes no gradient)."""
+    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+    scores, deltas = random_inputs(seed, 6, 7)
+    im_info = np.array([[6 * STRIDE + 11, 7 * STRIDE - 9, 1.0]], dtype=np.float32)
+    layer, bottom, top = build_backprop(scores, deltas, im_info)
+    kept = layer._selections[0].anchor_rows.copy()
+    assert all(k in found for k, found in zip(kept, anchors_of_rois(top, deltas, im_info)))
+    rng = np.random.RandomState(10 + seed)
+    weights = rng.uniform(-1, 1, size=top[0].shape).astype(np.float32)
+    top[0].diff[...] = weights
+    top[1].diff[...] = rng.uniform(-1, 1, size=top[1].shape)
+    bottom[1].diff[...] = 7  # overwritten, not accumulated
+    layer.backward(top, [True, True, False], bottom)
+    analytic = bottom[1].diff.copy()
+    assert not bottom[0].diff.any()  # scores get no gradient
+
+    rois = top[0].data.copy()
+    import rpn.proposal_layer
+    monkeypatch.setattr(rpn.proposal_layer, 'propose', frozen_selection(kept))
+    layer.forward(bottom, top)
+    np.testing.assert_array_equal(top[0].data, rois)
+    step, checked = 1e-2, 0
+    im_h, im_w = im_info[0][:2]
+    limit = np.array([im_w, im_h, im_w, im_h]) - 1
+    used = set(kept.tolist())
+    for k in range(deltas.size // 4):
+        a, pos = k % A, k // A
+        y, x = divmod(pos, deltas.shape[3])
+        for c in range(4):
+            idx = (0, 4 * a + c, y, x)
+            if k not in used:
+                assert analytic[idx] == 0
+                continue
+            # Skip a coordinate the step would carry across the image border (a kink).
+            sides = []
+            for sign in (1, -1):
+                d = deltas[0, 4 * a:4 * a + 4, y, x].astype(np.float64)
+                d[c] += sign * step
+                box = decoded(anchor_at(k, deltas.shape[3]), d)
+                sides.append((box >= 0) & (box <= limit))
+            if (sides[0] != sides[1]).any():
+                continue
+            values = []
+            for sign in (1, -1):
+                bottom[1].data[idx] = deltas[idx] + sign * step
+                layer.forward(bottom, top)
+                values.append(float(np.sum(top[0].data.astype(np.float64) * weights)))
+            bottom[1].data[idx] = deltas[idx]
+            numeric = (values[0] - values[1]) / (2 * step)
+            assert abs(analytic[idx] - numeric) <= 2e-3 * max(abs(numeric), 1.0), \
+                (idx, analytic[idx], numeric)
+            checked += 1
+    assert checked >= 4 * len(kept) - 8
+
+
+def test_clipped_coordinates_pass_no_gradient(limits):
+    """One 32 x 32 anchor (scale 2, ratio 1) at the top-left position, widened past the left and
+    top border: x1 and y1 are clipped to 0, x2 and y2 are not. By hand: d x2 / d dx = w and
+    d x2 / d dw = exp(dw) * w / 2, while x1's gradient is dropped."""
+    limits(cfg.TRAIN, 0, 0, 1.0, 0)
+    scores = np.zeros((1, 2, 2, 2), np.float32)
+    scores[0, 1, 0, 0] = 1.0  # the best proposal is the top-left anchor
+    deltas = np.zeros((1, 4, 2, 2), np.float32)
+    deltas[0, :, 0, 0] = [0.1, 0.2, 0.5, 0.4]
+    param = "{'feat_stride': 16, 'scales': [2], 'ratios': [1], 'backprop_coords': true}"
+    layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], param)
+    anchor = np.array([-8, -8, 23, 23], np.float64)  # 32 x 32 centred on (7.5, 7.5)
+    box = decoded(anchor, deltas[0, :, 0, 0].astype(np.float64))
+    assert box[0] < 0 and box[1] < 0 and 0 < box[2] < 119 and 0 < box[3] < 99
+    np.testing.assert_allclose(top[0].data[0, 1:], [0, 0, box[2], box[3]], rtol=1e-6)
+    top[0].diff[...] = 0
+    g = np.array([3.0, -2.0, 5.0, 7.0])
+    top[0].diff[0, 1:] = g
+    layer.backward(top, [False, True, False], bottom)
+    w = 32.0
+    expected = [w * g[2], w * g[3], 0.5 * np.exp(0.5) * w * g[2], 0.5 * np.exp(0.4) * w * g[3]]
+    np.testing.assert_allclose(bottom[1].diff[0, :, 0, 0], expected, rtol=1e-5)
+    assert not bottom[1].diff[0, :, 1:, :].any() and not bottom[1].diff[0, :, 0, 1].any()
+    # Inside the image, both corners pass gradient (the same anchor, narrower).
+    bottom[1].data[0, 2:, 0, 0] = -0.6
+    bottom[1].data[0, :2, 0, 0] = [0.4, 0.4]
+    layer.forward(bottom, top)
+    box = decoded(anchor, bottom[1].data[0, :, 0, 0].astype(np.float64))
+    assert (box > 0).all()
+    top[0].diff[0, 1:] = g
+    layer.backward(top, [False, True, False], bottom)
+    expected = [w * (g[0] + g[2]), w * (g[1] + g[3]), 0.5 * np.exp(-0.6) * w * (g[2] - g[0]),
+                0.5 * np.exp(-0.6) * w * (g[3] - g[1])]
+    np.testing.assert_allclose(bottom[1].diff[0, :, 0, 0], expected, rtol=1e-5)
+
+
+def test_backward_is_off_by_default_and_param_checked(limits):
+    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+    scores, deltas = random_inputs(2, 4, 5)
+    layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], "{'feat_stride': 16}")
+    top[0].diff[...] = 1
+    bottom[1].diff[...] = 5
+    bottom[0].diff[...] = 5
+    layer.backward(top, [True, True, False], bottom)
+    assert not bottom[0].diff.any() and not bottom[1].diff.any()
+    with pytest.raises(caffe.CaffeError, match='backprop_coords'):
+        build_backprop(scores, deltas, [[100, 120, 1.0]],
+                       "{'feat_stride': 16, 'backprop_coords': 'yes'}")
+    for bad in ("-1", "'big'", "true"):
+        with pytest.raises(caffe.CaffeError, match='coord_grad_scale'):
+            build_backprop(scores, deltas, [[100, 120, 1.0]],
+                           "{'feat_stride': 16, 'coord_grad_scale': %s}" % bad)
+
+
+def test_coord_grad_scale_multiplies_the_gradient(limits):
+    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+    scores, deltas = random_inputs(3, 4, 5)
+    grads = []
+    for param in (BACKPROP, "{'feat_stride': 16, 'backprop_coords': true, "
+                            "'coord_grad_scale': 0.25}"):
+        layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], param)
+        top[0].diff[...] = np.random.RandomState(0).uniform(-1, 1, top[0].shape)
+        layer.backward(top, [True, True, False], bottom)
+        grads.append(bottom[1].diff.copy())
+    assert np.abs(grads[0]).max() > 1
+    np.testing.assert_allclose(grads[1], 0.25 * grads[0], rtol=1e-6)

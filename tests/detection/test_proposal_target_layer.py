@@ -156,3 +156,126 @@ def test_a_batch_samples_each_image_against_its_own_ground_truth(precomputed, mo
 def test_errors(precomputed):
     with pytest.raises(caffe.CaffeError, match='num_classes'):
         run([[0, 0, 0, 10, 10]], GT, num_classes=1)
+
+
+# Backward (non-approximate joint training, paper Sec. 3.2) -------------------------------------
+
+def build(rpn_rois, gt_boxes, param_str):
+    param = layer_param('name: "roi-data" type: "Python" python_param { '
+                        'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
+    param.python_param.param_str = param_str
+    arrays = [np.asarray(rpn_rois, np.float32).reshape(-1, 5),
+              np.asarray(gt_boxes, np.float32).reshape(-1, 5)]
+    layer, bottom, top = build_layer(param, arrays, num_tops=5)
+    return layer, bottom, top
+
+
+def float_proposals(n, rng):
+    """Distinct non-integer proposals around GT (so each sampled RoI names its source row)."""
+    rois = proposals_around(GT, n, rng, 0.4).astype(np.float64)
+    rois[:, 1:] += rng.uniform(0.05, 0.95, size=(n, 4))
+    return rois
+
+
+@pytest.mark.parametrize('rows', ['fg', 'all'])
+def test_backward_routes_each_rois_gradient_to_its_proposal(precomputed, rows):
+    rng = np.random.RandomState(4)
+    rpn_rois = float_proposals(400, rng)
+    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': '%s'}"
+                               % rows)
+    np.random.seed(0)
+    layer.forward(bottom, top)
+    rois, labels = top[0].data, top[1].data
+    top[0].diff[...] = rng.uniform(-1, 1, size=top[0].shape)
+    top[2].diff[...] = rng.uniform(-1, 1, size=top[2].shape)  # targets: constants by default
+    bottom[0].diff[...] = 3
+    layer.backward(top, [True, False], bottom)
+    expected = np.zeros((len(rpn_rois), 5))
+    from_gt = 0
+    for i, roi in enumerate(rois):
+        source = np.where((np.float32(rpn_rois[:, 1:]) == roi[1:]).all(axis=1))[0]
+        if source.size == 0:
+            assert any((np.float32(g[:4]) == roi[1:]).all() for g in GT)
+            from_gt += 1
+            continue
+        assert source.size == 1
+        if rows == 'all' or labels[i] > 0:
+            expected[source[0], 1:] += top[0].diff[i, 1:]
+    assert from_gt > 0  # ground-truth rows were sampled and pass nothing
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-6, atol=1e-6)
+    assert (bottom[0].diff[:, 1:] != 0).any(axis=1).sum() == (
+        (labels > 0).sum() - from_gt if rows == 'fg' else len(rois) - from_gt)
+
+
+def test_backward_is_off_by_default_and_param_checked(precomputed):
+    rng = np.random.RandomState(5)
+    layer, bottom, top = build(float_proposals(50, rng), GT, "{'num_classes': 4}")
+    layer.forward(bottom, top)
+    top[0].diff[...] = 1
+    bottom[0].diff[...] = 3
+    layer.backward(top, [True, False], bottom)
+    assert not bottom[0].diff.any()
+    for bad, match in (("'backprop_coords': true", "'fg' or 'all'"),
+                       ("'backprop_coords': 'bg'", "'fg' or 'all'"),
+                       ("'backprop_targets': true", 'needs backprop_coords'),
+                       ("'backprop_coords': 'fg', 'backprop_targets': 1", 'true or false')):
+        with pytest.raises(caffe.CaffeError, match=match):
+            build(float_proposals(5, rng), GT, "{'num_classes': 4, %s}" % bad)
+
+
+@pytest.mark.parametrize('normalized', [True, False])
+def test_target_gradient_matches_finite_differences(monkeypatch, normalized):
+    """With backprop_targets the objective sum(w * rois) + sum(v * bbox_targets) is
+    differentiated through the targets too; central differences with the sampling replayed
+    (np.random reseeded before each forward, so the same rows are drawn)."""
+    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', normalized)
+    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 32)
+    rng = np.random.RandomState(6)
+    rpn_rois = float_proposals(120, rng)
+    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': 'fg', "
+                                             "'backprop_targets': true}")
+
+    def forward():
+        np.random.seed(1)
+        layer.forward(bottom, top)
+        return top[0].data.copy(), top[1].data.copy(), top[2].data.copy()
+
+    rois, labels, targets = forward()
+    w = rng.uniform(-1, 1, size=rois.shape)
+    v = rng.uniform(-1, 1, size=targets.shape)
+    top[0].diff[...] = w
+    top[2].diff[...] = v
+    layer.backward(top, [True, False], bottom)
+    analytic = bottom[0].diff.copy()
+    sources = [np.where((np.float32(rpn_rois[:, 1:]) == r[1:]).all(axis=1))[0] for r in rois]
+    fg_sources = [s[0] for s, label in zip(sources, labels) if s.size and label > 0]
+    assert len(fg_sources) >= 4
+    checked = 0
+    for j in fg_sources[:6]:
+        for c in range(1, 5):
+            x = float(bottom[0].data[j, c])
+            values, points = [], []
+            for sign in (1, -1):
+                bottom[0].data[j, c] = x + sign * 0.05
+                points.append(float(bottom[0].data[j, c]))
+                r, lab, t = forward()
+                np.testing.assert_array_equal(lab, labels)  # the same rows were drawn
+                values.append(float(np.sum(r.astype(np.float64) * w)
+                                    + np.sum(t.astype(np.float64) * v)))
+            bottom[0].data[j, c] = x
+            numeric = (values[0] - values[1]) / (points[0] - points[1])
+            assert abs(analytic[j, c] - numeric) <= 2e-3 * max(abs(numeric), 1.0), \
+                (j, c, analytic[j, c], numeric)
+            checked += 1
+    assert checked == 4 * min(6, len(fg_sources))
+    # Without backprop_targets the targets are constants: only the rois term remains.
+    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': 'fg'}")
+    forward()
+    top[0].diff[...] = w
+    top[2].diff[...] = v
+    layer.backward(top, [True, False], bottom)
+    for j in fg_sources:
+        np.testing.assert_allclose(bottom[0].diff[j, 1:],
+                                   sum(w[i, 1:] for i, s in enumerate(sources)
+                                       if s.size and s[0] == j), rtol=1e-6)
+    assert np.abs(analytic - bottom[0].diff).max() > 1e-3

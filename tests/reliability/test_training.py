@@ -101,8 +101,10 @@ def test_nan_loss_stops_training_and_keeps_the_last_snapshot(data_dir, tmp_path)
     solver = tmp_path / 'solver.prototxt'
     solver.write_text(text)
     root = tmp_path / 'root'
+    result = tmp_path / 'result.json'
     code, out, err = run_tool('train_net.py', train_args(
-        data_dir, root, 20, solver=str(solver), sets=('TRAIN.SNAPSHOT_ITERS', '1')))
+        data_dir, root, 20, '--result', str(result), solver=str(solver),
+        sets=('TRAIN.SNAPSHOT_ITERS', '1')))
     assert code == 1, (out[-3000:], err)
     assert 'Traceback' not in err
     line = [l for l in err.splitlines() if l.startswith('error:')]
@@ -119,6 +121,13 @@ def test_nan_loss_stops_training_and_keeps_the_last_snapshot(data_dir, tmp_path)
     last = snapshot(root, bad_iter - 1)
     assert 'last good snapshot: %s' % last in line[0]
     io.read_binary(last, caffe_pb2.NetParameter())
+    # The result file says the run diverged, where, and what is left (the experiments count
+    # diverged runs from it).
+    import json
+    summary = json.loads(result.read_text())
+    assert summary['status'] == 'diverged' and summary['diverged_at'] == bad_iter
+    assert summary['last_snapshot'] == last and 'final_model' not in summary
+    assert summary['losses'][m.group(1)] is None  # NaN/Inf is null in JSON
 
 
 # SIGINT / SIGTERM -------------------------------------------------------------------------------
