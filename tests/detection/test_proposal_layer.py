@@ -452,3 +452,26 @@ def test_coord_grad_scale_multiplies_the_gradient(limits):
         grads.append(bottom[1].diff.copy())
     assert np.abs(grads[0]).max() > 1
     np.testing.assert_allclose(grads[1], 0.25 * grads[0], rtol=1e-6)
+
+
+def test_backward_of_a_batch_is_each_images_backward(limits):
+    # Two images in one padded blob: each image's rpn_bbox_pred gradient is the one it gets
+    # alone from its own rows of the rois gradient; padding positions of the smaller image's
+    # score map still belong to it (same map size), so the whole slice is compared.
+    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+    (s0, d0), (s1, d1) = random_inputs(21, 6, 7), random_inputs(22, 6, 7)
+    info = [[90, 110, 1.0], [80, 100, 0.8]]
+    rng = np.random.RandomState(5)
+    layer, bottom, top = build_backprop(np.concatenate([s0, s1]), np.concatenate([d0, d1]), info)
+    top[0].diff[...] = rng.uniform(-1, 1, top[0].shape)
+    layer.backward(top, [True, True, False], bottom)
+    batch_grad = bottom[1].diff.copy()
+    for n, (s, d) in enumerate(((s0, d0), (s1, d1))):
+        rows = top[0].data[:, 0] == n
+        assert rows.sum() > 0
+        l1, b1, t1 = build_backprop(s, d, [info[n]])
+        np.testing.assert_array_equal(t1[0].data[:, 1:], top[0].data[rows, 1:])
+        t1[0].diff[...] = top[0].diff[rows]
+        l1.backward(t1, [True, True, False], b1)
+        assert np.abs(b1[1].diff).max() > 0
+        np.testing.assert_array_equal(batch_grad[n], b1[1].diff[0])

@@ -279,3 +279,39 @@ def test_target_gradient_matches_finite_differences(monkeypatch, normalized):
                                    sum(w[i, 1:] for i, s in enumerate(sources)
                                        if s.size and s[0] == j), rtol=1e-6)
     assert np.abs(analytic - bottom[0].diff).max() > 1e-3
+
+
+def test_backward_of_a_batch_routes_within_each_image(precomputed, monkeypatch):
+    # Two images whose proposals are interleaved in rpn_rois (the layer finds each image's
+    # rows by index): every sampled RoI's gradient reaches the row it came from, of its own
+    # image, found here by brute force over (image index, box).
+    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
+    rng = np.random.RandomState(6)
+    gt1 = [[400, 380, 560, 560, 2]]
+    image0 = float_proposals(300, rng)
+    image1 = np.hstack([np.ones((200, 1)), float_proposals(200, rng)[:, 1:] + [200, 200, 0, 0]])
+    image1[:, 3:] = np.maximum(image1[:, 3:], image1[:, 1:3] + 4)
+    order = rng.permutation(500)
+    rpn_rois = np.vstack([image0, image1])[order]
+    gt = np.vstack([np.hstack([GT, np.zeros((3, 1))]), np.hstack([gt1, [[1]]])])
+    param = layer_param('name: "roi-data" type: "Python" python_param { '
+                        'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
+    param.python_param.param_str = "{'num_classes': 4, 'backprop_coords': 'all'}"
+    layer, bottom, top = build_layer(param, [np.float32(rpn_rois), np.float32(gt)], num_tops=5)
+    np.random.seed(0)
+    layer.forward(bottom, top)
+    rois = top[0].data
+    assert set(rois[:, 0]) == {0, 1}
+    top[0].diff[...] = rng.uniform(-1, 1, size=top[0].shape)
+    layer.backward(top, [True, False], bottom)
+    expected = np.zeros((len(rpn_rois), 5))
+    stored = bottom[0].data
+    routed = 0
+    for i, roi in enumerate(rois):
+        source = np.where((stored == roi).all(axis=1))[0]
+        if source.size:
+            assert source.size == 1
+            expected[source[0], 1:] += top[0].diff[i, 1:]
+            routed += 1
+    assert routed > 32
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-6, atol=1e-6)
