@@ -160,10 +160,11 @@ class Runner:
                 ' '.join(cmd[:2]), code, ', log %s' % log if log else ''))
         return found
 
-    def script_summary(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
-        """Runs experiments/scripts/<script> and returns its summary (the RESULT file), whatever
-        its status: 'done', or 'diverged' / 'failed' for a training that stopped."""
-        cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, self.net,
+    def script_summary(self, name, script, sets=(), env=None, dataset=None, cfgs=(), net=None):
+        """Runs experiments/scripts/<script> (on the table's net unless `net` says another) and
+        returns its summary (the RESULT file), whatever its status: 'done', or 'diverged' /
+        'failed' for a training that stopped."""
+        cmd = [os.path.join('experiments', 'scripts', script), self.args.gpu, net or self.net,
                dataset or self.args.dataset]
         for c in cfgs:
             cmd += ['--cfg', c]
@@ -171,13 +172,13 @@ class Runner:
         result = self.result_path(name)
         return self.call(cmd, result, dict(env or {}, RESULT=result), check=False)
 
-    def script(self, name, script, sets=(), env=None, dataset=None, cfgs=()):
+    def script(self, name, script, sets=(), env=None, dataset=None, cfgs=(), net=None):
         """Runs experiments/scripts/<script> once per name; returns its results: 'map' (the
         test's mean AP), 'model' (the final model), 'rpn_model' (alt-opt's final RPN), 'coco'
         ((AP@.5, AP@[.5,.95]) on COCO-style datasets, else None)."""
         if name in self.runs:
             return self.runs[name]
-        summary = self.script_summary(name, script, sets, env, dataset, cfgs)
+        summary = self.script_summary(name, script, sets, env, dataset, cfgs, net)
         if summary.get('status') != 'done':
             raise RuntimeError('%s did not finish (log %s)' % (script, summary.get('log')))
         evaluation = summary['test'].get('evaluation') or {}
@@ -479,9 +480,21 @@ def table11(r):
         return val(r.script('coco_rpn', 'faster_rcnn_end2end.sh', cfgs=cfgs, sets=toy_sets + [
             'TEST.RPN_POST_NMS_TOP_N', '300']))
 
+    def faster_resnet():
+        # Sec. 4.2's COCO 2015 entry: the same end-to-end training on ResNet-101 (the toy
+        # dataset's stand-in: its small ResNet, trained from random weights).
+        net = 'TOY_ResNet' if r.args.dataset == 'toy' else 'ResNet-101'
+        if r.args.dataset != 'toy':
+            weights = os.path.join(r.data_dir(), 'imagenet_models', 'ResNet-101-model.caffemodel')
+            if not os.path.isfile(weights):
+                raise NotRun('no ResNet-101 ImageNet model (%s; data/README.md)' % weights)
+        return val(r.script('coco_rpn_resnet101', 'faster_rcnn_end2end.sh', cfgs=cfgs,
+                            sets=toy_sets + ['TEST.RPN_POST_NMS_TOP_N', '300'], net=net))
+
     rows = {'fast_ss_paper2': not_run('the Fast R-CNN paper\'s own number'),
             'fast_ss': fast_ss, 'faster_train': faster,
-            'faster_trainval': not_run('needs COCO trainval and the test-dev server')}
+            'faster_trainval': not_run('needs COCO trainval and the test-dev server'),
+            'faster_resnet101': faster_resnet}
     return rows, ['COCO settings (experiments/cfgs/coco.yml): negatives [0, 0.5), 4 anchor '
                   'scales, iter_size 8 (8-image RPN / 16-image Fast R-CNN batches on one '
                   'device).']

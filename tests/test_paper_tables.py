@@ -367,7 +367,8 @@ made_rows = {
     'table8': ['| 1 scale 1 ratio | 128^2', '3 scales 1 ratio', '3 scales 3 ratios'],
     'table9': ['| 0.1 |', '| 10 |', '| 100 |'],
     'table10': ['Two-Stage', '1 scale |', '5 scales |'],
-    'table11': ['Fast R-CNN [impl', '| Faster R-CNN | RPN, 300 | COCO train |'],
+    'table11': ['Fast R-CNN [impl', '| Faster R-CNN | RPN, 300 | COCO train |',
+                '| Faster R-CNN, ResNet-101 | RPN, 300 | COCO train |'],
     'fig4': ['| SS | 300 |', '| RPN (this net) | 2000 |'],
 }
 

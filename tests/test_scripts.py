@@ -140,6 +140,27 @@ def test_missing_weights_is_a_clear_error(tmp_path):
     assert 'Traceback' not in out
 
 
+@pytest.mark.parametrize('script,net', [('faster_rcnn_end2end.sh', 'ResNet-101'),
+                                        ('faster_rcnn_alt_opt.sh', 'ResNet-50')])
+def test_resnet_scripts_start_from_kaiming_hes_model_files(tmp_path, script, net):
+    """NET ResNet-50 / ResNet-101 trains from data/imagenet_models/<NET>-model.caffemodel (the
+    names of Kaiming He's release), not a <NET>.v2.caffemodel."""
+    weights = 'data/imagenet_models/%s-model.caffemodel' % net
+    if os.path.exists(os.path.join(ROOT, weights)):
+        pytest.skip('%s is present: the script would train' % weights)
+    result = str(tmp_path / 'result.json')
+    code, out = run([os.path.join(ROOT, 'experiments', 'scripts', script), 'cpu', net,
+                     'pascal_voc', '--set', 'EXP_DIR', 'pytest_resnet',
+                     'ROOT_DIR', str(tmp_path / 'root'), 'DATA_DIR', str(tmp_path / 'data')],
+                    env={'RESULT': result}, timeout=300)
+    with open(result) as f:
+        summary = json.load(f)
+    os.remove(os.path.join(ROOT, summary['log']))
+    assert code != 0 and summary['status'] == 'failed'
+    assert 'weights file %s not found; see data/README.md' % weights in out
+    assert 'models/pascal_voc/%s/' % net in out
+
+
 def test_bad_gpu_argument_is_rejected():
     code, out = run([sys.executable, 'tools/test_net.py', '--gpu', 'gpu0', '--def', 'x',
                      '--net', 'y'], timeout=120)

@@ -27,10 +27,13 @@ from utils.timer import Timer
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
                'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant',
                'sheep', 'sofa', 'train', 'tvmonitor')
-# The release's demo nets: (folder under models/pascal_voc, model file in
-# data/faster_rcnn_models).
+# The demo nets: (folder under models/pascal_voc, model file in data/faster_rcnn_models). The
+# release made the VGG16 and ZF files; the ResNets have none released: a model trained here
+# (docs/resnet.md) goes there under that name, or is given with --model.
 RELEASED_NETS = {'vgg16': ('VGG16', 'VGG16_faster_rcnn_final.caffemodel'),
-                 'zf': ('ZF', 'ZF_faster_rcnn_final.caffemodel')}
+                 'zf': ('ZF', 'ZF_faster_rcnn_final.caffemodel'),
+                 'resnet50': ('ResNet-50', 'ResNet-50_faster_rcnn_final.caffemodel'),
+                 'resnet101': ('ResNet-101', 'ResNet-101_faster_rcnn_final.caffemodel')}
 RELEASED_DEMO_IMAGES = ('000456.jpg', '000542.jpg', '001150.jpg', '001763.jpg', '004545.jpg')
 CONF_THRESH = 0.8
 NMS_THRESH = 0.3

@@ -3,7 +3,8 @@
 #   GPU      device id, or a list of them (0,1,2,3: training runs data-parallel, one process per
 #            GPU, see docs/parallel.md; testing uses the first); 'cpu' or a negative number runs
 #            on the CPU
-#   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, TOY)
+#   NET      network folder under models/<dir>/ (ZF, VGG_CNN_M_1024, VGG16, ResNet-50,
+#            ResNet-101, TOY, TOY_ResNet)
 #   DATASET  a name of experiments/dataset_splits.txt (pascal_voc, pascal_voc_0712, coco, toy) or a
 #            custom dataset data/<name>/ (<name>_train, <name>_test)
 #   further arguments go to the tools, e.g. --set EXP_DIR foo RNG_SEED 42
@@ -48,7 +49,11 @@ if [ "$DATASET_CFG" != "-" ]; then CFG_ARGS=(--cfg "$DATASET_CFG"); fi
 if [ "$INIT" = random ]; then
   WEIGHTS=${WEIGHTS:-}
 else
-  WEIGHTS=${WEIGHTS:-data/imagenet_models/${NET}.v2.caffemodel}
+  case "$NET" in
+    # Kaiming He's release names its ImageNet models so (data/README.md, docs/resnet.md).
+    ResNet-*) WEIGHTS=${WEIGHTS:-data/imagenet_models/${NET}-model.caffemodel} ;;
+    *) WEIGHTS=${WEIGHTS:-data/imagenet_models/${NET}.v2.caffemodel} ;;
+  esac
 fi
 WEIGHTS_ARGS=()
 if [ -n "$WEIGHTS" ]; then WEIGHTS_ARGS=(--weights "$WEIGHTS"); fi
@@ -70,6 +75,15 @@ result_value() { ./tools/result_file.py get "$1" "$2"; }
 write_run_result() { ./tools/result_file.py write "$RESULT" log="$LOG" dataset="$DATASET" \
   net="$NET" train_imdb="$TRAIN_IMDB" test_imdb="$TEST_IMDB" "$@"; }
 write_run_result status=running
+# Any step that fails (set -e) ends the run with its summary saying 'failed', unless a step
+# already wrote a more precise status.
+mark_failed_on_error() {
+  local code=$?
+  if [ "$code" != 0 ] && [ "$(result_value "$RESULT" status 2>/dev/null)" = running ]; then
+    write_run_result status=failed
+  fi
+}
+trap mark_failed_on_error EXIT
 
 # Trains with SOLVER, then tests the final snapshot with TEST_DEF; sets NET_FINAL, TRAIN_RESULT
 # and TEST_RESULT (the tools' result files). A failed training ends the script with the run's
