@@ -403,7 +403,6 @@ def test_rpn_part_of_an_end2end_test_net_gives_its_proposals(tmp_path):
     """net_surgery.rpn_only cuts a Faster R-CNN test net after its proposal layer (with a
     scores top): the same proposals as the whole net, scores in [0, 1], and rpn_generate.py
     takes the whole net's prototxt."""
-    import pickle
     import caffe
     from datasets.toy import generate_toy_dataset
     from fast_rcnn import net_surgery
@@ -436,9 +435,9 @@ def test_rpn_part_of_an_end2end_test_net_gives_its_proposals(tmp_path):
                      '--set', 'ROOT_DIR', str(tmp_path / 'root'),
                      'DATA_DIR', str(tmp_path / 'data'), 'TEST.RPN_POST_NMS_TOP_N', '9'])
     assert code == 0, out[-3000:]
+    from datasets.proposals_file import load_proposals
     with open(str(tmp_path / 'proposals.json')) as f:
-        with open(json.load(f)['proposals'], 'rb') as g:
-            boxes = pickle.load(g)
+        boxes = load_proposals(json.load(f)['proposals'])
     assert len(boxes) == 2 and all(0 < len(b) <= 9 for b in boxes)
 
 
