@@ -30,9 +30,7 @@ cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
 
 
-cdef struct Window:
-    Py_ssize_t height, width, out_h, out_w
-    Py_ssize_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w
+# Window, _window, _ave_plane and _ave_plane_backward are declared in pooling_kernels.pxd.
 
 
 cdef Window _window(Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_h, Py_ssize_t out_w,
