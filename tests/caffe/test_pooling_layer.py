@@ -266,3 +266,22 @@ def test_ave_sums_in_caffes_order(k, s, p):
     y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
     np.testing.assert_array_equal(top[0].data[0, 0], y)
     np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
+
+
+@pytest.mark.parametrize('params,k,p,s', [
+    ('kernel_size: 3 stride: 2 pad: 1', (3, 3), (1, 1), (2, 2)),   # ZF's pool1/pool2
+    ('kernel_size: 2 stride: 1', (2, 2), (0, 0), (1, 1)),
+    ('kernel_h: 2 kernel_w: 4 stride_h: 1 stride_w: 3 pad_h: 0 pad_w: 2', (2, 4), (0, 2), (1, 3)),
+])
+def test_max_wide_rows_with_ties_match_brute_force(params, k, p, s):
+    # Rows wide enough for the kernel's row-at-a-time pass over the interior outputs, and
+    # values from a handful of levels, so most windows hold ties (the first in scan order
+    # wins); a run of -inf inside one row (every window also covers finite rows).
+    r = np.random.RandomState(12)
+    x = r.randint(-2, 3, size=(2, 3, 9, 61)).astype(np.float32)
+    x[0, 0, 4, 10:20] = -np.inf
+    layer, bottom, top = build_layer(pool_text('pool: MAX %s' % params, ('y', 'mask')), [x])
+    layer.forward(bottom, top)
+    expected, argmax = brute_pool(x, 'MAX', k, p, s)
+    np.testing.assert_array_equal(top[1].data, argmax)
+    np.testing.assert_array_equal(top[0].data, expected)

@@ -45,26 +45,64 @@ cdef Window _window(Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_h, Py_ss
     return g
 
 
+cdef union _Bits:
+    float f
+    cnp.int32_t i
+
+
+cdef inline void _max_one(const float* x, const Window* g, Py_ssize_t hs, Py_ssize_t he,
+                          Py_ssize_t ow, float* y, cnp.int32_t* argmax) noexcept nogil:
+    cdef Py_ssize_t h, w, best = -1
+    cdef Py_ssize_t ws = ow * g.stride_w - g.pad_w
+    cdef Py_ssize_t we = _imin(ws + g.kernel_w, g.width)
+    cdef float v = -FLT_MAX
+    for h in range(hs, he):
+        for w in range(_imax(ws, 0), we):
+            if x[h * g.width + w] > v:
+                v = x[h * g.width + w]
+                best = h * g.width + w
+    y[0] = v
+    argmax[0] = <cnp.int32_t>best
+
+
 cdef void _max_plane(const float* x, const Window* g, float* y, cnp.int32_t* argmax) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, best
-    cdef float v
+    # Each output scans its window row by row, left to right, keeping the first maximum (a
+    # strict >), as Caffe's loop does. Outputs whose window is inside the image horizontally go
+    # a whole output row at a time, one pass per window tap: the outputs' comparisons are then
+    # independent of each other (no chain of dependent compare-and-selects per output, and no
+    # branch: which tap wins is random in real feature maps), with the same result per output.
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off, col
+    cdef _Bits tb, vb
+    cdef cnp.int32_t mask
+    cdef float* row
+    cdef cnp.int32_t* arg
+    cdef const float* src
+    _interior(g, &lo, &hi)
     for oh in range(g.out_h):
         hs = oh * g.stride_h - g.pad_h
         he = _imin(hs + g.kernel_h, g.height)
         hs = _imax(hs, 0)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w - g.pad_w
-            we = _imin(ws + g.kernel_w, g.width)
-            ws = _imax(ws, 0)
-            v = -FLT_MAX
-            best = -1
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    if x[h * g.width + w] > v:
-                        v = x[h * g.width + w]
-                        best = h * g.width + w
-            y[oh * g.out_w + ow] = v
-            argmax[oh * g.out_w + ow] = <cnp.int32_t>best
+        row = y + oh * g.out_w
+        arg = argmax + oh * g.out_w
+        for ow in range(lo):
+            _max_one(x, g, hs, he, ow, row + ow, arg + ow)
+        for ow in range(hi, g.out_w):
+            _max_one(x, g, hs, he, ow, row + ow, arg + ow)
+        for ow in range(lo, hi):
+            row[ow] = -FLT_MAX
+            arg[ow] = -1
+        for h in range(hs, he):
+            src = x + h * g.width
+            for j in range(g.kernel_w):
+                off = j - g.pad_w
+                for ow in range(lo, hi):
+                    col = ow * g.stride_w + off
+                    tb.f = src[col]
+                    vb.f = row[ow]
+                    mask = -<cnp.int32_t>(tb.f > vb.f)
+                    vb.i = (tb.i & mask) | (vb.i & ~mask)
+                    row[ow] = vb.f
+                    arg[ow] = (<cnp.int32_t>(h * g.width + col) & mask) | (arg[ow] & ~mask)
 
 
 cdef void _max_plane_backward(const float* dy, const cnp.int32_t* argmax, const Window* g,
