@@ -62,22 +62,24 @@ def _whole_batches(inds, size):
 
 class ImagePrefetch:
     """Reads the next minibatch's images in a background thread while the net computes the
-    current one, as Caffe's data layers prefetch in a thread of their own. Only reading and
-    decoding move there (cv2 lets go of the GIL meanwhile); everything that draws random
-    numbers (scales, RoI sampling, the next shuffle) stays in the training thread, in its
-    order, so a seeded run gives the same numbers with or without it. A read's error is raised
-    when its minibatch is taken, as it would have been without the prefetch."""
+    current one, as Caffe's data layers prefetch in a thread of their own. Reading, decoding
+    and, with a single scale, mean subtraction and scaling move there (cv2 lets go of the GIL
+    meanwhile); everything that draws random numbers (scales, RoI sampling, the next shuffle)
+    stays in the training thread, in its order, so a seeded run gives the same numbers with or
+    without it. A read's error is raised when its minibatch is taken, as it would have been
+    without the prefetch."""
 
     def __init__(self):
         self._pool = None
         self._pending = None
 
-    def start(self, roidb, inds):
-        """Starts reading the images of roidb[inds]."""
+    def start(self, roidb, inds, settings):
+        """Starts reading the images of roidb[inds] (minibatch.read_ahead)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='roidb-prefetch')
         entries = [roidb[i] for i in inds]
-        self._pending = (roidb, tuple(inds), self._pool.submit(_load_images, entries))
+        self._pending = (roidb, tuple(inds),
+                         self._pool.submit(minibatch.read_ahead, entries, settings))
 
     def take(self, roidb, inds):
         """The images of roidb[inds]: the prefetched ones if they are those, else None."""
@@ -88,10 +90,6 @@ class ImagePrefetch:
 
     def cancel(self):
         self._pending = None
-
-
-def _load_images(entries):
-    return [minibatch.load_image(entry) for entry in entries]
 
 
 class RoIDataLayer(caffe.Layer):
@@ -206,7 +204,7 @@ class RoIDataLayer(caffe.Layer):
                               images)
         upcoming = self._upcoming_inds()
         if upcoming is not None:
-            self._prefetch.start(self._roidb, upcoming)
+            self._prefetch.start(self._roidb, upcoming, self._settings)
         return blobs
 
     def reshape(self, bottom, top):

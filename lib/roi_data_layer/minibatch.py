@@ -1,6 +1,7 @@
 """One training minibatch from a few roidb entries: the scaled image blob and either the ground
 truth (nets with an RPN) or sampled RoIs with labels and box targets (Fast R-CNN)."""
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -48,7 +49,7 @@ def get_minibatch(roidb, num_classes, settings, images=None):
     the image's index in the last column for several; otherwise 'rois' (R, 5)
     [image index, x1, y1, x2, y2], 'labels' (R,) and, with settings.bbox_reg, 'bbox_targets',
     'bbox_inside_weights', 'bbox_outside_weights' (R, 4 * num_classes). images: the entries'
-    images as load_image returns them, if they were read already."""
+    images if they were read already (read_ahead)."""
     num_images = len(roidb)
     if num_images == 0:
         raise ValueError('get_minibatch: no roidb entries')
@@ -114,6 +115,24 @@ def _gt_boxes(entry, im_scale):
     return gt_boxes
 
 
+class ScaledImage(NamedTuple):
+    """An image already mean-subtracted and scaled to settings.scales[scale_ind]."""
+    image: np.ndarray
+    scale: float
+    scale_ind: int
+
+
+def read_ahead(entries, settings):
+    """The entries' images for a later get_minibatch(images=...): read, and with a single
+    scale (nothing left to draw) also mean-subtracted and scaled (ScaledImage)."""
+    images = [load_image(entry) for entry in entries]
+    if len(settings.scales) != 1:
+        return images
+    means = settings.means_array()
+    return [ScaledImage(*prep_im_for_blob(im, means, settings.scales[0], settings.max_size), 0)
+            for im in images]
+
+
 def _get_image_blob(roidb, scale_inds, settings, images=None):
     """Reads (unless images are given), flips (for flipped entries), mean-subtracts and scales
     the images; returns the (N, 3, H, W) blob, each image's scale and its scaled (height,
@@ -121,8 +140,14 @@ def _get_image_blob(roidb, scale_inds, settings, images=None):
     processed, scales = [], []
     means = settings.means_array()
     if images is None:
-        images = [load_image(entry) for entry in roidb]
-    for im, scale_ind in zip(images, scale_inds):
+        images = [None] * len(roidb)
+    for entry, im, scale_ind in zip(roidb, images, scale_inds):
+        if isinstance(im, ScaledImage) and im.scale_ind == scale_ind:
+            processed.append(im.image)
+            scales.append(im.scale)
+            continue
+        if im is None or isinstance(im, ScaledImage):
+            im = load_image(entry)
         im, scale = prep_im_for_blob(im, means, settings.scales[scale_ind], settings.max_size)
         processed.append(im)
         scales.append(scale)

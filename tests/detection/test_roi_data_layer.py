@@ -339,16 +339,19 @@ def read_minibatches(layer, top, entries, count):
     return batches, np.random.get_state()[1].copy()
 
 
-def test_prefetched_minibatches_are_those_read_in_turn(train_cfg, monkeypatch, tmp_path):
-    # Two scales drawn at random and two epochs (a reshuffle in between): the images read
-    # ahead in the background must give the same minibatches and leave the same random
-    # stream as reading each image when its minibatch is made.
-    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (80, 50))
+@pytest.mark.parametrize('scales', [(80, 50), (80,)])
+def test_prefetched_minibatches_are_those_read_in_turn(train_cfg, monkeypatch, tmp_path, scales):
+    # Two epochs (a reshuffle in between); two scales drawn at random (images read ahead) or
+    # one (images also scaled ahead): the background work must give the same minibatches and
+    # leave the same random stream as reading each image when its minibatch is made.
+    from roi_data_layer.minibatch import ScaledImage
+    monkeypatch.setitem(cfg.TRAIN, 'SCALES', scales)
     entries = prefetch_entries(tmp_path)
     layer, top = make_data_layer(3)
     got, got_state = read_minibatches(layer, top, entries, 12)
-    assert layer._prefetch._pending is not None  # the 13th minibatch's image is on its way
-    monkeypatch.setattr(layer._prefetch, 'start', lambda roidb, inds: None)
+    ahead = layer._prefetch._pending[2].result()  # the 13th minibatch's image
+    assert isinstance(ahead[0], ScaledImage) == (len(scales) == 1)
+    monkeypatch.setattr(layer._prefetch, 'start', lambda roidb, inds, settings: None)
     expected, expected_state = read_minibatches(layer, top, entries, 12)
     for a, b in zip(got, expected):
         for x, y in zip(a, b):
