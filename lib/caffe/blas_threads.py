@@ -4,8 +4,9 @@ After each product OpenBLAS's worker threads keep polling for the next one for 2
 cycles (about 0.1 s) before they sleep: a worker holds a core that long. The CPU layers run
 their element-wise kernels (ReLU, LRN, pooling, ...) between products on OpenMP threads, which
 then share the cores with the spinning workers; on 2 cores ZF's LRN and pooling took twice
-their time. caffe.layers therefore asks for 2^18 cycles (about 0.1 ms: back-to-back products of
-one layer still find the workers awake) unless the user set OPENBLAS_THREAD_TIMEOUT. OpenBLAS
+their time. caffe.layers therefore asks for 2^20 cycles (about 0.4 ms: the products of one
+layer, and of small layers run one after another, still find the workers awake; waking them
+costs more than such a spin) unless the user set OPENBLAS_THREAD_TIMEOUT. OpenBLAS
 reads the variable when it starts its threads, which numpy's import has done already; the
 threads are restarted (OpenBLAS's own blas_thread_shutdown_, which it also runs after a fork;
 the next product starts them again with the new timeout).
@@ -13,7 +14,7 @@ the next product starts them again with the new timeout).
 import ctypes
 import os
 
-SPIN_EXPONENT = 18
+SPIN_EXPONENT = 20
 
 
 def _loaded_openblas():

@@ -15,7 +15,7 @@ slower with both pools on than with either alone). So unless the user chose a wa
 OpenMP workers sleep as soon as a region ends (OMP_WAIT_POLICY=PASSIVE); the kernels only go
 parallel for work long enough to pay for waking them. libgomp reads the variable once, when it
 is loaded: the first import of one of this package's extensions, below. OpenBLAS's workers spin
-too, after each product, for 0.1 s by default; they are made to sleep after about 0.1 ms
+too, after each product, for 0.1 s by default; they are made to sleep after about 0.4 ms
 (caffe.blas_threads) unless the user set OPENBLAS_THREAD_TIMEOUT.
 """
 import importlib
