@@ -1,5 +1,5 @@
 """caffe.blas_threads: importing the layers makes numpy's OpenBLAS workers sleep soon after a
-product (OPENBLAS_THREAD_TIMEOUT 18) unless the user set the variable, and the restarted
+product (OPENBLAS_THREAD_TIMEOUT 20) unless the user set the variable, and the restarted
 OpenBLAS still computes products on its threads."""
 import os
 import subprocess
