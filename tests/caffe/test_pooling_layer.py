@@ -268,6 +268,23 @@ def test_ave_sums_in_caffes_order(k, s, p):
     np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
 
 
+@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1)])
+def test_ave_backward_of_wide_rows_in_caffes_order(k, s, p):
+    # Output rows wider than the 512 outputs whose shares the backward kernel forms together.
+    r = np.random.RandomState(k + s)
+    x = (r.randn(1, 1, 4, 1300) * np.exp2(r.randint(-8, 9, (1, 1, 4, 1300)))).astype(np.float32)
+    layer, bottom, top = build_layer(
+        'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
+        'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])
+    layer.forward(bottom, top)
+    dy = (r.randn(*top[0].shape) * np.exp2(r.randint(-8, 9, top[0].shape))).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
+    np.testing.assert_array_equal(top[0].data[0, 0], y)
+    np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
+
+
 @pytest.mark.parametrize('params,k,p,s', [
     ('kernel_size: 3 stride: 2 pad: 1', (3, 3), (1, 1), (2, 2)),   # ZF's pool1/pool2
     ('kernel_size: 2 stride: 1', (2, 2), (0, 0), (1, 1)),

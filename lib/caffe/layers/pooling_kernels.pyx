@@ -16,6 +16,7 @@ cimport numpy as cnp
 
 cdef enum:
     PARALLEL_MIN_WORK = 1 << 16  # window taps below which a call runs on the calling thread
+    SHARES = 512                 # AVE backward: outputs whose shares are formed together
 
 
 cdef int threads_for(Py_ssize_t work) noexcept nogil:
@@ -190,10 +191,12 @@ cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexc
     # then the interior ones a window tap at a time (right taps first: a pixel then hears from
     # the interior outputs in ascending order; the compiler vectorizes the pass), then those on
     # the right.
-    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off, c0, c1
     cdef const float* row
     cdef float* dst
+    cdef float* cell
     cdef float size
+    cdef float share[SHARES]
     memset(dx, 0, g.height * g.width * sizeof(float))
     _interior(g, &lo, &hi)
     for oh in range(g.out_h):
@@ -204,19 +207,27 @@ cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexc
             _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
                 ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
                 (ow * g.stride_w - g.pad_w))), g, hs, he, ow * g.stride_w - g.pad_w, dx)
-        if hi > lo:
-            size = <float>((he - hs) * g.kernel_w)
+        size = <float>((he - hs) * g.kernel_w)
+        # Caffe divides at every tap; the quotient is the same float each time, so it is
+        # formed once per output (SHARES outputs at a time, in ascending order).
+        c0 = lo
+        while c0 < hi:
+            c1 = _imin(c0 + SHARES, hi)
+            for ow in range(c0, c1):
+                share[ow - c0] = row[ow] / size
             for h in range(_imax(hs, 0), _imin(he, g.height)):
                 dst = dx + h * g.width
                 for j in range(g.kernel_w - 1, -1, -1):
                     off = j - g.pad_w
                     if g.stride_w == 1:
-                        for ow in range(lo, hi):
-                            dst[ow + off] = dst[ow + off] + row[ow] / size
+                        cell = dst + c0 + off
+                        for ow in range(c1 - c0):
+                            cell[ow] = cell[ow] + share[ow]
                     else:
-                        for ow in range(lo, hi):
+                        for ow in range(c0, c1):
                             dst[ow * g.stride_w + off] = dst[ow * g.stride_w + off] + \
-                                row[ow] / size
+                                share[ow - c0]
+            c0 = c1
         for ow in range(hi, g.out_w):
             _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
                 ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
