@@ -268,11 +268,14 @@ def test_ave_sums_in_caffes_order(k, s, p):
     np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
 
 
-@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1)])
-def test_ave_backward_of_wide_rows_in_caffes_order(k, s, p):
-    # Output rows wider than the 512 outputs whose shares the backward kernel forms together.
-    r = np.random.RandomState(k + s)
-    x = (r.randn(1, 1, 4, 1300) * np.exp2(r.randint(-8, 9, (1, 1, 4, 1300)))).astype(np.float32)
+@pytest.mark.parametrize('k,s,p,width', [(3, 1, 1, 1300), (3, 2, 1, 1300), (3, 1, 1, 515),
+                                         (3, 1, 1, 516), (3, 1, 1, 3), (3, 1, 1, 4)])
+def test_ave_of_wide_rows_in_caffes_order(k, s, p, width):
+    # Output rows wider than the 512 outputs whose shares the backward kernel forms together,
+    # ending in a last group of 1 or 2 interior outputs (515, 516 pixels) or having only 1 or
+    # 2 (3, 4 pixels): the edges of the one-pass, three-tap loops.
+    r = np.random.RandomState(k + s + width)
+    x = (r.randn(1, 1, 4, width) * np.exp2(r.randint(-8, 9, (1, 1, 4, width)))).astype(np.float32)
     layer, bottom, top = build_layer(
         'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
         'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])

@@ -162,9 +162,15 @@ cdef void _ave_plane(const float* x, const Window* g, float* y) noexcept nogil:
         for ow in range(lo, hi):
             row[ow] = 0
         for h in range(_imax(hs, 0), _imin(he, g.height)):
+            src = x + h * g.width
+            if g.stride_w == 1 and g.kernel_w == 3:
+                # The row's three taps in one pass, still added left to right.
+                src = src - g.pad_w
+                for ow in range(lo, hi):
+                    row[ow] = ((row[ow] + src[ow]) + src[ow + 1]) + src[ow + 2]
+                continue
             for j in range(g.kernel_w):
                 off = j - g.pad_w
-                src = x + h * g.width
                 if g.stride_w == 1:
                     for ow in range(lo, hi):
                         row[ow] = row[ow] + src[ow + off]
@@ -183,6 +189,32 @@ cdef inline void _ave_spread_one(float share, const Window* g, Py_ssize_t hs, Py
     for h in range(_imax(hs, 0), _imin(he, g.height)):
         for w in range(_imax(ws, 0), _imin(we, g.width)):
             dx[h * g.width + w] = dx[h * g.width + w] + share
+
+
+cdef inline void _spread3(const float* share, Py_ssize_t m, float* cells) noexcept nogil:
+    # Width-3, stride-1 windows of m consecutive outputs over one image row (cells[0] is the
+    # first output's leftmost pixel), in one pass over the pixels: pixel t hears from outputs
+    # t-2, t-1, t (those that exist), in that order, as the tap-by-tap passes add them.
+    cdef Py_ssize_t t
+    cdef float v
+    for t in range(min(m + 2, 2)):
+        v = cells[t]
+        if t >= 2 and t - 2 < m:
+            v = v + share[t - 2]
+        if t >= 1 and t - 1 < m:
+            v = v + share[t - 1]
+        if t < m:
+            v = v + share[t]
+        cells[t] = v
+    for t in range(2, m):
+        cells[t] = ((cells[t] + share[t - 2]) + share[t - 1]) + share[t]
+    for t in range(max(m, 2), m + 2):
+        v = cells[t]
+        if t - 2 < m:
+            v = v + share[t - 2]
+        if t - 1 < m:
+            v = v + share[t - 1]
+        cells[t] = v
 
 
 cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexcept nogil:
@@ -217,6 +249,9 @@ cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexc
                 share[ow - c0] = row[ow] / size
             for h in range(_imax(hs, 0), _imin(he, g.height)):
                 dst = dx + h * g.width
+                if g.stride_w == 1 and g.kernel_w == 3:
+                    _spread3(share, c1 - c0, dst + c0 - g.pad_w)
+                    continue
                 for j in range(g.kernel_w - 1, -1, -1):
                     off = j - g.pad_w
                     if g.stride_w == 1:
