@@ -74,7 +74,7 @@ cdef void _max_plane(const float* x, const Window* g, float* y, cnp.int32_t* arg
     # branch: which tap wins is random in real feature maps), with the same result per output.
     cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off, col
     cdef _Bits tb, vb
-    cdef cnp.int32_t mask
+    cdef cnp.int32_t mask, a
     cdef float* row
     cdef cnp.int32_t* arg
     cdef const float* src
@@ -94,6 +94,20 @@ cdef void _max_plane(const float* x, const Window* g, float* y, cnp.int32_t* arg
             arg[ow] = -1
         for h in range(hs, he):
             src = x + h * g.width
+            if g.kernel_w == 3:
+                # The row's three taps in one pass, left to right (ZF's and VGG's 3x3 pools).
+                for ow in range(lo, hi):
+                    col = ow * g.stride_w - g.pad_w
+                    vb.f = row[ow]
+                    a = arg[ow]
+                    for j in range(3):
+                        tb.f = src[col + j]
+                        mask = -<cnp.int32_t>(tb.f > vb.f)
+                        vb.i = (tb.i & mask) | (vb.i & ~mask)
+                        a = (<cnp.int32_t>(h * g.width + col + j) & mask) | (a & ~mask)
+                    row[ow] = vb.f
+                    arg[ow] = a
+                continue
             for j in range(g.kernel_w):
                 off = j - g.pad_w
                 for ow in range(lo, hi):
