@@ -248,14 +248,9 @@ def caffe_ave_loops(x, k, s, p, dy):
     return y, dx
 
 
-@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 2), (2, 2, 0), (7, 1, 3)])
-def test_ave_sums_in_caffes_order(k, s, p):
-    # The kernels sum whole rows of outputs at a time where the window is inside the image;
-    # every output must still get Caffe's float32 sums, bit for bit, and so must every pixel
-    # of the backward pass (their shares added in Caffe's order). Values of widely different
-    # magnitudes make any other order round differently.
-    r = np.random.RandomState(k * 10 + s)
-    x = (r.randn(1, 1, 13, 17) * np.exp2(r.randint(-8, 9, (1, 1, 13, 17)))).astype(np.float32)
+def check_ave_against_caffe_loops(x, k, s, p, r):
+    """AVE pooling of the (1, 1, H, W) x forward, and backward of a diff drawn from r, equal
+    bit for bit to Caffe's loops."""
     layer, bottom, top = build_layer(
         'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
         'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])
@@ -266,6 +261,17 @@ def test_ave_sums_in_caffes_order(k, s, p):
     y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
     np.testing.assert_array_equal(top[0].data[0, 0], y)
     np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
+
+
+@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 2), (2, 2, 0), (7, 1, 3)])
+def test_ave_sums_in_caffes_order(k, s, p):
+    # The kernels sum whole rows of outputs at a time where the window is inside the image;
+    # every output must still get Caffe's float32 sums, bit for bit, and so must every pixel
+    # of the backward pass (their shares added in Caffe's order). Values of widely different
+    # magnitudes make any other order round differently.
+    r = np.random.RandomState(k * 10 + s)
+    x = (r.randn(1, 1, 13, 17) * np.exp2(r.randint(-8, 9, (1, 1, 13, 17)))).astype(np.float32)
+    check_ave_against_caffe_loops(x, k, s, p, r)
 
 
 @pytest.mark.parametrize('k,s,p,width', [(3, 1, 1, 1300), (3, 2, 1, 1300), (3, 1, 1, 515),
@@ -276,16 +282,7 @@ def test_ave_of_wide_rows_in_caffes_order(k, s, p, width):
     # 2 (3, 4 pixels): the edges of the one-pass, three-tap loops.
     r = np.random.RandomState(k + s + width)
     x = (r.randn(1, 1, 4, width) * np.exp2(r.randint(-8, 9, (1, 1, 4, width)))).astype(np.float32)
-    layer, bottom, top = build_layer(
-        'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
-        'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])
-    layer.forward(bottom, top)
-    dy = (r.randn(*top[0].shape) * np.exp2(r.randint(-8, 9, top[0].shape))).astype(np.float32)
-    top[0].diff[...] = dy
-    layer.backward(top, [True], bottom)
-    y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
-    np.testing.assert_array_equal(top[0].data[0, 0], y)
-    np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
+    check_ave_against_caffe_loops(x, k, s, p, r)
 
 
 @pytest.mark.parametrize('params,k,p,s', [

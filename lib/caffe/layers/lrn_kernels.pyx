@@ -41,13 +41,14 @@ def max_threads():
     return omp_get_max_threads()
 
 
-cdef int _check_shape(const float[:, :, :, ::1] a, const float[:, :, :, ::1] x,
+cdef int _check_shape(const Py_ssize_t* a, const Py_ssize_t* x, int ndim,
                       str what) except -1:
+    # a and x: the shapes of two memoryviews of ndim dimensions.
     cdef int i
-    for i in range(4):
-        if a.shape[i] != x.shape[i]:
+    for i in range(ndim):
+        if a[i] != x[i]:
             raise ValueError('%s: arrays of shapes %s and %s' % (
-                what, [a.shape[j] for j in range(4)], [x.shape[j] for j in range(4)]))
+                what, [a[j] for j in range(ndim)], [x[j] for j in range(ndim)]))
     return 0
 
 
@@ -145,8 +146,8 @@ def across_forward(const float[:, :, :, ::1] x, int size, float alpha, float bet
     zero beyond the ends); top = scale^-beta * x."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t plane = x.shape[2] * x.shape[3]
-    _check_shape(scale, x, 'across_forward')
-    _check_shape(top, x, 'across_forward')
+    _check_shape(scale.shape, x.shape, 4, 'across_forward')
+    _check_shape(top.shape, x.shape, 4, 'across_forward')
     if num == 0 or channels == 0 or plane == 0:
         return
     cdef float alpha_over_size = alpha / <float>size
@@ -212,10 +213,10 @@ def across_backward(const float[:, :, :, ::1] top_diff, const float[:, :, :, ::1
     each channel of top_diff * top_data / scale). bottom_diff must not be top_diff."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t plane = x.shape[2] * x.shape[3]
-    _check_shape(top_diff, x, 'across_backward')
-    _check_shape(top_data, x, 'across_backward')
-    _check_shape(scale, x, 'across_backward')
-    _check_shape(bottom_diff, x, 'across_backward')
+    _check_shape(top_diff.shape, x.shape, 4, 'across_backward')
+    _check_shape(top_data.shape, x.shape, 4, 'across_backward')
+    _check_shape(scale.shape, x.shape, 4, 'across_backward')
+    _check_shape(bottom_diff.shape, x.shape, 4, 'across_backward')
     if num == 0 or channels == 0 or plane == 0:
         return
     cdef Py_ssize_t pre_pad = (size - 1) // 2
@@ -247,16 +248,6 @@ cdef Window _within_window(Py_ssize_t height, Py_ssize_t width, int size) except
     return _window(height, width, height, width, size, size, pad, pad, 1, 1)
 
 
-cdef int _check_planes(const float[:, :, ::1] a, const float[:, :, ::1] x,
-                       str what) except -1:
-    cdef int i
-    for i in range(3):
-        if a.shape[i] != x.shape[i]:
-            raise ValueError('%s: arrays of shapes %s and %s' % (
-                what, [a.shape[j] for j in range(3)], [x.shape[j] for j in range(3)]))
-    return 0
-
-
 cdef void _within_forward_plane(const float* x, const Window* g, float alpha, float neg_beta,
                                 float* pooled, float* power, float* top) noexcept nogil:
     # power holds x^2 until the pooling has read it.
@@ -279,9 +270,9 @@ def within_forward(const float[:, :, ::1] x, int size, float alpha, float beta,
                    float[:, :, ::1] pooled, float[:, :, ::1] power, float[:, :, ::1] top):
     """Over planes (num*channels, height, width): pooled = AVE pooling of x^2, power =
     (pooled * alpha + 1)^-beta, top = x * power."""
-    _check_planes(pooled, x, 'within_forward')
-    _check_planes(power, x, 'within_forward')
-    _check_planes(top, x, 'within_forward')
+    _check_shape(pooled.shape, x.shape, 3, 'within_forward')
+    _check_shape(power.shape, x.shape, 3, 'within_forward')
+    _check_shape(top.shape, x.shape, 3, 'within_forward')
     cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
     if planes == 0 or plane == 0:
         return
@@ -328,10 +319,10 @@ def within_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy,
     diff_scale = -beta * alpha and mode (the power layer's case, see _within_backward_plane)
     as lrn.py works them out. scratch: (threads, 2, height * width), two planes per thread
     (at least one thread). dx may be dy or x."""
-    _check_planes(dy, x, 'within_backward')
-    _check_planes(pooled, x, 'within_backward')
-    _check_planes(power, x, 'within_backward')
-    _check_planes(dx, x, 'within_backward')
+    _check_shape(dy.shape, x.shape, 3, 'within_backward')
+    _check_shape(pooled.shape, x.shape, 3, 'within_backward')
+    _check_shape(power.shape, x.shape, 3, 'within_backward')
+    _check_shape(dx.shape, x.shape, 3, 'within_backward')
     cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
     if scratch.shape[0] < 1 or scratch.shape[1] != 2 or scratch.shape[2] != plane:
         raise ValueError('within_backward: scratch must be (threads, 2, %d), not %s'
