@@ -61,6 +61,10 @@ TRAIN_CFGS = {'VGG16': ['experiments/cfgs/faster_rcnn_end2end.yml'],
               'ZF': ['experiments/cfgs/faster_rcnn_end2end.yml'],
               'TOY': ['experiments/cfgs/faster_rcnn_end2end.yml', 'experiments/cfgs/toy.yml']}
 TOY_EPOCH = 10  # toy images per run of train:TOY
+# Images the VGG16/ZF training cases draw from. The data layer reads each minibatch's images
+# while the net runs the one before, except at the start of an epoch (after the shuffle): with
+# 8 images, 7 iterations in 8 are prefetched ones (in real training, all but one an epoch).
+TRAIN_IMAGES = 8
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS',
                     'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'OPENBLAS_THREAD_TIMEOUT')
 
@@ -293,8 +297,8 @@ def make_train_case(net_name, args, workdir):
         generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=iters, num_test=1)
     else:
         iters = 1
-        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=2, num_test=1,
-                             image_size=(args.width, args.height))
+        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=TRAIN_IMAGES,
+                             num_test=1, image_size=(args.width, args.height))
     seed_rngs(cfg.RNG_SEED)
     with _quiet():
         imdb, roidb = training_roidb('toy_train')

@@ -7,6 +7,8 @@ as they were left), and only a larger count allocates new ones. `.data`/`.diff` 
 pycaffe does, this makes the host copy the head); `gpu_data()`/`mutable_gpu_data()` give the device
 copy (a pycuda GPUArray) and exist only once the GPU backend is in use.
 """
+import math
+
 import numpy as np
 
 _HOST, _DEVICE, _SYNCED = 'host', 'device', 'synced'
@@ -61,9 +63,14 @@ class Blob:
     def __init__(self, shape=()):
         shape = tuple(int(d) for d in shape)
         self._check(shape)
-        self._shape = shape
+        self._set_shape(shape)
         self._data = SyncedArray(self.count)
         self._diff = SyncedArray(self.count)
+
+    def _set_shape(self, shape):
+        # The count is asked for on every data/diff access: kept, not recomputed.
+        self._shape = shape
+        self._count = math.prod(shape)
 
     @staticmethod
     def _check(shape):
@@ -73,7 +80,7 @@ class Blob:
     # pycaffe's view of a blob --------------------------------------------------------------
     def _view(self, array):
         # The first `count` elements of a buffer that may be larger (its capacity).
-        count = self.count
+        count = self._count
         return (array if array.size == count else array[:count]).reshape(self._shape)
 
     @property
@@ -103,7 +110,7 @@ class Blob:
         self._check(shape)
         if shape == self._shape:
             return
-        self._shape = shape
+        self._set_shape(shape)
         # New buffers only when the capacity is exceeded (Caffe's Blob::Reshape); a shared
         # buffer is never resized under the blob it is shared with.
         if self.count > self._data.size or self.count > self._diff.size:
@@ -115,10 +122,10 @@ class Blob:
 
     @property
     def count(self):
-        return int(np.prod(self._shape, dtype=np.int64))
+        return self._count
 
     def count_from(self, axis):
-        return int(np.prod(self._shape[axis:], dtype=np.int64))
+        return math.prod(self._shape[axis:])
 
     def canonical_axis(self, axis):
         if not -len(self._shape) <= axis < max(len(self._shape), 1):

@@ -17,6 +17,10 @@ import numpy as np
 from . import gpu  # imports no pycuda until a device array is asked for
 from .common import CaffeError
 from .solver import Solver, get_solver, register_solver
+# caffe.layers first: it sets OpenMP's wait policy, which libgomp reads once, when sgd_kernels
+# loads it (a solver builds its nets from the layers anyway).
+from . import layers  # noqa: E402,F401
+from . import sgd_kernels  # noqa: E402
 
 f32 = np.float32
 
@@ -41,6 +45,18 @@ class SGDSolver(Solver):
         g *= rate
         h += g
         g[...] = h
+
+    def update_cpu(self, i, rate):
+        # The steps of Solver.update_cpu fused into one pass (sgd_kernels), same roundings;
+        # L1 decay keeps the step-by-step path.
+        decay = self.local_decay(i)
+        if decay and self.param.regularization_type != 'L2':
+            return super().update_cpu(i, rate)
+        blob = self.net.learnable_params[i]
+        h, = self.histories_of(i)
+        sgd_kernels.sgd_update(blob.data.reshape(-1), blob.diff.reshape(-1), h.data.reshape(-1),
+                               self.local_rate(i, rate), f32(self.param.momentum), decay,
+                               self.param.iter_size)
 
     def update_gpu(self, i, rate):
         data, diff, (h,) = self.device_arrays(i)

@@ -46,3 +46,27 @@ def shifted_anchors(anchors, feat_h, feat_w, feat_stride):
     shifts = np.stack([shift_x.ravel(), shift_y.ravel()] * 2, axis=1)  # (K, 4)
     out = shifts[:, np.newaxis, :] + anchors.astype(dtype, copy=False)[np.newaxis, :, :]
     return out.reshape(-1, 4)
+
+
+class AnchorGrids:
+    """shifted_anchors(anchors, feat_h, feat_w, feat_stride) for the feature-map sizes a layer
+    meets, each made once and kept read-only (training images come in a few sizes, and the
+    anchor-target and proposal layers ask for the same grid at every iteration). At most
+    max_sizes grids are kept; past that the oldest is dropped."""
+
+    def __init__(self, anchors, feat_stride, max_sizes=32):
+        self.anchors = np.asarray(anchors)
+        self.feat_stride = feat_stride
+        self.max_sizes = max_sizes
+        self._grids = {}
+
+    def __call__(self, feat_h, feat_w):
+        key = (int(feat_h), int(feat_w))
+        grid = self._grids.get(key)
+        if grid is None:
+            grid = shifted_anchors(self.anchors, feat_h, feat_w, self.feat_stride)
+            grid.flags.writeable = False
+            if len(self._grids) >= self.max_sizes:
+                del self._grids[next(iter(self._grids))]
+            self._grids[key] = grid
+        return grid

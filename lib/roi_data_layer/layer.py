@@ -9,10 +9,13 @@ from a random stream of its own, seeded alike on all ranks (set_roidb's shuffle_
 takes minibatch r of each run of N; the cursor then moves past all N. The ranks together read at
 each iteration what one process reads in N iterations (or N passes of iter_size).
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 import caffe
 from fast_rcnn.config import cfg
+from roi_data_layer import minibatch
 from roi_data_layer.minibatch import MinibatchSettings, get_minibatch
 from rpn.layer_io import parse_param_str
 
@@ -57,6 +60,38 @@ def _whole_batches(inds, size):
     return [inds[i:i + size] for i in range(0, whole, size)], inds[whole:]
 
 
+class ImagePrefetch:
+    """Reads the next minibatch's images in a background thread while the net computes the
+    current one, as Caffe's data layers prefetch in a thread of their own. Reading, decoding
+    and, with a single scale, mean subtraction and scaling move there (cv2 lets go of the GIL
+    meanwhile); everything that draws random numbers (scales, RoI sampling, the next shuffle)
+    stays in the training thread, in its order, so a seeded run gives the same numbers with or
+    without it. A read's error is raised when its minibatch is taken, as it would have been
+    without the prefetch."""
+
+    def __init__(self):
+        self._pool = None
+        self._pending = None
+
+    def start(self, roidb, inds, settings):
+        """Starts reading the images of roidb[inds] (minibatch.read_ahead)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix='roidb-prefetch')
+        entries = [roidb[i] for i in inds]
+        self._pending = (roidb, tuple(inds),
+                         self._pool.submit(minibatch.read_ahead, entries, settings))
+
+    def take(self, roidb, inds):
+        """The images of roidb[inds]: the prefetched ones if they are those, else None."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending[0] is not roidb or pending[1] != tuple(inds):
+            return None
+        return pending[2].result()
+
+    def cancel(self):
+        self._pending = None
+
+
 class RoIDataLayer(caffe.Layer):
 
     def setup(self, bottom, top):
@@ -80,6 +115,7 @@ class RoIDataLayer(caffe.Layer):
         self._cur = 0
         self._rank, self._ranks = 0, 1
         self._shuffle_rng = np.random
+        self._prefetch = ImagePrefetch()
 
         # Shapes until the first minibatch arrives (the largest image the scales allow).
         k = 4 * self._num_classes
@@ -113,6 +149,7 @@ class RoIDataLayer(caffe.Layer):
         self._shuffle_rng = np.random if shuffle_seed is None else \
             np.random.RandomState(int(shuffle_seed) % 2 ** 32)
         self._roidb = roidb
+        self._prefetch.cancel()
         self._shuffle_roidb_inds()
 
     def get_state(self):
@@ -130,6 +167,7 @@ class RoIDataLayer(caffe.Layer):
                                    'another size (%d images now)'
                                    % (self.name, len(self._roidb or ())))
         self._perm, self._cur = perm, int(state['cur'])
+        self._prefetch.cancel()
         if state.get('shuffle_rng') is not None and self._shuffle_rng is not np.random:
             self._shuffle_rng.set_state(state['shuffle_rng'])
 
@@ -150,9 +188,24 @@ class RoIDataLayer(caffe.Layer):
         self._cur += n * self._ranks
         return inds
 
+    def _upcoming_inds(self):
+        """This rank's images of the next minibatch if the current order holds it (no new
+        shuffle, so no random draw, is needed to know them), else None."""
+        n = self._settings.ims_per_batch
+        if self._cur + n * self._ranks > len(self._perm):
+            return None
+        start = self._cur + self._rank * n
+        return self._perm[start:start + n]
+
     def _get_next_minibatch(self):
-        return get_minibatch([self._roidb[i] for i in self._get_next_minibatch_inds()],
-                             self._num_classes, self._settings)
+        inds = self._get_next_minibatch_inds()
+        images = self._prefetch.take(self._roidb, inds)
+        blobs = get_minibatch([self._roidb[i] for i in inds], self._num_classes, self._settings,
+                              images)
+        upcoming = self._upcoming_inds()
+        if upcoming is not None:
+            self._prefetch.start(self._roidb, upcoming, self._settings)
+        return blobs
 
     def reshape(self, bottom, top):
         # The tops take each minibatch's shapes in forward.

@@ -1,6 +1,7 @@
 """One training minibatch from a few roidb entries: the scaled image blob and either the ground
 truth (nets with an RPN) or sampled RoIs with labels and box targets (Fast R-CNN)."""
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -40,19 +41,20 @@ class MinibatchSettings:
         return np.asarray(self.pixel_means, dtype=np.float64).reshape(1, 1, -1)
 
 
-def get_minibatch(roidb, num_classes, settings):
+def get_minibatch(roidb, num_classes, settings, images=None):
     """Returns a dict of blobs for the entries of roidb, each image at a scale drawn from
     settings.scales: 'data' (the images zero-padded into one blob), and with settings.has_rpn
     'im_info' (N, 3), each image's [height, width, scale] (its real extent in the blob), and
     'gt_boxes' in the scaled images: (G, 5) [x1, y1, x2, y2, class] for one image, (G, 6) with
     the image's index in the last column for several; otherwise 'rois' (R, 5)
     [image index, x1, y1, x2, y2], 'labels' (R,) and, with settings.bbox_reg, 'bbox_targets',
-    'bbox_inside_weights', 'bbox_outside_weights' (R, 4 * num_classes)."""
+    'bbox_inside_weights', 'bbox_outside_weights' (R, 4 * num_classes). images: the entries'
+    images if they were read already (read_ahead)."""
     num_images = len(roidb)
     if num_images == 0:
         raise ValueError('get_minibatch: no roidb entries')
     scale_inds = np.random.randint(0, len(settings.scales), size=num_images)
-    im_blob, im_scales, im_shapes = _get_image_blob(roidb, scale_inds, settings)
+    im_blob, im_scales, im_shapes = _get_image_blob(roidb, scale_inds, settings, images)
     blobs = {'data': im_blob}
 
     if settings.has_rpn:
@@ -113,13 +115,39 @@ def _gt_boxes(entry, im_scale):
     return gt_boxes
 
 
-def _get_image_blob(roidb, scale_inds, settings):
-    """Reads, flips (for flipped entries), mean-subtracts and scales the images; returns the
-    (N, 3, H, W) blob, each image's scale and its scaled (height, width)."""
+class ScaledImage(NamedTuple):
+    """An image already mean-subtracted and scaled to settings.scales[scale_ind]."""
+    image: np.ndarray
+    scale: float
+    scale_ind: int
+
+
+def read_ahead(entries, settings):
+    """The entries' images for a later get_minibatch(images=...): read, and with a single
+    scale (nothing left to draw) also mean-subtracted and scaled (ScaledImage)."""
+    images = [load_image(entry) for entry in entries]
+    if len(settings.scales) != 1:
+        return images
+    means = settings.means_array()
+    return [ScaledImage(*prep_im_for_blob(im, means, settings.scales[0], settings.max_size), 0)
+            for im in images]
+
+
+def _get_image_blob(roidb, scale_inds, settings, images=None):
+    """Reads (unless images are given), flips (for flipped entries), mean-subtracts and scales
+    the images; returns the (N, 3, H, W) blob, each image's scale and its scaled (height,
+    width)."""
     processed, scales = [], []
     means = settings.means_array()
-    for entry, scale_ind in zip(roidb, scale_inds):
-        im = load_image(entry)
+    if images is None:
+        images = [None] * len(roidb)
+    for entry, im, scale_ind in zip(roidb, images, scale_inds):
+        if isinstance(im, ScaledImage) and im.scale_ind == scale_ind:
+            processed.append(im.image)
+            scales.append(im.scale)
+            continue
+        if im is None or isinstance(im, ScaledImage):
+            im = load_image(entry)
         im, scale = prep_im_for_blob(im, means, settings.scales[scale_ind], settings.max_size)
         processed.append(im)
         scales.append(scale)

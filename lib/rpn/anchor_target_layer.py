@@ -13,7 +13,7 @@ The labelling rule is cfg.TRAIN's RPN_* keys, read at setup (core.anchor_targets
 """
 import caffe
 from core.anchor_targets import AnchorLabelling, anchor_targets
-from core.anchors import shifted_anchors
+from core.anchors import AnchorGrids
 from fast_rcnn.config import cfg
 from rpn.layer_io import (anchor_params, gt_boxes_from_blob, gt_boxes_of_image, im_info_rows,
                          zero_bottom_diffs)
@@ -33,6 +33,7 @@ class AnchorTargetLayer(caffe.Layer):
         except ValueError as e:
             raise caffe.CaffeError('AnchorTargetLayer %r: %s' % (self.name, e)) from None
         self._num_anchors = self._anchors.shape[0]
+        self._grids = AnchorGrids(self._anchors, self._feat_stride)
         if bottom[0].shape[1] != 2 * self._num_anchors:
             raise caffe.CaffeError('AnchorTargetLayer %r: rpn_cls_score has %d channels, but %d '
                                    'anchors per position need %d (2 scores per anchor); check '
@@ -52,7 +53,7 @@ class AnchorTargetLayer(caffe.Layer):
         num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
         gt_boxes = gt_boxes_from_blob(bottom[1])
         im_info = im_info_rows(bottom[2], num, 'AnchorTargetLayer %r' % self.name)
-        all_anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
+        all_anchors = self._grids(height, width)
         a = self._num_anchors
         self.reshape(bottom, top)
         for n in range(num):

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 import caffe
-from core.anchors import shifted_anchors
+from core.anchors import AnchorGrids
 from core.proposals import ProposalSettings, propose, proposal_delta_gradient
 from fast_rcnn.config import cfg
 from nms.dispatch import nms, runtime_gpu
@@ -57,6 +57,7 @@ class ProposalLayer(caffe.Layer):
         self._coord_grad_scale = np.float32(scale)
         self._selections = []
         self._num_anchors = self._anchors.shape[0]
+        self._grids = AnchorGrids(self._anchors, self._feat_stride)
         training = self.phase == caffe.TRAIN
         try:
             self._settings = ProposalSettings.from_cfg(cfg.TRAIN if training else cfg.TEST,
@@ -92,7 +93,7 @@ class ProposalLayer(caffe.Layer):
         a = self._num_anchors
         num, height, width = bottom[0].shape[0], bottom[0].shape[-2], bottom[0].shape[-1]
         im_info = im_info_rows(bottom[2], num, 'ProposalLayer %r' % self.name)
-        anchors = shifted_anchors(self._anchors, height, width, self._feat_stride)
+        anchors = self._grids(height, width)
         nms_function = functools.partial(nms, gpu_id=runtime_gpu() if self._use_gpu_nms
                                          else None)
         rois, all_scores, self._selections = [], [], []

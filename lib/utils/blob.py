@@ -62,10 +62,19 @@ _CHUNK_VALUES = 1 << 20
 
 def _subtract_means(im, pixel_means):
     """float32(im - pixel_means), computed in the means' precision and rounded once to float32
-    as the release does, but a band of rows at a time: a whole-image float64 temporary would
-    be twice the float32 result (gigabytes for a very large photo)."""
+    as the release does. An 8-bit image with one mean per channel (the usual case) takes its
+    values from a 256-entry table per channel, filled by that same computation; otherwise a band
+    of rows at a time: a whole-image float64 temporary would be twice the float32 result
+    (gigabytes for a very large photo)."""
     im = np.asarray(im)
     means = np.asarray(pixel_means)
+    channels = im.shape[-1] if im.ndim == 3 else 0
+    if (im.dtype == np.uint8 and 0 < channels <= 4 and means.ndim <= 3
+            and means.size in (1, channels) and means.shape[-1:] == (means.size,)):
+        levels = np.arange(256, dtype=np.uint8).astype(np.float32)[:, None]
+        table = np.empty((256, 1, channels), np.float32)
+        table[:, 0, :] = levels - means.reshape(-1)
+        return cv2.LUT(im, table).reshape(im.shape)  # cv2 drops a single channel's axis
     out = np.empty(im.shape, dtype=np.float32)
     step = max(1, _CHUNK_VALUES // max(1, int(np.prod(im.shape[1:]))))
     for start in range(0, im.shape[0], step):

@@ -295,6 +295,7 @@ def brute_col2im(col, shape, k, pad, stride, dilation, out_h, out_w):
     ((3, 7, 5), (3, 2), (2, 0), (2, 3), (2, 1)),
     ((1, 4, 4), (5, 5), (2, 3), (1, 2), (1, 1)),
     ((2, 9, 8), (3, 3), (3, 1), (3, 1), (3, 2)),
+    ((3, 11, 37), (7, 7), (3, 3), (2, 2), (1, 1)),   # ZF's conv1 (stride 2's own path)
 ])
 def test_im2col_and_col2im_match_direct_loops(shape, k, pad, stride, dilation):
     r = np.random.RandomState(0)

@@ -213,3 +213,39 @@ def test_even_local_size_is_an_error(size):
 def test_non_4d_bottom_is_an_error():
     with pytest.raises(CaffeError, match='norm.*4-D'):
         build_layer(lrn_text('ACROSS_CHANNELS', 3, 1.0, 0.75), [np.ones((3, 3))])
+
+
+def test_kernels_power_is_numpys_float32_power():
+    # The fused kernels take scale^-beta with numpy's own float32 loop, so the layer keeps
+    # np.power's numbers (on AVX-512 machines they differ from the C library's powf).
+    from caffe.layers import lrn_kernels
+    r = np.random.RandomState(8)
+    x = np.concatenate([1 + r.rand(5000) * 0.01, r.rand(3001) * 100,
+                        [1, np.inf, 1e-30]]).astype(np.float32)
+    for exponent in (-0.75, -0.5, 2.0, 0.3):
+        expect = np.power(x, np.float32(exponent))
+        out = np.empty_like(x)
+        lrn_kernels.power(x, exponent, out)
+        np.testing.assert_array_equal(out, expect)
+        inplace = x.copy()
+        lrn_kernels.power(inplace, exponent, inplace)
+        np.testing.assert_array_equal(inplace, expect)
+
+
+def test_within_channel_backward_in_place_of_top_diff():
+    # within_backward may write dx over dy: each plane's gradient reaches the pooled values
+    # before any of the plane's dx is written.
+    from caffe.layers import lrn_kernels
+    r = np.random.RandomState(9)
+    x = r.randn(3, 5, 9, 11).astype(np.float32)
+    dy = r.randn(*x.shape).astype(np.float32)
+    layer, bottom, top = build_layer(lrn_text('WITHIN_CHANNEL', 3, 0.9, 0.75), [x])
+    layer.forward(bottom, top)
+    _, expect = reference_within(x, dy, 3, 0.9, 0.75)
+    planes = lambda a: a.reshape(-1, a.shape[2], a.shape[3])  # noqa: E731
+    diff_scale, mode = layer._power_layer_case()
+    scratch = np.empty((1, 2, 99), np.float32)
+    dx = dy.copy()
+    lrn_kernels.within_backward(planes(x), planes(dx), planes(layer.pooled), planes(layer.power),
+                                3, layer.alpha, diff_scale, mode, True, scratch, planes(dx))
+    np.testing.assert_array_equal(dx, expect)

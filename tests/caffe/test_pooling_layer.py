@@ -248,14 +248,9 @@ def caffe_ave_loops(x, k, s, p, dy):
     return y, dx
 
 
-@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 2), (2, 2, 0), (7, 1, 3)])
-def test_ave_sums_in_caffes_order(k, s, p):
-    # The kernels sum whole rows of outputs at a time where the window is inside the image;
-    # every output must still get Caffe's float32 sums, bit for bit, and so must every pixel
-    # of the backward pass (their shares added in Caffe's order). Values of widely different
-    # magnitudes make any other order round differently.
-    r = np.random.RandomState(k * 10 + s)
-    x = (r.randn(1, 1, 13, 17) * np.exp2(r.randint(-8, 9, (1, 1, 13, 17)))).astype(np.float32)
+def check_ave_against_caffe_loops(x, k, s, p, r):
+    """AVE pooling of the (1, 1, H, W) x forward, and backward of a diff drawn from r, equal
+    bit for bit to Caffe's loops."""
     layer, bottom, top = build_layer(
         'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param { pool: AVE '
         'kernel_size: %d stride: %d pad: %d }' % (k, s, p), [x])
@@ -266,3 +261,44 @@ def test_ave_sums_in_caffes_order(k, s, p):
     y, dx = caffe_ave_loops(x[0, 0], k, s, p, dy[0, 0])
     np.testing.assert_array_equal(top[0].data[0, 0], y)
     np.testing.assert_array_equal(bottom[0].diff[0, 0], dx)
+
+
+@pytest.mark.parametrize('k,s,p', [(3, 1, 1), (3, 2, 1), (5, 1, 2), (4, 3, 2), (2, 2, 0), (7, 1, 3)])
+def test_ave_sums_in_caffes_order(k, s, p):
+    # The kernels sum whole rows of outputs at a time where the window is inside the image;
+    # every output must still get Caffe's float32 sums, bit for bit, and so must every pixel
+    # of the backward pass (their shares added in Caffe's order). Values of widely different
+    # magnitudes make any other order round differently.
+    r = np.random.RandomState(k * 10 + s)
+    x = (r.randn(1, 1, 13, 17) * np.exp2(r.randint(-8, 9, (1, 1, 13, 17)))).astype(np.float32)
+    check_ave_against_caffe_loops(x, k, s, p, r)
+
+
+@pytest.mark.parametrize('k,s,p,width', [(3, 1, 1, 1300), (3, 2, 1, 1300), (3, 1, 1, 515),
+                                         (3, 1, 1, 516), (3, 1, 1, 3), (3, 1, 1, 4)])
+def test_ave_of_wide_rows_in_caffes_order(k, s, p, width):
+    # Output rows wider than the 512 outputs whose shares the backward kernel forms together,
+    # ending in a last group of 1 or 2 interior outputs (515, 516 pixels) or having only 1 or
+    # 2 (3, 4 pixels): the edges of the one-pass, three-tap loops.
+    r = np.random.RandomState(k + s + width)
+    x = (r.randn(1, 1, 4, width) * np.exp2(r.randint(-8, 9, (1, 1, 4, width)))).astype(np.float32)
+    check_ave_against_caffe_loops(x, k, s, p, r)
+
+
+@pytest.mark.parametrize('params,k,p,s', [
+    ('kernel_size: 3 stride: 2 pad: 1', (3, 3), (1, 1), (2, 2)),   # ZF's pool1/pool2
+    ('kernel_size: 2 stride: 1', (2, 2), (0, 0), (1, 1)),
+    ('kernel_h: 2 kernel_w: 4 stride_h: 1 stride_w: 3 pad_h: 0 pad_w: 2', (2, 4), (0, 2), (1, 3)),
+])
+def test_max_wide_rows_with_ties_match_brute_force(params, k, p, s):
+    # Rows wide enough for the kernel's row-at-a-time pass over the interior outputs, and
+    # values from a handful of levels, so most windows hold ties (the first in scan order
+    # wins); a run of -inf inside one row (every window also covers finite rows).
+    r = np.random.RandomState(12)
+    x = r.randint(-2, 3, size=(2, 3, 9, 61)).astype(np.float32)
+    x[0, 0, 4, 10:20] = -np.inf
+    layer, bottom, top = build_layer(pool_text('pool: MAX %s' % params, ('y', 'mask')), [x])
+    layer.forward(bottom, top)
+    expected, argmax = brute_pool(x, 'MAX', k, p, s)
+    np.testing.assert_array_equal(top[1].data, argmax)
+    np.testing.assert_array_equal(top[0].data, expected)

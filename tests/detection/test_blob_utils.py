@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fast_rcnn.config import cfg
-from utils.blob import im_list_to_blob, prep_im_for_blob
+from utils.blob import _subtract_means, im_list_to_blob, prep_im_for_blob
 
 
 @pytest.mark.parametrize('shape, scale, out_hw', [
@@ -26,6 +26,26 @@ def test_mean_subtraction_in_the_means_precision():
     out, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
     assert scale == 1.0
     expected = (im.astype(np.float64) - cfg.PIXEL_MEANS).astype(np.float32)
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize('means', [
+    np.array([[[102.9801, 115.9465, 122.7717]]]),             # float64, the cfg's shape
+    np.array([102.9801, 115.9465, 122.7717], np.float32),     # float32: float32 arithmetic
+    np.array([[[0.3]]]),                                      # one mean for every channel
+])
+@pytest.mark.parametrize('view', ['whole', 'flipped', 'strided', 'one_channel', 'uint16'])
+def test_mean_subtraction_table_matches_the_arithmetic(means, view):
+    # 8-bit images go through a per-channel table; the values must be those of im - means in
+    # numpy's promotion, for mirrored (negative-stride) views and other layouts too.
+    im = np.random.RandomState(1).randint(0, 256, (9, 14, 3)).astype(np.uint8)
+    im = {'whole': im, 'flipped': im[:, ::-1, :], 'strided': im[::2, 1:, :],
+          'one_channel': im[:, :, :1], 'uint16': im.astype(np.uint16) * 200}[view]
+    if view == 'one_channel':
+        means = means.reshape(-1)[:1]
+    expected = (im.astype(np.float32) - means).astype(np.float32)
+    out = _subtract_means(im, means)
+    assert out.dtype == np.float32
     np.testing.assert_array_equal(out, expected)
 
 

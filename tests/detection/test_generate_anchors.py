@@ -95,3 +95,17 @@ def test_shifted_anchors_keeps_float32_and_handles_empty_maps():
     assert shifted_anchors(anchors, 0, 7, 16).shape == (0, 4)
     with pytest.raises(ValueError):
         shifted_anchors(np.zeros((9, 5)), 2, 2, 16)
+
+
+def test_anchor_grids_keep_each_size_read_only_and_bounded():
+    from core.anchors import AnchorGrids
+    anchors = generate_anchors()
+    grids = AnchorGrids(anchors, 16, max_sizes=2)
+    first = grids(3, 5)
+    np.testing.assert_array_equal(first, shifted_anchors(anchors, 3, 5, 16))
+    assert grids(3, 5) is first and not first.flags.writeable
+    np.testing.assert_array_equal(grids(4, 2), shifted_anchors(anchors, 4, 2, 16))
+    np.testing.assert_array_equal(grids(2, 4), shifted_anchors(anchors, 2, 4, 16))
+    assert grids(3, 5) is not first  # the oldest size was dropped past max_sizes
+    with pytest.raises(ValueError):
+        first[0, 0] = 1

@@ -319,6 +319,65 @@ def test_layer_in_a_net(train_cfg, tmp_path):
     np.testing.assert_array_equal(net.blobs['im_info'].data, [[80, 120, 2]])
 
 
+def prefetch_entries(tmp_path, count=5):
+    entries = []
+    for i in range(count):
+        path = tmp_path / ('p%d.png' % i)
+        h, w = (40, 60) if i % 2 else (60, 40)
+        write_image(path, h, w, seed=i)
+        entries.append(entry(path, w, h, [[0, 0, 9, 9]], [1], flipped=i == 3))
+    return prepared(entries)
+
+
+def read_minibatches(layer, top, entries, count):
+    np.random.seed(11)
+    layer.set_roidb(entries)
+    batches = []
+    for _ in range(count):
+        layer.forward([], top)
+        batches.append([t.data.copy() for t in top])
+    return batches, np.random.get_state()[1].copy()
+
+
+@pytest.mark.parametrize('scales', [(80, 50), (80,)])
+def test_prefetched_minibatches_are_those_read_in_turn(train_cfg, monkeypatch, tmp_path, scales):
+    # Two epochs (a reshuffle in between); two scales drawn at random (images read ahead) or
+    # one (images also scaled ahead): the background work must give the same minibatches and
+    # leave the same random stream as reading each image when its minibatch is made.
+    from roi_data_layer.minibatch import ScaledImage
+    monkeypatch.setitem(cfg.TRAIN, 'SCALES', scales)
+    entries = prefetch_entries(tmp_path)
+    layer, top = make_data_layer(3)
+    got, got_state = read_minibatches(layer, top, entries, 12)
+    ahead = layer._prefetch._pending[2].result()  # the 13th minibatch's image
+    assert isinstance(ahead[0], ScaledImage) == (len(scales) == 1)
+    monkeypatch.setattr(layer._prefetch, 'start', lambda roidb, inds, settings: None)
+    expected, expected_state = read_minibatches(layer, top, entries, 12)
+    for a, b in zip(got, expected):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(got_state, expected_state)
+
+
+def test_a_prefetched_read_error_surfaces_with_its_minibatch(train_cfg, monkeypatch, tmp_path):
+    from roi_data_layer import minibatch
+    entries = prefetch_entries(tmp_path, 3)
+    layer, top = make_data_layer(3)
+    np.random.seed(3)
+    layer.set_roidb(entries)
+    order = list(layer._perm)
+    real = minibatch.load_image
+
+    def failing(entry):
+        if entry is entries[order[1]]:
+            raise OSError('cannot read image %s (simulated)' % entry['image'])
+        return real(entry)
+    monkeypatch.setattr(minibatch, 'load_image', failing)
+    layer.forward([], top)  # reads ahead the second image, which fails in the background
+    with pytest.raises(OSError, match='simulated'):
+        layer.forward([], top)
+
+
 # Data-parallel ranks ------------------------------------------------------------------------------
 
 def rank_reader(entries, rank, count, shuffle_seed=5):

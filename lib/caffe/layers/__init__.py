@@ -14,7 +14,9 @@ costs a scheduler time slice (a loaded 2-core machine ran the toy net's training
 slower with both pools on than with either alone). So unless the user chose a wait policy, the
 OpenMP workers sleep as soon as a region ends (OMP_WAIT_POLICY=PASSIVE); the kernels only go
 parallel for work long enough to pay for waking them. libgomp reads the variable once, when it
-is loaded: the first import of one of this package's extensions, below.
+is loaded: the first import of one of this package's extensions, below. OpenBLAS's workers spin
+too, after each product, for 0.1 s by default; they are made to sleep after about 0.4 ms
+(caffe.blas_threads) unless the user set OPENBLAS_THREAD_TIMEOUT.
 """
 import importlib
 import os
@@ -37,6 +39,10 @@ if 'OMP_WAIT_POLICY' not in os.environ and 'GOMP_SPINCOUNT' not in os.environ:
                       'OMP_WAIT_POLICY=PASSIVE in the environment (see docs/cpu_performance.md)',
                       RuntimeWarning, stacklevel=2)
     os.environ['OMP_WAIT_POLICY'] = 'PASSIVE'
+
+from ..blas_threads import shorten_openblas_spin  # noqa: E402
+
+shorten_openblas_spin()
 
 for _info in pkgutil.iter_modules([os.path.dirname(__file__)]):
     importlib.import_module('.' + _info.name, __name__)

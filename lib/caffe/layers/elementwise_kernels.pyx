@@ -62,11 +62,15 @@ def relu_forward(const float[::1] x, float[::1] y, float slope):
 
 cdef void _relu_backward(const float* x, const float* dy, float* dx, Py_ssize_t n,
                          float slope) noexcept nogil:
+    # gain = (x > 0) + slope * (x <= 0), its two products formed once: the loop is then two
+    # selects between constants, which the compiler turns into masks (no branch for random
+    # signs to mispredict) and vectorizes. The floats are the same as the formula's.
     cdef Py_ssize_t i
     cdef float v, gain
+    cdef float slope_on = slope * <float>1, slope_off = slope * <float>0
     for i in range(n):
         v = x[i]
-        gain = (<float>1 if v > 0 else <float>0) + slope * (<float>1 if v <= 0 else <float>0)
+        gain = (<float>1 if v > 0 else <float>0) + (slope_on if v <= 0 else slope_off)
         dx[i] = dy[i] * gain
 
 

@@ -83,6 +83,10 @@ cdef void _im2col_kernel_row(const float* plane, Py_ssize_t height, Py_ssize_t w
                 memset(dst, 0, ow_lo * sizeof(float))
             if sw == 1:
                 memcpy(dst + ow_lo, src + ow_lo, (ow_hi - ow_lo) * sizeof(float))
+            elif sw == 2:
+                # A constant stride: the compiler vectorizes the gather (loads and shuffles).
+                for ow in range(ow_lo, ow_hi):
+                    dst[ow] = src[2 * ow]
             else:
                 for ow in range(ow_lo, ow_hi):
                     dst[ow] = src[ow * sw]

@@ -16,9 +16,8 @@ from ._checks import layer_error, reshape_by_shapes
 
 try:
     from . import lrn_kernels
-    from .pooling_kernels import ave_pool_backward, ave_pool_forward
 except ImportError as e:  # the package imports every layer; fail only when an LRN is built
-    ave_pool_backward = ave_pool_forward = lrn_kernels = None
+    lrn_kernels = None
     _KERNELS_ERROR = e
 
 ACROSS_CHANNELS = caffe_pb2.LRNParameter.ACROSS_CHANNELS
@@ -78,22 +77,19 @@ class LRNLayer(Layer):
             self._backward_within(*args)
 
     # ACROSS_CHANNELS ---------------------------------------------------------------------------
+    # lrn_kernels slides the window sum along the channels (add the entering channel, subtract
+    # the leaving one) as Caffe's loops do, so the float32 rounding is the same, and takes the
+    # power scale^-beta in the same pass.
     def _forward_across(self, x, out):
-        # The window sum slides along the channels (add the entering channel, subtract the
-        # leaving one) as Caffe's does, so the float32 rounding is the same (lrn_kernels).
-        lrn_kernels.across_scale(x, self.size, self.alpha, self.k, self.scale)
-        np.power(self.scale, -self.beta, out=out)
-        out *= x
+        lrn_kernels.across_forward(x, self.size, self.alpha, self.beta, self.k, self.scale, out)
 
     def _backward_across(self, top_diff, top_data, x, bottom_diff):
         # d/dx_c = td_c * scale_c^-beta
         #          - 2*alpha*beta/n * x_c * sum over the window around c of td*top/scale
         # Caffe forms this constant in double precision.
         ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
-        np.power(self.scale, -self.beta, out=bottom_diff)
-        bottom_diff *= top_diff
-        lrn_kernels.across_backward(top_diff, top_data, x, self.scale, self.size, ratio_coeff,
-                                    bottom_diff)
+        lrn_kernels.across_backward(top_diff, top_data, x, self.scale, self.size, self.beta,
+                                    ratio_coeff, bottom_diff)
 
     # WITHIN_CHANNEL ----------------------------------------------------------------------------
     def _pool_args(self):
@@ -103,21 +99,14 @@ class LRNLayer(Layer):
         return a.reshape(-1, a.shape[2], a.shape[3])
 
     def _forward_within(self, x, out):
-        # x^2 goes through the power buffer, which is free until the power step fills it.
-        power = self.power
-        np.multiply(x, x, out=power)
-        ave_pool_forward(self._planes(power), *self._pool_args(), self._planes(self.pooled))
-        np.multiply(self.pooled, self.alpha, out=power)
-        power += np.float32(1)
-        np.power(power, -self.beta, out=power)
-        np.multiply(x, power, out=out)
+        lrn_kernels.within_forward(self._planes(x), self.size, self.alpha, self.beta,
+                                   self._planes(self.pooled), self._planes(self.power),
+                                   self._planes(out))
 
-    def _backward_within(self, top_diff, top_data, x, bottom_diff):
-        # The product top = x * power sends td*power to x and td*x to power; the power layer
-        # y = (1 + alpha*p)^-beta has dy/dp = (-beta*alpha) * y / (1 + alpha*p), in Caffe's
-        # operation order, with its special cases (a zero coefficient, exponent 1 or 2); the
-        # square layer d(x^2)/dx = 2x; the split adds both paths. The bottom diff holds the
-        # gradient of the pooled values until the pooling's backward has read it.
+    def _power_layer_case(self):
+        # Caffe's power layer y = (1 + alpha*p)^-beta has dy/dp = (-beta*alpha) * y /
+        # (1 + alpha*p), with its special cases: a zero coefficient or exponent 1 (mode 0, a
+        # constant), exponent 2 (mode 1, linear in p).
         diff_scale = -self.beta * self.alpha
         power_exp = -self.beta
         if diff_scale == 0 or power_exp == 1:
@@ -126,20 +115,22 @@ class LRNLayer(Layer):
             mode = 1
         else:
             mode = 2
-        flat = lambda a: a.reshape(-1)  # noqa: E731
-        grad_pooled = bottom_diff
-        if np.may_share_memory(bottom_diff, top_diff) or np.may_share_memory(bottom_diff, x):
-            grad_pooled = np.empty_like(x)
-        lrn_kernels.within_grad_pooled(flat(x), flat(top_diff), flat(self.pooled),
-                                       flat(self.power), self.alpha, diff_scale, mode,
-                                       diff_scale != 0, flat(grad_pooled))
-        grad_square = getattr(self, '_grad_square', None)
-        if grad_square is None or grad_square.shape != x.shape:
-            grad_square = self._grad_square = np.empty_like(x)
-        ave_pool_backward(self._planes(grad_pooled), *self._pool_args(),
-                          self._planes(grad_square))
-        lrn_kernels.within_backward(flat(x), flat(top_diff), flat(self.power), flat(grad_square),
-                                    flat(bottom_diff))
+        return diff_scale, mode
+
+    def _backward_within(self, top_diff, top_data, x, bottom_diff):
+        # The product top = x * power sends td*power to x and td*x to power; the power layer
+        # passes it on to the pooled values, the pooling to the squares, d(x^2)/dx = 2x; the
+        # split adds both paths. One plane at a time, in two scratch planes per thread.
+        diff_scale, mode = self._power_layer_case()
+        plane = x.shape[2] * x.shape[3]
+        scratch = getattr(self, '_scratch', None)
+        if scratch is None or scratch.shape[2] != plane:
+            scratch = self._scratch = np.empty((lrn_kernels.max_threads(), 2, plane),
+                                               np.float32)
+        lrn_kernels.within_backward(self._planes(x), self._planes(top_diff),
+                                    self._planes(self.pooled), self._planes(self.power),
+                                    self.size, self.alpha, diff_scale, mode, diff_scale != 0,
+                                    scratch, self._planes(bottom_diff))
 
     # GPU ---------------------------------------------------------------------------------------
     # ACROSS_CHANNELS: kernels/lrn.cu walks the channels per pixel as the loops above do.
@@ -185,15 +176,7 @@ class LRNLayer(Layer):
                              bottom_diff)
             return
         from ..gpu.pooling import ave_pool_backward as ave_pool_backward_gpu
-        # The power layer's special cases, as in _backward_within.
-        diff_scale = -self.beta * self.alpha
-        power_exp = -self.beta
-        if diff_scale == 0 or power_exp == 1:
-            mode = 0
-        elif power_exp == 2:
-            mode = 1
-        else:
-            mode = 2
+        diff_scale, mode = self._power_layer_case()
         grad_pooled = gpu.empty(x.shape)
         _within_grad_pooled(x.size, x, top_diff, self.pooled_gpu, self.power_gpu, self.alpha,
                             diff_scale, mode, diff_scale != 0, grad_pooled)

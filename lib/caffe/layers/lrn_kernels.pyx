@@ -4,80 +4,166 @@ ACROSS_CHANNELS, over (num, channels, height, width): the window over channels s
 CPU code slides it (add the entering channel, subtract the leaving one), one float32 rounding per
 operation in Caffe's order (no fused multiply-adds), so the numbers are those of Caffe's loops.
 Each unit of work is one image's run of PIXELS pixels through all channels: it stays in cache,
-and units are shared out to the OpenMP threads on demand.
+and units are shared out to the OpenMP threads on demand. The power scale^-beta is taken in the
+same pass, while the unit is in cache.
+
+WITHIN_CHANNEL, over planes (num*channels, height, width): Caffe's chain of layers (x^2, AVE
+pooling, power, product) forward, and its backward, one plane at a time (pooling_kernels'
+plane loops), planes shared out on demand.
+
+Powers are numpy's own float32 power loop (np.power's), called from the threads: the layer used
+np.power before and its numbers stay the same. (On machines with AVX-512, numpy's float32 power
+is SVML's, which differs from the C library's powf in the last bit for about one value in ten.)
 """
-from cython.parallel cimport prange
-from openmp cimport omp_get_max_threads
+from cython.parallel cimport parallel, prange
+from openmp cimport omp_get_max_threads, omp_get_thread_num
+
+cimport numpy as cnp
+import numpy as np
+
+from .pooling_kernels cimport Window, _ave_plane, _ave_plane_backward, _window
+
+cnp.import_array()
+cnp.import_ufunc()
 
 cdef enum:
     PIXELS = 512             # pixels per unit of work
     PARALLEL_MIN = 1 << 17   # elements below which the calling thread does everything
+    BLOCK = 1 << 12          # elements per element-wise step of a WITHIN_CHANNEL plane
 
 
 cdef inline int _threads(Py_ssize_t n) noexcept nogil:
     return 1 if n < PARALLEL_MIN else omp_get_max_threads()
 
 
-cdef int _check_shape(const float[:, :, :, ::1] a, const float[:, :, :, ::1] x,
+def max_threads():
+    """The most threads a kernel here uses (the first dimension of within_backward's scratch)."""
+    return omp_get_max_threads()
+
+
+cdef int _check_shape(const Py_ssize_t* a, const Py_ssize_t* x, int ndim,
                       str what) except -1:
+    # a and x: the shapes of two memoryviews of ndim dimensions.
     cdef int i
-    for i in range(4):
-        if a.shape[i] != x.shape[i]:
+    for i in range(ndim):
+        if a[i] != x[i]:
             raise ValueError('%s: arrays of shapes %s and %s' % (
-                what, [a.shape[j] for j in range(4)], [x.shape[j] for j in range(4)]))
+                what, [a[j] for j in range(ndim)], [x[j] for j in range(ndim)]))
     return 0
 
 
-cdef void _scale_unit(const float* x, Py_ssize_t channels, Py_ssize_t plane, Py_ssize_t width,
-                      Py_ssize_t pre_pad, float k, float alpha_over_size,
-                      float* scale) noexcept nogil:
+# numpy's float32 power loop ---------------------------------------------------------------------
+# A ufunc's loops are listed in its `types`/`functions` tables (numpy's C API); numpy's type
+# resolution takes the first loop whose types fit, so for float32 arrays np.power runs the first
+# 'ff->f' entry. tests/caffe/test_lrn_layer.py compares the results with np.power bit for bit.
+ctypedef void (*_binary_loop)(char**, cnp.npy_intp*, cnp.npy_intp*, void*) noexcept nogil
+
+cdef _binary_loop _pow_loop = NULL
+cdef void* _pow_loop_data = NULL
+
+
+cdef int _find_pow_loop() except -1:
+    global _pow_loop, _pow_loop_data
+    cdef cnp.ufunc power = np.power
+    cdef int i
+    for i in range(power.ntypes):
+        if (power.types[3 * i] == cnp.NPY_FLOAT and power.types[3 * i + 1] == cnp.NPY_FLOAT
+                and power.types[3 * i + 2] == cnp.NPY_FLOAT):
+            _pow_loop = <_binary_loop><void*>power.functions[i]
+            _pow_loop_data = power.data[i]
+            return 0
+    raise ImportError('numpy.power has no float32 loop')
+
+
+_find_pow_loop()
+
+
+cdef inline void _pow(const float* x, float exponent, float* out, Py_ssize_t n) noexcept nogil:
+    # out = x ** exponent, as np.power(x, np.float32(exponent), out=out); out may be x.
+    cdef char* args[3]
+    cdef cnp.npy_intp dims[1]
+    cdef cnp.npy_intp steps[3]
+    args[0] = <char*>x
+    args[1] = <char*>&exponent
+    args[2] = <char*>out
+    dims[0] = n
+    steps[0] = sizeof(float)
+    steps[1] = 0
+    steps[2] = sizeof(float)
+    _pow_loop(args, dims, steps, _pow_loop_data)
+
+
+def power(const float[::1] x, float exponent, float[::1] out):
+    """out = x ** exponent through the kernels' power (numpy's float32 loop); out may be x."""
+    if out.shape[0] != x.shape[0]:
+        raise ValueError('power: arrays of %d and %d elements' % (x.shape[0], out.shape[0]))
+    if x.shape[0]:
+        _pow(&x[0], exponent, &out[0], x.shape[0])
+
+
+# ACROSS_CHANNELS --------------------------------------------------------------------------------
+cdef void _across_forward_unit(const float* x, Py_ssize_t channels, Py_ssize_t plane,
+                               Py_ssize_t width, Py_ssize_t pre_pad, float k,
+                               float alpha_over_size, float neg_beta, float* scale,
+                               float* top) noexcept nogil:
+    # Channel c's scale is final once its window has slid there; its top follows at once:
+    # top = scale^-beta * x (the layer's former np.power, then *= x).
     cdef Py_ssize_t c, p
     cdef const float* xc
     cdef float* sc
     cdef float* prev
+    cdef float* tc
     for p in range(width):
         scale[p] = k
     for c in range(min(pre_pad + 1, channels)):
         xc = x + c * plane
         for p in range(width):
             scale[p] = scale[p] + alpha_over_size * (xc[p] * xc[p])
-    for c in range(1, channels):
+    for c in range(channels):
         sc = scale + c * plane
-        prev = sc - plane
+        if c > 0:
+            prev = sc - plane
+            for p in range(width):
+                sc[p] = prev[p]
+            if c + pre_pad < channels:
+                xc = x + (c + pre_pad) * plane
+                for p in range(width):
+                    sc[p] = sc[p] + alpha_over_size * (xc[p] * xc[p])
+            if c - pre_pad - 1 >= 0:
+                xc = x + (c - pre_pad - 1) * plane
+                for p in range(width):
+                    sc[p] = sc[p] - alpha_over_size * (xc[p] * xc[p])
+        tc = top + c * plane
+        xc = x + c * plane
+        _pow(sc, neg_beta, tc, width)
         for p in range(width):
-            sc[p] = prev[p]
-        if c + pre_pad < channels:
-            xc = x + (c + pre_pad) * plane
-            for p in range(width):
-                sc[p] = sc[p] + alpha_over_size * (xc[p] * xc[p])
-        if c - pre_pad - 1 >= 0:
-            xc = x + (c - pre_pad - 1) * plane
-            for p in range(width):
-                sc[p] = sc[p] - alpha_over_size * (xc[p] * xc[p])
+            tc[p] = tc[p] * xc[p]
 
 
-def across_scale(const float[:, :, :, ::1] x, int size, float alpha, float k,
-                 float[:, :, :, ::1] scale):
+def across_forward(const float[:, :, :, ::1] x, int size, float alpha, float beta, float k,
+                   float[:, :, :, ::1] scale, float[:, :, :, ::1] top):
     """scale = k + alpha/size * (sum of x^2 over the `size` channels centred on each channel,
-    zero beyond the ends)."""
+    zero beyond the ends); top = scale^-beta * x."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t plane = x.shape[2] * x.shape[3]
-    _check_shape(scale, x, 'across_scale')
+    _check_shape(scale.shape, x.shape, 4, 'across_forward')
+    _check_shape(top.shape, x.shape, 4, 'across_forward')
     if num == 0 or channels == 0 or plane == 0:
         return
     cdef float alpha_over_size = alpha / <float>size
     cdef Py_ssize_t pre_pad = (size - 1) // 2
     cdef Py_ssize_t runs = (plane + PIXELS - 1) // PIXELS
-    cdef Py_ssize_t u, n, p0
+    cdef Py_ssize_t u, n, p0, off
     cdef const float* xp = &x[0, 0, 0, 0]
     cdef float* sp = &scale[0, 0, 0, 0]
+    cdef float* tp = &top[0, 0, 0, 0]
     for u in prange(num * runs, nogil=True, schedule='dynamic',
                     num_threads=_threads(num * channels * plane)):
         n = u // runs
         p0 = (u % runs) * PIXELS
-        _scale_unit(xp + n * channels * plane + p0, channels, plane,
-                    min(<Py_ssize_t>PIXELS, plane - p0), pre_pad, k, alpha_over_size,
-                    sp + n * channels * plane + p0)
+        off = n * channels * plane + p0
+        _across_forward_unit(xp + off, channels, plane, min(<Py_ssize_t>PIXELS, plane - p0),
+                             pre_pad, k, alpha_over_size, -beta, sp + off, tp + off)
 
 
 cdef inline void _ratio(const float* top_diff, const float* top_data, const float* scale,
@@ -92,11 +178,12 @@ cdef inline void _ratio(const float* top_diff, const float* top_data, const floa
 
 cdef void _backward_unit(const float* top_diff, const float* top_data, const float* x,
                          const float* scale, Py_ssize_t channels, Py_ssize_t plane,
-                         Py_ssize_t width, Py_ssize_t pre_pad, float ratio_coeff,
-                         float* bottom_diff) noexcept nogil:
+                         Py_ssize_t width, Py_ssize_t pre_pad, float neg_beta,
+                         float ratio_coeff, float* bottom_diff) noexcept nogil:
     cdef float accum[PIXELS]
     cdef Py_ssize_t c, p, off
     cdef const float* xc
+    cdef const float* tdc
     cdef float* bd
     for p in range(width):
         accum[p] = 0
@@ -108,8 +195,11 @@ cdef void _backward_unit(const float* top_diff, const float* top_data, const flo
             off = (c + pre_pad) * plane
             _ratio(top_diff + off, top_data + off, scale + off, width, accum, True)
         xc = x + c * plane
+        tdc = top_diff + c * plane
         bd = bottom_diff + c * plane
+        _pow(scale + c * plane, neg_beta, bd, width)
         for p in range(width):
+            bd[p] = bd[p] * tdc[p]
             bd[p] = bd[p] - ratio_coeff * (xc[p] * accum[p])
         if c - pre_pad >= 0:
             off = (c - pre_pad) * plane
@@ -118,15 +208,15 @@ cdef void _backward_unit(const float* top_diff, const float* top_data, const flo
 
 def across_backward(const float[:, :, :, ::1] top_diff, const float[:, :, :, ::1] top_data,
                     const float[:, :, :, ::1] x, const float[:, :, :, ::1] scale, int size,
-                    float ratio_coeff, float[:, :, :, ::1] bottom_diff):
-    """bottom_diff (holding top_diff * scale^-beta) -= ratio_coeff * x * (sum over the window
-    around each channel of top_diff * top_data / scale)."""
+                    float beta, float ratio_coeff, float[:, :, :, ::1] bottom_diff):
+    """bottom_diff = scale^-beta * top_diff - ratio_coeff * x * (sum over the window around
+    each channel of top_diff * top_data / scale). bottom_diff must not be top_diff."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t plane = x.shape[2] * x.shape[3]
-    _check_shape(top_diff, x, 'across_backward')
-    _check_shape(top_data, x, 'across_backward')
-    _check_shape(scale, x, 'across_backward')
-    _check_shape(bottom_diff, x, 'across_backward')
+    _check_shape(top_diff.shape, x.shape, 4, 'across_backward')
+    _check_shape(top_data.shape, x.shape, 4, 'across_backward')
+    _check_shape(scale.shape, x.shape, 4, 'across_backward')
+    _check_shape(bottom_diff.shape, x.shape, 4, 'across_backward')
     if num == 0 or channels == 0 or plane == 0:
         return
     cdef Py_ssize_t pre_pad = (size - 1) // 2
@@ -143,79 +233,114 @@ def across_backward(const float[:, :, :, ::1] top_diff, const float[:, :, :, ::1
         p0 = (u % runs) * PIXELS
         off = n * channels * plane + p0
         _backward_unit(tdp + off, tp + off, xp + off, sp + off, channels, plane,
-                       min(<Py_ssize_t>PIXELS, plane - p0), pre_pad, ratio_coeff, bp + off)
+                       min(<Py_ssize_t>PIXELS, plane - p0), pre_pad, -beta, ratio_coeff,
+                       bp + off)
 
 
-# WITHIN_CHANNEL backward: the element-wise steps of Caffe's chain (power layer, product, square),
-# fused; the same float32 expressions as lrn.cu's kernels, each operation rounded on its own
-# (constants are cast to float: Cython writes a bare 1 or 2 there as a double).
-cdef enum:
-    BLOCK = 1 << 15          # elements per unit of work
+# WITHIN_CHANNEL ---------------------------------------------------------------------------------
+# Caffe's network: square = x^2 (power layer), pooled = AVE pooling of square over size x size
+# (stride 1, pad (size-1)/2), power = (pooled * alpha + 1)^-beta (power layer), top = x * power
+# (product); the split of x adds the product's and the square's gradients. Each step rounds on
+# its own, as lrn.cu's kernels do (constants cast to float: Cython writes a bare 1 or 2 as a
+# double).
+cdef Window _within_window(Py_ssize_t height, Py_ssize_t width, int size) except *:
+    cdef int pad = (size - 1) // 2
+    return _window(height, width, height, width, size, size, pad, pad, 1, 1)
 
 
-cdef void _grad_pooled_block(const float* x, const float* dy, const float* pooled,
-                             const float* power, float alpha, float diff_scale, int mode,
-                             bint times_grad, float* out, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    cdef float g, scale_alpha = diff_scale * alpha
-    for i in range(n):
-        if mode == 0:
-            g = diff_scale
-        elif mode == 1:
-            g = scale_alpha * pooled[i] + diff_scale
-        else:
-            g = (power[i] / (pooled[i] * alpha + <float>1)) * diff_scale
-        if times_grad:
-            g = g * (x[i] * dy[i])
-        out[i] = g
+cdef void _within_forward_plane(const float* x, const Window* g, float alpha, float neg_beta,
+                                float* pooled, float* power, float* top) noexcept nogil:
+    # power holds x^2 until the pooling has read it.
+    cdef Py_ssize_t i, b, n, size = g.height * g.width
+    for i in range(size):
+        power[i] = x[i] * x[i]
+    _ave_plane(power, g, pooled)
+    b = 0
+    while b < size:
+        n = min(<Py_ssize_t>BLOCK, size - b)
+        for i in range(b, b + n):
+            power[i] = pooled[i] * alpha + <float>1
+        _pow(power + b, neg_beta, power + b, n)
+        for i in range(b, b + n):
+            top[i] = x[i] * power[i]
+        b = b + n
 
 
-def within_grad_pooled(const float[::1] x, const float[::1] dy, const float[::1] pooled,
-                       const float[::1] power, float alpha, float diff_scale, int mode,
-                       bint times_grad, float[::1] out):
-    """The gradient reaching the pooled values: the power layer's derivative (mode 0: the
-    constant diff_scale; 1: exponent 2, (diff_scale * alpha) * pooled + diff_scale; 2:
-    (power / (pooled * alpha + 1)) * diff_scale), times x * dy when times_grad."""
-    cdef Py_ssize_t n = x.shape[0], b
-    if dy.shape[0] != n or pooled.shape[0] != n or power.shape[0] != n or out.shape[0] != n:
-        raise ValueError('within_grad_pooled: arrays of different sizes')
-    if n == 0:
+def within_forward(const float[:, :, ::1] x, int size, float alpha, float beta,
+                   float[:, :, ::1] pooled, float[:, :, ::1] power, float[:, :, ::1] top):
+    """Over planes (num*channels, height, width): pooled = AVE pooling of x^2, power =
+    (pooled * alpha + 1)^-beta, top = x * power."""
+    _check_shape(pooled.shape, x.shape, 3, 'within_forward')
+    _check_shape(power.shape, x.shape, 3, 'within_forward')
+    _check_shape(top.shape, x.shape, 3, 'within_forward')
+    cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
+    if planes == 0 or plane == 0:
         return
-    cdef const float* xp = &x[0]
-    cdef const float* dyp = &dy[0]
-    cdef const float* pp = &pooled[0]
-    cdef const float* wp = &power[0]
-    cdef float* op = &out[0]
-    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, schedule='dynamic',
-                    num_threads=_threads(n)):
-        _grad_pooled_block(xp + b * BLOCK, dyp + b * BLOCK, pp + b * BLOCK, wp + b * BLOCK,
-                           alpha, diff_scale, mode, times_grad, op + b * BLOCK,
-                           min(<Py_ssize_t>BLOCK, n - b * BLOCK))
+    cdef Window g = _within_window(x.shape[1], x.shape[2], size)
+    cdef const float* xp = &x[0, 0, 0]
+    cdef float* pp = &pooled[0, 0, 0]
+    cdef float* wp = &power[0, 0, 0]
+    cdef float* tp = &top[0, 0, 0]
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=_threads(planes * plane)):
+        _within_forward_plane(xp + p * plane, &g, alpha, -beta, pp + p * plane, wp + p * plane,
+                              tp + p * plane)
 
 
-cdef void _within_backward_block(const float* x, const float* dy, const float* power,
-                                 const float* grad_square, float* dx,
-                                 Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
+cdef void _within_backward_plane(const float* x, const float* dy, const float* pooled,
+                                 const float* power, const Window* g, float alpha,
+                                 float diff_scale, int mode, bint times_grad, float* grad_pooled,
+                                 float* grad_square, float* dx) noexcept nogil:
+    # The gradient reaching the pooled values: the power layer's derivative (mode 0: the
+    # constant diff_scale; 1: exponent 2, (diff_scale * alpha) * pooled + diff_scale; 2:
+    # (power / (pooled * alpha + 1)) * diff_scale), times the product's x * dy when times_grad;
+    # the pooling spreads it to the squares; dx = power * dy + grad_square * (2 * x).
+    cdef Py_ssize_t i, size = g.height * g.width
+    cdef float d, scale_alpha = diff_scale * alpha
+    for i in range(size):
+        if mode == 0:
+            d = diff_scale
+        elif mode == 1:
+            d = scale_alpha * pooled[i] + diff_scale
+        else:
+            d = (power[i] / (pooled[i] * alpha + <float>1)) * diff_scale
+        if times_grad:
+            d = d * (x[i] * dy[i])
+        grad_pooled[i] = d
+    _ave_plane_backward(grad_pooled, g, grad_square)
+    for i in range(size):
         dx[i] = power[i] * dy[i] + grad_square[i] * (<float>2 * x[i])
 
 
-def within_backward(const float[::1] x, const float[::1] dy, const float[::1] power,
-                    const float[::1] grad_square, float[::1] dx):
-    """dx = power * dy + grad_square * (2 * x): the product layer's share of the gradient plus
-    the square layer's. dx may be grad_square."""
-    cdef Py_ssize_t n = x.shape[0], b
-    if dy.shape[0] != n or power.shape[0] != n or grad_square.shape[0] != n or dx.shape[0] != n:
-        raise ValueError('within_backward: arrays of different sizes')
-    if n == 0:
+def within_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy,
+                    const float[:, :, ::1] pooled, const float[:, :, ::1] power, int size,
+                    float alpha, float diff_scale, int mode, bint times_grad,
+                    float[:, :, ::1] scratch, float[:, :, ::1] dx):
+    """dx over planes (num*channels, height, width), from the forward's pooled and power;
+    diff_scale = -beta * alpha and mode (the power layer's case, see _within_backward_plane)
+    as lrn.py works them out. scratch: (threads, 2, height * width), two planes per thread
+    (at least one thread). dx may be dy or x."""
+    _check_shape(dy.shape, x.shape, 3, 'within_backward')
+    _check_shape(pooled.shape, x.shape, 3, 'within_backward')
+    _check_shape(power.shape, x.shape, 3, 'within_backward')
+    _check_shape(dx.shape, x.shape, 3, 'within_backward')
+    cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
+    if scratch.shape[0] < 1 or scratch.shape[1] != 2 or scratch.shape[2] != plane:
+        raise ValueError('within_backward: scratch must be (threads, 2, %d), not %s'
+                         % (plane, [scratch.shape[j] for j in range(3)]))
+    if planes == 0 or plane == 0:
         return
-    cdef const float* xp = &x[0]
-    cdef const float* dyp = &dy[0]
-    cdef const float* wp = &power[0]
-    cdef const float* gp = &grad_square[0]
-    cdef float* dxp = &dx[0]
-    for b in prange((n + BLOCK - 1) // BLOCK, nogil=True, schedule='dynamic',
-                    num_threads=_threads(n)):
-        _within_backward_block(xp + b * BLOCK, dyp + b * BLOCK, wp + b * BLOCK, gp + b * BLOCK,
-                               dxp + b * BLOCK, min(<Py_ssize_t>BLOCK, n - b * BLOCK))
+    cdef Window g = _within_window(x.shape[1], x.shape[2], size)
+    cdef const float* xp = &x[0, 0, 0]
+    cdef const float* dyp = &dy[0, 0, 0]
+    cdef const float* pp = &pooled[0, 0, 0]
+    cdef const float* wp = &power[0, 0, 0]
+    cdef float* sp = &scratch[0, 0, 0]
+    cdef float* dxp = &dx[0, 0, 0]
+    cdef float* mine = NULL
+    cdef int threads = min(_threads(planes * plane), <int>scratch.shape[0])
+    with nogil, parallel(num_threads=threads):
+        mine = sp + omp_get_thread_num() * 2 * plane
+        for p in prange(planes, schedule='dynamic'):
+            _within_backward_plane(xp + p * plane, dyp + p * plane, pp + p * plane,
+                                   wp + p * plane, &g, alpha, diff_scale, mode, times_grad,
+                                   mine, mine + plane, dxp + p * plane)

@@ -16,6 +16,7 @@ cimport numpy as cnp
 
 cdef enum:
     PARALLEL_MIN_WORK = 1 << 16  # window taps below which a call runs on the calling thread
+    SHARES = 512                 # AVE backward: outputs whose shares are formed together
 
 
 cdef int threads_for(Py_ssize_t work) noexcept nogil:
@@ -30,9 +31,7 @@ cdef inline Py_ssize_t _imax(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return a if a > b else b
 
 
-cdef struct Window:
-    Py_ssize_t height, width, out_h, out_w
-    Py_ssize_t kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w
+# Window, _window, _ave_plane and _ave_plane_backward are declared in pooling_kernels.pxd.
 
 
 cdef Window _window(Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_h, Py_ssize_t out_w,
@@ -47,26 +46,78 @@ cdef Window _window(Py_ssize_t height, Py_ssize_t width, Py_ssize_t out_h, Py_ss
     return g
 
 
+cdef union _Bits:
+    float f
+    cnp.int32_t i
+
+
+cdef inline void _max_one(const float* x, const Window* g, Py_ssize_t hs, Py_ssize_t he,
+                          Py_ssize_t ow, float* y, cnp.int32_t* argmax) noexcept nogil:
+    cdef Py_ssize_t h, w, best = -1
+    cdef Py_ssize_t ws = ow * g.stride_w - g.pad_w
+    cdef Py_ssize_t we = _imin(ws + g.kernel_w, g.width)
+    cdef float v = -FLT_MAX
+    for h in range(hs, he):
+        for w in range(_imax(ws, 0), we):
+            if x[h * g.width + w] > v:
+                v = x[h * g.width + w]
+                best = h * g.width + w
+    y[0] = v
+    argmax[0] = <cnp.int32_t>best
+
+
 cdef void _max_plane(const float* x, const Window* g, float* y, cnp.int32_t* argmax) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, best
-    cdef float v
+    # Each output scans its window row by row, left to right, keeping the first maximum (a
+    # strict >), as Caffe's loop does. Outputs whose window is inside the image horizontally go
+    # a whole output row at a time, one pass per window tap: the outputs' comparisons are then
+    # independent of each other (no chain of dependent compare-and-selects per output, and no
+    # branch: which tap wins is random in real feature maps), with the same result per output.
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off, col
+    cdef _Bits tb, vb
+    cdef cnp.int32_t mask, a
+    cdef float* row
+    cdef cnp.int32_t* arg
+    cdef const float* src
+    _interior(g, &lo, &hi)
     for oh in range(g.out_h):
         hs = oh * g.stride_h - g.pad_h
         he = _imin(hs + g.kernel_h, g.height)
         hs = _imax(hs, 0)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w - g.pad_w
-            we = _imin(ws + g.kernel_w, g.width)
-            ws = _imax(ws, 0)
-            v = -FLT_MAX
-            best = -1
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    if x[h * g.width + w] > v:
-                        v = x[h * g.width + w]
-                        best = h * g.width + w
-            y[oh * g.out_w + ow] = v
-            argmax[oh * g.out_w + ow] = <cnp.int32_t>best
+        row = y + oh * g.out_w
+        arg = argmax + oh * g.out_w
+        for ow in range(lo):
+            _max_one(x, g, hs, he, ow, row + ow, arg + ow)
+        for ow in range(hi, g.out_w):
+            _max_one(x, g, hs, he, ow, row + ow, arg + ow)
+        for ow in range(lo, hi):
+            row[ow] = -FLT_MAX
+            arg[ow] = -1
+        for h in range(hs, he):
+            src = x + h * g.width
+            if g.kernel_w == 3:
+                # The row's three taps in one pass, left to right (ZF's and VGG's 3x3 pools).
+                for ow in range(lo, hi):
+                    col = ow * g.stride_w - g.pad_w
+                    vb.f = row[ow]
+                    a = arg[ow]
+                    for j in range(3):
+                        tb.f = src[col + j]
+                        mask = -<cnp.int32_t>(tb.f > vb.f)
+                        vb.i = (tb.i & mask) | (vb.i & ~mask)
+                        a = (<cnp.int32_t>(h * g.width + col + j) & mask) | (a & ~mask)
+                    row[ow] = vb.f
+                    arg[ow] = a
+                continue
+            for j in range(g.kernel_w):
+                off = j - g.pad_w
+                for ow in range(lo, hi):
+                    col = ow * g.stride_w + off
+                    tb.f = src[col]
+                    vb.f = row[ow]
+                    mask = -<cnp.int32_t>(tb.f > vb.f)
+                    vb.i = (tb.i & mask) | (vb.i & ~mask)
+                    row[ow] = vb.f
+                    arg[ow] = (<cnp.int32_t>(h * g.width + col) & mask) | (arg[ow] & ~mask)
 
 
 cdef void _max_plane_backward(const float* dy, const cnp.int32_t* argmax, const Window* g,
@@ -125,9 +176,15 @@ cdef void _ave_plane(const float* x, const Window* g, float* y) noexcept nogil:
         for ow in range(lo, hi):
             row[ow] = 0
         for h in range(_imax(hs, 0), _imin(he, g.height)):
+            src = x + h * g.width
+            if g.stride_w == 1 and g.kernel_w == 3:
+                # The row's three taps in one pass, still added left to right.
+                src = src - g.pad_w
+                for ow in range(lo, hi):
+                    row[ow] = ((row[ow] + src[ow]) + src[ow + 1]) + src[ow + 2]
+                continue
             for j in range(g.kernel_w):
                 off = j - g.pad_w
-                src = x + h * g.width
                 if g.stride_w == 1:
                     for ow in range(lo, hi):
                         row[ow] = row[ow] + src[ow + off]
@@ -148,16 +205,44 @@ cdef inline void _ave_spread_one(float share, const Window* g, Py_ssize_t hs, Py
             dx[h * g.width + w] = dx[h * g.width + w] + share
 
 
+cdef inline void _spread3(const float* share, Py_ssize_t m, float* cells) noexcept nogil:
+    # Width-3, stride-1 windows of m consecutive outputs over one image row (cells[0] is the
+    # first output's leftmost pixel), in one pass over the pixels: pixel t hears from outputs
+    # t-2, t-1, t (those that exist), in that order, as the tap-by-tap passes add them.
+    cdef Py_ssize_t t
+    cdef float v
+    for t in range(min(m + 2, 2)):
+        v = cells[t]
+        if t >= 2 and t - 2 < m:
+            v = v + share[t - 2]
+        if t >= 1 and t - 1 < m:
+            v = v + share[t - 1]
+        if t < m:
+            v = v + share[t]
+        cells[t] = v
+    for t in range(2, m):
+        cells[t] = ((cells[t] + share[t - 2]) + share[t - 1]) + share[t]
+    for t in range(max(m, 2), m + 2):
+        v = cells[t]
+        if t - 2 < m:
+            v = v + share[t - 2]
+        if t - 1 < m:
+            v = v + share[t - 1]
+        cells[t] = v
+
+
 cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexcept nogil:
     # Each pixel receives its outputs' shares in Caffe's order (output rows, then output
     # columns, ascending). Within an output row, the outputs left of the interior come first,
     # then the interior ones a window tap at a time (right taps first: a pixel then hears from
     # the interior outputs in ascending order; the compiler vectorizes the pass), then those on
     # the right.
-    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off
+    cdef Py_ssize_t oh, ow, h, j, hs, he, lo, hi, off, c0, c1
     cdef const float* row
     cdef float* dst
+    cdef float* cell
     cdef float size
+    cdef float share[SHARES]
     memset(dx, 0, g.height * g.width * sizeof(float))
     _interior(g, &lo, &hi)
     for oh in range(g.out_h):
@@ -168,19 +253,30 @@ cdef void _ave_plane_backward(const float* dy, const Window* g, float* dx) noexc
             _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
                 ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
                 (ow * g.stride_w - g.pad_w))), g, hs, he, ow * g.stride_w - g.pad_w, dx)
-        if hi > lo:
-            size = <float>((he - hs) * g.kernel_w)
+        size = <float>((he - hs) * g.kernel_w)
+        # Caffe divides at every tap; the quotient is the same float each time, so it is
+        # formed once per output (SHARES outputs at a time, in ascending order).
+        c0 = lo
+        while c0 < hi:
+            c1 = _imin(c0 + SHARES, hi)
+            for ow in range(c0, c1):
+                share[ow - c0] = row[ow] / size
             for h in range(_imax(hs, 0), _imin(he, g.height)):
                 dst = dx + h * g.width
+                if g.stride_w == 1 and g.kernel_w == 3:
+                    _spread3(share, c1 - c0, dst + c0 - g.pad_w)
+                    continue
                 for j in range(g.kernel_w - 1, -1, -1):
                     off = j - g.pad_w
                     if g.stride_w == 1:
-                        for ow in range(lo, hi):
-                            dst[ow + off] = dst[ow + off] + row[ow] / size
+                        cell = dst + c0 + off
+                        for ow in range(c1 - c0):
+                            cell[ow] = cell[ow] + share[ow]
                     else:
-                        for ow in range(lo, hi):
+                        for ow in range(c0, c1):
                             dst[ow * g.stride_w + off] = dst[ow * g.stride_w + off] + \
-                                row[ow] / size
+                                share[ow - c0]
+            c0 = c1
         for ow in range(hi, g.out_w):
             _ave_spread_one(row[ow] / <float>((he - hs) * (_imin(
                 ow * g.stride_w - g.pad_w + g.kernel_w, g.width + g.pad_w) -
