@@ -1,6 +1,7 @@
-"""Checks built-in layers make on their blobs, with messages that name the layer (counts that
-depend on a parameter, beyond what the class declares for the Net to check, and Caffe's
-CanonicalAxisIndex), and the reshape cache."""
+"""Checks built-in layers make on their blobs and parameters, with messages that name the layer
+(counts that depend on a parameter, beyond what the class declares for the Net to check, Caffe's
+CanonicalAxisIndex, (h, w) parameter pairs, compiled kernels that are not built), and the reshape
+cache."""
 import functools
 
 import numpy as np
@@ -11,6 +12,41 @@ from ..layer import count_error
 
 def layer_error(layer, message):
     return CaffeError('%s layer %r: %s' % (layer.type, layer.name, message))
+
+
+def not_built(layer, module, error):
+    """The error of a layer whose compiled kernels (caffe.layers.<module>) did not import."""
+    return layer_error(layer, 'needs the compiled extension caffe.layers.%s, which is not built '
+                       'or does not load (%s); run `make` in the repository root'
+                       % (module, error))
+
+
+def spatial_pair(layer, param, field, hw_prefix, default):
+    """An (h, w) pair from `field` or from the `<hw_prefix>_h` / `<hw_prefix>_w` pair (Caffe
+    takes one or the other). `field` is a repeated field (ConvolutionParameter: one value for
+    both axes, or one per axis) or an optional one (PoolingParameter); `default` where neither is
+    given (None: required)."""
+    h_name, w_name = hw_prefix + '_h', hw_prefix + '_w'
+    value = getattr(param, field)
+    if hasattr(value, '__len__'):  # a repeated field's container
+        values = list(value)
+    else:
+        values = [getattr(param, field)] if param.HasField(field) else []
+    if param.HasField(h_name) or param.HasField(w_name):
+        if values:
+            raise layer_error(layer, 'give either %s or %s/%s, not both'
+                              % (field, h_name, w_name))
+        if not (param.HasField(h_name) and param.HasField(w_name)):
+            raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
+        return getattr(param, h_name), getattr(param, w_name)
+    if not values:
+        if default is None:
+            raise layer_error(layer, '%s (or %s/%s) is required' % (field, h_name, w_name))
+        return default, default
+    if len(values) > 2:
+        raise layer_error(layer, '%s has %d values; a 2-D layer takes 1 or 2'
+                          % (field, len(values)))
+    return values[0], values[-1]
 
 
 def _describe(allowed):

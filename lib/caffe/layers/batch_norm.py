@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import TEST, Layer, register
-from ._checks import check_count, count_between, layer_error
+from ._checks import check_count, count_between, layer_error, not_built
 
 try:
     from .batch_norm_kernels import backward_batch_stats, channel_mean_var, normalize
@@ -39,8 +39,7 @@ class BatchNormLayer(Layer):
         check_count(self, 'bottom', bottom, 1)
         check_count(self, 'top', top, 1)
         if normalize is None:
-            raise layer_error(self, 'the BatchNorm kernels are not built (%s); run `make cython`'
-                              % _KERNELS_ERROR)
+            raise not_built(self, 'batch_norm_kernels', _KERNELS_ERROR)
         p = self.layer_param.batch_norm_param
         self.use_global_stats = (p.use_global_stats if p.HasField('use_global_stats')
                                  else self.phase == TEST)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import gpu
 from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import canonical_axis, check_count, count_between, layer_error
+from ._checks import canonical_axis, check_count, count_between, layer_error, not_built
 
 try:
     from .scale_kernels import scale_bias, sum_over_outer_inner
@@ -22,8 +22,7 @@ except ImportError as e:  # the package imports every layer; fail only when one 
 
 def require_kernels(layer):
     if scale_bias is None:
-        raise layer_error(layer, 'the Scale/Bias kernels are not built (%s); run `make cython`'
-                          % _KERNELS_ERROR)
+        raise not_built(layer, 'scale_kernels', _KERNELS_ERROR)
 
 
 def param_shape(layer, bottom, axis, num_axes, field):

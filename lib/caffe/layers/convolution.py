@@ -14,7 +14,7 @@ import numpy as np
 
 from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import layer_error, reshape_by_shapes
+from ._checks import layer_error, not_built, reshape_by_shapes, spatial_pair
 
 try:
     from .im2col import col2im, im2col
@@ -48,29 +48,6 @@ class _Workspace:
 WORKSPACE = _Workspace()
 
 
-def spatial_pair(layer, param, field, hw_prefix, default):
-    """Reads an (h, w) pair from Caffe's repeated `field` (one value for both axes, or one per
-    axis) or from its `<hw_prefix>_h`/`<hw_prefix>_w` pair; default where neither is given
-    (None: required)."""
-    repeated = list(getattr(param, field))
-    h_name, w_name = hw_prefix + '_h', hw_prefix + '_w'
-    if param.HasField(h_name) or param.HasField(w_name):
-        if repeated:
-            raise layer_error(layer, 'give either %s or %s/%s, not both'
-                              % (field, h_name, w_name))
-        if not (param.HasField(h_name) and param.HasField(w_name)):
-            raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
-        return getattr(param, h_name), getattr(param, w_name)
-    if not repeated:
-        if default is None:
-            raise layer_error(layer, '%s (or %s/%s) is required' % (field, h_name, w_name))
-        return default, default
-    if len(repeated) > 2:
-        raise layer_error(layer, '%s has %d values; a 2-D layer takes 1 or 2'
-                          % (field, len(repeated)))
-    return repeated[0], repeated[-1]
-
-
 @register('Convolution')
 class ConvolutionLayer(Layer):
     min_bottom_blobs = 1
@@ -78,8 +55,7 @@ class ConvolutionLayer(Layer):
 
     def setup(self, bottom, top):
         if im2col is None:
-            raise layer_error(self, 'the im2col extension is not built (%s); run `make cython`'
-                              % _IM2COL_ERROR)
+            raise not_built(self, 'im2col', _IM2COL_ERROR)
         p = self.layer_param.convolution_param
         if len(bottom[0].shape) != 4 or p.axis not in (1, -3):
             raise layer_error(self, 'only 2-D convolution over axis 1 of a 4-D blob is supported '

@@ -8,7 +8,7 @@ import numpy as np
 from .. import gpu
 from ..common import rng
 from ..layer import TRAIN, Layer, register
-from ._checks import layer_error, reshape_by_shapes
+from ._checks import layer_error, not_built, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
@@ -27,8 +27,7 @@ class DropoutLayer(Layer):
 
     def setup(self, bottom, top):
         if kernels is None:
-            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
-                              'cython`' % _KERNELS_ERROR)
+            raise not_built(self, 'elementwise_kernels', _KERNELS_ERROR)
         p = self.layer_param.dropout_param
         self.ratio = np.float32(p.dropout_ratio)
         if not 0.0 <= self.ratio < 1.0:

@@ -5,7 +5,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import layer_error, reshape_by_shapes
+from ._checks import layer_error, not_built, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
@@ -23,8 +23,7 @@ class EltwiseLayer(Layer):
 
     def setup(self, bottom, top):
         if kernels is None:
-            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
-                              'cython`' % _KERNELS_ERROR)
+            raise not_built(self, 'elementwise_kernels', _KERNELS_ERROR)
         p = self.layer_param.eltwise_param
         self.op = p.operation
         if self.op not in (_OP.PROD, _OP.SUM, _OP.MAX):

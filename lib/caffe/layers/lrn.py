@@ -12,7 +12,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import layer_error, reshape_by_shapes
+from ._checks import layer_error, not_built, reshape_by_shapes
 
 try:
     from . import lrn_kernels
@@ -37,8 +37,7 @@ class LRNLayer(Layer):
         if p.norm_region not in (ACROSS_CHANNELS, WITHIN_CHANNEL):
             raise layer_error(self, 'unknown norm_region %d' % p.norm_region)
         if lrn_kernels is None:
-            raise layer_error(self, 'the LRN and pooling kernels are not built (%s); run `make '
-                              'cython`' % _KERNELS_ERROR)
+            raise not_built(self, 'lrn_kernels', _KERNELS_ERROR)
         self.region = p.norm_region
         self.pre_pad = (self.size - 1) // 2
         self.alpha = np.float32(p.alpha)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import gpu
 from ..layer import Layer, register
 from ..proto import caffe_pb2
-from ._checks import check_count, layer_error, reshape_by_shapes
+from ._checks import check_count, layer_error, not_built, reshape_by_shapes, spatial_pair
 
 try:
     from . import pooling_kernels as kernels
@@ -31,23 +31,6 @@ def pooled_size(size, kernel, pad, stride):
     return out
 
 
-def _pair(layer, p, field, hw_prefix, required=False):
-    """(h, w) from `field` or from the `<hw_prefix>_h`/`_w` pair (Caffe takes one or the other)."""
-    h_name, w_name = hw_prefix + '_h', hw_prefix + '_w'
-    has_h, has_w = p.HasField(h_name), p.HasField(w_name)
-    if has_h or has_w:
-        if p.HasField(field):
-            raise layer_error(layer, 'give either %s or %s/%s, not both'
-                              % (field, h_name, w_name))
-        if not (has_h and has_w):
-            raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
-        return getattr(p, h_name), getattr(p, w_name)
-    if required and not p.HasField(field):
-        raise layer_error(layer, 'pooling_param.%s (or %s/%s) is required'
-                          % (field, h_name, w_name))
-    return getattr(p, field), getattr(p, field)
-
-
 @register('Pooling')
 class PoolingLayer(Layer):
     exact_num_bottom_blobs = 1
@@ -55,8 +38,7 @@ class PoolingLayer(Layer):
 
     def setup(self, bottom, top):
         if kernels is None:
-            raise layer_error(self, 'the pooling kernels are not built (%s); run `make cython`'
-                              % _KERNELS_ERROR)
+            raise not_built(self, 'pooling_kernels', _KERNELS_ERROR)
         p = self.layer_param.pooling_param
         self.method = p.pool
         if self.method == STOCHASTIC:
@@ -75,11 +57,11 @@ class PoolingLayer(Layer):
                                   'give kernel_size')
             self.kernel = None
         else:
-            self.kernel = _pair(self, p, 'kernel_size', 'kernel', required=True)
+            self.kernel = spatial_pair(self, p, 'kernel_size', 'kernel', None)
             if min(self.kernel) < 1:
                 raise layer_error(self, 'kernel %s must be positive' % (self.kernel,))
-        self.pad = _pair(self, p, 'pad', 'pad')
-        self.stride = _pair(self, p, 'stride', 'stride')
+        self.pad = spatial_pair(self, p, 'pad', 'pad', p.pad)
+        self.stride = spatial_pair(self, p, 'stride', 'stride', p.stride)
         if min(self.stride) < 1:
             raise layer_error(self, 'stride %s must be positive' % (self.stride,))
         if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):

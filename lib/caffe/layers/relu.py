@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import layer_error, reshape_by_shapes
+from ._checks import not_built, reshape_by_shapes
 
 try:
     from . import elementwise_kernels as kernels
@@ -22,8 +22,7 @@ class ReLULayer(Layer):
 
     def setup(self, bottom, top):
         if kernels is None:
-            raise layer_error(self, 'the element-wise kernels are not built (%s); run `make '
-                              'cython`' % _KERNELS_ERROR)
+            raise not_built(self, 'elementwise_kernels', _KERNELS_ERROR)
         self.negative_slope = np.float32(self.layer_param.relu_param.negative_slope)
 
     @reshape_by_shapes

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_roi_bottoms, layer_error, reshape_by_shapes, roi_rows
+from ._checks import check_roi_bottoms, layer_error, not_built, reshape_by_shapes, roi_rows
 
 _forward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_forward')
 _backward_kernel = gpu.Kernel('roi_pooling.cu', 'roi_pool_backward')
@@ -29,9 +29,7 @@ class ROIPoolingLayer(Layer):
 
     def setup(self, bottom, top):
         if _kernels is None:
-            raise layer_error(self, 'needs the compiled extension caffe.layers.'
-                              'roi_pooling_kernels; run `make` in the repository root (%s)'
-                              % _IMPORT_ERROR)
+            raise not_built(self, 'roi_pooling_kernels', _IMPORT_ERROR)
         p = self.layer_param.roi_pooling_param
         if p.pooled_h <= 0 or p.pooled_w <= 0:
             raise layer_error(self, 'roi_pooling_param.pooled_h and pooled_w must be > 0, got '

@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ._checks import check_roi_bottoms, layer_error, roi_rows
+from ._checks import check_roi_bottoms, layer_error, not_built, roi_rows
 
 _grid_kernel = gpu.Kernel('roi_warping.cu', 'roi_warp_grid')
 _forward_kernel = gpu.Kernel('roi_warping.cu', 'roi_warp_forward')
@@ -60,9 +60,7 @@ class ROIWarpingLayer(Layer):
 
     def setup(self, bottom, top):
         if _kernels is None:
-            raise layer_error(self, 'needs the compiled extension caffe.layers.'
-                              'roi_warping_kernels; run `make` in the repository root (%s)'
-                              % _IMPORT_ERROR)
+            raise not_built(self, 'roi_warping_kernels', _IMPORT_ERROR)
         p = self.layer_param.roi_warping_param
         if p.pooled_h <= 0 or p.pooled_w <= 0:
             raise layer_error(self, 'roi_warping_param.pooled_h and pooled_w must be > 0, got '
