@@ -455,12 +455,16 @@ class Solver:
     def compute_update_value(self, g, history, rate, scratch):
         """The method's rule on one chunk, in place: g (the regularized gradient) becomes the
         update value, the chunk's history arrays (one per history set) are advanced. `rate` is
-        the parameter's local rate; `scratch` two float32 arrays of g's size."""
-        raise NotImplementedError
+        the parameter's local rate; `scratch` two float32 arrays of g's size. Every method in
+        sgd_solvers.py defines it (Caffe's virtual ComputeUpdateValue)."""
+        raise NotImplementedError('%s defines no update rule (compute_update_value)'
+                                  % type(self).__name__)
 
     def update_gpu(self, i, rate):
-        """The four steps of update_cpu for parameter i in one device kernel (caffe.gpu)."""
-        raise NotImplementedError
+        """The four steps of update_cpu for parameter i in one device kernel (caffe.gpu). Every
+        method in sgd_solvers.py defines it."""
+        raise NotImplementedError('%s defines no GPU update rule (update_gpu)'
+                                  % type(self).__name__)
 
     def device_arrays(self, i):
         """Parameter i's data and diff and its history, as device arrays to update in place."""
