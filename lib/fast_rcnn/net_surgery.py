@@ -235,21 +235,25 @@ def with_svd_fc(param, ranks):
         if layer.type != 'InnerProduct':
             raise NetSurgeryError('layer %s is a %s layer; only InnerProduct layers can be '
                                   'compressed' % (layer.name, layer.type))
-        low = out.layer.add()
-        low.CopyFrom(layer)
-        low.name = layer.name + '_L'
+        low = _factor_of(out, layer, layer.name + '_L')
         del low.top[:]
-        low.top.append(layer.name + '_L')
-        del low.param[:]
+        low.top.append(low.name)
         low.inner_product_param.num_output = wanted[layer.name]
         low.inner_product_param.bias_term = False
-        up = out.layer.add()
-        up.CopyFrom(layer)
-        up.name = layer.name + '_U'
+        up = _factor_of(out, layer, layer.name + '_U')
         del up.bottom[:]
-        up.bottom.append(layer.name + '_L')
-        del up.param[:]
+        up.bottom.append(low.name)
     return out
+
+
+def _factor_of(out, layer, name):
+    """A copy of `layer` named `name`, appended to out's layers, without the original's param
+    specs (the factors' weights have other shapes and names)."""
+    factor = out.layer.add()
+    factor.CopyFrom(layer)
+    factor.name = name
+    del factor.param[:]
+    return factor
 
 
 # Adapted copies of files -----------------------------------------------------------------------
