@@ -180,12 +180,11 @@ class RoIDataLayer(caffe.Layer):
 
     def _get_next_minibatch_inds(self):
         """This rank's images of the next run of solver_count minibatches."""
-        n = self._settings.ims_per_batch
-        if self._cur + n * self._ranks > len(self._perm):
+        inds = self._upcoming_inds()
+        if inds is None:
             self._shuffle_roidb_inds()
-        start = self._cur + self._rank * n
-        inds = self._perm[start:start + n]
-        self._cur += n * self._ranks
+            inds = self._upcoming_inds()
+        self._cur += self._settings.ims_per_batch * self._ranks
         return inds
 
     def _upcoming_inds(self):
