@@ -88,11 +88,31 @@ def naming_file(error, path):
     return type(error)(error.errno, error.strerror, path)
 
 
+def umask():
+    """The process's umask, for giving a file or folder made under a temporary name (mkstemp:
+    0600, mkdtemp: 0700) the mode open() or os.mkdir() would have given it."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    # No /proc (or an old kernel): reading the umask means setting it; set it straight back.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path, data):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
     try:
+        # mkstemp makes the file 0600; the renamed file gets what open() would have given it
+        # (0666 less the umask), as Caffe's own writers do, so others sharing data/ and output/
+        # can read it.
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, 'wb') as f:
             if callable(data):
                 data(f)

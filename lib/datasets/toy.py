@@ -24,6 +24,8 @@ from xml.sax.saxutils import escape
 import cv2
 import numpy as np
 
+from caffe.io import umask
+
 CLASSES = ('square', 'circle', 'triangle')
 # BGR base colours, far apart and saturated, against the low-saturation background
 CLASS_COLORS = {'square': (40, 50, 215), 'circle': (50, 185, 45), 'triangle': (205, 95, 35)}
@@ -215,6 +217,7 @@ def generate_toy_dataset(root, num_train=DEFAULTS['num_train'], num_test=DEFAULT
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(root) + '.tmp-', dir=parent)
     try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide data/toy from other users
         for folder in ('Annotations', 'JPEGImages', os.path.join('ImageSets', 'Main')):
             os.makedirs(os.path.join(tmp, folder))
         train_ids = _write_split(tmp, 'train', params['num_train'], params)

@@ -1,5 +1,8 @@
 """caffe.io as pycaffe's: BlobProto / BlobProtoVector / Datum conversions, load_image,
 resize_image, oversample and Transformer, each against an independent computation."""
+import os
+import stat
+
 import cv2
 import numpy as np
 import pytest
@@ -203,3 +206,19 @@ def test_transformer_resizes_to_the_input_and_checks_its_settings():
     img = np.full((2, 3, 1), 10.0)
     np.testing.assert_array_equal(gray.preprocess('data', img)[0],
                                   10 - np.arange(6.0).reshape(2, 3))
+
+
+@pytest.mark.parametrize('mask', [0o022, 0o027, 0o077], ids=oct)
+def test_atomic_write_gives_the_mode_open_gives(tmp_path, mask):
+    # mkstemp's 0600 must not survive the rename: a file a plain open() makes is the reference.
+    saved = os.umask(mask)
+    try:
+        assert io.umask() == mask
+        io.atomic_write(str(tmp_path / 'atomic.bin'), b'x')
+        with open(str(tmp_path / 'plain.bin'), 'wb') as f:
+            f.write(b'x')
+    finally:
+        os.umask(saved)
+    mode = stat.S_IMODE(os.stat(str(tmp_path / 'atomic.bin')).st_mode)
+    assert mode == stat.S_IMODE(os.stat(str(tmp_path / 'plain.bin')).st_mode)
+    assert mode == 0o666 & ~mask

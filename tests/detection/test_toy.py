@@ -1,6 +1,7 @@
 """The synthetic toy dataset: determinism, idempotence, annotation sanity, use as an imdb."""
 import json
 import os
+import stat
 import warnings
 
 import cv2
@@ -84,6 +85,18 @@ def test_generation_is_idempotent_and_refuses_foreign_folders(tmp_path):
     (tmp_path / 'mine').mkdir()
     with pytest.raises(FileExistsError, match='mine'):
         generate_toy_dataset(str(tmp_path / 'mine'), **SMALL)
+
+
+def test_the_dataset_folder_gets_the_mode_mkdir_gives(tmp_path):
+    # Built under mkdtemp (0700) and renamed: other users of a shared data/ must still read it.
+    saved = os.umask(0o022)
+    try:
+        root = generate_toy_dataset(str(tmp_path / 'toy'), **SMALL)
+        os.mkdir(str(tmp_path / 'plain'))
+    finally:
+        os.umask(saved)
+    mode = stat.S_IMODE(os.stat(root).st_mode)
+    assert mode == stat.S_IMODE(os.stat(str(tmp_path / 'plain')).st_mode) == 0o755
 
 
 def test_factory_generates_toy_on_first_use(tmp_path, monkeypatch):
