@@ -30,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'lib'))
 
 from caffe.io import atomic_write  # noqa: E402
+from datasets.coco import proposals_dir  # noqa: E402
 from datasets.splits import dataset_splits  # noqa: E402
 from fast_rcnn import net_surgery  # noqa: E402
 from rpn.layer_io import load_param_str  # noqa: E402
@@ -215,8 +216,11 @@ class Runner:
 
     def has_mat(self, method):
         imdbs = self.train_imdb.split('+') + [self.test_imdb]
-        missing = [p for p in (os.path.join(self.data_dir(), method + '_data', i + '.mat')
-                               for i in imdbs) if not os.path.isfile(p)]
+        # VOC-style sets keep one <method>_data/<imdb>.mat; COCO one folder of per-image files.
+        missing = [p for p in (proposals_dir(self.data_dir(), method) if i.startswith('coco_')
+                               else os.path.join(self.data_dir(), method + '_data', i + '.mat')
+                               for i in imdbs) if not os.path.exists(p)]
+        missing = list(dict.fromkeys(missing))
         if missing:
             raise NotRun('no %s proposals (%s; data/README.md)'
                          % (method.replace('_', ' '), ', '.join(missing)))

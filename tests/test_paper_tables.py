@@ -514,3 +514,16 @@ def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
             train_net = open(solver.train_net).read()
             assert ('type: "ROIWarping"' in train_net) == (joint != 'approx')
             assert ('backprop_coords' in train_net) == (joint == 'nonapprox')
+
+
+def test_table11_fast_rcnn_row_looks_for_the_coco_proposal_folders(tmp_path):
+    import argparse
+    pt = paper_tables_module()
+    args = argparse.Namespace(net='VGG16', dataset='coco', set_cfgs=['DATA_DIR', str(tmp_path)])
+    runner = pt.Runner(args)
+    with pytest.raises(pt.NotRun) as err:
+        runner.has_mat('selective_search')
+    folder = os.path.join(str(tmp_path), 'coco_proposals', 'selective_search', 'mat')
+    assert folder in str(err.value)
+    os.makedirs(folder)
+    runner.has_mat('selective_search')  # found: the row runs fast_rcnn.sh

@@ -6,7 +6,8 @@
 # Usage: ./experiments/scripts/fast_rcnn.sh GPU NET DATASET [--set ...]
 # Example: ./experiments/scripts/fast_rcnn.sh 0 VGG_CNN_M_1024 pascal_voc
 # ITERS overrides the number of iterations (default: 40000 for PASCAL VOC, 280000 for COCO).
-# Needs data/selective_search_data (data/README.md).
+# Needs data/selective_search_data (data/README.md); COCO: data/coco_proposals/selective_search
+# (also edge_boxes, mcg).
 
 set -e
 export PYTHONUNBUFFERED=1

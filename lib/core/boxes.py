@@ -16,6 +16,25 @@ def box_overlaps(boxes, query_boxes):
     return load_extension('utils.cython_bbox').bbox_overlaps(boxes, query_boxes)
 
 
+def box_coverage(boxes, regions):
+    """(N, K) float64: the share of each box's area (N, 4+) that lies inside each region (K, 4+),
+    intersection / box area, widths x2 - x1 + 1. COCO scores a detection against a crowd region
+    this way (pycocotools' iou with iscrowd set), and the COCO reader drops proposals that a
+    crowd covers."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    regions = np.asarray(regions, dtype=np.float64)
+    _check_boxes(boxes, 'boxes')
+    _check_boxes(regions, 'regions')
+    iw = (np.minimum(boxes[:, None, 2], regions[None, :, 2])
+          - np.maximum(boxes[:, None, 0], regions[None, :, 0]) + 1)
+    ih = (np.minimum(boxes[:, None, 3], regions[None, :, 3])
+          - np.maximum(boxes[:, None, 1], regions[None, :, 1]) + 1)
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(area[:, None] > 0, inter / area[:, None], 0.0)
+
+
 def bbox_transform(ex_rois, gt_rois):
     """Regression targets (dx, dy, dw, dh) that take each ex_roi to its gt_roi (paper Eq. 2):
     dx = (gx - ax) / wa, dy = (gy - ay) / ha, dw = log(gw / wa), dh = log(gh / ha).

@@ -6,6 +6,13 @@
 
 minival2014 and valminusminival2014 are subsets of val2014 and read their images from
 images/val2014/; test-dev2015 reads images/test2015/.
+
+Precomputed proposals for Fast R-CNN (proposal methods selective_search, edge_boxes, mcg), one
+.mat file per image as the release read them (Hosang et al.'s collection; MCG's boxes converted
+to that layout):
+
+  data/coco_proposals/<folder>/mat/COCO_val2014_0/COCO_val2014_000000447/
+                                                  COCO_val2014_000000447991.mat
 """
 import json
 import os
@@ -17,6 +24,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from caffe.io import atomic_write
+from core.boxes import box_coverage, filter_small_boxes, unique_boxes
 from datasets import ds_utils
 from datasets.imdb import imdb
 from utils.data_files import save_npz
@@ -28,6 +36,48 @@ IMAGE_FOLDER = {'minival2014': 'val2014',
                 'test-dev2015': 'test2015'}
 # image sets with released annotations
 GT_SPLITS = ('train', 'val', 'minival', 'valminusminival')
+# proposal method -> its folder under data/coco_proposals (the release's names)
+PROPOSAL_FOLDERS = {'selective_search': 'selective_search',
+                    'edge_boxes': 'edge_boxes_AR',
+                    'mcg': 'MCG'}
+
+
+def proposals_dir(data_dir, method):
+    """The folder of a proposal method's per-image .mat files."""
+    return os.path.join(data_dir, 'coco_proposals', PROPOSAL_FOLDERS[method], 'mat')
+
+
+def read_proposals(path, yx_order=False):
+    """One image's proposals from its .mat file: the variable `boxes`, (N, 4) 1-based, as
+    0-based uint16 [x1, y1, x2, y2] rows in the file's order. Hosang et al.'s files store
+    [x1 y1 x2 y2]; MCG's [y1 x1 y2 x2] (yx_order). As in the release, coordinates below 1 become
+    0 and fractions are dropped."""
+    raw = np.asarray(ds_utils.read_mat_variable(path, 'boxes'), dtype=np.float64)
+    if raw.size == 0:
+        return np.zeros((0, 4), dtype=np.uint16)
+    if raw.ndim != 2 or raw.shape[1] != 4:
+        raise ValueError("{}: 'boxes' must be an (N, 4) array, got shape {}"
+                         .format(path, raw.shape))
+    if not np.isfinite(raw).all() or raw.max() > np.iinfo(np.uint16).max + 1:
+        raise ValueError("{}: 'boxes' holds values that are not pixel coordinates".format(path))
+    boxes = np.maximum(raw - 1, 0).astype(np.uint16)
+    return boxes[:, (1, 0, 3, 2)] if yx_order else boxes
+
+
+def mark_crowd_proposals(entry, crowd_thresh):
+    """Gives gt_overlaps -1 (neither foreground nor background) to the proposals of a roidb
+    entry that a crowd region covers by more than crowd_thresh of their area (core.boxes.
+    box_coverage, as COCO scores detections against crowds), so that training never samples
+    them; the release did this for every COCO proposal method. Returns the entry."""
+    overlaps = entry['gt_overlaps'].toarray()
+    crowds = np.where((overlaps == -1).all(axis=1) & (entry['gt_classes'] != 0))[0]
+    proposals = np.where(entry['gt_classes'] == 0)[0]
+    if len(crowds) == 0 or len(proposals) == 0:
+        return entry
+    covered = box_coverage(entry['boxes'][proposals], entry['boxes'][crowds]).max(axis=1)
+    overlaps[proposals[covered > crowd_thresh], :] = -1
+    entry['gt_overlaps'] = scipy.sparse.csr_matrix(overlaps)
+    return entry
 
 
 def load_coco_json(path):
@@ -61,9 +111,13 @@ class coco(imdb):
         self._year = year
         self._image_set = image_set
         self._data_path = data_path or os.path.join(cfg.DATA_DIR, 'coco')
+        # top_k: proposals kept per image (the paper's Table 11: 2000 SS proposals);
+        # crowd_thresh: see mark_crowd_proposals.
         self.config = {'use_salt': True,
                        'cleanup': True,
                        'rpn_file': None,
+                       'top_k': 2000,
+                       'crowd_thresh': 0.7,
                        'min_size': 2}
         self._COCO = load_coco_json(self._get_ann_file())
         cat_ids = self._COCO.getCatIds()
@@ -150,6 +204,71 @@ class coco(imdb):
                 'seg_areas': seg_areas,
                 'width': width,
                 'height': height}
+
+    # ---- precomputed proposals ----
+
+    def selective_search_roidb(self):
+        """Selective search proposals (data/coco_proposals/selective_search/), merged after the
+        ground truth where it is available; cached in data/cache."""
+        return self._proposals_roidb('selective_search')
+
+    def edge_boxes_roidb(self):
+        """EdgeBoxes proposals (data/coco_proposals/edge_boxes_AR/)."""
+        return self._proposals_roidb('edge_boxes')
+
+    def mcg_roidb(self):
+        """MCG proposals (data/coco_proposals/MCG/)."""
+        return self._proposals_roidb('mcg')
+
+    def proposal_file(self, method, index):
+        """The .mat file of image `index`: <prefix 14>/<prefix 22>/COCO_<set>_<12-digit id>.mat
+        under the method's folder (subsets such as minival read val2014's files)."""
+        name = 'COCO_{}_{:012d}.mat'.format(self._data_name, index)
+        return os.path.join(proposals_dir(cfg.DATA_DIR, method), name[:14], name[:22], name)
+
+    def _proposals_roidb(self, method):
+        folder = proposals_dir(cfg.DATA_DIR, method)
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(
+                '{} proposals for COCO not found: {} (see data/README.md; or choose another '
+                "proposal method, e.g. set_proposal_method('gt'))"
+                .format(method.replace('_', ' '), folder))
+        with_gt = self._gt_available()
+        files = [self.proposal_file(method, index) for index in self.image_index]
+        # The per-image files count by size and time (ds_utils.files_fingerprint).
+        key = ds_utils.files_fingerprint([self._get_ann_file()], extra=(
+            'coco proposals v1', method, with_gt, self.config['top_k'], self.config['min_size'],
+            self.config['crowd_thresh'], tuple(self.image_index),
+            ds_utils.files_fingerprint(files, content=False)))
+        cache_file = os.path.join(self.cache_path, '{}_{}_top{}_roidb.npz'.format(
+            self.name, method, self.config['top_k']))
+
+        def build():
+            gt_roidb = self.gt_roidb() if with_gt else None
+            roidb = self._load_proposals(method, files, gt_roidb)
+            if gt_roidb is None:
+                return roidb
+            return [mark_crowd_proposals(entry, self.config['crowd_thresh'])
+                    for entry in self.merge_roidbs(gt_roidb, roidb)]
+
+        return ds_utils.load_or_build(cache_file, key, build, '{} {} roidb'.format(
+            self.name, method.replace('_', ' ')))
+
+    def _load_proposals(self, method, files, gt_roidb):
+        """Each image's first top_k proposals after dropping repeats and boxes under min_size
+        pixels, in the file's order (the files list them best first)."""
+        box_list = []
+        for i, (index, path) in enumerate(zip(self.image_index, files)):
+            if i % 1000 == 0:
+                print('{} proposals: {:d} / {:d}'.format(method, i + 1, self.num_images))
+            boxes = read_proposals(path, yx_order=(method == 'mcg'))
+            boxes = boxes[unique_boxes(boxes)]
+            boxes = boxes[filter_small_boxes(boxes, self.config['min_size'])]
+            boxes = boxes[:self.config['top_k']]
+            image = self._COCO.imgs[index]
+            ds_utils.validate_boxes(boxes, int(image['width']), int(image['height']), path)
+            box_list.append(boxes)
+        return self.create_roidb_from_box_list(box_list, gt_roidb)
 
     # ---- results and evaluation ----
 

@@ -14,6 +14,7 @@ import json
 import os
 
 import numpy as np
+import scipy.io
 import scipy.sparse
 
 from caffe.io import atomic_write
@@ -34,17 +35,40 @@ def validate_boxes(boxes, width, height, source):
                          .format(source, k, boxes[k].tolist(), width, height))
 
 
-def files_fingerprint(paths, extra=()):
+def read_mat_variable(path, name):
+    """One variable of a MATLAB .mat file (the proposal files: `boxes`); errors name the file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError('proposals file not found: {}'.format(path))
+    try:
+        raw = scipy.io.loadmat(path, variable_names=[name])
+    except (ValueError, NotImplementedError, OSError, TypeError) as err:
+        # NotImplementedError: a v7.3 (HDF5) file, which scipy does not read
+        raise ValueError('{}: cannot read as a MATLAB file: {}'.format(path, err)) from None
+    if name not in raw:
+        raise ValueError("{}: no '{}' variable".format(path, name))
+    return raw[name]
+
+
+def files_fingerprint(paths, extra=(), content=True):
     """A digest of the files' names and contents (plus `extra` values), used to tell a cache
     built from other annotations. Content, not size and modification time: an edit that keeps
     both (a copy with preserved times, a coarse file system clock) still counts. Missing files
-    count as such, not as errors: the reader that needs them reports them."""
+    count as such, not as errors: the reader that needs them reports them.
+    content=False digests each file's size and modification time instead, for inputs too big to
+    read at every start (COCO's per-image proposal files: gigabytes over 80k files)."""
     h = hashlib.sha1()
     for value in extra:
         h.update(repr(value).encode())
         h.update(b'\0')
     for path in paths:
         h.update(('%s\0' % path).encode())
+        if not content:
+            try:
+                st = os.stat(path)
+                h.update(b'%d %d\n' % (st.st_size, st.st_mtime_ns))
+            except FileNotFoundError:
+                h.update(b'missing\n')
+            continue
         try:
             with open(path, 'rb') as f:
                 for chunk in iter(lambda: f.read(1 << 22), b''):

@@ -14,7 +14,6 @@ import os
 import uuid
 
 import numpy as np
-import scipy.io as sio
 import scipy.sparse
 
 from caffe.io import atomic_write
@@ -192,13 +191,7 @@ class pascal_voc(imdb):
         return self._load_mat_roidb(self._selective_search_file(), gt_roidb)
 
     def _load_mat_roidb(self, filename, gt_roidb):
-        try:
-            raw = sio.loadmat(filename)
-        except (ValueError, NotImplementedError, OSError) as err:
-            raise ValueError('{}: cannot read as a MATLAB file: {}'.format(filename, err)) from None
-        if 'boxes' not in raw:
-            raise ValueError("{}: no 'boxes' variable".format(filename))
-        raw_boxes = raw['boxes'].ravel()
+        raw_boxes = ds_utils.read_mat_variable(filename, 'boxes').ravel()
         if len(raw_boxes) != self.num_images:
             raise ValueError('{}: {} box arrays for the {} images of {}'
                              .format(filename, len(raw_boxes), self.num_images, self.name))
@@ -279,8 +272,9 @@ class pascal_voc(imdb):
 
     def evaluate(self, all_boxes, output_dir='output'):
         """Writes the result files and evaluates them (AP at IoU config['ovthresh'], 0.5 unless
-        changed; the VOC07 11-point metric when config['use_07_metric']). Returns {'metric', 'mean_ap', 'per_class_ap'
-        (None for a class without ground truth), 'pr_curves' {class: (recall, precision, AP)}}."""
+        changed; the VOC07 11-point metric when config['use_07_metric']). Returns {'metric',
+        'mean_ap', 'per_class_ap' (None for a class without ground truth), 'pr_curves' {class:
+        (recall, precision, AP)}}."""
         if self.config['matlab_eval']:
             raise NotImplementedError("config['matlab_eval']: the MATLAB devkit evaluation is "
                                       'not part of this project; voc_eval is its Python port')

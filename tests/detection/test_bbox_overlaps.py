@@ -70,3 +70,30 @@ def test_empty_inputs():
 def test_bad_shape():
     with pytest.raises(ValueError, match='query_boxes'):
         bbox_overlaps(np.zeros((2, 4)), np.zeros((2, 3)))
+
+
+def test_box_coverage_counts_pixels_and_agrees_with_pycocotools_crowd_iou():
+    from pycocotools import mask as coco_mask
+
+    from core.boxes import box_coverage
+    rng = np.random.RandomState(3)
+
+    def integer_boxes(n):
+        x1, y1 = rng.randint(0, 60, n), rng.randint(0, 60, n)
+        return np.stack([x1, y1, x1 + rng.randint(0, 35, n), y1 + rng.randint(0, 35, n)],
+                        axis=1).astype(float)
+    boxes, regions = integer_boxes(40), integer_boxes(7)
+    coverage = box_coverage(boxes, regions)
+    # brute force: the box's pixels that are also the region's, over the box's pixels
+    for i, b in enumerate(boxes.astype(int)):
+        inside = np.zeros((100, 100), bool)
+        inside[b[1]:b[3] + 1, b[0]:b[2] + 1] = True
+        for k, r in enumerate(regions.astype(int)):
+            region = np.zeros((100, 100), bool)
+            region[r[1]:r[3] + 1, r[0]:r[2] + 1] = True
+            assert coverage[i, k] == pytest.approx((inside & region).sum() / inside.sum())
+    # COCO's own measure for a detection against a crowd ([x, y, w, h], w = x2 - x1 + 1)
+    xywh = lambda b: np.hstack((b[:, :2], b[:, 2:4] - b[:, :2] + 1))  # noqa: E731
+    expected = coco_mask.iou(xywh(boxes), xywh(regions), [1] * len(regions))
+    np.testing.assert_allclose(coverage, expected, rtol=1e-12)
+    assert box_coverage(np.zeros((0, 4)), regions).shape == (0, 7)
