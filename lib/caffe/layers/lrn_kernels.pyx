@@ -63,16 +63,20 @@ cdef void* _pow_loop_data = NULL
 
 
 cdef int _find_pow_loop() except -1:
+    # The loop's index comes from the public list of signatures (np.power.types, in the loops'
+    # order), not from the struct's char* types: numpy 2.5's numpy.pxd no longer declares that
+    # field, and Cython then reads the Python list in its place. functions and data are declared
+    # by every numpy 2 .pxd.
     global _pow_loop, _pow_loop_data
     cdef cnp.ufunc power = np.power
-    cdef int i
-    for i in range(power.ntypes):
-        if (power.types[3 * i] == cnp.NPY_FLOAT and power.types[3 * i + 1] == cnp.NPY_FLOAT
-                and power.types[3 * i + 2] == cnp.NPY_FLOAT):
-            _pow_loop = <_binary_loop><void*>power.functions[i]
-            _pow_loop_data = power.data[i]
-            return 0
-    raise ImportError('numpy.power has no float32 loop')
+    signatures = list(np.power.types)
+    if 'ff->f' not in signatures or len(signatures) != power.ntypes:
+        raise ImportError('numpy %s: np.power has no float32 loop among its %d loops %s'
+                          % (np.__version__, power.ntypes, signatures))
+    cdef int i = signatures.index('ff->f')
+    _pow_loop = <_binary_loop><void*>power.functions[i]
+    _pow_loop_data = power.data[i]
+    return 0
 
 
 _find_pow_loop()
