@@ -59,7 +59,16 @@ build() {
   python3 -m pip install -q --no-index --no-deps --no-compile --target $site .whl/*.whl || return 1
   mkdir -p /tmp/cudadrv
   ln -sf "$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')" /tmp/cudadrv/libcuda.so
-  printf "CUDADRV_LIB_DIR=['/tmp/cudadrv']\nCUDA_ENABLE_CURAND=False\n" > ~/.aksetup-defaults.py
+  # PyCUDA takes the toolkit to be the folder above the nvcc on PATH, which is wrong when that
+  # nvcc is a wrapper (/usr/local/bin/nvcc): name the folder that has include/cuda.h.
+  local cuda_root=
+  for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda /usr/local/cuda-*; do
+    if [ -n "$d" ] && [ -f "$d/include/cuda.h" ]; then cuda_root=$d; break; fi
+  done
+  [ -n "$cuda_root" ] || { echo "no CUDA toolkit (include/cuda.h) found"; return 1; }
+  echo "CUDA toolkit: $cuda_root"
+  printf "CUDA_ROOT='%s'\nCUDADRV_LIB_DIR=['/tmp/cudadrv']\nCUDA_ENABLE_CURAND=False\n" \
+    "$cuda_root" > ~/.aksetup-defaults.py
   LDFLAGS=-Wl,--no-as-needed MAKEFLAGS=-j16 python3 -m pip install -q --no-index --no-deps \
     --no-build-isolation --target $site .whl/pycuda-*.tar.gz || return 1
   # The Cython extensions for this machine's Python (no network: make's pip step is skipped).
@@ -72,6 +81,8 @@ build() {
 
 device_info() {
   python3 - <<'EOF'
+import sys
+sys.path.insert(0, 'lib')
 import caffe, caffe.gpu as gpu
 from caffe.gpu import cudnn, cublas
 caffe.set_mode_gpu()
