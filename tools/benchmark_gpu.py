@@ -10,11 +10,11 @@ detections), plus fast_rcnn.test.im_detect as a whole (which adds the image prep
 Training: one end-to-end VGG16 iteration (models/pascal_voc/VGG16/faster_rcnn_end2end), data
 layer, anchor and proposal targets and the SGD update included.
 
-The PyTorch model (torchvision, random weights; only where torch is installed) has the same
-layout: VGG16's conv layers, a 3x3/512 RPN with 9 anchors, proposals decoded and NMS'd on the GPU
-(torchvision.ops.nms), RoI pooling to 7 x 7 (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the
-two output layers; its training step samples RPN and RoI targets at random instead of by overlap
-(a little less work than ours). It runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32),
+The PyTorch model (torchvision, random weights; only where torch is installed; on the same
+device, so --gpu cpu compares the CPU paths) has the same layout: VGG16's conv layers, a 3x3/512
+RPN with 9 anchors, proposals decoded and NMS'd on the device (torchvision.ops.nms), RoI pooling
+to 7 x 7 (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the two output layers; its training step
+samples RPN and RoI targets at random instead of by overlap (a little less work than ours). It runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32),
 as this runtime does. Printed: milliseconds per image or iteration and ours / torch ratios.
 """
 import argparse
@@ -240,13 +240,14 @@ def torch_proposals(scores, deltas, anchors, im_h, im_w, pre_nms, post_nms, min_
 
 
 def time_torch(args, clock, device_index):
+    """The PyTorch model's times, on GPU device_index, or on the CPU when it is None."""
     import torch
     import torchvision
     from rpn.generate_anchors import generate_anchors, shifted_anchors
     tf32 = os.environ.get('CAFFE_ALLOW_TF32', '').lower() in ('1', 'true', 'yes')
     torch.backends.cudnn.allow_tf32 = tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
-    device = torch.device('cuda', device_index)
+    device = torch.device('cpu') if device_index is None else torch.device('cuda', device_index)
     model = torch_model().to(device)
     x = torch.randn(1, 3, args.scale, args.max_size, device=device) * 50
 
@@ -339,8 +340,6 @@ def main(argv=None):
         print('Device: CPU')
     clock = Clock(sync)
     nets = [n for n in args.nets.split(',') if n]
-    if not on_gpu:
-        args.no_torch = True
     for arch in nets:
         info = time_detection(arch, args, clock, sync)
         print('%s detection: input %s, %d proposals' % (arch, 'x'.join(map(str, info['input'])),
@@ -349,7 +348,7 @@ def main(argv=None):
         time_training(args, clock)
 
     have_torch = False
-    if on_gpu and not args.no_torch:
+    if not args.no_torch:
         try:
             import torch  # noqa: F401
             import torchvision  # noqa: F401
@@ -357,7 +356,7 @@ def main(argv=None):
         except ImportError as e:
             print('PyTorch comparison skipped (%s)' % e)
     if have_torch:
-        time_torch(args, clock, int(args.gpu))
+        time_torch(args, clock, int(args.gpu) if on_gpu else None)
 
     print('\nmilliseconds per image (median of %d)        ours%s'
           % (args.iters, '     torch   ours/torch' if have_torch else ''))
