@@ -1,7 +1,17 @@
-"""Puts lib/ first on sys.path so `import caffe` (and the detection packages) resolve to this project."""
+"""Puts lib/ first on sys.path so `import caffe` (and the detection packages) resolve to this
+project, and asks numpy's OpenBLAS, not loaded yet, for the runtime's short spin
+(caffe/blas_threads.py)."""
+import importlib.util
 import os
 import sys
 
 LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'lib')
 if LIB not in sys.path:
     sys.path.insert(0, LIB)
+
+# Loaded by path, not as caffe.blas_threads: importing the caffe package would load numpy first.
+_spec = importlib.util.spec_from_file_location('_blas_threads',
+                                               os.path.join(LIB, 'caffe', 'blas_threads.py'))
+_blas_threads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_blas_threads)
+_blas_threads.ask_before_numpy()

@@ -3,7 +3,11 @@ and computes what Caffe (the Fast R-CNN fork) computes, on CPU (numpy + Cython) 
 
 `import caffe` gives what pycaffe's does (docs/pycaffe.md lists it): caffe.io and caffe.proto
 at once; Net, the solvers, Classifier and Detector on first use (they pull in the layers)."""
-from . import io, proto  # noqa: F401  (caffe.io and caffe.proto.caffe_pb2 right after import)
+from . import blas_threads
+
+blas_threads.ask_before_numpy()  # before io imports numpy (blas_threads says why)
+
+from . import io, proto  # noqa: E402,F401  (caffe.io and caffe.proto.caffe_pb2 right after import)
 from .benchmark import Timer
 from .blob import Blob
 from .common import (CaffeError, init_log, log, set_device, set_mode_cpu, set_mode_gpu,

@@ -10,11 +10,26 @@ costs more than such a spin) unless the user set OPENBLAS_THREAD_TIMEOUT. OpenBL
 reads the variable when it starts its threads, which numpy's import has done already; the
 threads are restarted (OpenBLAS's own blas_thread_shutdown_, which it also runs after a fork;
 the next product starts them again with the new timeout).
+
+Some OpenBLAS builds export neither call (numpy 2.5's): there the variable works only when set
+before numpy loads OpenBLAS. `import caffe` therefore sets it when numpy is not loaded yet, and
+so do the tools (tools/_init_paths.py, before they import numpy).
 """
 import ctypes
 import os
+import sys
 
 SPIN_EXPONENT = 20
+
+
+def ask_before_numpy(exponent=SPIN_EXPONENT):
+    """Sets OPENBLAS_THREAD_TIMEOUT to exponent (unless the user set it) if numpy is not loaded
+    yet, so that its OpenBLAS starts with the short spin whatever it exports. Returns whether
+    numpy was still to load."""
+    if 'numpy' in sys.modules:
+        return False
+    os.environ.setdefault('OPENBLAS_THREAD_TIMEOUT', str(int(exponent)))
+    return True
 
 
 def _loaded_openblas():
