@@ -16,9 +16,9 @@ import argparse
 import os
 import time
 
+import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-import _init_paths  # noqa: F401
 from caffe.layers.pooling import pooled_size
 from caffe.testing import build_layer
 

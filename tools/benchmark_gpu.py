@@ -14,8 +14,9 @@ The PyTorch model (torchvision, random weights; only where torch is installed; o
 device, so --gpu cpu compares the CPU paths) has the same layout: VGG16's conv layers, a 3x3/512
 RPN with 9 anchors, proposals decoded and NMS'd on the device (torchvision.ops.nms), RoI pooling
 to 7 x 7 (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the two output layers; its training step
-samples RPN and RoI targets at random instead of by overlap (a little less work than ours). It runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32),
-as this runtime does. Printed: milliseconds per image or iteration and ours / torch ratios.
+samples RPN and RoI targets at random instead of by overlap (a little less work than ours). It
+runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32), as this runtime does. Printed:
+milliseconds per image or iteration and ours / torch ratios.
 """
 import argparse
 import os
@@ -48,7 +49,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-# Timing --------------------------------------------------------------------------------------------
+# Timing ------------------------------------------------------------------------------------------
 
 class Clock:
     """Wall time of a piece of work, with the device drained before each reading."""

@@ -25,9 +25,9 @@ import sys
 import tempfile
 import time
 
+import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-import _init_paths  # noqa: F401  (puts lib/ on sys.path)
 
 SIZES_MB = (1, 16, 64)
 NET = '''name: "bench"

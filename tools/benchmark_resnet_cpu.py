@@ -20,9 +20,9 @@ import collections
 import os
 import time
 
+import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-import _init_paths  # noqa: F401
 from fast_rcnn.config import cfg
 from time_net import split_layers, time_image
 

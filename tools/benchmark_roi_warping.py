@@ -21,9 +21,9 @@ import json
 import os
 import time
 
+import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-import _init_paths  # noqa: F401  (puts lib/ on sys.path)
 import caffe
 from caffe.io import atomic_write
 from caffe.testing import build_layer
