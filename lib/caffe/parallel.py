@@ -191,8 +191,7 @@ class _MPIEngine:
     def bcast(self, host, root=0):
         self.comm.Bcast(host, root=root)
 
-    def sum_host(self, array):
-        self.comm.Allreduce(self.MPI.IN_PLACE, array)
+    sum_host = reduce  # a host array summed in place over the ranks
 
 
 class _NCCLEngine:
@@ -286,7 +285,7 @@ class NCCL:
             # reductions must be complete.
             solver.net.before_forward(self._fence)
         self._reduced = set()     # layers reduced since the last on_start
-        self._pending = []        # the MPI engine's requests: (request, first, end)
+        self._pending = []        # the MPI engine's requests: (request, part)
         self._stream_busy = False
 
     new_uid = staticmethod(new_uid)

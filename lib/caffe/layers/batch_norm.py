@@ -141,7 +141,7 @@ class BatchNormLayer(Layer):
 
     # GPU: the same steps in kernels/batch_norm.cu; statistics stay on the device. ------------
     def _device_buffers(self):
-        if getattr(self, 'mean_gpu', None) is None or self.mean_gpu.size != self.channels:
+        if getattr(self, 'mean_gpu', None) is None:
             self.mean_gpu, self.var_gpu, self.std_gpu, self.sum_a_gpu, self.sum_b_gpu = [
                 gpu.empty(self.channels) for _ in range(5)]
 

@@ -12,7 +12,7 @@ from ._parallel cimport threads_for
 
 def scale_bias(const float[:, :, ::1] x, const float[::1] s, const float[::1] b,
                float[:, :, ::1] y):
-    """y = x * s[j] + b[j]; s or b may be None (then that step is skipped)."""
+    """y = x * s[j] + b[j]; s or b (not both) may be None (then that step is skipped)."""
     cdef Py_ssize_t outer = x.shape[0], dim = x.shape[1], inner = x.shape[2]
     cdef Py_ssize_t p, i, j
     cdef bint has_s = s is not None, has_b = b is not None
@@ -22,6 +22,8 @@ def scale_bias(const float[:, :, ::1] x, const float[::1] s, const float[::1] b,
     if y.shape[0] != outer or y.shape[1] != dim or y.shape[2] != inner:
         raise ValueError('the output\'s shape differs from the input\'s %s'
                          % ((outer, dim, inner),))
+    if not has_s and not has_b:
+        raise ValueError('scale_bias needs a scale or a bias')
     if (has_s and s.shape[0] != dim) or (has_b and b.shape[0] != dim):
         raise ValueError('scale and bias need %d entries' % dim)
     if outer * dim * inner == 0:
@@ -40,12 +42,9 @@ def scale_bias(const float[:, :, ::1] x, const float[::1] s, const float[::1] b,
         elif has_s:
             for i in range(inner):
                 dst[i] = src[i] * sj
-        elif has_b:
-            for i in range(inner):
-                dst[i] = src[i] + bj
         else:
             for i in range(inner):
-                dst[i] = src[i]
+                dst[i] = src[i] + bj
 
 
 def sum_over_outer_inner(const float[:, :, ::1] dy, const float[:, :, ::1] x, double[::1] out):
