@@ -352,6 +352,26 @@ def test_coord_gradient_norms_tool(tmp_path):
     approx = results['faster_rcnn_end2end']
     assert all(row['rpn_bbox_pred_coord'] == 0 and row['net_coord'] == 0
                for row in approx['per_image'])
+    # At a training snapshot (bbox_pred saved with the normalization folded in: unfolded first).
+    common = ['--gpu', 'cpu', '--imdb', 'toy_train', '--cfg',
+              'experiments/cfgs/faster_rcnn_end2end.yml', '--cfg', 'experiments/cfgs/toy.yml']
+    solver = 'models/toy/TOY/faster_rcnn_end2end_nonapprox/solver.prototxt'
+    trained = str(tmp_path / 'train.json')
+    code, out = run([sys.executable, 'tools/train_net.py', '--solver', solver, '--iters', '1',
+                     '--result', trained] + common +
+                    ['--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                    timeout=300)
+    assert code == 0, out[-3000:]
+    with open(trained) as f:
+        snapshot = json.load(f)['final_model']
+    at_snapshot = str(tmp_path / 'at_snapshot.json')
+    code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--solver', solver,
+                     '--weights', snapshot, '--images', '1', '--result', at_snapshot] + common +
+                    ['--set', 'DATA_DIR', str(data), 'ROOT_DIR', str(tmp_path / 'root')],
+                    timeout=300)
+    assert code == 0, out[-3000:]
+    with open(at_snapshot) as f:
+        assert json.load(f)['per_image'][0]['net_coord'] > 0
     code, out = run([sys.executable, 'tools/coord_gradient_norms.py', '--gpu', 'cpu',
                      '--solver', 'models/toy/TOY/faster_rcnn_alt_opt/stage1_rpn_solver.pt',
                      '--imdb', 'toy_train', '--images', '1',

@@ -33,6 +33,14 @@ class BBoxNormalization:
         biases.data[...] = biases.data * self.stds + self.means
         return saved
 
+    def unfold(self, params):
+        """The inverse of fold, in place: a deployable snapshot's bbox_pred made to predict
+        normalized targets again, to measure or train from (floating point makes it exact only
+        to rounding; resuming a run restores the saved arrays instead)."""
+        weights, biases = params[:2]
+        weights.data[...] = weights.data / self._per_output(self.stds, weights.data.ndim)
+        biases.data[...] = (biases.data - self.means) / self.stds
+
     @staticmethod
     def restore(params, arrays):
         """Puts back the (weights, biases) arrays fold returned."""
