@@ -103,16 +103,19 @@ def parse_device(text):
     return None if device < 0 else device
 
 
-def _device_arg(text):
-    try:
-        return parse_device(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def _arg_type(parse):
+    """An argparse type from a parser that raises ValueError (argparse then names the option)."""
+    def parsed(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parsed
 
 
 def add_device_arg(parser, default='0'):
     """--gpu: args.gpu is a device id, or None for the CPU."""
-    parser.add_argument('--gpu', dest='gpu', default=default, type=_device_arg,
+    parser.add_argument('--gpu', dest='gpu', default=default, type=_arg_type(parse_device),
                         help="GPU device id to use; a negative number or 'cpu' runs on the CPU "
                              '(default: %(default)s)')
 
@@ -135,17 +138,10 @@ def parse_devices(text):
     return devices
 
 
-def _devices_arg(text):
-    try:
-        return parse_devices(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def add_devices_arg(parser, default='0'):
     """--gpu for the training tools: args.gpus is a list of device ids (several: one
     data-parallel rank per GPU), or None for the CPU."""
-    parser.add_argument('--gpu', dest='gpus', default=default, type=_devices_arg,
+    parser.add_argument('--gpu', dest='gpus', default=default, type=_arg_type(parse_devices),
                         help="GPU device id, or several (0,1,2,3) to train data-parallel with "
                              "one process per GPU; a negative number or 'cpu' runs on the CPU "
                              '(several CPU processes: mpiexec -n N python -m mpi4py ...; see '
@@ -197,7 +193,7 @@ def run_gpu_ranks(target, gpus, *args):
         while running:
             wait([p.sentinel for p in running])
             running = [p for p in running if p.exitcode is None]
-            if any(p.exitcode for p in procs if p.exitcode is not None):
+            if any(p.exitcode for p in procs):
                 for p in running:
                     p.terminate()
                 for p in running:
@@ -217,7 +213,6 @@ def relaunch_under_mpi(count, argv):
         fail('training on %d GPUs needs NCCL (pip install nvidia-nccl-cu13) or MPI (pip install '
              'mpi4py==4.1.2 mpich==5.0.2); neither was found' % count)
     print('NCCL not found: training over MPI with host copies of the gradients', flush=True)
-    sys.stdout.flush()
     command = [mpiexec, '-n', str(count), sys.executable, '-m', 'mpi4py',
                os.path.abspath(sys.argv[0])] + list(argv)
     os.execv(mpiexec, command)

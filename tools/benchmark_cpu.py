@@ -46,9 +46,8 @@ import sys
 import tempfile
 import time
 
+import _common  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
-
-import _common  # noqa: F401  (puts lib/ on sys.path)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CASES = ('test:VGG16', 'test:ZF', 'train:VGG16', 'train:ZF', 'train:TOY')
@@ -148,7 +147,7 @@ class Recorder:
     def _wrap(self, obj, verb, key, record):
         original = getattr(obj, verb)
         times, calls = self.times, self.calls
-        full_key = key if key[0] in ('net', 'reshape') else key + (verb,)
+        full_key = key if key[0] in ('net', 'reshape', 'solver') else key + (verb,)
 
         def timed(*args, **kwargs):
             start = time.perf_counter()
@@ -192,17 +191,6 @@ def _layer_gemm_dims(layer, top):
     if layer.type == 'InnerProduct':
         return [(0, layer.num_output, layer.M, layer.K)]
     return []
-
-
-def _wrap_solver(solver, recorder):
-    original = solver.apply_update
-
-    def timed():
-        start = time.perf_counter()
-        result = original()
-        recorder.times[('solver', 'apply_update')] += time.perf_counter() - start
-        return result
-    solver.apply_update = timed
 
 
 # The floor --------------------------------------------------------------------------------------
@@ -313,7 +301,7 @@ def make_train_case(net_name, args, workdir):
     net = solver.net
     randomize(net, seed=cfg.RNG_SEED)
     recorder = Recorder(net)
-    _wrap_solver(solver, recorder)
+    recorder._wrap(solver, 'apply_update', ('solver', 'apply_update'), None)
 
     def run():
         solver.step(iters)

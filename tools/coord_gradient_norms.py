@@ -35,9 +35,7 @@ def parse_args(argv=None):
     _common.add_imdb_arg(parser, 'voc_2007_trainval', 'training images to measure on')
     parser.add_argument('--images', type=int, default=20,
                         help='training images (minibatches) measured (default: %(default)s)')
-    _common.add_result_arg(parser, 'coord_gradient_norms.json')
-    _common.add_cfg_args(parser)
-    return parser.parse_args(argv)
+    return _common.parse_tool_args(parser, argv, 'coord_gradient_norms.json')
 
 
 def is_detection_snapshot(path):

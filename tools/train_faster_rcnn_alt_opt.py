@@ -230,8 +230,7 @@ def run_on_gpus(title, target, gpus, result_dir, **kwargs):
     code = _common.run_gpu_ranks(_step_rank, gpus, target, kwargs, gpus, result_path)
     outcome = {}
     if os.path.isfile(result_path):
-        with open(result_path) as f:
-            outcome = json.load(f)
+        outcome = _common.read_result(result_path)
         os.remove(result_path)
     if 'interrupted' in outcome:
         raise TrainingInterrupted(*outcome['interrupted'])
@@ -320,7 +319,8 @@ def main(argv=None):
     done = progress.load(restore_step) if restore_step else {}
 
     gpus = args.gpus
-    if gpus is not None and len(gpus) > 1 and not parallel.has_nccl():
+    multi_gpu = len(gpus or ()) > 1
+    if multi_gpu and not parallel.has_nccl():
         _common.fail('alternating training on several GPUs needs NCCL (pip install '
                      'nvidia-nccl-cu13); without it, use one GPU or faster_rcnn_end2end.sh, '
                      'whose training runs over MPI (docs/parallel.md)')
@@ -339,7 +339,7 @@ def main(argv=None):
         if number == restore_step:
             kwargs['restore'] = restore_state
         try:
-            if gpus is not None and len(gpus) > 1:
+            if multi_gpu:
                 result = run_on_gpus(title, train, gpus, os.path.dirname(progress.path),
                                      **kwargs, **common)
             else:

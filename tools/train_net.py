@@ -93,24 +93,23 @@ def train_rank(args, rank, count, uid, device):
     solver = _common.adapted_solver(args.solver, imdb.num_classes, output_dir)
     start = time.time()
     result_path = args.result or os.path.join(output_dir, 'train_net_result.json')
+
+    def report(**fields):
+        if rank == 0:
+            _common.write_result(result_path, solver=solver, imdb=imdb.name,
+                                 output_dir=output_dir, seconds=time.time() - start,
+                                 ranks=count, **fields)
     try:
         result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
                        args.restore, None if args.randomize else cfg.RNG_SEED,
                        TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN), uid=uid)
     except LossNotFinite as e:
         # The experiments count diverged runs (Sec. 3.2's comparison): say so in the result.
-        if rank == 0:
-            _common.write_result(result_path, status='diverged', error=str(e),
-                                 diverged_at=e.iteration, losses=e.losses,
-                                 last_snapshot=e.last_snapshot, solver=solver, imdb=imdb.name,
-                                 output_dir=output_dir, seconds=time.time() - start, ranks=count)
+        report(status='diverged', error=str(e), diverged_at=e.iteration, losses=e.losses,
+               last_snapshot=e.last_snapshot)
         raise
-    if rank == 0:
-        _common.write_result(result_path, status='done',
-                             final_model=result.final_model, snapshots=result.model_paths,
-                             iterations=result.iterations, training_log=result.training_log,
-                             solver=solver, imdb=imdb.name, output_dir=output_dir,
-                             seconds=time.time() - start, ranks=count)
+    report(status='done', final_model=result.final_model, snapshots=result.model_paths,
+           iterations=result.iterations, training_log=result.training_log)
 
 
 if __name__ == '__main__':
