@@ -19,7 +19,7 @@ import scipy.sparse
 
 from caffe.io import atomic_write
 from core.boxes import filter_small_boxes, unique_boxes, xywh_to_xyxy, xyxy_to_xywh  # noqa: F401
-from utils.data_files import DataFileError, load_npz, save_npz
+from utils.data_files import DataFileError, hash_file_into, load_npz, save_npz
 
 
 def validate_boxes(boxes, width, height, source):
@@ -70,9 +70,7 @@ def files_fingerprint(paths, extra=(), content=True):
                 h.update(b'missing\n')
             continue
         try:
-            with open(path, 'rb') as f:
-                for chunk in iter(lambda: f.read(1 << 22), b''):
-                    h.update(chunk)
+            hash_file_into(h, path)
         except FileNotFoundError:
             h.update(b'\0missing')
         h.update(b'\0\n')

@@ -301,21 +301,13 @@ def _shown(value):
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
-def check_consistency(config=None):
+def check_consistency():
     """Raises ConfigError when keys that bound each other (ORDERED_PAIRS) cross; run once the
     config files and --set pairs are all merged."""
-    config = __C if config is None else config
     for low, high in ORDERED_PAIRS:
-        lo, hi = (_get(config, key) for key in (low, high))
+        lo, hi = (_lookup(key.split('.'), 'config') for key in (low, high))
         if lo > hi:
             raise ConfigError('%s (%r) must not exceed %s (%r)' % (low, lo, high, hi))
-
-
-def _get(config, dotted):
-    node = config
-    for part in dotted.split('.'):
-        node = node[part]
-    return node
 
 
 def get_output_dir(imdb, net=None):

@@ -34,10 +34,15 @@ class DataFileError(ValueError):
 def file_digest(path):
     """The SHA-1 of a file's content (hex)."""
     h = hashlib.sha1()
+    hash_file_into(h, path)
+    return h.hexdigest()
+
+
+def hash_file_into(h, path):
+    """Feeds a file's content to the hash object h, in 4 MiB pieces."""
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 22), b''):
             h.update(chunk)
-    return h.hexdigest()
 
 
 # .npz archives ----------------------------------------------------------------------------------
@@ -90,15 +95,6 @@ def load_npz(path, kind, what):
     return contents, meta
 
 
-def npz_kind(path):
-    """The kind of an .npz archive written by save_npz, or None when it is not one."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if hasattr(archive, 'files') and KIND_KEY in archive.files:
-                return str(archive[KIND_KEY])
-    except Exception:
-        pass
-    return None
 
 
 def _reason(e):
