@@ -131,6 +131,7 @@ class coco(imdb):
         self._data_name = IMAGE_FOLDER.get(coco_name, coco_name)
         self._roidb_handler = self.gt_roidb
         self._salt = str(uuid.uuid4())
+        self._gt_key_value = None
 
     def _get_ann_file(self):
         prefix = 'image_info' if 'test' in self._image_set else 'instances'
@@ -155,11 +156,18 @@ class coco(imdb):
     def gt_roidb(self):
         """Ground-truth roidb, cached in data/cache/<name>_gt_roidb.npz (rebuilt when the
         annotation file changes)."""
-        key = ds_utils.files_fingerprint([self._get_ann_file()], extra=('coco gt_roidb v1',))
         cache_file = os.path.join(self.cache_path, self.name + '_gt_roidb.npz')
         return ds_utils.load_or_build(
-            cache_file, key, lambda: [self._load_coco_annotation(i) for i in self.image_index],
+            cache_file, self._gt_key(),
+            lambda: [self._load_coco_annotation(i) for i in self.image_index],
             '{} gt roidb'.format(self.name))
+
+    def _gt_key(self):
+        # The annotation file is read once for all the caches built from it (it is large).
+        if self._gt_key_value is None:
+            self._gt_key_value = ds_utils.files_fingerprint([self._get_ann_file()],
+                                                            extra=('coco gt_roidb v1',))
+        return self._gt_key_value
 
     def _load_coco_annotation(self, index):
         """One gt roidb entry. COCO boxes are [x, y, w, h] in continuous coordinates; here they
@@ -210,15 +218,15 @@ class coco(imdb):
     def selective_search_roidb(self):
         """Selective search proposals (data/coco_proposals/selective_search/), merged after the
         ground truth where it is available; cached in data/cache."""
-        return self._proposals_roidb('selective_search')
+        return self._method_roidb('selective_search')
 
     def edge_boxes_roidb(self):
         """EdgeBoxes proposals (data/coco_proposals/edge_boxes_AR/)."""
-        return self._proposals_roidb('edge_boxes')
+        return self._method_roidb('edge_boxes')
 
     def mcg_roidb(self):
         """MCG proposals (data/coco_proposals/MCG/)."""
-        return self._proposals_roidb('mcg')
+        return self._method_roidb('mcg')
 
     def proposal_file(self, method, index):
         """The .mat file of image `index`: <prefix 14>/<prefix 22>/COCO_<set>_<12-digit id>.mat
@@ -226,33 +234,19 @@ class coco(imdb):
         name = 'COCO_{}_{:012d}.mat'.format(self._data_name, index)
         return os.path.join(proposals_dir(cfg.DATA_DIR, method), name[:14], name[:22], name)
 
-    def _proposals_roidb(self, method):
-        folder = proposals_dir(cfg.DATA_DIR, method)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(
-                '{} proposals for COCO not found: {} (see data/README.md; or choose another '
-                "proposal method, e.g. set_proposal_method('gt'))"
-                .format(method.replace('_', ' '), folder))
-        with_gt = self._gt_available()
+    def _method_roidb(self, method):
         files = [self.proposal_file(method, index) for index in self.image_index]
         # The per-image files count by size and time (ds_utils.files_fingerprint).
-        key = ds_utils.files_fingerprint([self._get_ann_file()], extra=(
-            'coco proposals v1', method, with_gt, self.config['top_k'], self.config['min_size'],
-            self.config['crowd_thresh'], tuple(self.image_index),
-            ds_utils.files_fingerprint(files, content=False)))
-        cache_file = os.path.join(self.cache_path, '{}_{}_top{}_roidb.npz'.format(
-            self.name, method, self.config['top_k']))
-
-        def build():
-            gt_roidb = self.gt_roidb() if with_gt else None
-            roidb = self._load_proposals(method, files, gt_roidb)
-            if gt_roidb is None:
-                return roidb
-            return [mark_crowd_proposals(entry, self.config['crowd_thresh'])
-                    for entry in self.merge_roidbs(gt_roidb, roidb)]
-
-        return ds_utils.load_or_build(cache_file, key, build, '{} {} roidb'.format(
-            self.name, method.replace('_', ' ')))
+        key = ds_utils.files_fingerprint([], extra=(
+            'coco proposals v1', method, self._gt_available(), self._gt_key(),
+            self.config['top_k'], self.config['min_size'], self.config['crowd_thresh'],
+            tuple(self.image_index), ds_utils.files_fingerprint(files, content=False)))
+        crowd_thresh = self.config['crowd_thresh']
+        return self._proposals_roidb(
+            method, proposals_dir(cfg.DATA_DIR, method),
+            '{}_{}_top{}_roidb.npz'.format(self.name, method, self.config['top_k']), key,
+            lambda gt_roidb: self._load_proposals(method, files, gt_roidb),
+            per_entry=lambda entry: mark_crowd_proposals(entry, crowd_thresh))
 
     def _load_proposals(self, method, files, gt_roidb):
         """Each image's first top_k proposals after dropping repeats and boxes under min_size

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import scipy.sparse
 
-from datasets import proposals_file
+from datasets import ds_utils, proposals_file
 from fast_rcnn.config import cfg
 from utils.image_file import image_header
 
@@ -135,6 +135,27 @@ class imdb:
             gt_roidb = self.gt_roidb()
             return self.merge_roidbs(gt_roidb, self.create_roidb_from_box_list(box_list, gt_roidb))
         return self.create_roidb_from_box_list(box_list, None)
+
+    def _proposals_roidb(self, method, source, cache_name, key, load, per_entry=None):
+        """A roidb of precomputed proposals (method's, read from source, a file or folder):
+        load(gt_roidb) gives their roidb, merged after the ground truth where the image set
+        has it, each merged entry then passed through per_entry; cached in
+        data/cache/<cache_name> under key."""
+        if not os.path.exists(source):
+            raise FileNotFoundError(
+                '{} proposals not found: {} (see data/README.md; or choose another proposal '
+                "method, e.g. set_proposal_method('gt'))".format(method.replace('_', ' '),
+                                                                  source))
+
+        def build():
+            if not self._gt_available():
+                return load(None)
+            gt_roidb = self.gt_roidb()
+            roidb = self.merge_roidbs(gt_roidb, load(gt_roidb))
+            return [per_entry(entry) for entry in roidb] if per_entry else roidb
+
+        return ds_utils.load_or_build(os.path.join(self.cache_path, cache_name), key, build,
+                                      '{} {} roidb'.format(self.name, method.replace('_', ' ')))
 
     def default_roidb(self):
         raise NotImplementedError('{}: no proposal method set; call set_proposal_method()'

@@ -159,27 +159,14 @@ class pascal_voc(imdb):
 
     def _mat_roidb(self, method, version):
         mat_file = self._proposal_mat_file(method)
-        with_gt = self._gt_available()
-        if not os.path.isfile(mat_file):
-            raise FileNotFoundError(
-                '{} proposals not found: {} (see data/README.md; or choose another proposal '
-                "method, e.g. set_proposal_method('gt'))".format(method.replace('_', ' '),
-                                                                  mat_file))
         paths = [mat_file] + ([self._annotation_path(i) for i in self.image_index]
-                              if with_gt else [])
+                              if self._gt_available() else [])
         key = ds_utils.files_fingerprint(paths, extra=(
             version, self.classes, bool(self.config['use_diff']),
             self.config['min_size'], tuple(self.image_index)))
-        cache_file = os.path.join(self.cache_path, '{}_{}_roidb.npz'.format(self.name, method))
-
-        def build():
-            if with_gt:
-                gt_roidb = self.gt_roidb()
-                return self.merge_roidbs(gt_roidb, self._load_mat_roidb(mat_file, gt_roidb))
-            return self._load_mat_roidb(mat_file, None)
-
-        return ds_utils.load_or_build(cache_file, key, build,
-                                      '{} {} roidb'.format(self.name, method.replace('_', ' ')))
+        return self._proposals_roidb(
+            method, mat_file, '{}_{}_roidb.npz'.format(self.name, method), key,
+            lambda gt_roidb: self._load_mat_roidb(mat_file, gt_roidb))
 
     def _selective_search_file(self):
         return self._proposal_mat_file('selective_search')
