@@ -306,10 +306,11 @@ class SolverWrapper:
         # when the live state goes with the weights); whether its update has begun.
         pending, updating = None, [False]
         solver.add_callback(lambda: None, lambda: updating.__setitem__(0, True))
+        data_layer = self._data_layer()
         try:
             with _StopRequests() as stop:
                 while solver.iter < max_iters:
-                    pending, updating[0] = train_state.capture(self._data_layer(), None), False
+                    pending, updating[0] = train_state.capture(data_layer, None), False
                     tic = time.perf_counter()
                     solver.step(1)
                     pending = None

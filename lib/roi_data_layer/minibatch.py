@@ -8,7 +8,7 @@ import numpy as np
 
 from core.roi_targets import expand_bbox_targets
 from core.sampling import RoISampling
-from utils.blob import im_list_to_blob, prep_im_for_blob
+from utils.blob import im_list_to_blob, indexed_rows, prep_im_for_blob
 from utils.image_file import check_image_file
 
 
@@ -76,10 +76,8 @@ def get_minibatch(roidb, num_classes, settings, images=None):
                                                 fg_per_image)
         im_labels = np.asarray(entry['max_classes'])[keep].astype(np.float32)
         im_labels[num_fg:] = 0
-        im_rois = np.zeros((keep.size, 5), dtype=np.float32)
-        im_rois[:, 0] = i
-        im_rois[:, 1:] = np.asarray(entry['boxes'], dtype=np.float64)[keep, :4] * im_scales[i]
-        rois.append(im_rois)
+        rois.append(indexed_rows(
+            i, np.asarray(entry['boxes'], dtype=np.float64)[keep, :4] * im_scales[i]))
         labels.append(im_labels)
         if settings.bbox_reg:
             if 'bbox_targets' not in entry:
@@ -116,10 +114,9 @@ def _gt_boxes(entry, im_scale):
 
 
 class ScaledImage(NamedTuple):
-    """An image already mean-subtracted and scaled to settings.scales[scale_ind]."""
+    """An image already mean-subtracted and scaled to settings.scales[0], the only scale."""
     image: np.ndarray
     scale: float
-    scale_ind: int
 
 
 def read_ahead(entries, settings):
@@ -129,7 +126,7 @@ def read_ahead(entries, settings):
     if len(settings.scales) != 1:
         return images
     means = settings.means_array()
-    return [ScaledImage(*prep_im_for_blob(im, means, settings.scales[0], settings.max_size), 0)
+    return [ScaledImage(*prep_im_for_blob(im, means, settings.scales[0], settings.max_size))
             for im in images]
 
 
@@ -142,11 +139,11 @@ def _get_image_blob(roidb, scale_inds, settings, images=None):
     if images is None:
         images = [None] * len(roidb)
     for entry, im, scale_ind in zip(roidb, images, scale_inds):
-        if isinstance(im, ScaledImage) and im.scale_ind == scale_ind:
+        if isinstance(im, ScaledImage):
             processed.append(im.image)
             scales.append(im.scale)
             continue
-        if im is None or isinstance(im, ScaledImage):
+        if im is None:
             im = load_image(entry)
         im, scale = prep_im_for_blob(im, means, settings.scales[scale_ind], settings.max_size)
         processed.append(im)

@@ -101,12 +101,10 @@ def gt_boxes_of_image(gt_boxes, n):
 
 def im_info_rows(blob, num_images, where):
     """im_info as (num_images, 3) rows [height, width, scale], one per image of the batch."""
-    info = np.asarray(blob.data).reshape(-1, 3) \
-        if blob.data.size % 3 == 0 else None
-    if info is None or info.shape[0] != num_images:
+    if blob.data.size != 3 * num_images:
         raise CaffeError('%s: im_info should hold [height, width, scale] for each of the %d '
                          'images; got shape %s' % (where, num_images, blob.data.shape))
-    return info
+    return np.asarray(blob.data).reshape(num_images, 3)
 
 
 def zero_bottom_diffs(propagate_down, bottom):

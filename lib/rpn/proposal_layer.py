@@ -35,6 +35,7 @@ from core.proposals import ProposalSettings, propose, proposal_delta_gradient
 from fast_rcnn.config import cfg
 from nms.dispatch import nms, runtime_gpu
 from rpn.layer_io import anchor_params, im_info_rows, param_error, zero_bottom_diffs
+from utils.blob import indexed_rows
 
 
 class ProposalLayer(caffe.Layer):
@@ -45,10 +46,12 @@ class ProposalLayer(caffe.Layer):
         self._anchors, self._feat_stride, params = anchor_params(
             self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS,
             extra={'backprop_coords': False, 'coord_grad_scale': 1.0})
-        self._backprop_coords = params['backprop_coords']
-        if not isinstance(self._backprop_coords, bool):
+        # Whether backward passes the rois' coordinate gradient to rpn_bbox_pred; callers may
+        # switch it (fast_rcnn.joint_gradients compares the two backward passes of one forward).
+        self.backprop_coords = params['backprop_coords']
+        if not isinstance(self.backprop_coords, bool):
             raise param_error(self, 'backprop_coords should be true or false, got %r'
-                              % (self._backprop_coords,))
+                              % (self.backprop_coords,))
         scale = params['coord_grad_scale']
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
                 not np.isfinite(scale) or scale < 0:
@@ -75,16 +78,6 @@ class ProposalLayer(caffe.Layer):
         if len(top) > 1:
             top[1].reshape(1, 1)
 
-    @property
-    def backprop_coords(self):
-        """Whether backward passes the rois' coordinate gradient to rpn_bbox_pred (param_str
-        backprop_coords; settable, e.g. to compare the two backward passes of one forward)."""
-        return self._backprop_coords
-
-    @backprop_coords.setter
-    def backprop_coords(self, on):
-        self._backprop_coords = bool(on)
-
     def reshape(self, bottom, top):
         # The number of proposals is known only after forward.
         pass
@@ -104,10 +97,7 @@ class ProposalLayer(caffe.Layer):
             boxes, scores, anchor_rows = propose(scores, deltas, anchors, im_info[n],
                                                  self._settings, nms_function)
             self._selections.append(_Selection(n, anchor_rows, anchors, im_info[n].copy()))
-            image_rois = np.zeros((boxes.shape[0], 5), dtype=np.float32)
-            image_rois[:, 0] = n
-            image_rois[:, 1:] = boxes
-            rois.append(image_rois)
+            rois.append(indexed_rows(n, boxes))
             all_scores.append(scores)
         rois = np.vstack(rois)
         top[0].reshape(*rois.shape)
@@ -118,7 +108,7 @@ class ProposalLayer(caffe.Layer):
 
     def backward(self, top, propagate_down, bottom):
         zero_bottom_diffs(propagate_down, bottom)
-        if self._backprop_coords and propagate_down[1] and self._settings.mode != 'no_reg':
+        if self.backprop_coords and propagate_down[1] and self._settings.mode != 'no_reg':
             self._backward_coords(top[0], bottom[1])
 
     def _backward_coords(self, rois, bbox_pred):

@@ -27,6 +27,7 @@ from core.sampling import RoISampling
 from fast_rcnn.config import cfg
 from rpn.layer_io import (gt_boxes_from_blob, gt_boxes_of_image, param_error, parse_param_str,
                          zero_bottom_diffs)
+from utils.blob import indexed_rows
 
 # backprop_coords: which sampled RoIs pass their coordinate gradient to rpn_rois.
 BACKPROP_ROWS = (False, 'fg', 'all')
@@ -89,10 +90,7 @@ class ProposalTargetLayer(caffe.Layer):
                 candidates, image_gt, self._sampling, per_image, fg_per_image, normalization)
             rois, image_labels, image_targets = sample.rois, sample.labels, sample.target_data
             self._samples.append(_ImageSample(sample, proposal_rows, image_gt))
-            image_rois = np.zeros((rois.shape[0], 5), dtype=np.float32)
-            image_rois[:, 0] = n
-            image_rois[:, 1:] = rois
-            blob_rois.append(image_rois)
+            blob_rois.append(indexed_rows(n, rois))
             labels.append(image_labels)
             target_data.append(image_targets)
         blob_rois, labels = np.vstack(blob_rois), np.concatenate(labels)

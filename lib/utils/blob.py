@@ -81,3 +81,11 @@ def _subtract_means(im, pixel_means):
         rows = slice(start, start + step)
         out[rows] = im[rows].astype(np.float32) - means
     return out
+
+
+def indexed_rows(n, boxes):
+    """A rois blob's rows for image n of the batch: float32 [n, x1, y1, x2, y2] per box."""
+    rows = np.zeros((len(boxes), 5), dtype=np.float32)
+    rows[:, 0] = n
+    rows[:, 1:] = boxes
+    return rows
