@@ -1,5 +1,5 @@
-# How many OpenMP threads an element-wise CPU kernel of the layers uses (cimported by the .pyx
-# kernels of BatchNorm, Scale and Bias).
+# How many OpenMP threads a CPU kernel uses (cimported by the .pyx kernels: threads_for with the
+# element-wise threshold below, threads_above with a file's own).
 from openmp cimport omp_get_max_threads
 
 cdef enum:
@@ -10,5 +10,11 @@ cdef enum:
     PARALLEL_MIN_WORK = 1 << 20
 
 
+cdef inline int threads_above(Py_ssize_t work, Py_ssize_t min_work) noexcept nogil:
+    # The calling thread alone for less than min_work elements, else every OpenMP thread (each
+    # kernel file picks its own threshold for the work its loops do per element).
+    return 1 if work < min_work else omp_get_max_threads()
+
+
 cdef inline int threads_for(Py_ssize_t work) noexcept nogil:
-    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
+    return threads_above(work, PARALLEL_MIN_WORK)

@@ -10,15 +10,12 @@ demand (dynamic schedule): a thread that is late to start (a busy machine) costs
 it would have taken, not a fixed half of the work.
 """
 from cython.parallel cimport prange
-from openmp cimport omp_get_max_threads
+
+from ._parallel cimport threads_above
 
 cdef enum:
     BLOCK = 1 << 15          # floats per unit of work (128 KB)
     PARALLEL_MIN = 1 << 18   # elements below which the calling thread does everything
-
-
-cdef inline int _threads(Py_ssize_t n) noexcept nogil:
-    return 1 if n < PARALLEL_MIN else omp_get_max_threads()
 
 
 cdef inline Py_ssize_t _blocks(Py_ssize_t n) noexcept nogil:
@@ -56,7 +53,8 @@ def relu_forward(const float[::1] x, float[::1] y, float slope):
         return
     cdef const float* xp = &x[0]
     cdef float* yp = &y[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _relu_forward(xp + b * BLOCK, yp + b * BLOCK, _block_len(b, n), slope)
 
 
@@ -84,7 +82,8 @@ def relu_backward(const float[::1] x, const float[::1] dy, float[::1] dx, float 
     cdef const float* xp = &x[0]
     cdef const float* dyp = &dy[0]
     cdef float* dxp = &dx[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _relu_backward(xp + b * BLOCK, dyp + b * BLOCK, dxp + b * BLOCK, _block_len(b, n), slope)
 
 
@@ -107,7 +106,8 @@ def dropout(const float[::1] x, const unsigned int[::1] keep, float scale, float
     cdef const float* xp = &x[0]
     cdef const unsigned int* kp = &keep[0]
     cdef float* yp = &y[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _dropout(xp + b * BLOCK, kp + b * BLOCK, scale, yp + b * BLOCK, _block_len(b, n))
 
 
@@ -127,7 +127,8 @@ def add_scaled(float alpha, const float[::1] x, float[::1] y):
         return
     cdef const float* xp = &x[0]
     cdef float* yp = &y[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _add_scaled(alpha, xp + b * BLOCK, yp + b * BLOCK, _block_len(b, n))
 
 
@@ -151,7 +152,8 @@ def eltwise_prod_backward(const float[::1] top, const float[::1] x, const float[
     cdef const float* xp = &x[0]
     cdef const float* dyp = &dy[0]
     cdef float* dxp = &dx[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _prod_backward(tp + b * BLOCK, xp + b * BLOCK, dyp + b * BLOCK, dxp + b * BLOCK,
                        _block_len(b, n))
 
@@ -182,7 +184,8 @@ def eltwise_max_first(const float[::1] a, const float[::1] b, float[::1] y, int[
     cdef const float* bp = &b[0]
     cdef float* yp = &y[0]
     cdef int* ip = &idx[0]
-    for k in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for k in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _max_first(ap + k * BLOCK, bp + k * BLOCK, yp + k * BLOCK, ip + k * BLOCK,
                    _block_len(k, n))
 
@@ -205,7 +208,8 @@ def eltwise_max_next(const float[::1] x, int which, float[::1] y, int[::1] idx):
     cdef const float* xp = &x[0]
     cdef float* yp = &y[0]
     cdef int* ip = &idx[0]
-    for k in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for k in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _max_next(xp + k * BLOCK, which, yp + k * BLOCK, ip + k * BLOCK, _block_len(k, n))
 
 
@@ -226,5 +230,6 @@ def eltwise_max_backward(const float[::1] dy, const int[::1] idx, int which, flo
     cdef const float* dyp = &dy[0]
     cdef const int* ip = &idx[0]
     cdef float* dxp = &dx[0]
-    for k in prange(_blocks(n), nogil=True, schedule='dynamic', num_threads=_threads(n)):
+    for k in prange(_blocks(n), nogil=True, schedule='dynamic',
+                    num_threads=threads_above(n, PARALLEL_MIN)):
         _max_backward(dyp + k * BLOCK, ip + k * BLOCK, which, dxp + k * BLOCK, _block_len(k, n))

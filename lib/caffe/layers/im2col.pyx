@@ -19,14 +19,11 @@ handed out on demand, so a thread that starts late (a busy machine) delays nothi
 """
 from cython.parallel cimport prange
 from libc.string cimport memcpy, memset
-from openmp cimport omp_get_max_threads
+
+from ._parallel cimport threads_above
 
 cdef enum:
     PARALLEL_MIN_WORK = 1 << 18  # elements below which a call runs on the calling thread alone
-
-
-cdef int threads_for(Py_ssize_t work) noexcept nogil:
-    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
 
 
 cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -175,7 +172,7 @@ def im2col(const float[:, :, ::1] img, int kernel_h, int kernel_w, int pad_h, in
         return
     cdef const float* src = &img[0, 0, 0]
     cdef float* dst = &col[0, 0]
-    cdef int threads = threads_for(channels * taps * (r1 - r0) * out_w)
+    cdef int threads = threads_above(channels * taps * (r1 - r0) * out_w, PARALLEL_MIN_WORK)
     for u in prange(channels * kernel_h, nogil=True, schedule='dynamic', num_threads=threads):
         c = u // kernel_h
         ki = u % kernel_h
@@ -205,7 +202,7 @@ def col2im(float[:, :] col, int kernel_h, int kernel_w, int pad_h, int pad_w,
         return
     cdef const float* src = &col[0, 0]
     cdef float* dst = &img[0, 0, 0]
-    cdef int threads = threads_for(channels * taps * (r1 - r0) * out_w)
+    cdef int threads = threads_above(channels * taps * (r1 - r0) * out_w, PARALLEL_MIN_WORK)
     for c in prange(channels, nogil=True, schedule='dynamic', num_threads=threads):
         _col2im_channel(src + c * taps * rs, rs, height, width, kernel_h, kernel_w,
                         pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w,

@@ -21,6 +21,7 @@ from openmp cimport omp_get_max_threads, omp_get_thread_num
 cimport numpy as cnp
 import numpy as np
 
+from ._parallel cimport threads_above
 from .pooling_kernels cimport Window, _ave_plane, _ave_plane_backward, _window
 
 cnp.import_array()
@@ -30,10 +31,6 @@ cdef enum:
     PIXELS = 512             # pixels per unit of work
     PARALLEL_MIN = 1 << 17   # elements below which the calling thread does everything
     BLOCK = 1 << 12          # elements per element-wise step of a WITHIN_CHANNEL plane
-
-
-cdef inline int _threads(Py_ssize_t n) noexcept nogil:
-    return 1 if n < PARALLEL_MIN else omp_get_max_threads()
 
 
 def max_threads():
@@ -162,7 +159,7 @@ def across_forward(const float[:, :, :, ::1] x, int size, float alpha, float bet
     cdef float* sp = &scale[0, 0, 0, 0]
     cdef float* tp = &top[0, 0, 0, 0]
     for u in prange(num * runs, nogil=True, schedule='dynamic',
-                    num_threads=_threads(num * channels * plane)):
+                    num_threads=threads_above(num * channels * plane, PARALLEL_MIN)):
         n = u // runs
         p0 = (u % runs) * PIXELS
         off = n * channels * plane + p0
@@ -232,7 +229,7 @@ def across_backward(const float[:, :, :, ::1] top_diff, const float[:, :, :, ::1
     cdef const float* sp = &scale[0, 0, 0, 0]
     cdef float* bp = &bottom_diff[0, 0, 0, 0]
     for u in prange(num * runs, nogil=True, schedule='dynamic',
-                    num_threads=_threads(num * channels * plane)):
+                    num_threads=threads_above(num * channels * plane, PARALLEL_MIN)):
         n = u // runs
         p0 = (u % runs) * PIXELS
         off = n * channels * plane + p0
@@ -285,7 +282,8 @@ def within_forward(const float[:, :, ::1] x, int size, float alpha, float beta,
     cdef float* pp = &pooled[0, 0, 0]
     cdef float* wp = &power[0, 0, 0]
     cdef float* tp = &top[0, 0, 0]
-    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=_threads(planes * plane)):
+    for p in prange(planes, nogil=True, schedule='dynamic',
+                    num_threads=threads_above(planes * plane, PARALLEL_MIN)):
         _within_forward_plane(xp + p * plane, &g, alpha, -beta, pp + p * plane, wp + p * plane,
                               tp + p * plane)
 
@@ -341,7 +339,7 @@ def within_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy,
     cdef float* sp = &scratch[0, 0, 0]
     cdef float* dxp = &dx[0, 0, 0]
     cdef float* mine = NULL
-    cdef int threads = min(_threads(planes * plane), <int>scratch.shape[0])
+    cdef int threads = min(threads_above(planes * plane, PARALLEL_MIN), <int>scratch.shape[0])
     with nogil, parallel(num_threads=threads):
         mine = sp + omp_get_thread_num() * 2 * plane
         for p in prange(planes, schedule='dynamic'):

@@ -10,17 +10,14 @@ machine delays nothing).
 from cython.parallel cimport prange
 from libc.float cimport FLT_MAX
 from libc.string cimport memset
-from openmp cimport omp_get_max_threads
 
 cimport numpy as cnp
+
+from ._parallel cimport threads_above
 
 cdef enum:
     PARALLEL_MIN_WORK = 1 << 16  # window taps below which a call runs on the calling thread
     SHARES = 512                 # AVE backward: outputs whose shares are formed together
-
-
-cdef int threads_for(Py_ssize_t work) noexcept nogil:
-    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
 
 
 cdef inline Py_ssize_t _imin(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -311,7 +308,7 @@ def max_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
     cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
     cdef float* y = &top[0, 0, 0]
     cdef cnp.int32_t* idx = &argmax[0, 0, 0]
-    cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
     for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane(x + p * in_size, &g, y + p * out_size, idx + p * out_size)
 
@@ -330,7 +327,7 @@ def max_pool_backward(const float[:, :, ::1] top_diff, const cnp.int32_t[:, :, :
     cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
     cdef const cnp.int32_t* idx = &argmax[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
-    cdef int threads = threads_for(planes * (in_size + out_size))
+    cdef int threads = threads_above(planes * (in_size + out_size), PARALLEL_MIN_WORK)
     for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _max_plane_backward(dy + p * out_size, idx + p * out_size, &g, dx + p * in_size)
 
@@ -347,7 +344,7 @@ def ave_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, 
         return
     cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
     cdef float* y = &top[0, 0, 0]
-    cdef int threads = threads_for(planes * out_size * kernel_h * kernel_w)
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
     for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane(x + p * in_size, &g, y + p * out_size)
 
@@ -365,6 +362,7 @@ def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_
         return
     cdef const float* dy = &top_diff[0, 0, 0] if out_size else NULL
     cdef float* dx = &bottom_diff[0, 0, 0]
-    cdef int threads = threads_for(planes * (in_size + out_size * kernel_h * kernel_w))
+    cdef int threads = threads_above(planes * (in_size + out_size * kernel_h * kernel_w),
+                                     PARALLEL_MIN_WORK)
     for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane_backward(dy + p * out_size, &g, dx + p * in_size)

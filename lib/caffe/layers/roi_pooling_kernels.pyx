@@ -7,14 +7,11 @@ import numpy as np
 from libc.float cimport FLT_MAX
 from libc.math cimport ceilf, floorf, roundf
 from cython.parallel cimport prange
-from openmp cimport omp_get_max_threads
+
+from ._parallel cimport threads_above
 
 cdef enum:
     PARALLEL_MIN_WORK = 1 << 18  # elements read below which a call runs on one thread
-
-
-cdef inline int _threads(Py_ssize_t work) noexcept nogil:
-    return 1 if work < PARALLEL_MIN_WORK else omp_get_max_threads()
 
 
 cdef inline int clip(int v, int lo, int hi) nogil:
@@ -100,7 +97,8 @@ def roi_pool_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois, f
     cdef int[:, ::1] hs = np.empty((R, PH), np.int32), he = np.empty((R, PH), np.int32)
     cdef int[:, ::1] ws = np.empty((R, PW), np.int32), we = np.empty((R, PW), np.int32)
     _bins(rois, scale, data.shape[2], data.shape[3], hs, he, ws, we)
-    for n in prange(R, nogil=True, schedule='dynamic', num_threads=_threads(work)):
+    for n in prange(R, nogil=True, schedule='dynamic',
+                    num_threads=threads_above(work, PARALLEL_MIN_WORK)):
         _forward_roi(data, rois, n, hs, he, ws, we, top, argmax)
 
 
@@ -168,5 +166,6 @@ def roi_pool_backward(const float[:, :, :, ::1] top_diff, const int[:, :, :, ::1
     cdef int[:, ::1] lo_h = np.empty((R, H), np.int32), hi_h = np.empty((R, H), np.int32)
     cdef int[:, ::1] lo_w = np.empty((R, W), np.int32), hi_w = np.empty((R, W), np.int32)
     _back_bins(rois, scale, top_diff.shape[2], top_diff.shape[3], lo_h, hi_h, lo_w, hi_w)
-    for c in prange(C, nogil=True, schedule='dynamic', num_threads=_threads(work)):
+    for c in prange(C, nogil=True, schedule='dynamic',
+                    num_threads=threads_above(work, PARALLEL_MIN_WORK)):
         _backward_channel(top_diff, argmax, rois, c, lo_h, hi_h, lo_w, hi_w, bottom_diff)
