@@ -70,7 +70,8 @@ def upgrade_solver_param(param, origin):
 
 
 def read_solver_param(solver_file):
-    """The SolverParameter of a solver .prototxt, upgraded (ReadSolverParamsFromTextFileOrDie)."""
+    """The SolverParameter of a solver .prototxt, upgraded (ReadSolverParamsFromTextFileOrDie):
+    the solver_type enum. (Caffe's snapshot-prefix rule is applied where snapshots are named.)"""
     param = io.read_prototxt(solver_file, caffe_pb2.SolverParameter())
     return upgrade_solver_param(param, solver_file)
 
@@ -494,7 +495,12 @@ class Solver:
 
     # Snapshots ----------------------------------------------------------------------------------
     def snapshot_filename(self, extension):
-        prefix = self.param.snapshot_prefix or os.path.splitext(self._file)[0]
+        # Caffe's UpgradeSnapshotPrefixProperty: unset, the solver file's path without its
+        # extension; an existing folder, that file's name inside the folder.
+        stem = os.path.splitext(self._file)[0]
+        prefix = self.param.snapshot_prefix or stem
+        if os.path.isdir(prefix):
+            prefix = os.path.join(prefix, os.path.basename(stem))
         return '%s_iter_%d%s' % (prefix, self.iter, extension)
 
     def snapshot(self):
