@@ -8,10 +8,7 @@ import numpy as np
 
 from ..layer import register
 from ._checks import layer_error
-from ._neuron import NeuronLayer, cuda, flat, kernels
-
-_forward = cuda('exp_forward')
-_backward = cuda('exp_backward')
+from ._neuron import ElementwiseNeuron, kernels
 
 
 def log_of_base(layer, base, field):
@@ -30,7 +27,10 @@ def log_of_base(layer, base, field):
 
 
 @register('Exp')
-class ExpLayer(NeuronLayer):
+class ExpLayer(ElementwiseNeuron):
+    kernel = 'exp'
+    backward_reads = ('y',)
+
     def setup(self, bottom, top):
         super().setup(bottom, top)
         p = self.layer_param.exp_param
@@ -43,21 +43,8 @@ class ExpLayer(NeuronLayer):
         else:
             self.outer_scale = np.float32(kernels.powf_(base, shift))
 
-    def forward_cpu(self, bottom, top):
-        kernels.exp_forward(flat(bottom[0].cpu_data()), flat(top[0].data), self.inner_scale,
-                            self.outer_scale)
+    def forward_args(self):
+        return self.inner_scale, self.outer_scale
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            kernels.exp_backward(flat(top[0].cpu_data()), flat(top[0].cpu_diff()),
-                                 flat(bottom[0].diff), self.inner_scale)
-
-    def forward_gpu(self, bottom, top):
-        x = bottom[0].gpu_data()
-        _forward(x.size, x, top[0].mutable_gpu_data(), self.inner_scale, self.outer_scale)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            y = top[0].gpu_data()
-            _backward(y.size, y, top[0].gpu_diff(), bottom[0].mutable_gpu_diff(),
-                      self.inner_scale)
+    def backward_args(self):
+        return (self.inner_scale,)

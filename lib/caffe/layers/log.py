@@ -8,15 +8,14 @@ import numpy as np
 
 from ..layer import register
 from ._checks import layer_error
-from ._neuron import NeuronLayer, cuda, flat, kernels
+from ._neuron import ElementwiseNeuron
 from .exp import log_of_base
-
-_forward = cuda('log_forward')
-_backward = cuda('log_backward')
 
 
 @register('Log')
-class LogLayer(NeuronLayer):
+class LogLayer(ElementwiseNeuron):
+    kernel = 'log'
+
     def setup(self, bottom, top):
         super().setup(bottom, top)
         p = self.layer_param.log_param
@@ -28,23 +27,8 @@ class LogLayer(NeuronLayer):
         self.scale, self.shift = np.float32(p.scale), np.float32(p.shift)
         self.backward_num_scale = np.float32(self.scale / log_base)
 
-    def forward_cpu(self, bottom, top):
-        kernels.log_forward(flat(bottom[0].cpu_data()), flat(top[0].data), self.scale,
-                            self.shift, self.base_scale)
+    def forward_args(self):
+        return self.scale, self.shift, self.base_scale
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            kernels.log_backward(flat(bottom[0].cpu_data()), flat(top[0].cpu_diff()),
-                                 flat(bottom[0].diff), self.scale, self.shift,
-                                 self.backward_num_scale)
-
-    def forward_gpu(self, bottom, top):
-        x = bottom[0].gpu_data()
-        _forward(x.size, x, top[0].mutable_gpu_data(), self.scale, self.shift, self.shift != 0,
-                 self.base_scale)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        if propagate_down[0]:
-            x = bottom[0].gpu_data()
-            _backward(x.size, x, top[0].gpu_diff(), bottom[0].mutable_gpu_diff(),
-                      self.scale, self.shift, self.shift != 0, self.backward_num_scale)
+    def backward_args(self):
+        return self.scale, self.shift, self.backward_num_scale

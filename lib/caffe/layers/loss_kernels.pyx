@@ -11,7 +11,7 @@ int as Caffe's static_cast<int> does (truncation); the layers check their range 
 from cython.parallel cimport prange
 from libc.math cimport expf, logf, tanh
 
-from ._parallel cimport threads_above
+from ._parallel cimport block_len, blocks, threads_above
 
 cdef enum:
     BLOCK = 1 << 15          # elements per unit of work of the gradient kernels
@@ -19,14 +19,6 @@ cdef enum:
 
 # Caffe's kLOG_THRESHOLD (loss_layer.hpp): probabilities are clipped to it before the log.
 cdef float LOG_THRESHOLD = 1e-20
-
-
-cdef inline Py_ssize_t _blocks(Py_ssize_t n) noexcept nogil:
-    return (n + BLOCK - 1) // BLOCK
-
-
-cdef inline Py_ssize_t _block_len(Py_ssize_t b, Py_ssize_t n) noexcept nogil:
-    return BLOCK if (b + 1) * BLOCK <= n else n - b * BLOCK
 
 
 cdef int _same_size(Py_ssize_t n, Py_ssize_t m, str what) except -1:
@@ -130,9 +122,9 @@ def scaled_difference(const float[::1] a, const float[::1] b, Py_ssize_t cols, f
     cdef const float* ap = &a[0]
     cdef const float* bp = &b[0]
     cdef float* dxp = &dx[0]
-    for k in prange(_blocks(n), nogil=True, schedule='dynamic',
+    for k in prange(blocks(n, BLOCK), nogil=True, schedule='dynamic',
                     num_threads=threads_above(n, PARALLEL_MIN)):
-        _scaled_difference(ap, bp, cp, alpha, cols, dxp, k * BLOCK, _block_len(k, n))
+        _scaled_difference(ap, bp, cp, alpha, cols, dxp, k * BLOCK, block_len(k, n, BLOCK))
 
 
 # Hinge loss ------------------------------------------------------------------------------------

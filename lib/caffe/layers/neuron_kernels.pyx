@@ -19,7 +19,7 @@ which the layer adds up the same way on the CPU and GPU paths.
 from cython.parallel cimport prange
 from libc.math cimport exp, expf, fabsf, log, logf, powf, tanh, tanhf
 
-from ._parallel cimport threads_above
+from ._parallel cimport block_len, blocks, threads_above
 
 cdef enum:
     BLOCK = 1 << 15         # floats per unit of work (128 KB)
@@ -36,14 +36,6 @@ ctypedef void (*Forward)(const float* x, float* y, float* aux, Py_ssize_t n,
                          const Coeffs* k) noexcept nogil
 ctypedef void (*Backward)(const float* x, const float* y, const float* aux, const float* dy,
                           float* dx, Py_ssize_t n, const Coeffs* k) noexcept nogil
-
-
-cdef inline Py_ssize_t _blocks(Py_ssize_t n) noexcept nogil:
-    return (n + BLOCK - 1) // BLOCK
-
-
-cdef inline Py_ssize_t _block_len(Py_ssize_t b, Py_ssize_t n) noexcept nogil:
-    return BLOCK if (b + 1) * BLOCK <= n else n - b * BLOCK
 
 
 cdef int _same_size(Py_ssize_t n, const float[::1] a, str what) except -1:
@@ -71,9 +63,10 @@ cdef int _forward(Forward f, const float[::1] x, float[::1] y, float[::1] aux, C
     cdef const float* xp = &x[0]
     cdef float* yp = &y[0]
     cdef float* ap = <float*>_at(aux)
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+    for b in prange(blocks(n, BLOCK), nogil=True, schedule='dynamic',
                     num_threads=threads_above(n, min_work)):
-        f(xp + b * BLOCK, yp + b * BLOCK, <float*>_skip(ap, b * BLOCK), _block_len(b, n), &k)
+        f(xp + b * BLOCK, yp + b * BLOCK, <float*>_skip(ap, b * BLOCK),
+          block_len(b, n, BLOCK), &k)
     return 0
 
 
@@ -92,10 +85,10 @@ cdef int _backward(Backward f, const float[::1] x, const float[::1] y, const flo
     cdef const float* ap = _at(aux)
     cdef const float* dyp = &dy[0]
     cdef float* dxp = &dx[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+    for b in prange(blocks(n, BLOCK), nogil=True, schedule='dynamic',
                     num_threads=threads_above(n, min_work)):
         f(_skip(xp, b * BLOCK), _skip(yp, b * BLOCK), _skip(ap, b * BLOCK), dyp + b * BLOCK,
-          dxp + b * BLOCK, _block_len(b, n), &k)
+          dxp + b * BLOCK, block_len(b, n, BLOCK), &k)
     return 0
 
 
@@ -589,9 +582,10 @@ def prelu_forward(const float[::1] x, float[::1] y, const float[::1] slope,
     cdef float* yp = &y[0]
     cdef float* kp = <float*>_at(kept)
     cdef const float* sp = &slope[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+    for b in prange(blocks(n, BLOCK), nogil=True, schedule='dynamic',
                     num_threads=threads_above(n, CHEAP_MIN)):
-        _prelu_forward(xp, yp, kp, sp, b * BLOCK, _block_len(b, n), channels, dim, shared)
+        _prelu_forward(xp, yp, kp, sp, b * BLOCK, block_len(b, n, BLOCK), channels, dim,
+                       shared)
 
 
 def prelu_backward(const float[::1] x, const float[::1] dy, float[::1] dx, const float[::1] slope,
@@ -607,9 +601,10 @@ def prelu_backward(const float[::1] x, const float[::1] dy, float[::1] dx, const
     cdef const float* dyp = &dy[0]
     cdef float* dxp = &dx[0]
     cdef const float* sp = &slope[0]
-    for b in prange(_blocks(n), nogil=True, schedule='dynamic',
+    for b in prange(blocks(n, BLOCK), nogil=True, schedule='dynamic',
                     num_threads=threads_above(n, CHEAP_MIN)):
-        _prelu_backward(xp, dyp, dxp, sp, b * BLOCK, _block_len(b, n), channels, dim, shared)
+        _prelu_backward(xp, dyp, dxp, sp, b * BLOCK, block_len(b, n, BLOCK), channels, dim,
+                        shared)
 
 
 def prelu_slope_partials(const float[::1] x, const float[::1] dy, Py_ssize_t dim,

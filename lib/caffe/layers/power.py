@@ -48,8 +48,7 @@ class PowerLayer(NeuronLayer):
         if self.constant is not None:
             _fill(y.size, y, self.constant)
         else:
-            _forward(y.size, bottom[0].gpu_data(), y, self.scale, self.shift, self.shift != 0,
-                     self.power, self.power != 1)
+            _forward(y.size, bottom[0].gpu_data(), y, self.scale, self.shift, self.power)
 
     def backward_gpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -62,7 +61,7 @@ class PowerLayer(NeuronLayer):
         elif self.power == 2:
             _backward_square(n, bottom[0].gpu_data(), dy, dx,
                              np.float32(self.diff_scale * self.scale),
-                             np.float32(self.diff_scale * self.shift), self.shift != 0)
+                             np.float32(self.diff_scale * self.shift), self.shift)
         elif self.shift == 0:
             _backward_unshifted(n, bottom[0].gpu_data(), top[0].gpu_data(), dy, dx, self.power)
         else:

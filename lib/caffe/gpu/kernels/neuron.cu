@@ -13,10 +13,10 @@ __device__ __forceinline__ float caffe_sigmoid(float v) {
   return (float)(0.5 * tanh(0.5 * (double)v) + 0.5);
 }
 
-// scale * x, + shift only where Caffe adds it (shifted): -0 + 0 is +0.
-__device__ __forceinline__ float affine(float v, float scale, float shift, int shifted) {
+// scale * x, + shift only where Caffe adds it (shift != 0): -0 + 0 is +0, and 1 / -0 is -inf.
+__device__ __forceinline__ float affine(float v, float scale, float shift) {
   float t = scale * v;
-  if (shifted) t = t + shift;
+  if (shift != 0.f) t = t + shift;
   return t;
 }
 
@@ -89,25 +89,24 @@ extern "C" __global__ void exp_backward(int n, const float* y, const float* dy, 
 }
 
 extern "C" __global__ void log_forward(int n, const float* x, float* y, float scale, float shift,
-                                       int shifted, float base_scale) {
-  FOR_EACH_INDEX(i, n) { y[i] = base_scale * logf(affine(x[i], scale, shift, shifted)); }
+                                       float base_scale) {
+  FOR_EACH_INDEX(i, n) { y[i] = base_scale * logf(affine(x[i], scale, shift)); }
 }
 
 // caffe_gpu_powx(t, -1) is powf(t, -1).
 extern "C" __global__ void log_backward(int n, const float* x, const float* dy, float* dx,
-                                        float scale, float shift, int shifted,
-                                        float backward_num_scale) {
+                                        float scale, float shift, float backward_num_scale) {
   FOR_EACH_INDEX(i, n) {
-    dx[i] = dy[i] * (powf(affine(x[i], scale, shift, shifted), -1.f) * backward_num_scale);
+    dx[i] = dy[i] * (powf(affine(x[i], scale, shift), -1.f) * backward_num_scale);
   }
 }
 
+// No pow where power == 1 (Caffe skips caffe_powx there).
 extern "C" __global__ void power_forward(int n, const float* x, float* y, float scale,
-                                         float shift, int shifted, float power,
-                                         int apply_power) {
+                                         float shift, float power) {
   FOR_EACH_INDEX(i, n) {
-    float t = affine(x[i], scale, shift, shifted);
-    y[i] = apply_power ? powf(t, power) : t;
+    float t = affine(x[i], scale, shift);
+    y[i] = power != 1.f ? powf(t, power) : t;
   }
 }
 
@@ -121,12 +120,13 @@ extern "C" __global__ void power_backward_constant(int n, const float* dy, float
   FOR_EACH_INDEX(i, n) { dx[i] = diff_scale != 0.f ? dy[i] * diff_scale : diff_scale; }
 }
 
+// (diff_scale * scale) * x, + diff_scale * shift where shift != 0.
 extern "C" __global__ void power_backward_square(int n, const float* x, const float* dy,
                                                  float* dx, float slope, float offset,
-                                                 int shifted) {
+                                                 float shift) {
   FOR_EACH_INDEX(i, n) {
     float d = slope * x[i];
-    if (shifted) d = d + offset;
+    if (shift != 0.f) d = d + offset;
     dx[i] = dy[i] * d;
   }
 }
@@ -139,7 +139,7 @@ extern "C" __global__ void power_backward_unshifted(int n, const float* x, const
 extern "C" __global__ void power_backward_general(int n, const float* x, const float* y,
                                                   const float* dy, float* dx, float scale,
                                                   float shift, float diff_scale) {
-  FOR_EACH_INDEX(i, n) { dx[i] = dy[i] * ((y[i] / affine(x[i], scale, shift, 1)) * diff_scale); }
+  FOR_EACH_INDEX(i, n) { dx[i] = dy[i] * ((y[i] / affine(x[i], scale, shift)) * diff_scale); }
 }
 
 extern "C" __global__ void sigmoid_forward(int n, const float* x, float* y) {
