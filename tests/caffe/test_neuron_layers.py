@@ -423,3 +423,14 @@ def test_large_blob_matches_vectorized_reference(kind):
         x = np.abs(x)
     _, _, top = forward(kind, params, x)
     np.testing.assert_allclose(top[0].data, vectorized_reference(kind, x), rtol=2e-6, atol=2e-6)
+
+
+def test_the_group_is_registered():
+    types = {'AbsVal', 'BNLL', 'Clip', 'ELU', 'Exp', 'Log', 'Power', 'PReLU', 'Sigmoid', 'Swish',
+             'TanH', 'Threshold', 'ContrastiveLoss', 'EuclideanLoss', 'HingeLoss', 'InfogainLoss',
+             'MultinomialLogisticLoss', 'SigmoidCrossEntropyLoss'}
+    assert types <= set(caffe.layer_type_list())
+    from caffe.layer import LAYERS
+    losses = {t for t in types if t.endswith('Loss')}
+    assert all(LAYERS[t].default_loss_weight == 1.0 for t in losses)
+    assert all(LAYERS[t].default_loss_weight == 0.0 for t in types - losses)
