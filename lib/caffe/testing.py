@@ -100,3 +100,63 @@ def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, step
                 raise AssertionError('%s %s gradient at %s: analytic %.6g, numeric %.6g'
                                      % (layer.type, label, idx, a, numeric))
     run_forward(layer, bottom, top)
+
+
+def check_gradient_exhaustive(layer, bottom, top, **kwargs):
+    """Caffe's CheckGradientExhaustive: check_gradient once for every element of every top, with
+    that element alone as the objective. (For a loss layer's scalar top this is the plain check
+    with weight 1.) Keyword arguments are check_gradient's, top_weights excepted."""
+    run_forward(layer, bottom, top)
+    shapes = [t.shape for t in top]
+    for j, shape in enumerate(shapes):
+        for k in range(int(np.prod(shape, dtype=np.int64))):
+            weights = [np.zeros(s, np.float32) for s in shapes]
+            weights[j].flat[k] = 1
+            check_gradient(layer, bottom, top, top_weights=weights, **kwargs)
+
+
+def check_gradient_eltwise(layer, bottom, top, stepsize=1e-2, threshold=1e-3, kink=None,
+                           kink_range=-1.0):
+    """Caffe's CheckGradientEltwise, for a layer without parameters whose top[0] element i
+    depends on element i of each bottom only: for each i, with top[0][i] alone as the objective,
+    backward must give 0 at every other bottom element and the central difference at element i.
+    Raises AssertionError naming the first element that disagrees."""
+    if len(layer.blobs):
+        raise ValueError('check_gradient_eltwise: %s layer has parameters' % layer.type)
+    run_forward(layer, bottom, top)
+    n = top[0].count
+    for b in bottom:
+        if b.count != n:
+            raise ValueError('check_gradient_eltwise: bottom %s and top %s differ in size'
+                             % (b.shape, top[0].shape))
+    for i in range(n):
+        run_forward(layer, bottom, top)
+        for b in bottom:
+            b.diff[...] = 0
+        for t in top:
+            t.diff[...] = 0
+        top[0].diff.flat[i] = 1
+        layer.backward(top, [True] * len(bottom), bottom)
+        analytic = [b.diff.reshape(-1).copy() for b in bottom]
+        for j, (b, grad) in enumerate(zip(bottom, analytic)):
+            others = np.delete(grad, i)
+            if others.size and np.abs(others).max() > threshold:
+                k = int(np.argmax(np.abs(np.where(np.arange(n) == i, 0, grad))))
+                raise AssertionError('%s bottom[%d] gradient of top element %d at element %d: '
+                                     '%.6g, not 0' % (layer.type, j, i, k, grad[k]))
+            x = float(b.data.flat[i])
+            if kink is not None and abs(x - kink) <= kink_range:
+                continue
+            b.data.flat[i] = x + stepsize
+            run_forward(layer, bottom, top)
+            pos = float(top[0].data.flat[i])
+            b.data.flat[i] = x - stepsize
+            run_forward(layer, bottom, top)
+            neg = float(top[0].data.flat[i])
+            b.data.flat[i] = x
+            numeric = (pos - neg) / (2.0 * stepsize)
+            a = float(grad[i])
+            if abs(a - numeric) > threshold * max(abs(a), abs(numeric), 1.0):
+                raise AssertionError('%s bottom[%d] gradient at element %d (x = %g): analytic '
+                                     '%.6g, numeric %.6g' % (layer.type, j, i, x, a, numeric))
+    run_forward(layer, bottom, top)

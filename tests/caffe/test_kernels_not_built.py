@@ -31,6 +31,10 @@ CASES = [
     ('roi_pooling', ['_kernels'], '_IMPORT_ERROR', 'roi_pooling_kernels',
      'type: "ROIPooling" bottom: "x" bottom: "rois" top: "y" roi_pooling_param { pooled_h: 2 '
      'pooled_w: 2 spatial_scale: 1 }', [(1, 2, 4, 4), (1, 5)]),
+    ('_neuron', ['kernels'], '_KERNELS_ERROR', 'neuron_kernels',
+     'type: "Sigmoid" bottom: "x" top: "y"', [(1, 2, 3, 3)]),
+    ('_losses', ['kernels'], '_KERNELS_ERROR', 'loss_kernels',
+     'type: "EuclideanLoss" bottom: "a" bottom: "b" top: "l"', [(2, 3), (2, 3)]),
     ('roi_warping', ['_kernels'], '_IMPORT_ERROR', 'roi_warping_kernels',
      'type: "ROIWarping" bottom: "x" bottom: "rois" top: "y" roi_warping_param { pooled_h: 2 '
      'pooled_w: 2 spatial_scale: 1 }', [(1, 2, 4, 4), (1, 5)]),

@@ -271,6 +271,7 @@ CASES += [
          lambda rs: [_randn(rs, 2, 3, 4), _randn(rs, 3)], exact=False, in_place=True),
 ]
 
+
 def _cont(rs, T, N, first=0):
     # sequence markers: a restart at the first step (first=0) and one mid-batch
     cont = np.ones((T, N), np.float32)
@@ -310,7 +311,154 @@ CASES += [
          grad=dict(check_bottom=[0, 1])),
 ]
 
-LOSS_TYPES = ('SoftmaxWithLoss', 'SmoothL1Loss')
+
+# Neuron and loss layers. exact=False where a kernel calls expf/logf/powf/tanh (the device's are a
+# few ulp from the host's) or a softmax; the losses' sums are fixed runs added in double, so
+# the others agree bit for bit.
+def _neuron(kind, params='', in_place=False):
+    return 'name: "n" type: "%s" bottom: "x" top: "%s" %s' % (kind, 'x' if in_place else 'y',
+                                                              params)
+
+
+def _loss(kind, bottoms, params='', tops=('loss',)):
+    return ('name: "l" type: "%s" %s %s %s'
+            % (kind, ' '.join('bottom: "%s"' % b for b in bottoms),
+               ' '.join('top: "%s"' % t for t in tops), params))
+
+
+def _positive(rs, *shape):
+    return (np.abs(rs.randn(*shape)) + 0.1).astype(np.float32)
+
+
+def _off_hinge_kinks(rs, *shape):
+    x = _randn(rs, *shape) * 3
+    x[np.abs(np.abs(x) - 1) < 0.05] = 0.5
+    return x
+
+
+def _clip_inputs(rs):
+    x = _ties(rs, 3, 20) * np.float32(0.4)     # hits min -0.4 and the ends exactly
+    x[0, :3] = [np.nan, np.inf, -np.inf]
+    return [x]
+
+
+def _unit_rows(rs, rows, cols):
+    p = rs.rand(rows, cols) + 0.05
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _targets(rs, *shape, ignore=None):
+    t = rs.rand(*shape).astype(np.float32)
+    if ignore is not None:
+        t.flat[::5] = ignore
+    return t
+
+
+_PRELU = 'prelu_param { filler { type: "gaussian" } %s }'
+_KINK0 = dict(kink=0.0, kink_range=0.02, max_checks=30)
+
+CASES += [
+    case('absval', _neuron('AbsVal'), lambda rs: [_ties(rs, 2, 3, 4, 5) * np.float32(0.5)]),
+    case('absval_grad', _neuron('AbsVal'), lambda rs: [_randn(rs, 3, 8)], grad=_KINK0),
+    case('bnll', _neuron('BNLL'), lambda rs: [_randn(rs, 2, 3, 4, 5) * 40], exact=False,
+         grad=dict(max_checks=30)),
+    case('bnll_in_place', _neuron('BNLL', in_place=True), lambda rs: [_randn(rs, 4, 9)],
+         exact=False, in_place=True),
+    case('clip_ends_nan', _neuron('Clip', 'clip_param { min: -0.4 max: 0.8 }'), _clip_inputs),
+    case('clip_in_place', _neuron('Clip', 'clip_param { min: -1 max: 0.5 }', True),
+         lambda rs: [_randn(rs, 3, 7)], in_place=True),
+    case('elu', _neuron('ELU', 'elu_param { alpha: 0.4 }'), lambda rs: [_randn(rs, 2, 3, 4, 5)],
+         exact=False, grad=_KINK0),
+    case('elu_in_place', _neuron('ELU', '', True), lambda rs: [_randn(rs, 5, 6)], exact=False,
+         in_place=True),
+    case('exp_base2_scale_shift', _neuron('Exp', 'exp_param { base: 2 scale: 0.7 shift: 0.3 }'),
+         lambda rs: [_randn(rs, 2, 3, 4, 5)], exact=False, grad=dict(max_checks=30)),
+    case('exp_in_place', _neuron('Exp', '', True), lambda rs: [_randn(rs, 4, 5)], exact=False,
+         in_place=True),
+    case('log_base10_scale_shift', _neuron('Log', 'log_param { base: 10 scale: 0.5 shift: 3 }'),
+         lambda rs: [_positive(rs, 2, 3, 4, 5)], exact=False,
+         grad=dict(threshold=1e-2, max_checks=30)),
+    case('log_in_place', _neuron('Log', '', True), lambda rs: [_positive(rs, 4, 5)],
+         exact=False, in_place=True),
+    case('power_general', _neuron('Power', 'power_param { power: 1.7 scale: 0.5 shift: 3 }'),
+         lambda rs: [_positive(rs, 2, 3, 4, 5)], exact=False, grad=dict(max_checks=30)),
+    case('power_square', _neuron('Power', 'power_param { power: 2 scale: 0.5 shift: -1 }'),
+         lambda rs: [_randn(rs, 3, 10)], exact=False),
+    case('power_unshifted', _neuron('Power', 'power_param { power: 3 scale: 0.5 }'),
+         lambda rs: [_randn(rs, 3, 10)], exact=False),
+    case('power_affine', _neuron('Power', 'power_param { scale: 0.5 shift: -1 }'),
+         lambda rs: [_randn(rs, 3, 10)]),
+    case('power_constant_in_place', _neuron('Power', 'power_param { power: 2 scale: 0 '
+                                                     'shift: 3 }', True),
+         lambda rs: [_randn(rs, 3, 10)], in_place=True),
+    case('prelu', _neuron('PReLU', _PRELU % ''), lambda rs: [_randn(rs, 2, 3, 4, 5)],
+         grad=_KINK0),
+    case('prelu_shared_in_place_2d', _neuron('PReLU', _PRELU % 'channel_shared: true', True),
+         lambda rs: [_randn(rs, 5, 4)], in_place=True),
+    case('prelu_long_rows', _neuron('PReLU', _PRELU % ''), lambda rs: [_randn(rs, 2, 2, 40, 60)]),
+    case('sigmoid', _neuron('Sigmoid'), lambda rs: [_randn(rs, 2, 3, 4, 5) * 4], exact=False,
+         grad=dict(max_checks=30)),
+    case('sigmoid_in_place', _neuron('Sigmoid', '', True), lambda rs: [_randn(rs, 4, 5)],
+         exact=False, in_place=True),
+    case('swish_beta', _neuron('Swish', 'swish_param { beta: 1.5 }'),
+         lambda rs: [_randn(rs, 2, 3, 4, 5) * 3], exact=False, grad=dict(max_checks=30)),
+    case('swish_in_place', _neuron('Swish', '', True), lambda rs: [_randn(rs, 4, 5)],
+         exact=False, in_place=True),
+    case('tanh', _neuron('TanH'), lambda rs: [_randn(rs, 2, 3, 4, 5) * 2], exact=False,
+         grad=dict(max_checks=30)),
+    case('tanh_in_place', _neuron('TanH', '', True), lambda rs: [_randn(rs, 4, 5)],
+         exact=False, in_place=True),
+    case('threshold', _neuron('Threshold', 'threshold_param { threshold: 0.5 }'),
+         lambda rs: [_ties(rs, 3, 4, 5) * np.float32(0.5)]),
+    case('threshold_in_place', _neuron('Threshold', '', True), lambda rs: [_randn(rs, 3, 4)],
+         in_place=True),
+    case('euclidean_loss', _loss('EuclideanLoss', ('a', 'b')),
+         lambda rs: [_randn(rs, 4, 3, 2, 2), _randn(rs, 4, 12)], grad=dict(max_checks=20)),
+    case('euclidean_loss_long', _loss('EuclideanLoss', ('a', 'b')),
+         lambda rs: [_randn(rs, 3, 1500), _randn(rs, 3, 1500)]),
+    case('contrastive_loss', _loss('ContrastiveLoss', ('a', 'b', 'y')),
+         lambda rs: [rs.uniform(-1, 1, (8, 5, 1, 1)).astype(np.float32),
+                     rs.uniform(-1, 1, (8, 5, 1, 1)).astype(np.float32),
+                     (rs.rand(8, 1, 1, 1) > 0.5).astype(np.float32)],
+         grad=dict(check_bottom=[0, 1], max_checks=20)),
+    case('contrastive_loss_legacy_margin2', _loss('ContrastiveLoss', ('a', 'b', 'y'),
+                                                  'contrastive_loss_param { margin: 2 '
+                                                  'legacy_version: true }'),
+         lambda rs: [rs.uniform(-1, 1, (8, 5)).astype(np.float32),
+                     rs.uniform(-1, 1, (8, 5)).astype(np.float32),
+                     (rs.rand(8) > 0.5).astype(np.float32)],
+         grad=dict(check_bottom=[0, 1], max_checks=20)),
+    case('hinge_loss_l1', _loss('HingeLoss', ('x', 't')),
+         lambda rs: [_off_hinge_kinks(rs, 6, 5), _labels(rs, (6,), 5)],
+         grad=dict(check_bottom=[0], max_checks=20)),
+    case('hinge_loss_l2_4d', _loss('HingeLoss', ('x', 't'), 'hinge_loss_param { norm: L2 }'),
+         lambda rs: [_off_hinge_kinks(rs, 4, 3, 2, 2), _labels(rs, (4, 1, 1, 1), 12)],
+         grad=dict(check_bottom=[0], max_checks=20, threshold=1e-2)),
+    case('multinomial_logistic_loss', _loss('MultinomialLogisticLoss', ('p', 't')),
+         lambda rs: [_unit_rows(rs, 6, 4), _labels(rs, (6, 1, 1, 1), 4)],
+         grad=dict(check_bottom=[0], threshold=2e-2, kink=0.0, kink_range=0.05)),
+    case('sigmoid_ce_loss', _loss('SigmoidCrossEntropyLoss', ('x', 't')),
+         lambda rs: [_randn(rs, 3, 4, 5) * 3, _targets(rs, 3, 4, 5)], exact=False,
+         grad=dict(check_bottom=[0], max_checks=20, threshold=1e-2)),
+    case('sigmoid_ce_loss_ignore_valid', _loss('SigmoidCrossEntropyLoss', ('x', 't'),
+                                               'loss_param { ignore_label: -1 '
+                                               'normalization: VALID }'),
+         lambda rs: [_randn(rs, 6, 400), _targets(rs, 6, 400, ignore=-1)], exact=False),
+    case('infogain_loss_axis2', _loss('InfogainLoss', ('x', 't', 'H'),
+                                      'infogain_loss_param { axis: 2 }'),
+         lambda rs: [_randn(rs, 2, 3, 4, 2), _labels(rs, (2, 3, 1, 2), 4),
+                     rs.uniform(0.1, 2, (4, 4)).astype(np.float32)], exact=False,
+         grad=dict(check_bottom=[0], max_checks=20, threshold=1e-2)),
+    case('infogain_loss_ignore_prob', _loss('InfogainLoss', ('x', 't', 'H'),
+                                            'loss_param { ignore_label: 1 }', ('loss', 'prob')),
+         lambda rs: [_randn(rs, 5, 3, 7), _labels(rs, (5, 7), 3),
+                     rs.uniform(0.1, 2, (3, 3)).astype(np.float32)], exact=False),
+]
+
+LOSS_TYPES = ('SoftmaxWithLoss', 'SmoothL1Loss', 'ContrastiveLoss', 'EuclideanLoss', 'HingeLoss',
+              'InfogainLoss', 'MultinomialLogisticLoss', 'SigmoidCrossEntropyLoss')
+# Types without a backward (Caffe's NOT_IMPLEMENTED): the comparison runs forward only.
+NO_BACKWARD_TYPES = ('Threshold',)
 
 
 def _set_mode(gpu):
@@ -356,7 +504,8 @@ def run_layer(c, gpu, params=None, seed=3):
             b.diff[...] = SENTINEL
     for p in layer.blobs:
         p.diff[...] = PARAM_DIFF
-    layer.backward(top, [True] * len(bottom), bottom)
+    if layer.type not in NO_BACKWARD_TYPES:
+        layer.backward(top, [True] * len(bottom), bottom)
     bottom_diffs = [b.diff.copy() for b in bottom]
     param_diffs = [p.diff.copy() for p in layer.blobs]
     caffe.set_mode_cpu()

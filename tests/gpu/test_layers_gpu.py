@@ -97,5 +97,9 @@ def test_every_layer_type_has_a_gpu_case():
     from caffe.testing import layer_param
     covered = {layer_param(c.text).type for c in CASES}
     assert set(LAYERS) <= covered, 'layer types without a GPU case: %s' % (set(LAYERS) - covered)
+    # Each type has GPU code of its own (its class's or a shared base's), not the base Layer's
+    # fall-back to the CPU code.
+    from caffe.layer import Layer
     for name, cls in LAYERS.items():
-        assert 'forward_gpu' in cls.__dict__ and 'backward_gpu' in cls.__dict__, name
+        assert cls.forward_gpu is not Layer.forward_gpu, name
+        assert cls.backward_gpu is not Layer.backward_gpu, name

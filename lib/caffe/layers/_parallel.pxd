@@ -18,3 +18,13 @@ cdef inline int threads_above(Py_ssize_t work, Py_ssize_t min_work) noexcept nog
 
 cdef inline int threads_for(Py_ssize_t work) noexcept nogil:
     return threads_above(work, PARALLEL_MIN_WORK)
+
+
+# Work cut into blocks of `block` elements (the unit a dynamic schedule hands out): how many
+# blocks cover n elements, and the length of block b (the last may be short).
+cdef inline Py_ssize_t blocks(Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    return (n + block - 1) // block
+
+
+cdef inline Py_ssize_t block_len(Py_ssize_t b, Py_ssize_t n, Py_ssize_t block) noexcept nogil:
+    return block if (b + 1) * block <= n else n - b * block

@@ -6,15 +6,14 @@ import numpy as np
 
 from .. import gpu
 from ..layer import Layer, register
-from ..proto import caffe_pb2
 from ._checks import (canonical_axis, count_between, layer_error,
                       reshape_by_shapes)
+from ._losses import ignore_label, normalization_mode, normalizer
 from .softmax import softmax, softmax_gpu
 
 _loss_forward = gpu.Kernel('softmax.cu', 'softmax_loss_forward')
 _loss_backward = gpu.Kernel('softmax.cu', 'softmax_loss_backward')
 
-_LOSS = caffe_pb2.LossParameter
 FLT_MIN = np.finfo(np.float32).tiny
 
 
@@ -26,13 +25,9 @@ class SoftmaxWithLossLayer(Layer):
     min_top_blobs, max_top_blobs = 1, 2
 
     def setup(self, bottom, top):
-        lp = self.layer_param.loss_param
-        self.ignore_label = int(lp.ignore_label) if lp.HasField('ignore_label') else None
+        self.ignore_label = ignore_label(self)
         # The legacy boolean wins only when the newer enum is absent, as in Caffe.
-        if not lp.HasField('normalization') and lp.HasField('normalize'):
-            self.normalization = _LOSS.VALID if lp.normalize else _LOSS.BATCH_SIZE
-        else:
-            self.normalization = lp.normalization
+        self.normalization = normalization_mode(self)
         self.prob = None
 
     @reshape_by_shapes
@@ -68,18 +63,7 @@ class SoftmaxWithLossLayer(Layer):
         return labels, valid
 
     def _normalizer(self, valid_count):
-        mode = self.normalization
-        if mode == _LOSS.FULL:
-            n = self.outer * self.inner
-        elif mode == _LOSS.VALID:
-            n = valid_count
-        elif mode == _LOSS.BATCH_SIZE:
-            n = self.outer
-        elif mode == _LOSS.NONE:
-            n = 1
-        else:
-            raise layer_error(self, 'unknown loss_param.normalization %d' % mode)
-        return np.float32(max(1.0, float(n)))
+        return normalizer(self, self.normalization, self.outer, self.inner, valid_count)
 
     def forward_cpu(self, bottom, top):
         scores = bottom[0].cpu_data()
