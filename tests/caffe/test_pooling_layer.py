@@ -205,7 +205,8 @@ def test_no_bottom_diff_without_propagate_down():
 
 
 @pytest.mark.parametrize('params,tops,message', [
-    ('pool: STOCHASTIC kernel_size: 2', ('y',), 'STOCHASTIC'),
+    ('pool: STOCHASTIC kernel_size: 2 pad: 1', ('y',), 'no padding'),
+    ('pool: STOCHASTIC kernel_size: 2', ('y', 'mask'), 'mask top only with MAX'),
     ('pool: MAX', ('y',), 'kernel_size'),
     ('pool: MAX kernel_size: 2 kernel_h: 2 kernel_w: 2', ('y',), 'not both'),
     ('pool: MAX kernel_h: 2', ('y',), 'together'),
