@@ -1,6 +1,9 @@
 """Helpers for layer tests: build one layer from prototxt text, and Caffe's finite-difference
 gradient check (the idea of Caffe's GradientChecker: perturb one input at a time and compare
-the change of an objective with the analytic gradient from backward)."""
+the change of an objective with the analytic gradient from backward), with its exhaustive
+variant (every top element alone as the objective: the whole Jacobian) and its element-wise one
+(top element i against bottom element i only, for layers whose output i depends on input i
+alone)."""
 import numpy as np
 from google.protobuf import text_format
 
@@ -42,14 +45,15 @@ def run_forward(layer, bottom, top):
 
 def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, stepsize=1e-2,
                    threshold=1e-3, kink=None, kink_range=-1.0, check_params=True, seed=1701,
-                   max_checks=None):
+                   max_checks=None, only=None):
     """Compares the analytic gradients of layer (bottom diffs and, with check_params, parameter
     diffs) with central finite differences of the objective  sum_k w_k * top_k  (w random and
     fixed, or top_weights). Raises AssertionError naming the first element that disagrees.
 
     check_bottom: indices of bottoms to check (default all). kink/kink_range: skip elements whose
     analytic check would straddle a non-differentiable point (ReLU at 0, max ties), as Caffe's
-    checker does. max_checks: check at most that many randomly chosen elements per blob.
+    checker does. max_checks: check at most that many randomly chosen elements per blob; only:
+    check just the element of this flat index in each blob.
     """
     r = np.random.RandomState(seed)
     run_forward(layer, bottom, top)
@@ -80,8 +84,8 @@ def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, step
     analytic = [b.diff.copy() for b, _ in blobs]
 
     for (blob, label), grad in zip(blobs, analytic):
-        flat_idx = np.arange(blob.count)
-        if max_checks is not None and blob.count > max_checks:
+        flat_idx = np.arange(blob.count) if only is None else [only]
+        if only is None and max_checks is not None and blob.count > max_checks:
             flat_idx = r.choice(blob.count, max_checks, replace=False)
         for k in flat_idx:
             idx = np.unravel_index(k, blob.shape)
@@ -100,3 +104,29 @@ def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, step
                 raise AssertionError('%s %s gradient at %s: analytic %.6g, numeric %.6g'
                                      % (layer.type, label, idx, a, numeric))
     run_forward(layer, bottom, top)
+
+
+def _one_hot(top, i, k):
+    weights = [np.zeros(t.shape, np.float32) for t in top]
+    weights[i].reshape(-1)[k] = 1
+    return weights
+
+
+def check_gradient_exhaustive(layer, bottom, top, **kwargs):
+    """Caffe's CheckGradientExhaustive: check_gradient once for each element of each top, that
+    element alone being the objective (keyword arguments as check_gradient's)."""
+    run_forward(layer, bottom, top)
+    shapes = [t.shape for t in top]
+    for i, shape in enumerate(shapes):
+        for k in range(int(np.prod(shape))):
+            check_gradient(layer, bottom, top, top_weights=_one_hot(top, i, k), **kwargs)
+
+
+def check_gradient_eltwise(layer, bottom, top, **kwargs):
+    """Caffe's CheckGradientEltwise, for layers whose top element k depends on bottom element k
+    only: for each k, top[0] element k is the objective and bottom element k is perturbed
+    (parameters are not checked)."""
+    run_forward(layer, bottom, top)
+    for k in range(top[0].count):
+        check_gradient(layer, bottom, top, top_weights=_one_hot(top, 0, k), only=k,
+                       check_params=False, **kwargs)

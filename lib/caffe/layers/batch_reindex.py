@@ -57,8 +57,9 @@ class BatchReindexLayer(Layer):
         if not propagate_down[0]:
             return
         order, begin = kernels.row_order(self._index(bottom), bottom[0].shape[0])
-        kernels.scatter_add_rows(top[0].cpu_diff().reshape(-1, self.width), order, begin,
-                                 bottom[0].diff.reshape(-1, self.width), False)
+        kernels.scatter_add_rows(top[0].cpu_diff().reshape(top[0].shape[0], self.width), order,
+                                 begin, bottom[0].diff.reshape(bottom[0].shape[0], self.width),
+                                 False)
 
     # GPU: a gather by the index on the device; the gradient adds each bottom row's sources in
     # the CPU's order, from an ordering made on the host (as Caffe's GPU layer sorts the index

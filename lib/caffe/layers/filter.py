@@ -48,17 +48,18 @@ class FilterLayer(Layer):
 
     def forward_cpu(self, bottom, top):
         for b, t in zip(bottom, top):
-            n = len(self.kept)
-            x = b.cpu_data().reshape(b.shape[0], -1)
-            np.take(x, self.kept, axis=0, out=t.data.reshape(t.shape[0], -1)[:n])
+            width = b.count_from(1)
+            x = b.cpu_data().reshape(b.shape[0], width)
+            np.take(x, self.kept, axis=0, out=t.data.reshape(t.shape[0], width)[:len(self.kept)])
 
     def backward_cpu(self, top, propagate_down, bottom):
         for b, t, down in zip(bottom, top, propagate_down):
             if not down:
                 continue
-            dx = b.diff.reshape(b.shape[0], -1)
+            width = b.count_from(1)
+            dx = b.diff.reshape(b.shape[0], width)
             dx[...] = 0
-            dx[self.kept] = t.cpu_diff().reshape(t.shape[0], -1)[:len(self.kept)]
+            dx[self.kept] = t.cpu_diff().reshape(t.shape[0], width)[:len(self.kept)]
 
     # GPU: the kept rows (and, for the gradient, each bottom row's top row or -1) go to the
     # device once per reshape.

@@ -18,10 +18,12 @@ class FlattenLayer(Layer):
         shape = bottom[0].shape
         start = canonical_axis(self, bottom[0], p.axis, 'flatten_param.axis')
         end = canonical_axis(self, bottom[0], p.end_axis, 'flatten_param.end_axis')
-        new = shape[:start] + (count_between(shape, start, end + 1),) + shape[end + 1:]
-        if count_between(new, 0, None) != bottom[0].count:
+        # Caffe's count(axis, end_axis + 1): an empty range (end_axis = axis - 1) counts 1 and
+        # adds an axis of size 1; a reversed one is an error.
+        if end + 1 < start:
             raise layer_error(self, 'flatten_param.end_axis %d comes before axis %d for a bottom '
                               'of shape %s' % (p.end_axis, p.axis, shape))
+        new = shape[:start] + (count_between(shape, start, end + 1),) + shape[end + 1:]
         top[0].reshape(new)
         top[0].share_data(bottom[0])
         top[0].share_diff(bottom[0])
