@@ -20,9 +20,8 @@ CPU memory: the layers share one column buffer (WORKSPACE), as Caffe's layers sh
 import numpy as np
 
 from .. import gpu
-from ..fillers import fill
 from ..layer import Layer
-from ._checks import canonical_axis, count_between, layer_error, not_built
+from ._checks import canonical_axis, count_between, layer_error, not_built, param_blobs
 
 try:
     from . import im2col as im2col_2d
@@ -210,19 +209,7 @@ class BaseConvolutionLayer(Layer):
         shapes = [(self.conv_out_channels, self.conv_in_channels // self.group) + self.kernel]
         if p.bias_term:
             shapes.append((self.num_output,))
-        if len(self.blobs):
-            if len(self.blobs) != len(shapes):
-                raise layer_error(self, 'has %d parameter blobs; expected %d'
-                                  % (len(self.blobs), len(shapes)))
-            for blob, shape in zip(self.blobs, shapes):
-                if blob.shape != shape:
-                    raise layer_error(self, 'parameter shape %s does not match the expected %s'
-                                      % (blob.shape, shape))
-        else:
-            for shape, filler in zip(shapes, (p.weight_filler, p.bias_filler)):
-                self.blobs.add_blob(*shape)
-                fill(self.blobs[-1], filler)
-        self.param_propagate_down = [True] * len(self.blobs)
+        param_blobs(self, shapes, (p.weight_filler, p.bias_filler))
         self.kernel_dim = self.conv_in_channels // self.group * int(np.prod(self.kernel))
         self.is_1x1 = all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride) \
             and all(p == 0 for p in self.pad)
@@ -278,14 +265,17 @@ class BaseConvolutionLayer(Layer):
         return self.blobs[0].cpu_data().reshape(self.group, self.conv_out_channels // self.group,
                                                 self.kernel_dim)
 
+    def _columns(self, image):
+        """The (group, kernel_dim, S) column matrix of an image (the image itself for 1x1)."""
+        if self.is_1x1:
+            return image.reshape(self.group, self.kernel_dim, -1)
+        col = self._col()
+        self.columns.im2col(image, col.reshape(-1, self.conv_out_spatial))
+        return col
+
     def _conv_forward(self, image, weights, out):
         """out (group, conv_out/g, S) = W_g @ im2col(image): Caffe's forward_cpu_gemm."""
-        if self.is_1x1:
-            col = image.reshape(self.group, self.kernel_dim, -1)
-        else:
-            col = self._col()
-            self.columns.im2col(image, col.reshape(-1, self.conv_out_spatial))
-        np.matmul(weights, col, out=out)
+        np.matmul(weights, self._columns(image), out=out)
 
     def _conv_backward(self, grad, weights, image):
         """image = col2im(W_g^T @ grad): Caffe's backward_cpu_gemm."""
@@ -299,12 +289,7 @@ class BaseConvolutionLayer(Layer):
 
     def _weight_grad(self, image, grad, weight_diff, scratch):
         """weight_diff += grad @ im2col(image)^T: Caffe's weight_cpu_gemm."""
-        if self.is_1x1:
-            col = image.reshape(self.group, self.kernel_dim, -1)
-        else:
-            col = self._col()
-            self.columns.im2col(image, col.reshape(-1, self.conv_out_spatial))
-        np.matmul(grad, col.transpose(0, 2, 1), out=scratch)
+        np.matmul(grad, self._columns(image).transpose(0, 2, 1), out=scratch)
         weight_diff += scratch
 
     def _sizes(self):
@@ -373,15 +358,18 @@ class BaseConvolutionLayer(Layer):
             gemm(trans_a, trans_b, m, n, k, 1.0, a[g * a_step:(g + 1) * a_step],
                  b[g * b_step:(g + 1) * b_step], beta, c[g * c_step:(g + 1) * c_step])
 
+    def _gpu_columns(self, image):
+        if self.is_1x1:
+            return image
+        col = _gpu_col(self.kernel_dim * self.group * self.conv_out_spatial)
+        self.columns.im2col_gpu(image, col)
+        return col
+
     def _gpu_conv_forward(self, image, weights, out):
         k, s = self.kernel_dim, self.conv_out_spatial
         m = self.conv_out_channels // self.group
-        if self.is_1x1:
-            col = image
-        else:
-            col = _gpu_col(k * self.group * s)
-            self.columns.im2col_gpu(image, col)
-        self._gemm_groups(False, False, weights, m * k, col, k * s, out, m * s, m, s, k, 0.0)
+        self._gemm_groups(False, False, weights, m * k, self._gpu_columns(image), k * s, out,
+                          m * s, m, s, k, 0.0)
 
     def _gpu_conv_backward(self, grad, weights, image):
         k, s = self.kernel_dim, self.conv_out_spatial
@@ -394,12 +382,8 @@ class BaseConvolutionLayer(Layer):
     def _gpu_weight_grad(self, image, grad, weight_diff):
         k, s = self.kernel_dim, self.conv_out_spatial
         m = self.conv_out_channels // self.group
-        if self.is_1x1:
-            col = image
-        else:
-            col = _gpu_col(k * self.group * s)
-            self.columns.im2col_gpu(image, col)
-        self._gemm_groups(False, True, grad, m * s, col, k * s, weight_diff, m * k, m, k, s, 1.0)
+        self._gemm_groups(False, True, grad, m * s, self._gpu_columns(image), k * s, weight_diff,
+                          m * k, m, k, s, 1.0)
 
     def forward_general_gpu(self, bottom, top):
         weights = self.blobs[0].gpu_data().ravel()
@@ -447,3 +431,48 @@ class BaseConvolutionLayer(Layer):
                         self._gpu_weight_grad(xn, dyn, weight_diff)
                     if down:
                         self._gpu_conv_backward(dyn, weights, dx[n * x_step:(n + 1) * x_step])
+
+    # The GPU: the 2-D path on cuDNN (caffe.gpu.cudnn: Convolution, or Deconvolution as Caffe's
+    # CuDNNDeconvolution runs it), a whole batch per call, groups included; any other geometry
+    # on the general path. Weight and bias gradients accumulate.
+    def _cudnn(self, bottom, top):
+        op = getattr(self, '_cudnn_op', None)
+        if op is None:
+            from ..gpu import cudnn
+            kind = cudnn.Deconvolution if self.reverse_dimensions else cudnn.Convolution
+            op = self._cudnn_op = kind(self.num_output, self.channels, self.kernel, self.pad,
+                                       self.stride, self.dilation, self.group)
+        op.reshape(bottom[0].shape, top[0].shape)
+        return op
+
+    def forward_conv_gpu(self, bottom, top):
+        if self.general:
+            return self.forward_general_gpu(bottom, top)
+        if bottom[0].count == 0:
+            return
+        op = self._cudnn(bottom, top)
+        weights = self.blobs[0].gpu_data()
+        bias = self.blobs[1].gpu_data() if len(self.blobs) > 1 else None
+        for b, t in zip(bottom, top):
+            out = t.mutable_gpu_data()
+            op.forward(b.gpu_data(), weights, out)
+            if bias is not None:
+                op.add_bias(bias, out)
+
+    def backward_conv_gpu(self, top, propagate_down, bottom):
+        if self.general:
+            return self.backward_general_gpu(top, propagate_down, bottom)
+        want_w = self.param_propagate_down[0]
+        want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
+        if not (want_w or want_b or any(propagate_down)) or bottom[0].count == 0:
+            return
+        op = self._cudnn(bottom, top)
+        weights = self.blobs[0].gpu_data()
+        for t, b, down in zip(top, bottom, propagate_down):
+            top_diff = t.gpu_diff()
+            if want_b:
+                op.backward_bias(top_diff, self.blobs[1].mutable_gpu_diff())
+            if want_w:
+                op.backward_filter(b.gpu_data(), top_diff, self.blobs[0].mutable_gpu_diff())
+            if down:
+                op.backward_data(weights, top_diff, b.mutable_gpu_diff())

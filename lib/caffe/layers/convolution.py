@@ -212,47 +212,9 @@ class ConvolutionLayer(BaseConvolutionLayer):
                    self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0],
                    self.dilation[1], self.out_h, self.out_w, bottom_diff[start + i])
 
-    # GPU: cuDNN (caffe.gpu.cudnn) does the whole batch per call (the general path: im2col_nd.cu
-    # and cuBLAS, as Caffe's own engine), groups included; weight and
-    # bias gradients accumulate as above.
-    def _cudnn(self, bottom, top):
-        conv = getattr(self, '_cudnn_conv', None)
-        if conv is None:
-            from ..gpu.cudnn import Convolution
-            conv = self._cudnn_conv = Convolution(self.num_output, self.channels, self.kernel,
-                                                  self.pad, self.stride, self.dilation,
-                                                  self.group)
-        conv.reshape(bottom[0].shape, top[0].shape)
-        return conv
-
+    # GPU: cuDNN for the 2-D path, the general path's kernels otherwise (base_conv.py).
     def forward_gpu(self, bottom, top):
-        if self.general:
-            return self.forward_general_gpu(bottom, top)
-        if bottom[0].count == 0:
-            return
-        conv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        bias = self.blobs[1].gpu_data() if len(self.blobs) > 1 else None
-        for b, t in zip(bottom, top):
-            out = t.mutable_gpu_data()
-            conv.forward(b.gpu_data(), weights, out)
-            if bias is not None:
-                conv.add_bias(bias, out)
+        self.forward_conv_gpu(bottom, top)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        if self.general:
-            return self.backward_general_gpu(top, propagate_down, bottom)
-        want_w = self.param_propagate_down[0]
-        want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
-        if not (want_w or want_b or any(propagate_down)) or bottom[0].count == 0:
-            return
-        conv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        for t, b, down in zip(top, bottom, propagate_down):
-            top_diff = t.gpu_diff()
-            if want_b:
-                conv.backward_bias(top_diff, self.blobs[1].mutable_gpu_diff())
-            if want_w:
-                conv.backward_filter(b.gpu_data(), top_diff, self.blobs[0].mutable_gpu_diff())
-            if down:
-                conv.backward_data(weights, top_diff, b.mutable_gpu_diff())
+        self.backward_conv_gpu(top, propagate_down, bottom)

@@ -40,44 +40,8 @@ class DeconvolutionLayer(BaseConvolutionLayer):
     def backward_cpu(self, top, propagate_down, bottom):
         self.backward_general_cpu(top, propagate_down, bottom)
 
-    def _cudnn(self, bottom, top):
-        deconv = getattr(self, '_cudnn_deconv', None)
-        if deconv is None:
-            from ..gpu.cudnn import Deconvolution
-            deconv = self._cudnn_deconv = Deconvolution(self.num_output, self.channels,
-                                                        self.kernel, self.pad, self.stride,
-                                                        self.dilation, self.group)
-        deconv.reshape(bottom[0].shape, top[0].shape)
-        return deconv
-
     def forward_gpu(self, bottom, top):
-        if self.general:
-            return self.forward_general_gpu(bottom, top)
-        if bottom[0].count == 0:
-            return
-        deconv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        bias = self.blobs[1].gpu_data() if len(self.blobs) > 1 else None
-        for b, t in zip(bottom, top):
-            out = t.mutable_gpu_data()
-            deconv.forward(b.gpu_data(), weights, out)
-            if bias is not None:
-                deconv.add_bias(bias, out)
+        self.forward_conv_gpu(bottom, top)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        if self.general:
-            return self.backward_general_gpu(top, propagate_down, bottom)
-        want_w = self.param_propagate_down[0]
-        want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
-        if not (want_w or want_b or any(propagate_down)) or bottom[0].count == 0:
-            return
-        deconv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        for t, b, down in zip(top, bottom, propagate_down):
-            top_diff = t.gpu_diff()
-            if want_b:
-                deconv.backward_bias(top_diff, self.blobs[1].mutable_gpu_diff())
-            if want_w:
-                deconv.backward_filter(b.gpu_data(), top_diff, self.blobs[0].mutable_gpu_diff())
-            if down:
-                deconv.backward_data(weights, top_diff, b.mutable_gpu_diff())
+        self.backward_conv_gpu(top, propagate_down, bottom)

@@ -8,9 +8,8 @@ the top diff's rows."""
 import numpy as np
 
 from .. import gpu
-from ..fillers import fill
 from ..layer import Layer, register
-from ._checks import layer_error, not_built, reshape_by_shapes
+from ._checks import layer_error, not_built, param_blobs, reshape_by_shapes
 
 try:
     from . import rows_kernels as kernels
@@ -43,19 +42,7 @@ class EmbedLayer(Layer):
         shapes = [(self.input_dim, self.num_output)]
         if p.bias_term:
             shapes.append((self.num_output,))
-        if len(self.blobs):
-            if len(self.blobs) != len(shapes):
-                raise layer_error(self, 'has %d parameter blobs; expected %d'
-                                  % (len(self.blobs), len(shapes)))
-            for blob, shape in zip(self.blobs, shapes):
-                if blob.shape != shape:
-                    raise layer_error(self, 'parameter shape %s does not match the expected %s'
-                                      % (blob.shape, shape))
-        else:
-            for shape, filler in zip(shapes, (p.weight_filler, p.bias_filler)):
-                self.blobs.add_blob(*shape)
-                fill(self.blobs[-1], filler)
-        self.param_propagate_down = [True] * len(self.blobs)
+        param_blobs(self, shapes, (p.weight_filler, p.bias_filler))
 
     @reshape_by_shapes
     def reshape(self, bottom, top):

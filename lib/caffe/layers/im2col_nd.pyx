@@ -66,67 +66,58 @@ cdef inline void _tap(const Geometry* g, Py_ssize_t t, Py_ssize_t* offset) noexc
         t //= g.kernel[d]
 
 
+cdef inline bint _source(const Geometry* g, const Py_ssize_t* offset, const Py_ssize_t* pos,
+                         Py_ssize_t* index) noexcept nogil:
+    # The image index a tap (offset) reads from output position pos; False in the padding.
+    cdef Py_ssize_t v, i = 0
+    cdef int d
+    for d in range(g.n):
+        v = pos[d] * g.stride[d] + offset[d]
+        if v < 0 or v >= g.image[d]:
+            return False
+        i = i * g.image[d] + v
+    index[0] = i
+    return True
+
+
+cdef inline void _advance(const Geometry* g, Py_ssize_t* pos) noexcept nogil:
+    # The next output position in row-major order.
+    cdef int d = g.n - 1
+    while d >= 0:
+        pos[d] += 1
+        if pos[d] < g.out[d]:
+            return
+        pos[d] = 0
+        d -= 1
+
+
 cdef void _im2col_row(const float* plane, const Geometry* g, Py_ssize_t t,
                       float* row) noexcept nogil:
     cdef Py_ssize_t offset[MAX_AXES]
     cdef Py_ssize_t pos[MAX_AXES]
-    cdef Py_ssize_t j, index, v
-    cdef int d
-    cdef bint inside
+    cdef Py_ssize_t j, index = 0
     _tap(g, t, offset)
-    for d in range(g.n):
-        pos[d] = 0
+    memset(pos, 0, g.n * sizeof(Py_ssize_t))
     for j in range(g.out_count):
-        index = 0
-        inside = True
-        for d in range(g.n):
-            v = pos[d] * g.stride[d] + offset[d]
-            if v < 0 or v >= g.image[d]:
-                inside = False
-                break
-            index = index * g.image[d] + v
-        row[j] = plane[index] if inside else 0
-        d = g.n - 1
-        while d >= 0:
-            pos[d] += 1
-            if pos[d] < g.out[d]:
-                break
-            pos[d] = 0
-            d -= 1
+        row[j] = plane[index] if _source(g, offset, pos, &index) else 0
+        _advance(g, pos)
 
 
 cdef void _col2im_channel(const float* rows, Py_ssize_t row_stride, const Geometry* g,
                           float* plane) noexcept nogil:
     cdef Py_ssize_t offset[MAX_AXES]
     cdef Py_ssize_t pos[MAX_AXES]
-    cdef Py_ssize_t t, j, index, v
+    cdef Py_ssize_t t, j, index = 0
     cdef const float* row
-    cdef int d
-    cdef bint inside
     memset(plane, 0, g.image_count * sizeof(float))
     for t in range(g.taps):
         _tap(g, t, offset)
         row = rows + t * row_stride
-        for d in range(g.n):
-            pos[d] = 0
+        memset(pos, 0, g.n * sizeof(Py_ssize_t))
         for j in range(g.out_count):
-            index = 0
-            inside = True
-            for d in range(g.n):
-                v = pos[d] * g.stride[d] + offset[d]
-                if v < 0 or v >= g.image[d]:
-                    inside = False
-                    break
-                index = index * g.image[d] + v
-            if inside:
+            if _source(g, offset, pos, &index):
                 plane[index] += row[j]
-            d = g.n - 1
-            while d >= 0:
-                pos[d] += 1
-                if pos[d] < g.out[d]:
-                    break
-                pos[d] = 0
-                d -= 1
+            _advance(g, pos)
 
 
 cdef Py_ssize_t _row_stride(float[:, :] col, Py_ssize_t rows, Py_ssize_t cols) except -1:

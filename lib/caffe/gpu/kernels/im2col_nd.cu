@@ -6,39 +6,51 @@
 
 #define IM2COL_MAX_AXES 32  // Caffe's kMaxBlobAxes
 
+struct Im2colGeometry {
+  int axes;
+  const int *image_shape, *out_shape, *kernel, *pad, *stride, *dilation;
+  long long taps, out_count, image_count;
+};
+
+__device__ Im2colGeometry im2col_geometry(const int* g) {
+  Im2colGeometry r;
+  r.axes = g[0];
+  r.image_shape = g + 1;
+  r.out_shape = r.image_shape + r.axes;
+  r.kernel = r.out_shape + r.axes;
+  r.pad = r.kernel + r.axes;
+  r.stride = r.pad + r.axes;
+  r.dilation = r.stride + r.axes;
+  r.taps = r.out_count = r.image_count = 1;
+  for (int d = 0; d < r.axes; ++d) {
+    r.taps *= r.kernel[d];
+    r.out_count *= r.out_shape[d];
+    r.image_count *= r.image_shape[d];
+  }
+  return r;
+}
+
 // One thread per column entry: row (channel, tap) and column (output position) select the
 // image value, or 0 in the padding.
 extern "C" __global__ void im2col_nd(int n, const int* geometry, int channels,
                                      const float* image, float* col) {
-  const int axes = geometry[0];
-  const int* image_shape = geometry + 1;
-  const int* out_shape = image_shape + axes;
-  const int* kernel = out_shape + axes;
-  const int* pad = kernel + axes;
-  const int* stride = pad + axes;
-  const int* dilation = stride + axes;
-  long long taps = 1, out_count = 1, image_count = 1;
-  for (int d = 0; d < axes; ++d) {
-    taps *= kernel[d];
-    out_count *= out_shape[d];
-    image_count *= image_shape[d];
-  }
+  const Im2colGeometry g = im2col_geometry(geometry);
   FOR_EACH_INDEX(i, n) {
-    long long row = i / out_count, j = i - row * out_count;
-    long long c = row / taps, t = row - c * taps;
+    long long row = i / g.out_count, j = i - row * g.out_count;
+    long long c = row / g.taps, t = row - c * g.taps;
     long long index = 0, scale = 1;
     bool inside = true;
-    for (int d = axes - 1; d >= 0; --d) {
-      long long pos = j % out_shape[d];
-      long long tap = t % kernel[d];
-      j /= out_shape[d];
-      t /= kernel[d];
-      long long v = pos * stride[d] - pad[d] + tap * dilation[d];
-      if (v < 0 || v >= image_shape[d]) inside = false;
+    for (int d = g.axes - 1; d >= 0; --d) {
+      long long pos = j % g.out_shape[d];
+      long long tap = t % g.kernel[d];
+      j /= g.out_shape[d];
+      t /= g.kernel[d];
+      long long v = pos * g.stride[d] - g.pad[d] + tap * g.dilation[d];
+      if (v < 0 || v >= g.image_shape[d]) inside = false;
       index += v * scale;
-      scale *= image_shape[d];
+      scale *= g.image_shape[d];
     }
-    col[i] = inside ? image[c * image_count + index] : 0.f;
+    col[i] = inside ? image[c * g.image_count + index] : 0.f;
   }
 }
 
@@ -46,42 +58,30 @@ extern "C" __global__ void im2col_nd(int n, const int* geometry, int channels,
 // order starting from 0 (the CPU col2im's order, so the float32 sums agree bit for bit).
 extern "C" __global__ void col2im_nd(int n, const int* geometry, int channels, const float* col,
                                      float* image) {
-  const int axes = geometry[0];
-  const int* image_shape = geometry + 1;
-  const int* out_shape = image_shape + axes;
-  const int* kernel = out_shape + axes;
-  const int* pad = kernel + axes;
-  const int* stride = pad + axes;
-  const int* dilation = stride + axes;
-  long long taps = 1, out_count = 1, image_count = 1;
-  for (int d = 0; d < axes; ++d) {
-    taps *= kernel[d];
-    out_count *= out_shape[d];
-    image_count *= image_shape[d];
-  }
+  const Im2colGeometry g = im2col_geometry(geometry);
   FOR_EACH_INDEX(i, n) {
-    long long c = i / image_count, p = i - c * image_count;
+    long long c = i / g.image_count, p = i - c * g.image_count;
     long long pixel[IM2COL_MAX_AXES];
-    for (int d = axes - 1; d >= 0; --d) {
-      pixel[d] = p % image_shape[d];
-      p /= image_shape[d];
+    for (int d = g.axes - 1; d >= 0; --d) {
+      pixel[d] = p % g.image_shape[d];
+      p /= g.image_shape[d];
     }
     float sum = 0.f;
-    for (long long t = 0; t < taps; ++t) {
+    for (long long t = 0; t < g.taps; ++t) {
       long long rest = t, j = 0, scale = 1;
       bool hit = true;
-      for (int d = axes - 1; d >= 0; --d) {
-        long long tap = rest % kernel[d];
-        rest /= kernel[d];
-        long long v = pixel[d] + pad[d] - tap * dilation[d];
-        if (v < 0 || v % stride[d] != 0 || v / stride[d] >= out_shape[d]) {
+      for (int d = g.axes - 1; d >= 0; --d) {
+        long long tap = rest % g.kernel[d];
+        rest /= g.kernel[d];
+        long long v = pixel[d] + g.pad[d] - tap * g.dilation[d];
+        if (v < 0 || v % g.stride[d] != 0 || v / g.stride[d] >= g.out_shape[d]) {
           hit = false;
           break;
         }
-        j += (v / stride[d]) * scale;
-        scale *= out_shape[d];
+        j += (v / g.stride[d]) * scale;
+        scale *= g.out_shape[d];
       }
-      if (hit) sum = sum + col[(c * taps + t) * out_count + j];
+      if (hit) sum = sum + col[(c * g.taps + t) * g.out_count + j];
     }
     image[i] = sum;
   }
