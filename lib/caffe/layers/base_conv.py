@@ -212,7 +212,7 @@ class BaseConvolutionLayer(Layer):
         param_blobs(self, shapes, (p.weight_filler, p.bias_filler))
         self.kernel_dim = self.conv_in_channels // self.group * int(np.prod(self.kernel))
         self.is_1x1 = all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride) \
-            and all(p == 0 for p in self.pad)
+            and all(q == 0 for q in self.pad)
         # The 2-D shape convolution.py's own code handles; everything else is general.
         self.general = self.force_nd or len(bottom[0].shape) != 4 or self.axis != 1
 
