@@ -120,7 +120,13 @@ cdef void _col2im_channel(const float* rows, Py_ssize_t row_stride, const Geomet
             _advance(g, pos)
 
 
-cdef Py_ssize_t _row_stride(float[:, :] col, Py_ssize_t rows, Py_ssize_t cols) except -1:
+cdef Py_ssize_t _row_stride(float[:, :] col, const Geometry* g,
+                            Py_ssize_t channels, Py_ssize_t image_values) except -1:
+    # Checks the image and column sizes against the geometry; the column matrix's row stride.
+    if image_values != g.image_count:
+        raise ValueError('image has %d values per channel; the geometry says %d'
+                         % (image_values, g.image_count))
+    cdef Py_ssize_t rows = channels * g.taps, cols = g.out_count
     if col.shape[0] != rows or col.shape[1] != cols:
         raise ValueError('column matrix has shape (%d, %d); expected (%d, %d)'
                          % (col.shape[0], col.shape[1], rows, cols))
@@ -134,10 +140,7 @@ def im2col_nd(const float[:, ::1] image, const int[::1] geometry, float[:, :] co
     shape))."""
     cdef Geometry g = _geometry(geometry)
     cdef Py_ssize_t channels = image.shape[0]
-    if image.shape[1] != g.image_count:
-        raise ValueError('image has %d values per channel; the geometry says %d'
-                         % (image.shape[1], g.image_count))
-    cdef Py_ssize_t rs = _row_stride(col, channels * g.taps, g.out_count)
+    cdef Py_ssize_t rs = _row_stride(col, &g, channels, image.shape[1])
     if channels == 0 or g.out_count == 0:
         return
     cdef const float* src = &image[0, 0] if g.image_count else NULL
@@ -153,10 +156,7 @@ def col2im_nd(float[:, :] col, const int[::1] geometry, float[:, ::1] image):
     column entries im2col_nd took from it (the adjoint of im2col_nd)."""
     cdef Geometry g = _geometry(geometry)
     cdef Py_ssize_t channels = image.shape[0]
-    if image.shape[1] != g.image_count:
-        raise ValueError('image has %d values per channel; the geometry says %d'
-                         % (image.shape[1], g.image_count))
-    cdef Py_ssize_t rs = _row_stride(col, channels * g.taps, g.out_count)
+    cdef Py_ssize_t rs = _row_stride(col, &g, channels, image.shape[1])
     if channels == 0 or g.image_count == 0:
         return
     cdef float* dst = &image[0, 0]

@@ -373,86 +373,87 @@ def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_
 # windows start at out * stride, without padding, clipped to the image; sums run in float32 in
 # scan order (window rows, then columns).
 
+cdef struct _Span:
+    Py_ssize_t hs, he, ws, we
+
+
+cdef inline _Span _sto_window(const Window* g, Py_ssize_t o) noexcept nogil:
+    # Output o's window rows [hs, he) and columns [ws, we).
+    cdef _Span s
+    s.hs = (o // g.out_w) * g.stride_h
+    s.he = _imin(s.hs + g.kernel_h, g.height)
+    s.ws = (o % g.out_w) * g.stride_w
+    s.we = _imin(s.ws + g.kernel_w, g.width)
+    return s
+
+
 cdef void _sto_train_plane(const float* x, const Window* g, const float* u, float* y,
                            cnp.int32_t* index) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, o, pick
+    cdef Py_ssize_t h, w, o, pick
     cdef float total, threshold
-    for oh in range(g.out_h):
-        hs = oh * g.stride_h
-        he = _imin(hs + g.kernel_h, g.height)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w
-            we = _imin(ws + g.kernel_w, g.width)
-            o = oh * g.out_w + ow
-            total = 0
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    total = total + x[h * g.width + w]
-            # Caffe's StoPoolForwardTrain: the first position whose running sum reaches
-            # u * sum. Where none does (only a negative sum allows it) Caffe leaves the output
-            # unwritten; here the window's last position is taken, where the running sum is
-            # the whole sum.
-            threshold = u[o] * total
-            pick = (he - 1) * g.width + we - 1
-            total = 0
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    total = total + x[h * g.width + w]
-                    if total >= threshold:
-                        pick = h * g.width + w
-                        break
-                else:
-                    continue
-                break
-            y[o] = x[pick]
-            index[o] = <cnp.int32_t>pick
+    cdef _Span s
+    for o in range(g.out_h * g.out_w):
+        s = _sto_window(g, o)
+        total = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                total = total + x[h * g.width + w]
+        # Caffe's StoPoolForwardTrain: the first position whose running sum reaches u * sum.
+        # Where none does (only a negative sum allows it) Caffe leaves the output unwritten;
+        # here the window's last position is taken, where the running sum is the whole sum.
+        threshold = u[o] * total
+        pick = (s.he - 1) * g.width + s.we - 1
+        total = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                total = total + x[h * g.width + w]
+                if total >= threshold:
+                    pick = h * g.width + w
+                    break
+            else:
+                continue
+            break
+        y[o] = x[pick]
+        index[o] = <cnp.int32_t>pick
 
 
 cdef void _sto_test_plane(const float* x, const Window* g, float* y,
                           float* window_sum) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, o
+    cdef Py_ssize_t h, w, o
     cdef float total, squares, v
-    for oh in range(g.out_h):
-        hs = oh * g.stride_h
-        he = _imin(hs + g.kernel_h, g.height)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w
-            we = _imin(ws + g.kernel_w, g.width)
-            o = oh * g.out_w + ow
-            total = 0
-            squares = 0
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    v = x[h * g.width + w]
-                    total = total + v
-                    squares = squares + v * v
-            # Caffe's StoPoolForwardTest: the activations weighted by themselves,
-            # sum(x^2) / sum(x), and 0 where the sum is not positive.
-            y[o] = squares / total if total > 0 else 0
-            window_sum[o] = total
+    cdef _Span s
+    for o in range(g.out_h * g.out_w):
+        s = _sto_window(g, o)
+        total = 0
+        squares = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                v = x[h * g.width + w]
+                total = total + v
+                squares = squares + v * v
+        # Caffe's StoPoolForwardTest: the activations weighted by themselves, sum(x^2) / sum(x),
+        # and 0 where the sum is not positive.
+        y[o] = squares / total if total > 0 else 0
+        window_sum[o] = total
 
 
 cdef void _sto_test_plane_backward(const float* dy, const float* x, const float* y,
                                    const float* window_sum, const Window* g,
                                    float* dx) noexcept nogil:
-    cdef Py_ssize_t oh, ow, h, w, hs, he, ws, we, o
-    cdef float s, d, t
+    cdef Py_ssize_t h, w, o
+    cdef float total, d, t
+    cdef _Span s
     memset(dx, 0, g.height * g.width * sizeof(float))
-    for oh in range(g.out_h):
-        hs = oh * g.stride_h
-        he = _imin(hs + g.kernel_h, g.height)
-        for ow in range(g.out_w):
-            ws = ow * g.stride_w
-            we = _imin(ws + g.kernel_w, g.width)
-            o = oh * g.out_w + ow
-            s = window_sum[o]
-            if not s > 0:
-                continue
-            d = dy[o]
-            for h in range(hs, he):
-                for w in range(ws, we):
-                    t = 2 * x[h * g.width + w] - y[o]
-                    dx[h * g.width + w] += d * (t / s)
+    for o in range(g.out_h * g.out_w):
+        total = window_sum[o]
+        if not total > 0:
+            continue
+        s = _sto_window(g, o)
+        d = dy[o]
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                t = 2 * x[h * g.width + w] - y[o]
+                dx[h * g.width + w] += d * (t / total)
 
 
 def stochastic_pool_forward_train(const float[:, :, ::1] bottom, int kernel_h, int kernel_w,
