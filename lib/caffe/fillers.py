@@ -1,4 +1,6 @@
-"""Weight fillers (FillerParameter.type): constant, gaussian, uniform, xavier, msra."""
+"""Weight fillers (FillerParameter.type): Caffe's constant, gaussian, positive_unitball, uniform,
+xavier, msra and bilinear (include/caffe/filler.hpp). Only gaussian takes `sparse`; Caffe
+refuses it (CHECK_EQ(sparse, -1)) for the others, and so does this module."""
 import numpy as np
 
 from .common import CaffeError, rng
@@ -23,6 +25,9 @@ def fill(blob, filler):
     shape = blob.shape
     r = rng()
     kind = filler.type
+    if filler.sparse != -1 and kind != 'gaussian':
+        raise CaffeError('filler %r does not take sparse (got %d); only gaussian does'
+                         % (kind, filler.sparse))
     if kind == 'constant':
         values = np.full(shape, filler.value)
     elif kind == 'gaussian':
@@ -32,6 +37,14 @@ def fill(blob, filler):
             num_outputs = shape[0] if shape else 1
             keep = r.uniform(size=shape) < filler.sparse / float(num_outputs)
             values = values * keep
+    elif kind == 'positive_unitball':
+        # Uniform in [0, 1), each item (the values of one index of the first axis) scaled to
+        # sum to 1.
+        values = r.uniform(0.0, 1.0, size=shape).astype(np.float32)
+        rows = values.reshape(shape[0] if shape else 1, -1)
+        rows /= rows.sum(axis=1, keepdims=True, dtype=np.float32)
+    elif kind == 'bilinear':
+        values = _bilinear(blob)
     elif kind == 'uniform':
         values = r.uniform(filler.min, filler.max, size=shape)
     elif kind == 'xavier':
@@ -40,6 +53,24 @@ def fill(blob, filler):
     elif kind == 'msra':
         values = r.normal(0.0, np.sqrt(2.0 / _fan(blob, filler.variance_norm)), size=shape)
     else:
-        raise CaffeError('unknown filler type %r (known: constant, gaussian, uniform, xavier, msra)'
-                         % kind)
+        raise CaffeError('unknown filler type %r (known: constant, gaussian, positive_unitball, '
+                         'uniform, xavier, msra, bilinear)' % kind)
     blob.data[...] = values
+
+
+def _bilinear(blob):
+    """Caffe's BilinearFiller, the kernel of bilinear upsampling for a Deconvolution (FCN): a
+    4-D blob with square (k, k) kernels, every kernel the same: with f = ceil(k / 2) and
+    c = (k - 1) / (2 f), w(x, y) = (1 - |x / f - c|) * (1 - |y / f - c|)."""
+    shape = blob.shape
+    if len(shape) != 4:
+        raise CaffeError('the bilinear filler needs a 4-D blob, got shape %s' % (shape,))
+    if shape[2] != shape[3]:
+        raise CaffeError('the bilinear filler needs square kernels, got %dx%d'
+                         % (shape[2], shape[3]))
+    k = shape[3]
+    f = np.ceil(k / 2.0)
+    c = np.float32((k - 1) / (2.0 * f))
+    axis = np.abs(np.arange(k, dtype=np.float32) / np.float32(f) - c)
+    kernel = (1 - axis)[:, None] * (1 - axis)[None, :]
+    return np.broadcast_to(kernel, shape)

@@ -115,6 +115,14 @@ class Layer:
         self.param_propagate_down = []
         has_python = layer_param is not None and layer_param.HasField('python_param')
         self.param_str = layer_param.python_param.param_str if has_python else ''
+        if layer_param is not None and len(layer_param.blobs):
+            # Caffe's Layer constructor: parameter blobs written into the LayerParameter itself
+            # are the layer's own, and setup then skips its fillers.
+            from .io import blob_values
+            for proto in layer_param.blobs:
+                values = blob_values(proto)
+                self.blobs.add_blob(*values.shape)
+                self.blobs[-1].data[...] = values
 
     @property
     def name(self):

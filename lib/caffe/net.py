@@ -280,11 +280,23 @@ class Net:
             shared.append(owner is not None)
             if owner is not None:
                 owner_blob, lr, decay = owner
-                if owner_blob.shape != blob.shape:
+                if owner_blob.shape == blob.shape:
+                    layer.blobs[i] = owner_blob
+                elif spec.share_mode == caffe_pb2.ParamSpec.PERMISSIVE and \
+                        owner_blob.count == blob.count:
+                    # Caffe's PERMISSIVE share_mode: only the counts must agree; the layer
+                    # keeps its shape over the owner's data and diff.
+                    view = Blob(blob.shape)
+                    view.share_data(owner_blob)
+                    view.share_diff(owner_blob)
+                    layer.blobs[i] = view
+                else:
                     raise CaffeError('%s: layer %r shares param %r of shape %s with a blob of '
-                                     'shape %s' % (self.source, lp.name, spec.name,
-                                                   owner_blob.shape, blob.shape))
-                layer.blobs[i] = owner_blob
+                                     'shape %s%s' % (self.source, lp.name, spec.name,
+                                                     owner_blob.shape, blob.shape,
+                                                     '' if spec.share_mode else
+                                                     ' (share_mode PERMISSIVE needs only equal '
+                                                     'counts)'))
                 learned.append(lr != 0)
                 continue
             self.learnable_params.append(blob)

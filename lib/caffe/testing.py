@@ -1,6 +1,9 @@
 """Helpers for layer tests: build one layer from prototxt text, and Caffe's finite-difference
 gradient check (the idea of Caffe's GradientChecker: perturb one input at a time and compare
-the change of an objective with the analytic gradient from backward)."""
+the change of an objective with the analytic gradient from backward), with its exhaustive
+variant (every top element alone as the objective: the whole Jacobian) and its element-wise one
+(top element i against bottom element i only, for layers whose output i depends on input i
+alone)."""
 import numpy as np
 from google.protobuf import text_format
 

@@ -1,6 +1,7 @@
-"""Pooling layer: Caffe's ceil-rounded output size, MAX (with its mask top) and AVE (padding
-counted in the divisor) against brute-force loops and hand-computed numbers, gradients by finite
-differences, and parameter errors."""
+"""Pooling layer: Caffe's ceil-rounded output size (floor with round_mode FLOOR), MAX (with its
+mask top) and AVE (padding counted in the divisor) against brute-force loops and hand-computed
+numbers, STOCHASTIC (draws in proportion to the values in training, the self-weighted average at
+test), gradients by finite differences, and parameter errors."""
 import numpy as np
 import pytest
 
@@ -16,19 +17,20 @@ def pool_text(params, tops=('y',)):
             % (' '.join('top: "%s"' % t for t in tops), params))
 
 
-def brute_out_size(size, k, p, s):
-    # Caffe: ceil division, then (with padding only) drop a last window starting at in + pad.
-    out = -(-(size + 2 * p - k) // s) + 1
+def brute_out_size(size, k, p, s, floor=False):
+    # Caffe: ceil (or floor) division, then (with padding only) drop a last window starting at
+    # in + pad.
+    out = ((size + 2 * p - k) // s if floor else -(-(size + 2 * p - k) // s)) + 1
     if p > 0 and (out - 1) * s >= size + p:
         out -= 1
     return out
 
 
-def brute_pool(x, method, k, p, s):
+def brute_pool(x, method, k, p, s, floor=False):
     """Returns (top, argmax) from the window rules written out per output position."""
     num, channels, height, width = x.shape
-    out_h, out_w = brute_out_size(height, k[0], p[0], s[0]), brute_out_size(width, k[1], p[1],
-                                                                            s[1])
+    out_h = brute_out_size(height, k[0], p[0], s[0], floor)
+    out_w = brute_out_size(width, k[1], p[1], s[1], floor)
     top = np.zeros((num, channels, out_h, out_w))
     argmax = np.full(top.shape, -1)
     for n in range(num):
@@ -205,7 +207,8 @@ def test_no_bottom_diff_without_propagate_down():
 
 
 @pytest.mark.parametrize('params,tops,message', [
-    ('pool: STOCHASTIC kernel_size: 2', ('y',), 'STOCHASTIC'),
+    ('pool: STOCHASTIC kernel_size: 2 pad: 1', ('y',), 'no padding'),
+    ('pool: STOCHASTIC kernel_size: 2', ('y', 'mask'), 'mask top only with MAX'),
     ('pool: MAX', ('y',), 'kernel_size'),
     ('pool: MAX kernel_size: 2 kernel_h: 2 kernel_w: 2', ('y',), 'not both'),
     ('pool: MAX kernel_h: 2', ('y',), 'together'),
@@ -302,3 +305,100 @@ def test_max_wide_rows_with_ties_match_brute_force(params, k, p, s):
     expected, argmax = brute_pool(x, 'MAX', k, p, s)
     np.testing.assert_array_equal(top[1].data, argmax)
     np.testing.assert_array_equal(top[0].data, expected)
+
+
+# round_mode FLOOR ------------------------------------------------------------------------------
+@pytest.mark.parametrize('method', ['MAX', 'AVE'])
+@pytest.mark.parametrize('size,k,p,s', [(8, 3, 1, 2), (7, 2, 0, 2), (9, 3, 0, 3), (6, 4, 2, 3)])
+def test_floor_rounding(method, size, k, p, s):
+    x = np.random.RandomState(0).randn(2, 2, size, size - 1).astype(np.float32)
+    layer, bottom, top = build_layer(pool_text('pool: %s kernel_size: %d pad: %d stride: %d '
+                                               'round_mode: FLOOR' % (method, k, p, s)), [x])
+    layer.forward(bottom, top)
+    expected, _ = brute_pool(x, method, (k, k), (p, p), (s, s), floor=True)
+    assert top[0].shape == expected.shape
+    assert pooled_size(size, k, p, s, layer.round_mode) == brute_out_size(size, k, p, s, True)
+    np.testing.assert_allclose(top[0].data, expected, rtol=1e-6, atol=1e-6)
+    check_gradient(layer, bottom, top, max_checks=30)
+
+
+def test_floor_and_ceil_differ_where_a_window_is_partial():
+    x = np.zeros((1, 1, 8, 8), np.float32)
+    shapes = [build_layer(pool_text('pool: MAX kernel_size: 3 stride: 2 round_mode: %s' % mode),
+                          [x])[2][0].shape for mode in ('CEIL', 'FLOOR')]
+    assert shapes == [(1, 1, 4, 4), (1, 1, 3, 3)]
+
+
+# STOCHASTIC ------------------------------------------------------------------------------------
+def _stochastic(params, x, phase):
+    import caffe
+    return build_layer(pool_text('pool: STOCHASTIC ' + params), [x],
+                       phase=caffe.TRAIN if phase == 'train' else caffe.TEST)
+
+
+def _windows(x, k, s):
+    """{(n, c, oh, ow): list of (h, w)} for STOCHASTIC's unpadded windows (Caffe's out size)."""
+    num, channels, height, width = x.shape
+    out_h, out_w = brute_out_size(height, k, 0, s), brute_out_size(width, k, 0, s)
+    return {(n, c, oh, ow): [(h, w) for h in range(oh * s, min(oh * s + k, height))
+                             for w in range(ow * s, min(ow * s + k, width))]
+            for n in range(num) for c in range(channels) for oh in range(out_h)
+            for ow in range(out_w)}
+
+
+def test_stochastic_train_draws_a_window_value_and_routes_its_gradient():
+    r = np.random.RandomState(1)
+    x = (r.permutation(2 * 3 * 7 * 6).reshape(2, 3, 7, 6) + 1).astype(np.float32)  # distinct
+    layer, bottom, top = _stochastic('kernel_size: 3 stride: 2', x, 'train')
+    layer.forward(bottom, top)
+    windows = _windows(x, 3, 2)
+    assert top[0].shape == (2, 3, 3, 3)
+    dy = r.randn(*top[0].shape).astype(np.float32)
+    top[0].diff[...] = dy
+    layer.backward(top, [True], bottom)
+    expected = np.zeros(x.shape)
+    for (n, c, oh, ow), cells in windows.items():
+        value = top[0].data[n, c, oh, ow]
+        hits = [(h, w) for h, w in cells if x[n, c, h, w] == value]
+        assert len(hits) == 1
+        expected[(n, c) + hits[0]] += dy[n, c, oh, ow]
+    np.testing.assert_allclose(bottom[0].diff, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_stochastic_train_frequencies_follow_the_values():
+    import caffe
+    x = np.array([1, 2, 3, 4], np.float32).reshape(1, 1, 2, 2)
+    x = np.tile(x, (1, 500, 1, 1))          # 500 independent draws per forward
+    layer, bottom, top = _stochastic('kernel_size: 2 stride: 2', x, 'train')
+    counts = np.zeros(4)
+    caffe.set_random_seed(5)
+    for _ in range(8):
+        layer.forward(bottom, top)
+        counts += np.bincount(top[0].data.ravel().astype(int) - 1, minlength=4)
+    total = counts.sum()
+    p = np.array([1, 2, 3, 4]) / 10.0
+    sigma = np.sqrt(total * p * (1 - p))
+    assert (np.abs(counts - total * p) < 4 * sigma).all(), counts
+
+
+def test_stochastic_test_is_the_self_weighted_average():
+    r = np.random.RandomState(2)
+    x = np.abs(r.randn(2, 2, 5, 6)).astype(np.float32)
+    x[0, 0, :2, :2] = 0                    # a window of zeros: output 0
+    x[1, 1, 2:4, 2:4] = -1                 # a negative sum: output 0
+    layer, bottom, top = _stochastic('kernel_size: 2 stride: 2', x, 'test')
+    layer.forward(bottom, top)
+    for (n, c, oh, ow), cells in _windows(x, 2, 2).items():
+        v = np.array([x[n, c, h, w] for h, w in cells], np.float64)
+        expected = (v ** 2).sum() / v.sum() if v.sum() > 0 else 0.0
+        assert abs(top[0].data[n, c, oh, ow] - expected) < 1e-5 * max(1, expected)
+    assert top[0].data[0, 0, 0, 0] == 0 and top[0].data[1, 1, 1, 1] == 0
+    check_gradient(layer, bottom, top, max_checks=40)
+
+
+def test_stochastic_negative_window_takes_its_last_value():
+    # Caffe leaves such an output unwritten; here the scan ends on the window's last value.
+    x = -np.arange(1, 5, dtype=np.float32).reshape(1, 1, 2, 2)
+    layer, bottom, top = _stochastic('kernel_size: 2', x, 'train')
+    layer.forward(bottom, top)
+    assert top[0].data.ravel()[0] in (-1, -4)

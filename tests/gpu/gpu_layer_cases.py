@@ -455,6 +455,117 @@ CASES += [
                      rs.uniform(0.1, 2, (3, 3)).astype(np.float32)], exact=False),
 ]
 
+def _deconv(params, bottoms=('x',), tops=('y',)):
+    return _conv(params, bottoms, tops).replace('"Convolution"', '"Deconvolution"')
+
+
+def _indices(rs, shape, high):
+    return rs.randint(0, high, size=shape).astype(np.float32)
+
+
+# The structural layers (issue 27): copies are exact; sums in double or through BLAS are not.
+CASES += [
+    case('argmax_top3_values_ties', 'name: "a" type: "ArgMax" bottom: "x" top: "y" '
+         'argmax_param { top_k: 3 out_max_val: true }', lambda rs: [_ties(rs, 4, 3, 5)]),
+    case('argmax_axis2', 'name: "a" type: "ArgMax" bottom: "x" top: "y" '
+         'argmax_param { top_k: 2 axis: 2 }', lambda rs: [_ties(rs, 2, 3, 6, 4)]),
+    case('argmax_axis1_values', 'name: "a" type: "ArgMax" bottom: "x" top: "y" '
+         'argmax_param { axis: 1 out_max_val: true }', lambda rs: [_randn(rs, 2, 5, 3)]),
+    case('batch_reindex_repeats', 'name: "r" type: "BatchReindex" bottom: "x" bottom: "i" '
+         'top: "y"', lambda rs: [_randn(rs, 4, 3, 2),
+                                 np.array([3, 1, 1, 0, 3, 3], np.float32)]),
+    case('crop_offsets_per_axis', 'name: "c" type: "Crop" bottom: "x" bottom: "s" top: "y" '
+         'crop_param { axis: 1 offset: 1 offset: 2 offset: 0 }',
+         lambda rs: [_randn(rs, 2, 4, 6, 5), _randn(rs, 1, 2, 3, 5)],
+         grad=dict(check_bottom=[0], max_checks=20)),
+    case('crop_default_axis2', 'name: "c" type: "Crop" bottom: "x" bottom: "s" top: "y"',
+         lambda rs: [_randn(rs, 2, 3, 7, 6), _randn(rs, 5, 1, 4, 4)]),
+    case('deconv_3x3_stride2_pad1', _deconv('num_output: 4 kernel_size: 3 stride: 2 pad: 1'),
+         lambda rs: [_randn(rs, 2, 3, 4, 5)], exact=False, grad=dict(max_checks=25)),
+    case('deconv_group_dilation_two_bottoms', _deconv(
+        'num_output: 4 kernel_size: 3 dilation: 2 group: 2', ('x', 'z'), ('y', 'w')),
+        lambda rs: [_randn(rs, 2, 6, 3, 4), _randn(rs, 2, 6, 3, 4)], exact=False),
+    case('deconv_1x1_no_bias', _deconv('num_output: 3 kernel_size: 1 bias_term: false'),
+         lambda rs: [_randn(rs, 2, 4, 3, 3)], exact=False),
+    case('deconv_3d', _deconv('num_output: 2 kernel_size: 2 kernel_size: 3 kernel_size: 2 '
+                              'stride: 2 pad: 1'),
+         lambda rs: [_randn(rs, 2, 3, 2, 3, 2)], exact=False, grad=dict(max_checks=20)),
+    case('deconv_axis2_force_nd', _deconv('num_output: 2 kernel_size: 3 stride: 2 axis: 2 '
+                                          'force_nd_im2col: true'),
+         lambda rs: [_randn(rs, 2, 2, 3, 3, 4)], exact=False),
+    case('conv_3d_group', _conv('num_output: 4 kernel_size: 3 kernel_size: 2 kernel_size: 2 '
+                                'pad: 1 stride: 2 group: 2'),
+         lambda rs: [_randn(rs, 2, 4, 5, 4, 3)], exact=False, grad=dict(max_checks=20)),
+    case('conv_1d_dilation', _conv('num_output: 3 kernel_size: 3 dilation: 2 pad: 1'),
+         lambda rs: [_randn(rs, 2, 2, 9)], exact=False),
+    case('conv_axis2', _conv('num_output: 3 kernel_size: 3 axis: 2'),
+         lambda rs: [_randn(rs, 2, 3, 2, 5, 4)], exact=False),
+    case('conv_force_nd_1x1', _conv('num_output: 3 kernel_size: 1 force_nd_im2col: true'),
+         lambda rs: [_randn(rs, 2, 4, 3, 3)], exact=False),
+    case('embed_bias', 'name: "e" type: "Embed" bottom: "i" top: "y" embed_param { '
+         'num_output: 4 input_dim: 5 weight_filler { type: "gaussian" } '
+         'bias_filler { type: "gaussian" } }', lambda rs: [_indices(rs, (3, 4), 5)]),
+    case('filter_two_blobs', 'name: "f" type: "Filter" bottom: "a" bottom: "b" bottom: "s" '
+         'top: "y" top: "z"', lambda rs: [_randn(rs, 5, 3), _randn(rs, 5, 2, 2),
+                                          np.array([0, 2, 0, -1, 1], np.float32)]),
+    case('flatten_axes', 'name: "f" type: "Flatten" bottom: "x" top: "y" '
+         'flatten_param { axis: 1 end_axis: 2 }', lambda rs: [_randn(rs, 2, 3, 4, 5)]),
+    case('im2col_pad_stride', 'name: "i" type: "Im2col" bottom: "x" top: "y" '
+         'convolution_param { kernel_size: 3 pad: 1 stride: 2 }',
+         lambda rs: [_randn(rs, 2, 3, 5, 6)], grad=dict(max_checks=20)),
+    case('im2col_3d_dilation', 'name: "i" type: "Im2col" bottom: "x" top: "y" '
+         'convolution_param { kernel_size: 2 dilation: 2 pad: 1 }',
+         lambda rs: [_randn(rs, 1, 2, 4, 3, 5)]),
+    case('mvn', 'name: "m" type: "MVN" bottom: "x" top: "y"',
+         lambda rs: [_randn(rs, 2, 3, 4, 5) * 3 + 1], exact=False,
+         grad=dict(threshold=2e-3, max_checks=30)),
+    case('mvn_across_channels_in_place', 'name: "m" type: "MVN" bottom: "x" top: "x" '
+         'mvn_param { across_channels: true eps: 0.01 }', lambda rs: [_randn(rs, 2, 3, 4, 5)],
+         exact=False, in_place=True),
+    case('mvn_mean_only', 'name: "m" type: "MVN" bottom: "x" top: "y" '
+         'mvn_param { normalize_variance: false }', lambda rs: [_randn(rs, 3, 2, 3, 3)],
+         exact=False),
+    case('parameter', 'name: "p" type: "Parameter" top: "y" parameter_param { '
+         'shape { dim: 2 dim: 3 } }', lambda rs: [], params=lambda rs: [_randn(rs, 2, 3)]),
+    case('reduction_sum_all', 'name: "r" type: "Reduction" bottom: "x" top: "y"',
+         lambda rs: [_randn(rs, 3, 4, 5)], exact=False, grad=dict(max_checks=10)),
+    case('reduction_asum_axis1_coeff', 'name: "r" type: "Reduction" bottom: "x" top: "y" '
+         'reduction_param { operation: ASUM axis: 1 coeff: -2 }',
+         lambda rs: [_randn(rs, 3, 4, 5)], exact=False),
+    case('reduction_sumsq_axis2', 'name: "r" type: "Reduction" bottom: "x" top: "y" '
+         'reduction_param { operation: SUMSQ axis: 2 coeff: 0.5 }',
+         lambda rs: [_randn(rs, 2, 3, 4, 5)], exact=False),
+    case('reduction_mean_last_axis', 'name: "r" type: "Reduction" bottom: "x" top: "y" '
+         'reduction_param { operation: MEAN axis: -1 coeff: 3 }',
+         lambda rs: [_randn(rs, 2, 3, 7)], exact=False),
+    case('slice_points_axis2', 'name: "s" type: "Slice" bottom: "x" top: "a" top: "b" '
+         'top: "c" slice_param { axis: 2 slice_point: 1 slice_point: 4 }',
+         lambda rs: [_randn(rs, 2, 3, 6, 2)], grad=dict(max_checks=20)),
+    case('slice_even_legacy_dim', 'name: "s" type: "Slice" bottom: "x" top: "a" top: "b" '
+         'slice_param { slice_dim: 0 }', lambda rs: [_randn(rs, 4, 3)]),
+    case('spp_max_3_levels', 'name: "s" type: "SPP" bottom: "x" top: "y" '
+         'spp_param { pyramid_height: 3 }', lambda rs: [_ties(rs, 2, 3, 9, 8)]),
+    case('spp_ave_2_levels', 'name: "s" type: "SPP" bottom: "x" top: "y" '
+         'spp_param { pyramid_height: 2 pool: AVE }', lambda rs: [_randn(rs, 2, 2, 6, 5)],
+         grad=dict(max_checks=30)),
+    case('spp_one_level', 'name: "s" type: "SPP" bottom: "x" top: "y" '
+         'spp_param { pyramid_height: 1 }', lambda rs: [_randn(rs, 2, 3, 5, 4)]),
+    case('tile_axis1', 'name: "t" type: "Tile" bottom: "x" top: "y" tile_param { tiles: 3 }',
+         lambda rs: [_randn(rs, 2, 3, 4)], grad=dict(max_checks=20)),
+    case('tile_axis0', 'name: "t" type: "Tile" bottom: "x" top: "y" '
+         'tile_param { tiles: 2 axis: 0 }', lambda rs: [_randn(rs, 3, 2)]),
+    case('pool_stochastic_train', _pool('pool: STOCHASTIC kernel_size: 3 stride: 2'),
+         lambda rs: [np.abs(_randn(rs, 2, 3, 7, 6))]),
+    case('pool_stochastic_train_negatives', _pool('pool: STOCHASTIC kernel_h: 2 kernel_w: 3 '
+                                                  'stride: 1'),
+         lambda rs: [_randn(rs, 1, 2, 4, 5)]),
+    case('pool_stochastic_test', _pool('pool: STOCHASTIC kernel_size: 2 stride: 2'),
+         lambda rs: [np.abs(_randn(rs, 2, 2, 5, 6))], phase=caffe.TEST, exact=False,
+         grad=dict(max_checks=30)),
+    case('pool_max_floor', _pool('pool: MAX kernel_size: 3 stride: 2 pad: 1 '
+                                 'round_mode: FLOOR'), lambda rs: [_ties(rs, 2, 2, 8, 7)]),
+]
+
 LOSS_TYPES = ('SoftmaxWithLoss', 'SmoothL1Loss', 'ContrastiveLoss', 'EuclideanLoss', 'HingeLoss',
               'InfogainLoss', 'MultinomialLogisticLoss', 'SigmoidCrossEntropyLoss')
 # Types without a backward (Caffe's NOT_IMPLEMENTED): the comparison runs forward only.

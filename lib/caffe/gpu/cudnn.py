@@ -329,3 +329,40 @@ class Convolution:
         """db[k] = sum of dy[:, k] + beta * db[k] (accumulating by default)."""
         _call('cudnnConvolutionBackwardBias', _state()['handle'], _scalar(1), self.y_desc.value,
               gpu.pointer(dy), _scalar(beta), self.bias_desc.value, gpu.pointer(db))
+
+
+class Deconvolution(Convolution):
+    """Caffe's 2-D deconvolution on cuDNN, as CuDNNDeconvolutionLayer runs it: the convolution
+    that maps the deconvolution's top (its input x) to its bottom (its output y), called the
+    other way round. Weights (channels, num_output/group, kh, kw); bias over the top's
+    num_output channels. Methods as Convolution's, with the deconvolution's arguments."""
+
+    def __init__(self, num_output, channels, kernel, pad, stride, dilation, group):
+        super().__init__(channels, num_output, kernel, pad, stride, dilation, group)
+        _tensor4d(self.bias_desc, (1, int(num_output), 1, 1))
+
+    def reshape(self, bottom_shape, top_shape):
+        super().reshape(top_shape, bottom_shape)
+
+    def forward(self, bottom, w, top, beta=0.0):
+        """top = deconv(bottom, w): cuDNN's backward-data of the convolution."""
+        super().backward_data(w, bottom, top, beta)
+
+    def add_bias(self, b, top):
+        """top[:, k] += b[k]."""
+        _call('cudnnAddTensor', _state()['handle'], _scalar(1), self.bias_desc.value,
+              gpu.pointer(b), _scalar(1), self.x_desc.value, gpu.pointer(top))
+
+    def backward_data(self, w, top_diff, bottom_diff, beta=0.0):
+        """bottom_diff = the convolution of top_diff with w (cuDNN's forward)."""
+        super().forward(top_diff, w, bottom_diff, beta)
+
+    def backward_filter(self, bottom, top_diff, dw, beta=1.0):
+        """dw += the weight gradient: backward-filter with the top diff as the convolution's
+        input and the bottom as its output gradient."""
+        super().backward_filter(top_diff, bottom, dw, beta)
+
+    def backward_bias(self, top_diff, db, beta=1.0):
+        """db[k] = sum of top_diff[:, k] + beta * db[k]."""
+        _call('cudnnConvolutionBackwardBias', _state()['handle'], _scalar(1), self.x_desc.value,
+              gpu.pointer(top_diff), _scalar(beta), self.bias_desc.value, gpu.pointer(db))

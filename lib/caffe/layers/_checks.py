@@ -1,17 +1,37 @@
 """Checks built-in layers make on their blobs and parameters, with messages that name the layer
 (counts that depend on a parameter, beyond what the class declares for the Net to check, Caffe's
-CanonicalAxisIndex, (h, w) parameter pairs, compiled kernels that are not built), and the reshape
-cache."""
+CanonicalAxisIndex, (h, w) parameter pairs, parameter blobs given or made, compiled kernels that
+are not built), and the reshape cache."""
 import functools
 
 import numpy as np
 
 from ..common import CaffeError
+from ..fillers import fill
 from ..layer import count_error
 
 
 def layer_error(layer, message):
     return CaffeError('%s layer %r: %s' % (layer.type, layer.name, message))
+
+
+def param_blobs(layer, shapes, fillers):
+    """Caffe's parameter setup: blobs the layer already holds (a LayerParameter's own) must have
+    `shapes`; otherwise they are made and filled by `fillers` (FillerParameters). All of them
+    get gradients unless the Net says otherwise."""
+    if len(layer.blobs):
+        if len(layer.blobs) != len(shapes):
+            raise layer_error(layer, 'has %d parameter blobs; expected %d'
+                              % (len(layer.blobs), len(shapes)))
+        for blob, shape in zip(layer.blobs, shapes):
+            if blob.shape != tuple(shape):
+                raise layer_error(layer, 'parameter shape %s does not match the expected %s'
+                                  % (blob.shape, tuple(shape)))
+    else:
+        for shape, filler in zip(shapes, fillers):
+            layer.blobs.add_blob(*shape)
+            fill(layer.blobs[-1], filler)
+    layer.param_propagate_down = [True] * len(layer.blobs)
 
 
 def not_built(layer, module, error):

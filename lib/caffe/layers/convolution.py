@@ -1,8 +1,12 @@
-"""Convolution: Caffe's 2-D convolution, computed as im2col + one matrix product per group.
+"""Convolution: Caffe's convolution, computed as im2col + one matrix product per group.
 
-Weights are (num_output, channels/group, kernel_h, kernel_w), bias (num_output,); the output is
+Weights are (num_output, channels/group, *kernel), bias (num_output,); the output is
 floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1 along each axis. Several bottoms may
 share one set of weights (each gives the top of the same index), as in Caffe.
+
+This file holds the 2-D convolution of a 4-D blob over axis 1; any other geometry Caffe runs
+(N-d kernels, a channel axis other than 1, force_nd_im2col) takes the general path of
+base_conv.py, as does Deconvolution.
 
 CPU memory: all Convolution layers share one column buffer (Caffe shares its col buffer too),
 held to about COL_BUFFER_FLOATS floats: a large image is convolved in bands of output rows (the
@@ -12,9 +16,9 @@ the bottom is one.
 """
 import numpy as np
 
-from ..fillers import fill
-from ..layer import Layer, register
-from ._checks import layer_error, not_built, reshape_by_shapes, spatial_pair
+from ..layer import register
+from ._checks import not_built, reshape_by_shapes
+from .base_conv import WORKSPACE, BaseConvolutionLayer, _Workspace, conv_output_size  # noqa: F401
 
 try:
     from .im2col import col2im, im2col
@@ -30,96 +34,23 @@ except ImportError as e:  # the package imports every layer; fail only when a Co
 COL_BUFFER_FLOATS = 1 << 23
 
 
-class _Workspace:
-    """Scratch arrays shared by every Convolution layer of the process; they only grow (Faster
-    R-CNN changes the image size every iteration, and fresh pages cost more than the im2col
-    that fills them)."""
-
-    def __init__(self):
-        self.buffers = {}
-
-    def get(self, name, size):
-        buf = self.buffers.get(name)
-        if buf is None or buf.size < size:
-            buf = self.buffers[name] = np.empty(max(int(size), 1), np.float32)
-        return buf[:size]
-
-
-WORKSPACE = _Workspace()
-
-
 @register('Convolution')
-class ConvolutionLayer(Layer):
-    min_bottom_blobs = 1
-    equal_num_bottom_top_blobs = True
+class ConvolutionLayer(BaseConvolutionLayer):
+
+    output_size = staticmethod(conv_output_size)
 
     def setup(self, bottom, top):
         if im2col is None:
             raise not_built(self, 'im2col', _IM2COL_ERROR)
-        p = self.layer_param.convolution_param
-        if len(bottom[0].shape) != 4 or p.axis not in (1, -3):
-            raise layer_error(self, 'only 2-D convolution over axis 1 of a 4-D blob is supported '
-                              '(bottom shape %s, axis %d)' % (bottom[0].shape, p.axis))
-        self.kernel = spatial_pair(self, p, 'kernel_size', 'kernel', None)
-        self.pad = spatial_pair(self, p, 'pad', 'pad', 0)
-        self.stride = spatial_pair(self, p, 'stride', 'stride', 1)
-        dilation = list(p.dilation)
-        if len(dilation) > 2:
-            raise layer_error(self, 'dilation has %d values; a 2-D convolution takes 1 or 2'
-                              % len(dilation))
-        self.dilation = (tuple(dilation) * 2)[:2] if dilation else (1, 1)
-        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.dilation) < 1:
-            raise layer_error(self, 'kernel %s, stride %s and dilation %s must be positive'
-                              % (self.kernel, self.stride, self.dilation))
-        self.num_output = p.num_output
-        self.group = p.group
-        self.channels = bottom[0].shape[1]
-        if self.num_output < 1:
-            raise layer_error(self, 'convolution_param.num_output must be set (> 0)')
-        if self.group < 1 or self.channels % self.group or self.num_output % self.group:
-            raise layer_error(self, 'group %d must divide both the input channels (%d) and '
-                              'num_output (%d)' % (self.group, self.channels, self.num_output))
-        self.is_1x1 = self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
-
-        shapes = [(self.num_output, self.channels // self.group) + self.kernel]
-        if p.bias_term:
-            shapes.append((self.num_output,))
-        if len(self.blobs):
-            if len(self.blobs) != len(shapes):
-                raise layer_error(self, 'has %d parameter blobs; expected %d'
-                                  % (len(self.blobs), len(shapes)))
-            for blob, shape in zip(self.blobs, shapes):
-                if blob.shape != shape:
-                    raise layer_error(self, 'parameter shape %s does not match the expected %s'
-                                      % (blob.shape, shape))
-        else:
-            for shape, filler in zip(shapes, (p.weight_filler, p.bias_filler)):
-                self.blobs.add_blob(*shape)
-                fill(self.blobs[-1], filler)
-        self.param_propagate_down = [True] * len(self.blobs)
+        self.setup_conv(bottom)
 
     @reshape_by_shapes
     def reshape(self, bottom, top):
-        shape = bottom[0].shape
-        for b in bottom:
-            if b.shape != shape:
-                raise layer_error(self, 'all bottoms must have the same shape (%s vs %s)'
-                                  % (b.shape, shape))
-        if len(shape) != 4 or shape[1] != self.channels:
-            raise layer_error(self, 'bottom shape %s; expected (N, %d, H, W) as at setup'
-                              % (shape, self.channels))
-        num, _, height, width = shape
-        out = []
-        for size, k, pad, s, d in zip((height, width), self.kernel, self.pad, self.stride,
-                                      self.dilation):
-            extent = d * (k - 1) + 1
-            if size + 2 * pad < extent:
-                raise layer_error(self, 'kernel extent %d is larger than the padded input '
-                                  '(%d + 2*%d)' % (extent, size, pad))
-            out.append((size + 2 * pad - extent) // s + 1)
-        self.out_h, self.out_w = out
-        for t in top:
-            t.reshape(num, self.num_output, self.out_h, self.out_w)
+        self.reshape_conv(bottom, top)
+        if self.general:
+            return
+        num = self.num
+        self.out_h, self.out_w = self.out_shape
 
         spatial = self.out_h * self.out_w
         kdim = self.kdim = self.channels * self.kernel[0] * self.kernel[1]
@@ -182,6 +113,8 @@ class ConvolutionLayer(Layer):
 
     # Forward / backward ------------------------------------------------------------------------
     def forward_cpu(self, bottom, top):
+        if self.general:
+            return self.forward_general_cpu(bottom, top)
         weights = self._grouped_weights()
         bias = self.blobs[1].cpu_data() if len(self.blobs) > 1 else None
         for b, t in zip(bottom, top):
@@ -211,6 +144,8 @@ class ConvolutionLayer(Layer):
                 product += bias.reshape(self.group, -1)[:, :, None]
 
     def backward_cpu(self, top, propagate_down, bottom):
+        if self.general:
+            return self.backward_general_cpu(top, propagate_down, bottom)
         want_w = self.param_propagate_down[0]
         want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
         if not (want_w or want_b or any(propagate_down)):
@@ -277,42 +212,9 @@ class ConvolutionLayer(Layer):
                    self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0],
                    self.dilation[1], self.out_h, self.out_w, bottom_diff[start + i])
 
-    # GPU: cuDNN (caffe.gpu.cudnn) does the whole batch per call, groups included; weight and
-    # bias gradients accumulate as above.
-    def _cudnn(self, bottom, top):
-        conv = getattr(self, '_cudnn_conv', None)
-        if conv is None:
-            from ..gpu.cudnn import Convolution
-            conv = self._cudnn_conv = Convolution(self.num_output, self.channels, self.kernel,
-                                                  self.pad, self.stride, self.dilation,
-                                                  self.group)
-        conv.reshape(bottom[0].shape, top[0].shape)
-        return conv
-
+    # GPU: cuDNN for the 2-D path, the general path's kernels otherwise (base_conv.py).
     def forward_gpu(self, bottom, top):
-        if bottom[0].count == 0:
-            return
-        conv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        bias = self.blobs[1].gpu_data() if len(self.blobs) > 1 else None
-        for b, t in zip(bottom, top):
-            out = t.mutable_gpu_data()
-            conv.forward(b.gpu_data(), weights, out)
-            if bias is not None:
-                conv.add_bias(bias, out)
+        self.forward_conv_gpu(bottom, top)
 
     def backward_gpu(self, top, propagate_down, bottom):
-        want_w = self.param_propagate_down[0]
-        want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
-        if not (want_w or want_b or any(propagate_down)) or bottom[0].count == 0:
-            return
-        conv = self._cudnn(bottom, top)
-        weights = self.blobs[0].gpu_data()
-        for t, b, down in zip(top, bottom, propagate_down):
-            top_diff = t.gpu_diff()
-            if want_b:
-                conv.backward_bias(top_diff, self.blobs[1].mutable_gpu_diff())
-            if want_w:
-                conv.backward_filter(b.gpu_data(), top_diff, self.blobs[0].mutable_gpu_diff())
-            if down:
-                conv.backward_data(weights, top_diff, b.mutable_gpu_diff())
+        self.backward_conv_gpu(top, propagate_down, bottom)

@@ -366,3 +366,170 @@ def ave_pool_backward(const float[:, :, ::1] top_diff, int kernel_h, int kernel_
                                      PARALLEL_MIN_WORK)
     for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
         _ave_plane_backward(dy + p * out_size, &g, dx + p * in_size)
+
+
+# STOCHASTIC pooling (Zeiler & Fergus, "Stochastic Pooling for Regularization of Deep
+# Convolutional Neural Networks"), as Caffe's GPU kernels compute it (Caffe has no CPU version):
+# windows start at out * stride, without padding, clipped to the image; sums run in float32 in
+# scan order (window rows, then columns).
+
+cdef struct _Span:
+    Py_ssize_t hs, he, ws, we
+
+
+cdef inline _Span _sto_window(const Window* g, Py_ssize_t o) noexcept nogil:
+    # Output o's window rows [hs, he) and columns [ws, we).
+    cdef _Span s
+    s.hs = (o // g.out_w) * g.stride_h
+    s.he = _imin(s.hs + g.kernel_h, g.height)
+    s.ws = (o % g.out_w) * g.stride_w
+    s.we = _imin(s.ws + g.kernel_w, g.width)
+    return s
+
+
+cdef void _sto_train_plane(const float* x, const Window* g, const float* u, float* y,
+                           cnp.int32_t* index) noexcept nogil:
+    cdef Py_ssize_t h, w, o, pick
+    cdef float total, threshold
+    cdef _Span s
+    for o in range(g.out_h * g.out_w):
+        s = _sto_window(g, o)
+        total = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                total = total + x[h * g.width + w]
+        # Caffe's StoPoolForwardTrain: the first position whose running sum reaches u * sum.
+        # Where none does (only a negative sum allows it) Caffe leaves the output unwritten;
+        # here the window's last position is taken, where the running sum is the whole sum.
+        threshold = u[o] * total
+        pick = (s.he - 1) * g.width + s.we - 1
+        total = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                total = total + x[h * g.width + w]
+                if total >= threshold:
+                    pick = h * g.width + w
+                    break
+            else:
+                continue
+            break
+        y[o] = x[pick]
+        index[o] = <cnp.int32_t>pick
+
+
+cdef void _sto_test_plane(const float* x, const Window* g, float* y,
+                          float* window_sum) noexcept nogil:
+    cdef Py_ssize_t h, w, o
+    cdef float total, squares, v
+    cdef _Span s
+    for o in range(g.out_h * g.out_w):
+        s = _sto_window(g, o)
+        total = 0
+        squares = 0
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                v = x[h * g.width + w]
+                total = total + v
+                squares = squares + v * v
+        # Caffe's StoPoolForwardTest: the activations weighted by themselves, sum(x^2) / sum(x),
+        # and 0 where the sum is not positive.
+        y[o] = squares / total if total > 0 else 0
+        window_sum[o] = total
+
+
+cdef void _sto_test_plane_backward(const float* dy, const float* x, const float* y,
+                                   const float* window_sum, const Window* g,
+                                   float* dx) noexcept nogil:
+    cdef Py_ssize_t h, w, o
+    cdef float total, d, t
+    cdef _Span s
+    memset(dx, 0, g.height * g.width * sizeof(float))
+    for o in range(g.out_h * g.out_w):
+        total = window_sum[o]
+        if not total > 0:
+            continue
+        s = _sto_window(g, o)
+        d = dy[o]
+        for h in range(s.hs, s.he):
+            for w in range(s.ws, s.we):
+                t = 2 * x[h * g.width + w] - y[o]
+                dx[h * g.width + w] += d * (t / total)
+
+
+def stochastic_pool_forward_train(const float[:, :, ::1] bottom, int kernel_h, int kernel_w,
+                                  int stride_h, int stride_w, const float[:, :, ::1] uniform,
+                                  float[:, :, ::1] top, cnp.int32_t[:, :, ::1] index):
+    """top = one value of each window, drawn with probability proportional to its value (by
+    the uniform draws in [0, 1), one per output); index = its position h*width + w."""
+    _check_planes(bottom, top)
+    _check_argmax(index, top.shape[0], top.shape[1], top.shape[2])
+    _check_argmax_like(uniform, top)
+    cdef Window g = _window(bottom.shape[1], bottom.shape[2], top.shape[1], top.shape[2],
+                            kernel_h, kernel_w, 0, 0, stride_h, stride_w)
+    cdef Py_ssize_t p, planes = bottom.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or out_size == 0:
+        return
+    cdef const float* x = &bottom[0, 0, 0]
+    cdef const float* u = &uniform[0, 0, 0]
+    cdef float* y = &top[0, 0, 0]
+    cdef cnp.int32_t* idx = &index[0, 0, 0]
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
+        _sto_train_plane(x + p * in_size, &g, u + p * out_size, y + p * out_size,
+                         idx + p * out_size)
+
+
+def stochastic_pool_forward_test(const float[:, :, ::1] bottom, int kernel_h, int kernel_w,
+                                 int stride_h, int stride_w, float[:, :, ::1] top,
+                                 float[:, :, ::1] window_sum):
+    """top = sum(x^2) / sum(x) over each window (0 where sum(x) <= 0); window_sum = sum(x)."""
+    _check_planes(bottom, top)
+    _check_argmax_like(window_sum, top)
+    cdef Window g = _window(bottom.shape[1], bottom.shape[2], top.shape[1], top.shape[2],
+                            kernel_h, kernel_w, 0, 0, stride_h, stride_w)
+    cdef Py_ssize_t p, planes = bottom.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or out_size == 0:
+        return
+    cdef const float* x = &bottom[0, 0, 0]
+    cdef float* y = &top[0, 0, 0]
+    cdef float* s = &window_sum[0, 0, 0]
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
+        _sto_test_plane(x + p * in_size, &g, y + p * out_size, s + p * out_size)
+
+
+def stochastic_pool_backward_test(const float[:, :, ::1] top_diff,
+                                  const float[:, :, ::1] bottom, const float[:, :, ::1] top,
+                                  const float[:, :, ::1] window_sum, int kernel_h, int kernel_w,
+                                  int stride_h, int stride_w, float[:, :, ::1] bottom_diff):
+    """Overwrites bottom_diff with the gradient of the test-time weighted average:
+    dy * (2x - y) / sum(x) into each window with a positive sum, added in output order."""
+    _check_planes(bottom_diff, top_diff)
+    _check_planes(bottom, top)
+    _check_argmax_like(window_sum, top_diff)
+    _check_argmax_like(top, top_diff)
+    cdef Window g = _window(bottom_diff.shape[1], bottom_diff.shape[2], top_diff.shape[1],
+                            top_diff.shape[2], kernel_h, kernel_w, 0, 0, stride_h, stride_w)
+    cdef Py_ssize_t p, planes = bottom_diff.shape[0]
+    cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
+    if planes == 0 or in_size == 0:
+        return
+    if out_size == 0:
+        bottom_diff[...] = 0
+        return
+    cdef const float* dy = &top_diff[0, 0, 0]
+    cdef const float* x = &bottom[0, 0, 0]
+    cdef const float* y = &top[0, 0, 0]
+    cdef const float* s = &window_sum[0, 0, 0]
+    cdef float* dx = &bottom_diff[0, 0, 0]
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
+    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
+        _sto_test_plane_backward(dy + p * out_size, x + p * in_size, y + p * out_size,
+                                 s + p * out_size, &g, dx + p * in_size)
+
+
+def _check_argmax_like(a, top):
+    if tuple(a.shape[:3]) != tuple(top.shape[:3]):
+        raise ValueError('per-output arrays must have the shape of top')

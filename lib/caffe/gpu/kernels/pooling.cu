@@ -128,3 +128,97 @@ extern "C" __global__ void ave_pool_backward(int n, const float* dy, int height,
     dx[i] = g;
   }
 }
+
+// STOCHASTIC pooling (Caffe's StoPool* kernels): windows start at out * stride, without
+// padding, clipped to the image; sums in float32 in scan order, as the CPU kernels
+// (pooling_kernels.pyx) run them.
+extern "C" __global__ void stochastic_pool_forward_train(int n, const float* x, int height,
+                                                         int width, int out_h, int out_w,
+                                                         int kernel_h, int kernel_w,
+                                                         int stride_h, int stride_w,
+                                                         const float* u, float* y, int* index) {
+  FOR_EACH_INDEX(i, n) {
+    int ow = i % out_w;
+    int oh = (i / out_w) % out_h;
+    int plane = i / (out_w * out_h);
+    int hs = oh * stride_h, ws = ow * stride_w;
+    int he = min(hs + kernel_h, height), we = min(ws + kernel_w, width);
+    const float* p = x + (long long)plane * height * width;
+    float total = 0.f;
+    for (int h = hs; h < he; ++h)
+      for (int w = ws; w < we; ++w) total = total + p[h * width + w];
+    // The first position whose running sum reaches u * sum; the last one where none does
+    // (a negative sum; Caffe leaves the output unwritten there).
+    float threshold = u[i] * total;
+    int pick = (he - 1) * width + we - 1;
+    total = 0.f;
+    bool found = false;
+    for (int h = hs; h < he && !found; ++h) {
+      for (int w = ws; w < we; ++w) {
+        total = total + p[h * width + w];
+        if (total >= threshold) {
+          pick = h * width + w;
+          found = true;
+          break;
+        }
+      }
+    }
+    y[i] = p[pick];
+    index[i] = pick;
+  }
+}
+
+extern "C" __global__ void stochastic_pool_forward_test(int n, const float* x, int height,
+                                                        int width, int out_h, int out_w,
+                                                        int kernel_h, int kernel_w,
+                                                        int stride_h, int stride_w, float* y,
+                                                        float* window_sum) {
+  FOR_EACH_INDEX(i, n) {
+    int ow = i % out_w;
+    int oh = (i / out_w) % out_h;
+    int plane = i / (out_w * out_h);
+    int hs = oh * stride_h, ws = ow * stride_w;
+    int he = min(hs + kernel_h, height), we = min(ws + kernel_w, width);
+    const float* p = x + (long long)plane * height * width;
+    float total = 0.f, squares = 0.f;
+    for (int h = hs; h < he; ++h) {
+      for (int w = ws; w < we; ++w) {
+        float v = p[h * width + w];
+        total = total + v;
+        squares = squares + v * v;
+      }
+    }
+    y[i] = total > 0.f ? squares / total : 0.f;
+    window_sum[i] = total;
+  }
+}
+
+// The gradient of the test-time weighted average: each pixel gathers dy * ((2x - y) / sum)
+// from the windows (with a positive sum) that hold it, in output order, from 0.
+extern "C" __global__ void stochastic_pool_backward_test(int n, const float* dy, const float* x,
+                                                         const float* y, const float* window_sum,
+                                                         int height, int width, int out_h,
+                                                         int out_w, int kernel_h, int kernel_w,
+                                                         int stride_h, int stride_w, float* dx) {
+  FOR_EACH_INDEX(i, n) {
+    int w = i % width;
+    int h = (i / width) % height;
+    int plane = i / (width * height);
+    int oh0, oh1, ow0, ow1;
+    covering(h, 0, kernel_h, stride_h, out_h, &oh0, &oh1);
+    covering(w, 0, kernel_w, stride_w, out_w, &ow0, &ow1);
+    long long base = (long long)plane * out_h * out_w;
+    float v = x[i];
+    float g = 0.f;
+    for (int oh = oh0; oh <= oh1; ++oh) {
+      for (int ow = ow0; ow <= ow1; ++ow) {
+        long long o = base + oh * out_w + ow;
+        float s = window_sum[o];
+        if (!(s > 0.f)) continue;
+        float t = 2.f * v - y[o];
+        g = g + dy[o] * (t / s);
+      }
+    }
+    dx[i] = g;
+  }
+}
