@@ -1,12 +1,15 @@
 """Puts lib/ first on sys.path so `import caffe` (and the detection packages) resolve to this
-project, and asks numpy's OpenBLAS, not loaded yet, for the runtime's short spin
+project, ahead of tools/ itself (whose caffe.py is the `caffe` command, not the package) even where
+PYTHONPATH already names lib/ further down, and asks numpy's OpenBLAS, not loaded yet, for the runtime's short spin
 (caffe/blas_threads.py)."""
 import importlib.util
 import os
 import sys
 
 LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'lib')
-if LIB not in sys.path:
+if sys.path[:1] != [LIB]:
+    while LIB in sys.path:
+        sys.path.remove(LIB)
     sys.path.insert(0, LIB)
 
 # Loaded by path, not as caffe.blas_threads: importing the caffe package would load numpy first.

@@ -53,6 +53,10 @@ results = {'end': train('end'), 'layerwise': train('layerwise', layer_wise=True)
            'no_allreduce': train('no_allreduce', breakage='no_allreduce')}
 if sys.argv[4:] == ['gpu']:
     import gpu_emulator
+    from caffe.gpu import nccl
+    # A real libnccl.so.2 (the nvidia-nccl wheel, which torch also pulls in) cannot run on the
+    # emulated device: these variants are GPU ranks on a machine without NCCL.
+    nccl.available = lambda: False
     with gpu_emulator.emulated_gpu():
         results['gpu_end'] = train('gpu_end')
         results['gpu_layerwise'] = train('gpu_layerwise', layer_wise=True)
