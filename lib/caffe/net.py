@@ -14,7 +14,7 @@ import numpy as np
 from . import common, io
 from .blob import Blob
 from .common import CaffeError
-from .layer import TEST, TRAIN, layer_class
+from .layer import TEST, TRAIN, Phase, layer_class
 from .proto import caffe_pb2
 
 
@@ -127,6 +127,7 @@ class Net:
             raise TypeError('Net(network_file, [weights,] phase)')
         if phase is None:
             raise TypeError('Net needs a phase (caffe.TRAIN or caffe.TEST)')
+        phase = Phase(phase)
         if isinstance(network_file, caffe_pb2.NetParameter):
             param = caffe_pb2.NetParameter()
             param.CopyFrom(network_file)
@@ -160,7 +161,7 @@ class Net:
         self.source = source
         try:
             param = io.upgrade_net(param)
-            self.phase = param.state.phase
+            self.phase = Phase(param.state.phase)
             self.name = param.name
             self._param = filter_net(param, param.state)
             expanded = insert_splits(self._param)
@@ -655,8 +656,7 @@ class Net:
         hdf5.copy_from_hdf5(self, filename)
 
     def __repr__(self):
-        return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers),
-                                                  'TRAIN' if self.phase == TRAIN else 'TEST')
+        return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers), self.phase)
 
 
 __all__ = ['Net', 'TRAIN', 'TEST', 'filter_net', 'insert_splits']
