@@ -172,7 +172,13 @@ class Net:
         blob_need_backward = {}
         available = set()     # blobs produced and not (yet) read: Caffe's std::set of outputs
         for lp in expanded.layer:
-            self._append_layer(lp, blob_need_backward, available)
+            try:
+                self._append_layer(lp, blob_need_backward, available)
+            except CaffeError as e:
+                # A layer's error names the layer; the file it came from goes in front.
+                if str(e).startswith(str(source)):
+                    raise
+                raise CaffeError('%s: %s' % (source, e)) from None
         # Caffe keeps the available blobs in a std::set<string>: the outputs come out sorted.
         self.outputs = sorted(available)
         self._prune_backward()
@@ -585,7 +591,9 @@ class Net:
         except CaffeError as e:
             raise CaffeError('%s: %s' % (origin, e)) from None
         layers = self.layer_dict
-        copied = []
+        copied, values = [], []
+        # Every blob is checked and converted before any is written: a bad file leaves the net
+        # as it was.
         for src in source.layer:
             target = layers.get(src.name)
             if target is None or not src.blobs:
@@ -595,12 +603,18 @@ class Net:
                                  % (origin, src.name, len(src.blobs), self.source,
                                     len(target.blobs)))
             for k, (proto, blob) in enumerate(zip(src.blobs, target.blobs)):
-                shape = io.blobproto_shape(proto)
-                if shape != blob.shape and not io.legacy_shape_matches(proto, blob.shape):
-                    raise CaffeError('%s: layer %r param %d has shape %s, the net %s expects %s'
-                                     % (origin, src.name, k, shape, self.source, blob.shape))
-                blob.data[...] = io.blob_values(proto).reshape(blob.shape)
+                try:
+                    shape = io.blobproto_shape(proto)
+                    if shape != blob.shape and not io.legacy_shape_matches(proto, blob.shape):
+                        raise CaffeError('has shape %s, the net %s expects %s'
+                                         % (shape, self.source, blob.shape))
+                    values.append((blob, io.blob_values(proto).reshape(blob.shape)))
+                except CaffeError as e:
+                    raise CaffeError('%s: layer %r param %d %s' % (origin, src.name, k, e)) \
+                        from None
             copied.append(src.name)
+        for blob, array in values:
+            blob.data[...] = array
         return copied
 
     def share_with(self, other):

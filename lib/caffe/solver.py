@@ -558,12 +558,24 @@ class Solver:
         else:
             state = io.read_binary(state_file, caffe_pb2.SolverState(), what='solver state')
             iteration, model, current_step = state.iter, state.learned_net, state.current_step
-            history = [io.blobproto_to_array(proto) for proto in state.history]
+            history = []
+            for k, proto in enumerate(state.history):
+                # Caffe's Blob::FromProto rules (shape, legacy dims, double_data), not pycaffe's.
+                try:
+                    history.append(io.blob_values(proto))
+                except CaffeError as e:
+                    raise CaffeError('%s: history blob %d: %s' % (state_file, k, e)) from None
         if len(history) != len(self.history):
             raise CaffeError('%s holds %d history blobs; this %s keeps %d (%d per learnable '
                              'parameter of %s)' % (state_file, len(history), type(self).__name__,
                                                   len(self.history), self.history_sets,
                                                   self.net.source))
+        # Everything is checked before anything changes: a bad state file leaves the solver as
+        # it was.
+        for k, (arr, h) in enumerate(zip(history, self.history)):
+            if arr.size != h.count:
+                raise CaffeError('%s: history blob %d has %d values, expected %d'
+                                 % (state_file, k, arr.size, h.count))
         if weights is not None:
             if model and not (os.path.isfile(model) and os.path.samefile(model, weights)):
                 print('warning: %s names its weights %s; reading %s instead'
@@ -575,14 +587,14 @@ class Solver:
                                   os.path.basename(model))
             model = beside if os.path.isfile(beside) else model
         if model:
-            if _is_hdf5(model):
-                self.net.load_hdf5(model)
-            else:
-                self.net.copy_from(model)
-        for k, (arr, h) in enumerate(zip(history, self.history)):
-            if arr.size != h.count:
-                raise CaffeError('%s: history blob %d has %d values, expected %d'
-                                 % (state_file, k, arr.size, h.count))
+            try:
+                if _is_hdf5(model):
+                    self.net.load_hdf5(model)
+                else:
+                    self.net.copy_from(model)
+            except CaffeError as e:
+                raise CaffeError('%s: its weights: %s' % (state_file, e)) from None
+        for arr, h in zip(history, self.history):
             h.data[...] = arr.reshape(h.shape)
         self.iter = int(iteration)
         self.current_step = int(current_step)
