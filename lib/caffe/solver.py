@@ -70,7 +70,8 @@ def upgrade_solver_param(param, origin):
 
 
 def read_solver_param(solver_file):
-    """The SolverParameter of a solver .prototxt, upgraded (ReadSolverParamsFromTextFileOrDie)."""
+    """The SolverParameter of a solver .prototxt, upgraded (ReadSolverParamsFromTextFileOrDie):
+    the solver_type enum. (Caffe's snapshot-prefix rule is applied where snapshots are named.)"""
     param = io.read_prototxt(solver_file, caffe_pb2.SolverParameter())
     return upgrade_solver_param(param, solver_file)
 
@@ -141,12 +142,14 @@ class Solver:
     type = None            # Caffe's name for the method ('SGD', 'Adam', ...)
     history_sets = 1       # history blobs per learnable parameter (AdaDelta and Adam keep 2)
 
-    def __init__(self, solver_file):
+    def __init__(self, solver_file, origin=None):
         if self.type is None:
             raise CaffeError('caffe.Solver is the base class; build a solver with '
                              'caffe.get_solver(file) or a class such as caffe.SGDSolver(file)')
         if isinstance(solver_file, caffe_pb2.SolverParameter):
-            self.param, self._file = solver_file, '<SolverParameter>'
+            # `origin`: the file the message was read from, for relative net paths, the
+            # snapshot prefix and errors (a tool that edits a solver file's message keeps them)
+            self.param, self._file = solver_file, origin or '<SolverParameter>'
             upgrade_solver_param(self.param, self._file)
         else:
             self.param = read_solver_param(solver_file)
@@ -167,6 +170,12 @@ class Solver:
             common.set_random_seed(p.random_seed + common.solver_rank())
         self.net = self._make_net(TRAIN)
         self.test_nets = self._make_test_nets()
+        # Caffe's `weights` field (what `caffe train -weights a,b` sets): each entry a
+        # comma-separated list of weights files copied, by layer name, into every net in turn.
+        for entry in p.weights:
+            for path in filter(None, (w.strip() for w in entry.split(','))):
+                for net in [self.net] + self.test_nets:
+                    net.copy_from(_resolve(path, self._file))
         self.iter = 0
         self.current_step = 0
         # Caffe's history_: the first set for every learnable parameter, then the second set
@@ -179,6 +188,11 @@ class Solver:
         self._callbacks = []
         self._losses = []
         self.smoothed_loss = 0.0
+        # Caffe's SetActionFunction: a callable asked after every update whether to 'snapshot',
+        # 'stop' (after that iteration) or do nothing ('none'); the caffe command sets it from
+        # SIGINT/SIGHUP. requested_early_exit says a stop was asked.
+        self.action_request = None
+        self.requested_early_exit = False
 
     def check_param(self):
         """A method's checks of its hyperparameters (Caffe's constructor_sanity_check)."""
@@ -295,13 +309,18 @@ class Solver:
             for callback in self._callbacks:
                 callback.on_gradients_ready()
             self.apply_update()
-            if root and p.snapshot and self.iter % p.snapshot == 0:
+            request = self.action_request() if self.action_request else 'none'
+            if (root and p.snapshot and self.iter % p.snapshot == 0) or request == 'snapshot':
                 self.snapshot()
+            if request == 'stop':
+                self.requested_early_exit = True
+                break
 
     def solve(self, resume_file=None):
         """Caffe's Solver::Solve: restore if asked, step to max_iter, a final snapshot (unless
         one was just taken or snapshot_after_train is false), then the final display (one more
         forward pass, as Caffe runs) and test."""
+        self.requested_early_exit = False
         if resume_file:
             self.restore(resume_file)
         start_iter = self.iter
@@ -310,6 +329,9 @@ class Solver:
         root = common.root_solver()
         if root and p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
             self.snapshot()
+        if self.requested_early_exit:   # Caffe snapshots, then skips the final pass and test
+            print('Optimization stopped early.', flush=True)
+            return
         if p.display and self.iter % p.display == 0:
             loss = self.net.forward_from_to()
             self._update_smoothed_loss(loss, start_iter, max(p.average_loss, 1))
@@ -494,7 +516,12 @@ class Solver:
 
     # Snapshots ----------------------------------------------------------------------------------
     def snapshot_filename(self, extension):
-        prefix = self.param.snapshot_prefix or os.path.splitext(self._file)[0]
+        # Caffe's UpgradeSnapshotPrefixProperty: unset, the solver file's path without its
+        # extension; an existing folder, that file's name inside the folder.
+        stem = os.path.splitext(self._file)[0]
+        prefix = self.param.snapshot_prefix or stem
+        if os.path.isdir(prefix):
+            prefix = os.path.join(prefix, os.path.basename(stem))
         return '%s_iter_%d%s' % (prefix, self.iter, extension)
 
     def snapshot(self):

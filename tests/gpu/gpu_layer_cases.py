@@ -271,6 +271,45 @@ CASES += [
          lambda rs: [_randn(rs, 2, 3, 4), _randn(rs, 3)], exact=False, in_place=True),
 ]
 
+def _cont(rs, T, N, first=0):
+    # sequence markers: a restart at the first step (first=0) and one mid-batch
+    cont = np.ones((T, N), np.float32)
+    cont[0] = first
+    cont[T // 2, 0] = 0
+    return cont
+
+
+def _recurrent(kind, num_output, bottoms, tops=('y',), expose=False):
+    return ('name: "r" type: "%s" %s %s recurrent_param { num_output: %d expose_hidden: %s '
+            'weight_filler { type: "uniform" min: -0.5 max: 0.5 } '
+            'bias_filler { type: "uniform" min: -0.5 max: 0.5 } }'
+            % (kind, ' '.join('bottom: "%s"' % b for b in bottoms),
+               ' '.join('top: "%s"' % t for t in tops), num_output,
+               'true' if expose else 'false'))
+
+
+CASES += [
+    case('lstm', _recurrent('LSTM', 5, ('x', 'c')),
+         lambda rs: [_randn(rs, 4, 3, 2, 3), _cont(rs, 4, 3)], exact=False,
+         grad=dict(check_bottom=[0], max_checks=12)),
+    case('lstm_static_exposed', _recurrent('LSTM', 3, ('x', 'c', 's', 'h0', 'c0'),
+                                           ('y', 'hT', 'cT'), expose=True),
+         lambda rs: [_randn(rs, 3, 2, 4), _cont(rs, 3, 2, first=1), _randn(rs, 2, 5),
+                     _randn(rs, 1, 2, 3), _randn(rs, 1, 2, 3)], exact=False),
+    case('rnn', _recurrent('RNN', 4, ('x', 'c')),
+         lambda rs: [_randn(rs, 5, 2, 3), _cont(rs, 5, 2)], exact=False,
+         grad=dict(check_bottom=[0], max_checks=12)),
+    case('rnn_static_exposed', _recurrent('RNN', 3, ('x', 'c', 's', 'h0'), ('y', 'hT'),
+                                          expose=True),
+         lambda rs: [_randn(rs, 3, 2, 4), _cont(rs, 3, 2, first=1), _randn(rs, 2, 2, 2),
+                     _randn(rs, 1, 2, 3)], exact=False),
+    case('lstm_unit', 'name: "u" type: "LSTMUnit" bottom: "c0" bottom: "x" bottom: "cont" '
+         'top: "c" top: "h"',
+         lambda rs: [_randn(rs, 1, 4, 3), _randn(rs, 1, 4, 12),
+                     np.array([[1, 0, 1, 0]], np.float32)], exact=False,
+         grad=dict(check_bottom=[0, 1])),
+]
+
 LOSS_TYPES = ('SoftmaxWithLoss', 'SmoothL1Loss')
 
 
