@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import types
 
 import pytest
 from google.protobuf import text_format
@@ -66,8 +67,12 @@ def test_the_rule_catches_a_reader_that_breaks_it(tmp_path):
     (BinaryProto(caffe_pb2.BlobProto), caffe_pb2.BlobProto,
      caffe_pb2.BlobProto(num=1, channels=2, data=[1, 2]).SerializeToString()),
 ])
-def test_structure_mutators_change_valid_messages_deterministically(mutator, message, data):
-    pytest.importorskip('atheris')
+def test_structure_mutators_change_valid_messages_deterministically(mutator, message, data,
+                                                                     monkeypatch):
+    # atheris.Mutate works only inside a fuzzing run (it exits the process otherwise): a
+    # stand-in for the byte-level share.
+    monkeypatch.setitem(sys.modules, 'atheris',
+                        types.SimpleNamespace(Mutate=lambda data, max_size: data[::-1]))
     outputs = [mutator(data, 1 << 16, seed) for seed in range(200)]
     assert outputs == [mutator(data, 1 << 16, seed) for seed in range(200)]
     parsed = 0
@@ -80,8 +85,10 @@ def test_structure_mutators_change_valid_messages_deterministically(mutator, mes
             parsed += 1
         except Exception:
             pass
-    # about one in ten is a byte-level mutation, which may not parse; the rest are messages
-    assert parsed >= 150 and len(set(outputs)) > 100 and data not in outputs[:50]
+    # about one in ten is a byte-level mutation, which may not parse; the rest are messages,
+    # nearly all changed (an edge value may happen to be the value already there)
+    assert parsed >= 150 and len(set(outputs)) > 100
+    assert sum(out == data for out in outputs) <= 20
 
 
 @pytest.mark.parametrize('name', sorted(HARNESSES))
