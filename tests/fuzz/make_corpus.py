@@ -63,6 +63,15 @@ layers { name: "ip" type: INNER_PRODUCT bottom: "pool" top: "ip"
          inner_product_param { num_output: 2 } }
 layers { name: "prob" type: SOFTMAX bottom: "ip" top: "prob" }
 ''',
+    'recurrent': '''name: "recurrent"
+layer { name: "seq" type: "DummyData" top: "x" top: "cont" top: "static"
+        dummy_data_param { shape { dim: 3 dim: 2 dim: 4 } shape { dim: 3 dim: 2 }
+                           shape { dim: 2 dim: 5 } data_filler { type: "constant" value: 1 } } }
+layer { name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" bottom: "static" top: "h"
+        recurrent_param { num_output: 3 weight_filler { type: "uniform" min: -0.1 max: 0.1 } } }
+layer { name: "rnn" type: "RNN" bottom: "h" bottom: "cont" top: "r"
+        recurrent_param { num_output: 2 expose_hidden: false } }
+''',
 }
 
 SOLVERS = {
