@@ -57,6 +57,12 @@ def read_prototxt(path, message):
         where = '%s:%s:%s' % (path, line, col) if line is not None else path
         raise CaffeError('%s: syntax error in %s: %s'
                          % (where, message.DESCRIPTOR.name, msg))
+    if not message.IsInitialized():
+        # Caffe's TextFormat::Parse refuses a message missing a required field (proto2's
+        # `required`, as ClipParameter's min and max).
+        raise CaffeError('%s: %s is missing required fields: %s'
+                         % (path, message.DESCRIPTOR.name,
+                            ', '.join(message.FindInitializationErrors())))
     return message
 
 

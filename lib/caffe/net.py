@@ -175,10 +175,14 @@ class Net:
             try:
                 self._append_layer(lp, blob_need_backward, available)
             except CaffeError as e:
-                # A layer's error names the layer; the file it came from goes in front.
-                if str(e).startswith(str(source)):
+                # The file goes in front, and the layer where its error does not name it (a
+                # filler's error, say).
+                message = str(e)
+                if message.startswith(str(source)):
                     raise
-                raise CaffeError('%s: %s' % (source, e)) from None
+                if repr(lp.name) not in message:
+                    message = '%s layer %r: %s' % (lp.type, lp.name, message)
+                raise CaffeError('%s: %s' % (source, message)) from None
         # Caffe keeps the available blobs in a std::set<string>: the outputs come out sorted.
         self.outputs = sorted(available)
         self._prune_backward()

@@ -168,14 +168,21 @@ class Solver:
         if p.random_seed >= 0:
             # Each rank of a data-parallel run draws its own numbers (Caffe's Solver::Init).
             common.set_random_seed(p.random_seed + common.solver_rank())
-        self.net = self._make_net(TRAIN)
-        self.test_nets = self._make_test_nets()
-        # Caffe's `weights` field (what `caffe train -weights a,b` sets): each entry a
-        # comma-separated list of weights files copied, by layer name, into every net in turn.
-        for entry in p.weights:
-            for path in filter(None, (w.strip() for w in entry.split(','))):
-                for net in [self.net] + self.test_nets:
-                    net.copy_from(_resolve(path, self._file))
+        try:
+            self.net = self._make_net(TRAIN)
+            self.test_nets = self._make_test_nets()
+            # Caffe's `weights` field (what `caffe train -weights a,b` sets): each entry a
+            # comma-separated list of weights files copied, by layer name, into every net in
+            # turn.
+            for entry in p.weights:
+                for path in filter(None, (w.strip() for w in entry.split(','))):
+                    for net in [self.net] + self.test_nets:
+                        net.copy_from(_resolve(path, self._file))
+        except CaffeError as e:
+            # The error names the net or weights file; the solver file that named it goes first.
+            if str(e).startswith(str(self._file)):
+                raise
+            raise CaffeError('%s: %s' % (self._file, e)) from None
         self.iter = 0
         self.current_step = 0
         # Caffe's history_: the first set for every learnable parameter, then the second set

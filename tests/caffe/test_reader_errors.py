@@ -44,6 +44,29 @@ def test_a_prototxt_that_is_not_utf8_names_file_line_and_byte(tmp_path):
         caffe.Net(path, caffe.TEST)
 
 
+def test_a_prototxt_missing_a_required_field_is_refused_as_caffe_refuses_it(tmp_path):
+    path = write(tmp_path / 'net.prototxt', 'layer { name: "c" type: "Clip" clip_param { min: 0 } }')
+    with pytest.raises(caffe.CaffeError, match=r'net\.prototxt: NetParameter is missing required '
+                                               r'fields: layer\[0\]\.clip_param\.max'):
+        io.read_prototxt(path, caffe_pb2.NetParameter())
+
+
+def test_a_solvers_net_or_weights_error_names_the_solver_file_first(tmp_path):
+    write(tmp_path / 'net.prototxt', NET)                     # no label in TRAIN: a net error
+    solver = write(tmp_path / 'solver.prototxt', 'net: "net.prototxt"\nbase_lr: 0.1\n')
+    with pytest.raises(caffe.CaffeError) as error:
+        caffe.SGDSolver(solver)
+    assert str(error.value).startswith(solver + ': ' + str(tmp_path / 'net.prototxt') + ': ')
+    write(tmp_path / 'net.prototxt', NET.replace('name: "two"\n', 'name: "two"\n' + TRAIN_INPUT))
+    write(tmp_path / 'not_weights.caffemodel', b'\xff\xff\xff')
+    solver = write(tmp_path / 'solver.prototxt', 'net: "net.prototxt"\nbase_lr: 0.1\n'
+                   'lr_policy: "fixed"\nweights: "not_weights.caffemodel"\n')
+    with pytest.raises(caffe.CaffeError) as error:
+        caffe.SGDSolver(solver)
+    assert str(error.value).startswith(solver + ': ')
+    assert 'not_weights.caffemodel is not a valid NetParameter' in str(error.value)
+
+
 def test_a_layers_error_names_the_net_file(tmp_path):
     path = write(tmp_path / 'net.prototxt', NET.replace('num_output: 2 } }\nlayer { name: "b"',
                                                        'num_output: 0 } }\nlayer { name: "b"'))
@@ -186,3 +209,36 @@ def test_a_state_whose_weights_fail_names_the_state_file(tmp_path):
                                                r'.*broken\.caffemodel is not a valid'):
         solver.restore(path)
     assert solver.iter == 1
+
+
+# Fillers: Caffe's checks on their numbers ---------------------------------------------------------
+
+FILLED = '''name: "filled"
+input: "x" input_shape { dim: 1 dim: 3 }
+layer { name: "ip" type: "InnerProduct" bottom: "x" top: "y"
+        inner_product_param { num_output: %d weight_filler { %s } } }
+'''
+
+
+@pytest.mark.parametrize('filler,match', [
+    ('type: "uniform" min: -inf max: 0.1', r'uniform filler: min \(-inf\) and max \(0.1\)'),
+    ('type: "uniform" min: 1 max: 0', r'min <= max'),
+    ('type: "gaussian" std: -1', r'std must be a finite number >= 0, got -1'),
+    ('type: "gaussian" std: nan', r'std must be a finite number >= 0, got nan'),
+    ('type: "gaussian" sparse: 5', r'sparse 5 .* at most 1 \(2 outputs\)'),
+])
+def test_a_filler_caffe_refuses_is_an_error_naming_file_and_layer(tmp_path, filler, match):
+    path = write(tmp_path / 'net.prototxt', FILLED % (2, filler))
+    with pytest.raises(caffe.CaffeError, match=match) as error:
+        caffe.Net(path, caffe.TEST)
+    assert str(error.value).startswith("%s: InnerProduct layer 'ip': " % path)
+
+
+def test_fillers_leave_an_empty_blob_alone(tmp_path):
+    # an input of 0 features makes a (2, 0) weight: xavier and msra would divide by a fan of 0
+    for kind in ('xavier', 'msra'):
+        text = (FILLED % (2, 'type: "%s"' % kind)).replace('dim: 1 dim: 3', 'dim: 1 dim: 0')
+        net = caffe.Net(write(tmp_path / 'net.prototxt', text), caffe.TEST)
+        assert net.params['ip'][0].data.shape == (2, 0)
+    sparse_ok = write(tmp_path / 'ok.prototxt', FILLED % (2, 'type: "gaussian" sparse: 2'))
+    assert caffe.Net(sparse_ok, caffe.TEST).params['ip'][0].data.shape == (2, 3)

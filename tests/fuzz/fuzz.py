@@ -7,9 +7,11 @@
 
 The harness's committed seeds (tests/fuzz/corpus/<name>/) are copied into a working corpus
 (--work, default /tmp/caffe-fuzz/<name>/corpus) that the run grows; crashing inputs are written
-to the work folder as crash-*; libFuzzer's flags follow the name. At the end a line of JSON
-(harness, executions, seconds, corpus size, outcome) is printed and written to the work folder
-as stats.json. See fuzz_harness.py for the rule each harness enforces and how to add one."""
+to the work folder as crash-*; libFuzzer's flags follow the name. The figures (harness,
+executions, seconds, corpus size, outcome: running, finished, or finding when an input broke the
+rule) are kept in the work folder's stats.json, rewritten every few seconds, and printed as a
+line of JSON at the end of a -max_total_time run. fuzz_harness.py says what each harness
+enforces and how to add one."""
 import argparse
 import json
 import os
@@ -74,21 +76,18 @@ def main(argv):
         shutil.copy(seed, corpus)
     h.scratch()  # set up before the clock starts
     counts = {'ok': 0, 'error': 0, 'skipped': 0}
-
-    last_report = [time.time()]
-
-    def one_input(data):
-        counts[h.run(data)] += 1
-        if time.time() - last_report[0] > 5:
-            last_report[0] = time.time()
-            write_stats(quiet=True)
-
-    flags = [argv[0], '-artifact_prefix=%s/' % work, '-timeout=30', '-rss_limit_mb=0',
-             '-max_len=%d' % (1 << 16)] + libfuzzer_flags + [corpus]
+    # The run's length is kept here rather than by libFuzzer, whose exit skips Python's: at the
+    # end the figures are written and printed, then the process ends.
+    seconds = None
+    for flag in list(libfuzzer_flags):
+        if flag.startswith('-max_total_time='):
+            seconds = float(flag.split('=', 1)[1])
+            libfuzzer_flags.remove(flag)
+    stats = {'harness': h.name, 'outcome': 'running'}
     started = time.time()
-    stats = {'harness': h.name, 'outcome': 'finished'}
+    last_report = [started]
 
-    def write_stats(quiet=False):
+    def write_stats(quiet=True):
         stats.update(seconds=round(time.time() - started, 1), executions=sum(counts.values()),
                      corpus_files=len(os.listdir(corpus)), crashes=sorted(
                          f for f in os.listdir(work) if re.match(r'(crash|timeout|oom)-', f)),
@@ -98,10 +97,25 @@ def main(argv):
         if not quiet:
             print(json.dumps(stats), flush=True)
 
-    # libFuzzer ends the process itself when the time is up or an input fails, so the figures
-    # are also written every few seconds (stats.json is then at most that much behind).
-    import atexit
-    atexit.register(write_stats)
+    def one_input(data):
+        try:
+            counts[h.run(data)] += 1
+        except fuzz_harness.UnexpectedError:
+            # libFuzzer writes the input as crash-* and ends the process; say so first.
+            stats['outcome'] = 'finding'
+            write_stats()
+            raise
+        now = time.time()
+        if seconds is not None and now - started >= seconds:
+            stats['outcome'] = 'finished'
+            write_stats(quiet=False)
+            os._exit(0)
+        if now - last_report[0] > 5:
+            last_report[0] = now
+            write_stats()
+
+    flags = [argv[0], '-artifact_prefix=%s/' % work, '-timeout=30', '-rss_limit_mb=0',
+             '-max_len=%d' % (1 << 16)] + libfuzzer_flags + [corpus]
     atheris.Setup(flags, one_input, custom_mutator=h.mutator)
     atheris.Fuzz()
     return 0

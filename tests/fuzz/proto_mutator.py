@@ -165,10 +165,10 @@ class BinaryProto(_ProtoMutator):
     def parse(self, data):
         message = self.message_class()
         try:
-            message.ParseFromString(data)
+            message.MergeFromString(data)   # a message missing required fields is mutated too
         except Exception:  # anything unparseable falls back to byte-level mutation
             return None
         return message
 
     def serialize(self, message):
-        return message.SerializeToString()
+        return message.SerializePartialToString()

@@ -102,4 +102,4 @@ def test_fuzz_smoke(name, tmp_path):
     with open(tmp_path / 'stats.json') as f:
         stats = json.load(f)
     assert proc.returncode == 0 and not stats['crashes'], proc.stdout[-4000:]
-    assert stats['executions'] > 0
+    assert stats['outcome'] == 'finished' and stats['executions'] > 0
