@@ -45,7 +45,8 @@ def test_a_prototxt_that_is_not_utf8_names_file_line_and_byte(tmp_path):
 
 
 def test_a_prototxt_missing_a_required_field_is_refused_as_caffe_refuses_it(tmp_path):
-    path = write(tmp_path / 'net.prototxt', 'layer { name: "c" type: "Clip" clip_param { min: 0 } }')
+    path = write(tmp_path / 'net.prototxt',
+                 'layer { name: "c" type: "Clip" clip_param { min: 0 } }')
     with pytest.raises(caffe.CaffeError, match=r'net\.prototxt: NetParameter is missing required '
                                                r'fields: layer\[0\]\.clip_param\.max'):
         io.read_prototxt(path, caffe_pb2.NetParameter())

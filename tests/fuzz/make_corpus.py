@@ -28,13 +28,16 @@ layer { name: "roi" type: "ROIPooling" bottom: "data" bottom: "rois" top: "roi"
         roi_pooling_param { pooled_w: 2 pooled_h: 2 spatial_scale: 0.5 } }
 layer { name: "flat" type: "Reshape" bottom: "roi" top: "flat"
         reshape_param { shape { dim: 0 dim: -1 } } }
-layer { name: "drop" type: "Dropout" bottom: "flat" top: "flat" dropout_param { dropout_ratio: 0.3 } }
-layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc" inner_product_param { num_output: 3 } }
+layer { name: "drop" type: "Dropout" bottom: "flat" top: "flat"
+        dropout_param { dropout_ratio: 0.3 } }
+layer { name: "fc" type: "InnerProduct" bottom: "flat" top: "fc"
+        inner_product_param { num_output: 3 } }
 layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" include { phase: TEST } }
 layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc" bottom: "label" top: "loss"
         include { phase: TRAIN } loss_param { ignore_label: 2 normalization: BATCH_SIZE } }
 layer { name: "acc" type: "Accuracy" bottom: "fc" bottom: "label" top: "acc" }
-layer { name: "cat" type: "Concat" bottom: "pool" bottom: "pool" top: "cat" concat_param { axis: 1 } }
+layer { name: "cat" type: "Concat" bottom: "pool" bottom: "pool" top: "cat"
+        concat_param { axis: 1 } }
 layer { name: "sum" type: "Eltwise" bottom: "cat" bottom: "cat" top: "sum"
         eltwise_param { operation: SUM coeff: 1 coeff: -0.5 } }
 layer { name: "silence" type: "Silence" bottom: "sum" }
@@ -95,7 +98,8 @@ iter_size: 2
     'old_solver_type': '''net_param { name: "inline"
   layer { name: "x" type: "DummyData" top: "x" top: "y"
           dummy_data_param { shape { dim: 2 dim: 3 } shape { dim: 2 } } }
-  layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip" inner_product_param { num_output: 2 } }
+  layer { name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
+          inner_product_param { num_output: 2 } }
   layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "y" top: "loss" } }
 solver_type: NESTEROV
 base_lr: 0.1
