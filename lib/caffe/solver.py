@@ -260,14 +260,9 @@ class Solver:
         return nets
 
     def _share_weights(self, test_net):
-        """Test nets read the training net's parameters (Caffe's ShareTrainedLayersWith)."""
-        train_layers = self.net.layer_dict
-        for name, layer in test_net.layer_dict.items():
-            source = train_layers.get(name)
-            if source is None:
-                continue
-            for k, blob in enumerate(layer.blobs):
-                blob.share_data(source.blobs[k])
+        """Test nets read the training net's parameters (Caffe's ShareTrainedLayersWith, whose
+        checks refuse a same-named layer with other parameter counts or shapes)."""
+        test_net.share_with(self.net)
 
     # Training -----------------------------------------------------------------------------------
     def learning_rate(self):

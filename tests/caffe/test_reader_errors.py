@@ -68,6 +68,18 @@ def test_a_solvers_net_or_weights_error_names_the_solver_file_first(tmp_path):
     assert 'not_weights.caffemodel is not a valid NetParameter' in str(error.value)
 
 
+def test_a_test_net_layer_that_cannot_share_the_training_weights_is_named(tmp_path):
+    # Caffe's ShareTrainedLayersWith refuses a same-named layer of another shape
+    write(tmp_path / 'net.prototxt', NET.replace('name: "two"\n', 'name: "two"\n' + TRAIN_INPUT))
+    write(tmp_path / 'test.prototxt', NET.replace('dim: 3 }', 'dim: 4 }'))
+    solver = write(tmp_path / 'solver.prototxt', 'train_net: "net.prototxt"\n'
+                   'test_net: "test.prototxt"\ntest_iter: 1\nbase_lr: 0.1\n')
+    with pytest.raises(caffe.CaffeError, match=r"cannot share param 0 of layer 'a': shape "
+                                               r"\(2, 3\) in .*net\.prototxt, \(2, 4\)") as error:
+        caffe.SGDSolver(solver)
+    assert str(error.value).startswith(solver + ': ')
+
+
 def test_a_layers_error_names_the_net_file(tmp_path):
     path = write(tmp_path / 'net.prototxt', NET.replace('num_output: 2 } }\nlayer { name: "b"',
                                                        'num_output: 0 } }\nlayer { name: "b"'))
