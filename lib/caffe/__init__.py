@@ -13,7 +13,7 @@ from .blob import Blob
 from .common import (CaffeError, init_log, log, set_device, set_mode_cpu, set_mode_gpu,
                      set_multiprocess, set_random_seed, set_solver_count, set_solver_rank,
                      solver_count, solver_rank)
-from .layer import TEST, TRAIN, Layer, layer_type_list
+from .layer import TEST, TRAIN, Layer, Phase, layer_type_list
 from .net_spec import NetSpec, params, to_proto
 
 # The Caffe release whose pycaffe interface this runtime provides (pycaffe's caffe.__version__).
@@ -23,10 +23,10 @@ _SOLVERS = ('Solver', 'SGDSolver', 'NesterovSolver', 'AdaGradSolver', 'RMSPropSo
             'AdaDeltaSolver', 'AdamSolver', 'get_solver')
 
 __all__ = ['Blob', 'CaffeError', 'Classifier', 'Detector', 'Layer', 'NCCL', 'Net', 'NetSpec',
-           'TEST', 'TRAIN', 'Timer', 'has_nccl', 'init_log', 'io', 'layer_type_list', 'layers',
-           'log', 'params', 'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu', 'set_multiprocess',
-           'set_random_seed', 'set_solver_count', 'set_solver_rank', 'solver_count',
-           'solver_rank', 'to_proto'] + list(_SOLVERS)
+           'Phase', 'TEST', 'TRAIN', 'Timer', 'has_nccl', 'init_log', 'io', 'layer_type_list',
+           'layers', 'log', 'params', 'proto', 'set_device', 'set_mode_cpu', 'set_mode_gpu',
+           'set_multiprocess', 'set_random_seed', 'set_solver_count', 'set_solver_rank',
+           'solver_count', 'solver_rank', 'to_proto'] + list(_SOLVERS)
 
 
 def __getattr__(name):
@@ -46,10 +46,10 @@ def __getattr__(name):
     if name == 'Detector':
         from .detector import Detector
         return Detector
-    if name in ('layers', 'draw'):
-        # caffe.layers is both the package of built-in layer types and pycaffe's net_spec
-        # `layers` (L.Convolution(...)): the package answers unknown CamelCase names with
-        # net_spec layer functions.
+    if name in ('layers', 'draw', 'coord_map'):
+        # Submodules on first use. caffe.layers is both the package of built-in layer types and
+        # pycaffe's net_spec `layers` (L.Convolution(...)): the package answers unknown
+        # CamelCase names with net_spec layer functions.
         import importlib
         return importlib.import_module('.' + name, __name__)
     raise AttributeError('module caffe has no attribute %r' % name)

@@ -11,7 +11,27 @@ import math
 
 import numpy as np
 
+from .common import CaffeError
+
 _HOST, _DEVICE, _SYNCED = 'host', 'device', 'synced'
+
+# Caffe's limits on a blob's shape (blob.hpp: kMaxBlobAxes; Blob::Reshape keeps the count an int).
+MAX_BLOB_AXES = 32
+MAX_BLOB_COUNT = 2 ** 31 - 1
+
+
+def check_shape(shape):
+    """The checks of Caffe's Blob::Reshape, as CaffeError: at most 32 axes, no negative
+    dimension, and a count that fits an int ("blob size exceeds INT_MAX")."""
+    if len(shape) > MAX_BLOB_AXES:
+        raise CaffeError('blob shape %s has %d axes; at most %d'
+                         % (tuple(shape), len(shape), MAX_BLOB_AXES))
+    if any(d < 0 for d in shape):
+        raise CaffeError('blob shape %s has a negative dimension' % (tuple(shape),))
+    # Counted without the zero dimensions (Caffe stops checking at the first 0), since numpy
+    # cannot make even an empty array whose other dimensions overflow.
+    if math.prod(d for d in shape if d) > MAX_BLOB_COUNT:
+        raise CaffeError('blob shape %s: blob size exceeds INT_MAX' % (tuple(shape),))
 
 
 class SyncedArray:
@@ -72,10 +92,7 @@ class Blob:
         self._shape = shape
         self._count = math.prod(shape)
 
-    @staticmethod
-    def _check(shape):
-        if any(d < 0 for d in shape):
-            raise ValueError('blob shape %s has a negative dimension' % (shape,))
+    _check = staticmethod(check_shape)
 
     # pycaffe's view of a blob --------------------------------------------------------------
     def _view(self, array):

@@ -20,8 +20,30 @@ def _fan(blob, variance_norm):
     return fan_in
 
 
+def _check(filler, blob):
+    """Caffe's checks on a filler's numbers (caffe_rng_uniform: min <= max; the sparse
+    Gaussian's keep probability in [0, 1]) and what numpy's draws need, as CaffeError."""
+    kind = filler.type
+    if kind == 'uniform' and not (np.isfinite(filler.min) and np.isfinite(filler.max)
+                                  and filler.min <= filler.max):
+        raise CaffeError('uniform filler: min (%g) and max (%g) must be finite numbers with '
+                         'min <= max' % (filler.min, filler.max))
+    if kind == 'gaussian':
+        if not (np.isfinite(filler.std) and filler.std >= 0):
+            raise CaffeError('gaussian filler: std must be a finite number >= 0, got %g'
+                             % filler.std)
+        num_outputs = blob.shape[0] if blob.shape else 1
+        if filler.sparse >= 0 and not filler.sparse <= num_outputs:
+            raise CaffeError('gaussian filler: sparse %d keeps each weight with probability '
+                             'sparse / num_outputs, which must be at most 1 (%d outputs)'
+                             % (filler.sparse, num_outputs))
+
+
 def fill(blob, filler):
     """Fills blob.data according to a FillerParameter message."""
+    _check(filler, blob)
+    if blob.count == 0:
+        return  # nothing to fill (and no fan for xavier/msra to divide by)
     shape = blob.shape
     r = rng()
     kind = filler.type

@@ -2,6 +2,7 @@
 written atomically), and pycaffe's conversions between arrays and Caffe's messages (BlobProto,
 BlobProtoVector, Datum) and its image helpers (load_image, resize_image, oversample, Transformer,
 from caffe.preprocessing). The upgrade of old files lives in caffe.upgrade."""
+import math
 import os
 import tempfile
 
@@ -9,10 +10,19 @@ import numpy as np
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
 
+from .blob import MAX_BLOB_COUNT, check_shape
 from .common import CaffeError
 from .preprocessing import Transformer, load_image, oversample, resize_image  # noqa: F401
 from .proto import caffe_pb2
 from .upgrade import upgrade_net, upgrade_weights  # noqa: F401
+
+# pycaffe's caffe.io imports scikit-image's io, whose default 'pil' plugin imports PIL.Image, so
+# after `import caffe` PIL.Image is loaded; py-faster-rcnn's datasets/imdb.py relies on that
+# (it does `import PIL` and calls PIL.Image.open). This runtime does not use scikit-image.
+try:
+    import PIL.Image  # noqa: F401
+except ImportError:  # Pillow missing: nothing to keep loaded
+    pass
 
 
 def not_found(path, what='file'):
@@ -23,12 +33,19 @@ def not_found(path, what='file'):
 def read_prototxt(path, message):
     """Parses a text-format file into `message` (a protobuf message instance) and returns it."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, 'rb') as f:
+            data = f.read()
     except FileNotFoundError:
         raise not_found(path) from None
     except OSError as e:
         raise CaffeError('Could not open file %s: %s' % (path, e.strerror or e)) from None
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = data.count(b'\n', 0, e.start) + 1
+        raise CaffeError('%s:%d: not UTF-8 text (byte 0x%02x at offset %d): a %s file is '
+                         'protobuf text' % (path, line, data[e.start], e.start,
+                                            message.DESCRIPTOR.name)) from None
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as e:
@@ -40,6 +57,12 @@ def read_prototxt(path, message):
         where = '%s:%s:%s' % (path, line, col) if line is not None else path
         raise CaffeError('%s: syntax error in %s: %s'
                          % (where, message.DESCRIPTOR.name, msg))
+    if not message.IsInitialized():
+        # Caffe's TextFormat::Parse refuses a message missing a required field (proto2's
+        # `required`, as ClipParameter's min and max).
+        raise CaffeError('%s: %s is missing required fields: %s'
+                         % (path, message.DESCRIPTOR.name,
+                            ', '.join(message.FindInitializationErrors())))
     return message
 
 
@@ -56,7 +79,41 @@ def read_binary(path, message, what='file'):
     except (DecodeError, RuntimeError) as e:
         raise CaffeError('%s %s is not a valid %s (truncated or another format?): %s'
                          % (what, path, message.DESCRIPTOR.name, e))
+    bad = _invalid_text_field(message)
+    if bad:
+        raise CaffeError('%s %s is not a valid %s: field %s is not UTF-8 text'
+                         % (what, path, message.DESCRIPTOR.name, bad))
     return message
+
+
+def _invalid_text_field(message, prefix=''):
+    """The path (layer[2].name) of the first string field that is not valid UTF-8, or None.
+    protobuf's binary parser keeps such a proto2 string as bytes (reading it gives bytes, or
+    UnicodeDecodeError), which would fail anywhere in the runtime that uses it as text."""
+    for field in message.DESCRIPTOR.fields:
+        is_text = field.type == field.TYPE_STRING
+        if not is_text and field.cpp_type != field.CPPTYPE_MESSAGE:
+            continue
+        if field.is_repeated:
+            container = getattr(message, field.name)
+            entries = [('%s%s[%d]' % (prefix, field.name, i), container, i)
+                       for i in range(len(container))]
+        elif message.HasField(field.name):
+            entries = [(prefix + field.name, message, field.name)]
+        else:
+            continue
+        for name, holder, key in entries:
+            try:
+                value = holder[key] if isinstance(key, int) else getattr(holder, key)
+            except UnicodeDecodeError:
+                return name
+            if is_text and not isinstance(value, str):
+                return name
+            if not is_text:
+                bad = _invalid_text_field(value, name + '.')
+                if bad:
+                    return bad
+    return None
 
 
 def write_binary(path, message):
@@ -131,12 +188,16 @@ def _atomic_write(path, data):
 
 def blobproto_shape(proto):
     """The shape Caffe's Blob::FromProto gives a BlobProto: its `shape`, else the legacy
-    num/channels/height/width, else (for a shapeless list of values) one axis."""
+    num/channels/height/width, else (for a shapeless list of values) one axis; CaffeError for a
+    shape no Blob can take (Blob::Reshape's checks)."""
     if proto.HasField('shape'):
-        return tuple(int(d) for d in proto.shape.dim)
-    if proto.num or proto.channels or proto.height or proto.width:
-        return (proto.num, proto.channels, proto.height, proto.width)
-    return (len(proto.data) or len(proto.double_data),)
+        shape = tuple(int(d) for d in proto.shape.dim)
+    elif proto.num or proto.channels or proto.height or proto.width:
+        shape = (proto.num, proto.channels, proto.height, proto.width)
+    else:
+        shape = (len(proto.data) or len(proto.double_data),)
+    check_shape(shape)
+    return shape
 
 
 def blob_values(proto, diff=False):
@@ -147,7 +208,8 @@ def blob_values(proto, diff=False):
         values = proto.double_diff if len(proto.double_diff) else proto.diff
     else:
         values = proto.double_data if len(proto.double_data) else proto.data
-    arr = np.asarray(values, dtype=np.float32)
+    with np.errstate(over='ignore'):  # double_data beyond float32 becomes inf, as in Caffe
+        arr = np.asarray(values, dtype=np.float32)
     if arr.size != int(np.prod(shape, dtype=np.int64)):
         raise CaffeError('blob of shape %s holds %d values' % (shape, arr.size))
     return arr.reshape(shape)
@@ -162,6 +224,17 @@ def legacy_shape_matches(proto, shape):
     return padded == (proto.num, proto.channels, proto.height, proto.width)
 
 
+def read_blobproto(path, what='blob file'):
+    """The array of a .binaryproto file (one BlobProto: a mean file as compute_image_mean and
+    Caffe's data layers' mean_file use it), float32 in its shape, as Caffe's
+    ReadProtoFromBinaryFile + Blob::FromProto read it."""
+    proto = read_binary(path, caffe_pb2.BlobProto(), what)
+    try:
+        return blob_values(proto)
+    except CaffeError as e:
+        raise CaffeError('%s %s: %s' % (what, path, e)) from None
+
+
 # pycaffe's conversions --------------------------------------------------------------------------
 
 def blobproto_to_array(blob, return_diff=False):
@@ -174,7 +247,9 @@ def blobproto_to_array(blob, return_diff=False):
         shape = (blob.num, blob.channels, blob.height, blob.width)
     else:
         shape = tuple(blob.shape.dim)
-    if values.size != int(np.prod(shape, dtype=np.int64)):
+    if any(d < 0 for d in shape) or math.prod(d for d in shape if d) > MAX_BLOB_COUNT:
+        raise ValueError('BlobProto of shape %s: no blob has that shape' % (shape,))
+    if values.size != math.prod(shape):
         raise ValueError('BlobProto of shape %s holds %d %s values'
                          % (shape, values.size, 'diff' if return_diff else 'data'))
     return values.reshape(shape)

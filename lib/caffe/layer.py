@@ -19,11 +19,44 @@ creator (layers/python_layer.py) imports the class python_param names.
 A layer class may declare its blob counts (exact_num_bottom_blobs, min_top_blobs, ..., or the
 names `bottoms`/`tops`); the Net checks them before setup (check_blob_counts).
 """
+import operator
+
 from . import common
 from .blob import BlobVec
 from .common import CaffeError
 
-TRAIN, TEST = 0, 1
+
+class Phase(int):
+    """caffe.TRAIN and caffe.TEST, and every layer's `phase`: Caffe's Phase as the
+    caffe-fast-rcnn fork's pycaffe shows it, a boost.python enum. It is an int (equal to, and
+    hashing like, 0 and 1: caffe.proto's values) whose str() is its name, so the release's
+    Python layers can look up `cfg[str(self.phase)]` (cfg.TRAIN / cfg.TEST). Phase(0) and
+    Phase(1) are the two instances; anything else is an error."""
+    names = {}    # boost.python's enum dicts: name -> member, value -> member
+    values = {}
+
+    def __new__(cls, value):
+        try:
+            return cls.values[operator.index(value)]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError('a phase is 0 (TRAIN) or 1 (TEST), not %r' % (value,)) from None
+
+    @property
+    def name(self):
+        return 'TEST' if self else 'TRAIN'
+
+    def __str__(self):
+        return self.name
+
+    def __repr__(self):
+        return 'caffe.Phase.%s' % self.name
+
+
+for _value, _name in enumerate(('TRAIN', 'TEST')):
+    _member = int.__new__(Phase, _value)
+    Phase.values[_value] = Phase.names[_name] = _member
+    setattr(Phase, _name, _member)
+TRAIN, TEST = Phase.TRAIN, Phase.TEST
 
 # Caffe's LayerRegistry: type name -> creator. A creator takes the LayerParameter and returns the
 # Layer class to instantiate (most types have one class; "Python" finds the user's class).
@@ -110,7 +143,7 @@ class Layer:
 
     def __init__(self, layer_param=None, phase=TRAIN):
         self.layer_param = layer_param
-        self.phase = phase
+        self.phase = Phase(phase)
         self.blobs = BlobVec()
         self.param_propagate_down = []
         has_python = layer_param is not None and layer_param.HasField('python_param')
@@ -123,6 +156,16 @@ class Layer:
                 values = blob_values(proto)
                 self.blobs.add_blob(*values.shape)
                 self.blobs[-1].data[...] = values
+
+    # The caffe-fast-rcnn fork's PythonLayer sets `param_str_` before setup; BVLC Caffe renamed
+    # it `param_str`. One value under both names: the release's layers read the first.
+    @property
+    def param_str_(self):
+        return self.param_str
+
+    @param_str_.setter
+    def param_str_(self, value):
+        self.param_str = value
 
     @property
     def name(self):

@@ -14,7 +14,7 @@ import numpy as np
 from . import common, io
 from .blob import Blob
 from .common import CaffeError
-from .layer import TEST, TRAIN, layer_class
+from .layer import TEST, TRAIN, Phase, layer_class
 from .proto import caffe_pb2
 
 
@@ -127,6 +127,7 @@ class Net:
             raise TypeError('Net(network_file, [weights,] phase)')
         if phase is None:
             raise TypeError('Net needs a phase (caffe.TRAIN or caffe.TEST)')
+        phase = Phase(phase)
         if isinstance(network_file, caffe_pb2.NetParameter):
             param = caffe_pb2.NetParameter()
             param.CopyFrom(network_file)
@@ -160,7 +161,7 @@ class Net:
         self.source = source
         try:
             param = io.upgrade_net(param)
-            self.phase = param.state.phase
+            self.phase = Phase(param.state.phase)
             self.name = param.name
             self._param = filter_net(param, param.state)
             expanded = insert_splits(self._param)
@@ -171,7 +172,17 @@ class Net:
         blob_need_backward = {}
         available = set()     # blobs produced and not (yet) read: Caffe's std::set of outputs
         for lp in expanded.layer:
-            self._append_layer(lp, blob_need_backward, available)
+            try:
+                self._append_layer(lp, blob_need_backward, available)
+            except CaffeError as e:
+                # The file goes in front, and the layer where its error does not name it (a
+                # filler's error, say).
+                message = str(e)
+                if message.startswith(str(source)):
+                    raise
+                if repr(lp.name) not in message:
+                    message = '%s layer %r: %s' % (lp.type, lp.name, message)
+                raise CaffeError('%s: %s' % (source, message)) from None
         # Caffe keeps the available blobs in a std::set<string>: the outputs come out sorted.
         self.outputs = sorted(available)
         self._prune_backward()
@@ -596,7 +607,9 @@ class Net:
         except CaffeError as e:
             raise CaffeError('%s: %s' % (origin, e)) from None
         layers = self.layer_dict
-        copied = []
+        copied, values = [], []
+        # Every blob is checked and converted before any is written: a bad file leaves the net
+        # as it was.
         for src in source.layer:
             target = layers.get(src.name)
             if target is None or not src.blobs:
@@ -606,12 +619,18 @@ class Net:
                                  % (origin, src.name, len(src.blobs), self.source,
                                     len(target.blobs)))
             for k, (proto, blob) in enumerate(zip(src.blobs, target.blobs)):
-                shape = io.blobproto_shape(proto)
-                if shape != blob.shape and not io.legacy_shape_matches(proto, blob.shape):
-                    raise CaffeError('%s: layer %r param %d has shape %s, the net %s expects %s'
-                                     % (origin, src.name, k, shape, self.source, blob.shape))
-                blob.data[...] = io.blob_values(proto).reshape(blob.shape)
+                try:
+                    shape = io.blobproto_shape(proto)
+                    if shape != blob.shape and not io.legacy_shape_matches(proto, blob.shape):
+                        raise CaffeError('has shape %s, the net %s expects %s'
+                                         % (shape, self.source, blob.shape))
+                    values.append((blob, io.blob_values(proto).reshape(blob.shape)))
+                except CaffeError as e:
+                    raise CaffeError('%s: layer %r param %d %s' % (origin, src.name, k, e)) \
+                        from None
             copied.append(src.name)
+        for blob, array in values:
+            blob.data[...] = array
         return copied
 
     def share_with(self, other):
@@ -667,8 +686,7 @@ class Net:
         hdf5.copy_from_hdf5(self, filename)
 
     def __repr__(self):
-        return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers),
-                                                  'TRAIN' if self.phase == TRAIN else 'TEST')
+        return '<Net %r: %d layers, phase %s>' % (self.name, len(self.layers), self.phase)
 
 
 __all__ = ['Net', 'TRAIN', 'TEST', 'filter_net', 'insert_splits']

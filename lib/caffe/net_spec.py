@@ -80,8 +80,9 @@ class Function:
         self.type_name = type_name
         for i, top in enumerate(inputs):
             if not isinstance(top, Top):
-                raise TypeError('%s input %d is not a Top (got %s)'
-                                % (type_name, i, type(top).__name__))
+                # pycaffe's exact words, which its own test matches.
+                raise TypeError('%s input %d is not a Top (type is %s)'
+                                % (type_name, i, type(top)))
         self.inputs = tuple(inputs)
         self.params = dict(params)
         self.ntop = self.params.pop('ntop', 1)

@@ -168,14 +168,21 @@ class Solver:
         if p.random_seed >= 0:
             # Each rank of a data-parallel run draws its own numbers (Caffe's Solver::Init).
             common.set_random_seed(p.random_seed + common.solver_rank())
-        self.net = self._make_net(TRAIN)
-        self.test_nets = self._make_test_nets()
-        # Caffe's `weights` field (what `caffe train -weights a,b` sets): each entry a
-        # comma-separated list of weights files copied, by layer name, into every net in turn.
-        for entry in p.weights:
-            for path in filter(None, (w.strip() for w in entry.split(','))):
-                for net in [self.net] + self.test_nets:
-                    net.copy_from(_resolve(path, self._file))
+        try:
+            self.net = self._make_net(TRAIN)
+            self.test_nets = self._make_test_nets()
+            # Caffe's `weights` field (what `caffe train -weights a,b` sets): each entry a
+            # comma-separated list of weights files copied, by layer name, into every net in
+            # turn.
+            for entry in p.weights:
+                for path in filter(None, (w.strip() for w in entry.split(','))):
+                    for net in [self.net] + self.test_nets:
+                        net.copy_from(_resolve(path, self._file))
+        except CaffeError as e:
+            # The error names the net or weights file; the solver file that named it goes first.
+            if str(e).startswith(str(self._file)):
+                raise
+            raise CaffeError('%s: %s' % (self._file, e)) from None
         self.iter = 0
         self.current_step = 0
         # Caffe's history_: the first set for every learnable parameter, then the second set
@@ -253,14 +260,9 @@ class Solver:
         return nets
 
     def _share_weights(self, test_net):
-        """Test nets read the training net's parameters (Caffe's ShareTrainedLayersWith)."""
-        train_layers = self.net.layer_dict
-        for name, layer in test_net.layer_dict.items():
-            source = train_layers.get(name)
-            if source is None:
-                continue
-            for k, blob in enumerate(layer.blobs):
-                blob.share_data(source.blobs[k])
+        """Test nets read the training net's parameters (Caffe's ShareTrainedLayersWith, whose
+        checks refuse a same-named layer with other parameter counts or shapes)."""
+        test_net.share_with(self.net)
 
     # Training -----------------------------------------------------------------------------------
     def learning_rate(self):
@@ -585,12 +587,24 @@ class Solver:
         else:
             state = io.read_binary(state_file, caffe_pb2.SolverState(), what='solver state')
             iteration, model, current_step = state.iter, state.learned_net, state.current_step
-            history = [io.blobproto_to_array(proto) for proto in state.history]
+            history = []
+            for k, proto in enumerate(state.history):
+                # Caffe's Blob::FromProto rules (shape, legacy dims, double_data), not pycaffe's.
+                try:
+                    history.append(io.blob_values(proto))
+                except CaffeError as e:
+                    raise CaffeError('%s: history blob %d: %s' % (state_file, k, e)) from None
         if len(history) != len(self.history):
             raise CaffeError('%s holds %d history blobs; this %s keeps %d (%d per learnable '
                              'parameter of %s)' % (state_file, len(history), type(self).__name__,
                                                   len(self.history), self.history_sets,
                                                   self.net.source))
+        # Everything is checked before anything changes: a bad state file leaves the solver as
+        # it was.
+        for k, (arr, h) in enumerate(zip(history, self.history)):
+            if arr.size != h.count:
+                raise CaffeError('%s: history blob %d has %d values, expected %d'
+                                 % (state_file, k, arr.size, h.count))
         if weights is not None:
             if model and not (os.path.isfile(model) and os.path.samefile(model, weights)):
                 print('warning: %s names its weights %s; reading %s instead'
@@ -602,14 +616,14 @@ class Solver:
                                   os.path.basename(model))
             model = beside if os.path.isfile(beside) else model
         if model:
-            if _is_hdf5(model):
-                self.net.load_hdf5(model)
-            else:
-                self.net.copy_from(model)
-        for k, (arr, h) in enumerate(zip(history, self.history)):
-            if arr.size != h.count:
-                raise CaffeError('%s: history blob %d has %d values, expected %d'
-                                 % (state_file, k, arr.size, h.count))
+            try:
+                if _is_hdf5(model):
+                    self.net.load_hdf5(model)
+                else:
+                    self.net.copy_from(model)
+            except CaffeError as e:
+                raise CaffeError('%s: its weights: %s' % (state_file, e)) from None
+        for arr, h in zip(history, self.history):
             h.data[...] = arr.reshape(h.shape)
         self.iter = int(iteration)
         self.current_step = int(current_step)

@@ -2,6 +2,8 @@
 resize_image, oversample and Transformer, each against an independent computation."""
 import os
 import stat
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -222,3 +224,14 @@ def test_atomic_write_gives_the_mode_open_gives(tmp_path, mask):
     mode = stat.S_IMODE(os.stat(str(tmp_path / 'atomic.bin')).st_mode)
     assert mode == stat.S_IMODE(os.stat(str(tmp_path / 'plain.bin')).st_mode)
     assert mode == 0o666 & ~mask
+
+
+def test_import_caffe_loads_pil_image_as_pycaffe_did():
+    # pycaffe's caffe.io imported scikit-image's io, whose 'pil' plugin imports PIL.Image;
+    # py-faster-rcnn's datasets/imdb.py does `import PIL` and calls PIL.Image.open.
+    lib = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), 'lib')
+    code = 'import PIL, caffe; print(PIL.Image.open.__module__)'
+    proc = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, PYTHONPATH=lib),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'PIL.Image', proc.stderr

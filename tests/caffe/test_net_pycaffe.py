@@ -3,6 +3,7 @@ in the loss tops' diffs, errors (RuntimeError, ValueError), layer-wise hooks, sh
 forward_all / forward_backward_all, set_input_arrays, the public NetParameter constructor and
 the blob counts layers declare."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -365,6 +366,14 @@ def test_layer_type_list_is_sorted_and_complete():
     types = caffe.layer_type_list()
     assert types == sorted(types)
     assert {'Convolution', 'InnerProduct', 'MemoryData', 'Python', 'ROIPooling'} <= set(types)
+    # every type a layer file registers, read off the sources (not the registry)
+    layers_dir = os.path.join(LIB, 'caffe', 'layers')
+    registered = set()
+    for name in os.listdir(layers_dir):
+        if name.endswith('.py'):
+            with open(os.path.join(layers_dir, name)) as f:
+                registered.update(re.findall(r"""^@register\(['"](\w+)['"]\)""", f.read(), re.M))
+    assert len(registered) > 20 and registered | {'Python'} == set(types)
 
 
 def test_timer_semantics():

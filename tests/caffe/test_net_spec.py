@@ -85,8 +85,15 @@ def test_parameters_and_errors():
     assert P.Eltwise.PROD == caffe_pb2.EltwiseParameter.PROD
     with pytest.raises(AttributeError):
         P.NoSuchLayer.X
-    with pytest.raises(TypeError, match='ReLU input 0 is not a Top'):
+    # pycaffe's exact message (scripts and pycaffe's own tests match it)
+    with pytest.raises(TypeError) as error:
         L.ReLU('data')
+    assert str(error.value) == "ReLU input 0 is not a Top (type is <class 'str'>)"
+    tops = L.DummyData(ntop=2)
+    with pytest.raises(TypeError) as error:
+        L.Silence(tops, ntop=0)               # the tuple of tops itself, not its elements
+    assert str(error.value) == "Silence input 0 is not a Top (type is <class 'tuple'>)"
+    assert L.Silence(*tops, ntop=0).inputs == tops
     n = caffe.NetSpec()
     n.x = L.Input(shape=dict(dim=[1]))
     n.y = L.ReLU(n.x, no_such_field=1)

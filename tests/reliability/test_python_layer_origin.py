@@ -22,10 +22,12 @@ class Layer(caffe.Layer):
 LOAD = 'import caffe; caffe.Net("net.prototxt", caffe.TEST); print("loaded")'
 
 
-def _load(cwd, pythonpath):
-    # `python -c` puts the working directory first on sys.path, as an interactive session does.
+def _load(cwd, pythonpath, script=None):
+    # `python -c` puts the working directory first on sys.path, as an interactive session does;
+    # `python script.py` puts the script's folder there instead.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(pythonpath))
-    return subprocess.run([sys.executable, '-c', LOAD], cwd=str(cwd), env=env,
+    command = [sys.executable, script] if script else [sys.executable, '-c', LOAD]
+    return subprocess.run(command, cwd=str(cwd), env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
 
 
@@ -40,7 +42,9 @@ def test_a_module_in_the_working_directory_is_not_imported(tmp_path):
     marker = _setup(tmp_path, 'cwd_layer_module')
     proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
     assert proc.returncode != 0
-    assert 'outside lib/ and PYTHONPATH' in proc.stderr and 'cwd_layer_module' in proc.stderr
+    assert 'cwd_layer_module' in proc.stderr and 'through the working directory' in proc.stderr
+    # The error says how to allow it: the folder to put on PYTHONPATH.
+    assert 'PYTHONPATH=%s:$PYTHONPATH' % os.path.realpath(str(tmp_path)) in proc.stderr
     assert not marker.exists()
 
 
@@ -54,7 +58,7 @@ def test_the_same_module_on_pythonpath_is_imported(tmp_path):
 def test_a_standard_library_module_is_not_imported(tmp_path):
     (tmp_path / 'net.prototxt').write_text(NET % 'antigravity')  # would open a web browser
     proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
-    assert proc.returncode != 0 and 'outside lib/ and PYTHONPATH' in proc.stderr
+    assert proc.returncode != 0 and 'through the standard library' in proc.stderr
 
 
 def test_a_submodule_of_an_imported_package_in_the_working_directory_is_not_imported(tmp_path):
@@ -66,7 +70,7 @@ def test_a_submodule_of_an_imported_package_in_the_working_directory_is_not_impo
     (tmp_path / 'net.prototxt').write_text(NET % 'google.evil')
     proc = _load(tmp_path, [os.path.join(ROOT, 'lib')])
     assert proc.returncode != 0
-    assert 'outside lib/ and PYTHONPATH' in proc.stderr and 'google.evil' in proc.stderr
+    assert 'through the working directory' in proc.stderr and 'google.evil' in proc.stderr
     assert not marker.exists()
 
 
@@ -80,3 +84,25 @@ def test_a_submodule_of_a_package_on_pythonpath_is_imported(tmp_path):
     proc = _load(tmp_path, [os.path.join(ROOT, 'lib'), str(tmp_path / 'trusted')])
     assert proc.returncode == 0, proc.stderr
     assert marker.exists()
+
+
+def test_a_module_beside_the_running_script_is_imported(tmp_path):
+    # pycaffe users keep their layer module beside their script and run it from that folder:
+    # the module is found through the script's folder (sys.path[0]), not only the working
+    # directory's place on sys.path.
+    marker = _setup(tmp_path, 'cwd_layer_module')
+    (tmp_path / 'run.py').write_text(LOAD.replace('; ', '\n'))
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib')], script='run.py')
+    assert proc.returncode == 0, proc.stderr
+    assert marker.exists()
+
+
+def test_a_script_elsewhere_does_not_look_in_the_working_directory(tmp_path):
+    # As in Python: the working directory is not on sys.path when a script runs from elsewhere.
+    marker = _setup(tmp_path, 'cwd_layer_module')
+    scripts = tmp_path / 'scripts'
+    scripts.mkdir()
+    (scripts / 'run.py').write_text(LOAD.replace('; ', '\n'))
+    proc = _load(tmp_path, [os.path.join(ROOT, 'lib')], script=str(scripts / 'run.py'))
+    assert proc.returncode != 0 and "No module named 'cwd_layer_module'" in proc.stderr
+    assert not marker.exists()

@@ -20,23 +20,47 @@ def _real(path):
     return os.path.realpath(os.path.abspath(path or os.curdir))
 
 
+def _main_script_folder():
+    """The folder of the script Python runs (`python train.py`), which Python puts first on
+    sys.path: a layer module beside the user's own script is that script's, not the working
+    directory's, even when the script is run from its folder. None for -c, -m and interactive
+    sessions, whose first sys.path entry is the working directory."""
+    main = sys.modules.get('__main__')
+    script = getattr(main, '__file__', None)
+    if not script or not sys.path or os.path.basename(script) == '__main__.py':
+        return None
+    folder = _real(os.path.dirname(script))
+    return folder if sys.path[0] and _real(sys.path[0]) == folder else None
+
+
 def _trusted_entries():
-    """lib/ and the user's PYTHONPATH: Python layers are meant to come from there."""
+    """lib/, the user's PYTHONPATH and the running script's folder: Python layers are meant to
+    come from there."""
     entries = [_LIB] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
-    return {_real(p) for p in entries}
+    trusted = {_real(p) for p in entries}
+    script_folder = _main_script_folder()
+    if script_folder:
+        trusted.add(script_folder)
+    return trusted
 
 
 def _refused_entries():
-    """sys.path entries a prototxt must not pull code from: the working directory (first on
-    sys.path for `python -c`, `-m` and interactive sessions) and the standard library and
-    site-packages. Folders a program puts on sys.path itself stay usable."""
+    """sys.path entries a prototxt must not pull code from, each with what it is: the working
+    directory (first on sys.path for `python -c`, `-m` and interactive sessions) and the standard
+    library and site-packages. Folders a program puts on sys.path itself stay usable."""
     paths = sysconfig.get_paths()
-    entries = [os.getcwd()] + [paths[k] for k in ('stdlib', 'platstdlib', 'purelib', 'platlib')]
+    refused = {}
+    for key in ('purelib', 'platlib'):
+        refused[_real(paths[key])] = 'site-packages'
     try:
-        entries += site.getsitepackages() + [site.getusersitepackages()]
+        for entry in site.getsitepackages() + [site.getusersitepackages()]:
+            refused[_real(entry)] = 'site-packages'
     except AttributeError:  # some virtualenvs' site module lacks these
         pass
-    return {_real(p) for p in entries}
+    for key in ('stdlib', 'platstdlib'):
+        refused[_real(paths[key])] = 'the standard library'
+    refused[_real(os.getcwd())] = 'the working directory'
+    return refused
 
 
 def _check_origin(module, where):
@@ -58,12 +82,15 @@ def _check_origin(module, where):
         spec = _find_spec(parts[depth - 1], search)
         if spec is None:
             return  # not found: the import will fail with its own error
+        refused = _refused_entries()
         for location in _spec_locations(spec):
             entry = _sys_path_entry(location)
-            if entry in _refused_entries() and entry not in _trusted_entries():
-                raise CaffeError('%s: module %r was found in %s, outside lib/ and PYTHONPATH; '
-                                 'Python layers are imported only from there (add its folder to '
-                                 'PYTHONPATH if you trust it)' % (where, name, location))
+            if entry in refused and entry not in _trusted_entries():
+                raise CaffeError(
+                    '%s: module %r was found in %s, through %s (%s), which Python layers are not '
+                    'imported from (a prototxt must not run whatever file it names there); to '
+                    'allow it, put that folder on PYTHONPATH (PYTHONPATH=%s:$PYTHONPATH)'
+                    % (where, name, location, refused[entry], entry, entry))
         search = spec.submodule_search_locations
         if search is None:
             return
