@@ -100,3 +100,29 @@ def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, step
                 raise AssertionError('%s %s gradient at %s: analytic %.6g, numeric %.6g'
                                      % (layer.type, label, idx, a, numeric))
     run_forward(layer, bottom, top)
+
+
+def write_datum_db(path, records, backend='lmdb'):
+    """A database for data-layer tests and fuzzing: `records` (Datum messages or raw bytes)
+    stored under keys '00000000', '00000001', ... in an LMDB or LevelDB folder at path, written
+    with the lmdb or plyvel package directly, so tests of caffe.db's reading do not rest on its
+    writing. Returns path."""
+    values = [r if isinstance(r, bytes) else r.SerializeToString() for r in records]
+    keys = [b'%08d' % i for i in range(len(values))]
+    if backend == 'lmdb':
+        import lmdb
+        size = 1 << 20
+        size += 4 * sum(len(v) + 64 for v in values)
+        with lmdb.open(path, map_size=size) as env, env.begin(write=True) as txn:
+            for key, value in zip(keys, values):
+                txn.put(key, value)
+    elif backend == 'leveldb':
+        import plyvel
+        db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
+        with db.write_batch() as batch:
+            for key, value in zip(keys, values):
+                batch.put(key, value)
+        db.close()
+    else:
+        raise ValueError('backend %r: lmdb or leveldb' % backend)
+    return path
