@@ -91,11 +91,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 # Caffe's command-line flags ----------------------------------------------------------------------
 
-def add_caffe_flag(parser, name, default, help):
-    """A flag spelled as Caffe's tools (gflags) take it: -name or --name, its value as
-    -name=VALUE or -name VALUE; a boolean flag alone means true, -noname false, and
+def add_caffe_flag(parser, flag, default, help):
+    """A flag ('--name') spelled as Caffe's tools (gflags) take it: -name or --name, its value
+    as -name=VALUE or -name VALUE; a boolean flag alone means true, -noname false, and
     -name=true|false says which (parse_caffe_flags reads that form). The flag's type is its
     default's (bool, int or str)."""
+    name = flag.lstrip('-')
     spellings = ['-' + name, '--' + name]
     if isinstance(default, bool):
         parser.set_defaults(**{name: default})

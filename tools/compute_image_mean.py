@@ -25,7 +25,7 @@ def parse_args(argv=None):
     parser.add_argument('input_db', metavar='INPUT_DB', help='the database folder')
     parser.add_argument('output_file', metavar='OUTPUT_FILE', nargs='?',
                         help='where to write the mean (.binaryproto)')
-    _common.add_caffe_flag(parser, 'backend', 'lmdb',
+    _common.add_caffe_flag(parser, '--backend', 'lmdb',
                            'The backend {leveldb, lmdb} containing the images')
     return _common.parse_caffe_flags(parser, argv)
 

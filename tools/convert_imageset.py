@@ -29,16 +29,16 @@ def parse_args(argv=None):
     parser.add_argument('list_file', metavar='LISTFILE', help='"<file> <label>" per line')
     parser.add_argument('db_name', metavar='DB_NAME', help='the database folder to create')
     flag = _common.add_caffe_flag
-    flag(parser, 'gray', False, 'When this option is on, treat images as grayscale ones')
-    flag(parser, 'shuffle', False, 'Randomly shuffle the order of images and their labels')
-    flag(parser, 'backend', 'lmdb', 'The backend {lmdb, leveldb} for storing the result')
-    flag(parser, 'resize_width', 0, 'Width images are resized to')
-    flag(parser, 'resize_height', 0, 'Height images are resized to')
-    flag(parser, 'check_size', False,
+    flag(parser, '--gray', False, 'When this option is on, treat images as grayscale ones')
+    flag(parser, '--shuffle', False, 'Randomly shuffle the order of images and their labels')
+    flag(parser, '--backend', 'lmdb', 'The backend {lmdb, leveldb} for storing the result')
+    flag(parser, '--resize_width', 0, 'Width images are resized to')
+    flag(parser, '--resize_height', 0, 'Height images are resized to')
+    flag(parser, '--check_size', False,
          'When this option is on, check that all the datum have the same size')
-    flag(parser, 'encoded', False, 'When this option is on, the encoded image will be save in '
+    flag(parser, '--encoded', False, 'When this option is on, the encoded image will be save in '
                                    'datum')
-    flag(parser, 'encode_type', '', "Optional: What type should we encode the image as "
+    flag(parser, '--encode_type', '', "Optional: What type should we encode the image as "
                                      "('png','jpg',...).")
     return _common.parse_caffe_flags(parser, argv)
 

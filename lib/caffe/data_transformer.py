@@ -40,6 +40,7 @@ class DataTransformer:
             raise self.error('cannot set both force_color and force_gray')
         if param.HasField('mean_file') and len(param.mean_value):
             raise self.error('cannot specify mean_file and mean_value at the same time')
+        self.mean_file = param.mean_file
         self.mean = read_mean_file(param.mean_file) if param.HasField('mean_file') else None
         self.mean_values = np.array(param.mean_value, dtype=np.float32)
         self.rng = None
@@ -101,9 +102,9 @@ class DataTransformer:
         source = image[:, rows, cols]
         if self.mean is not None:
             if self.mean.shape != image.shape:
-                raise self.error('mean_file holds a %d x %d x %d mean; the images are %d x %d x '
-                                 '%d (channels x height x width)'
-                                 % (self.mean.shape + image.shape))
+                raise self.error('mean_file %s holds a %d x %d x %d mean; the images are %d x %d '
+                                 'x %d (channels x height x width)'
+                                 % ((self.mean_file,) + self.mean.shape + image.shape))
             np.subtract(source, self.mean[:, rows, cols], out=out, dtype=np.float32)
         elif len(self.mean_values):
             if len(self.mean_values) not in (1, channels):

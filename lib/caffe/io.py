@@ -384,7 +384,7 @@ def read_mean_file(path):
     proto = read_binary(path, caffe_pb2.BlobProto(), 'mean file')
     try:
         values = blob_values(proto)
-    except CaffeError as e:
+    except (CaffeError, ValueError) as e:  # ValueError: a shape numpy cannot take
         raise CaffeError('mean file %s: %s' % (path, e)) from None
     shape = values.shape
     if len(shape) > 4:

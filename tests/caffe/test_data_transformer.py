@@ -159,7 +159,8 @@ def test_errors(tmp_path):
     with pytest.raises(CaffeError, match='either 1 mean_value or as many as channels: 3'):
         run(t, image())
     path = write_mean(tmp_path / 'small.binaryproto', np.zeros((3, 4, 4), np.float32))
-    with pytest.raises(CaffeError, match='3 x 4 x 4 mean; the images are 3 x 5 x 7'):
+    with pytest.raises(CaffeError, match='small.binaryproto holds a 3 x 4 x 4 mean; the images '
+                                         'are 3 x 5 x 7'):
         run(transformer('mean_file: "%s"' % path, caffe.TEST), image())
     # A 3-axis blob's legacy channels, height and width are its axes 1, 2 and 1 (Caffe's
     # LegacyShape), so a mean stored as (C, H, W) does not fit, in Caffe as here.

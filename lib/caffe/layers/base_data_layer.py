@@ -96,11 +96,17 @@ class Prefetcher:
             self._free.put(batch)
 
     def stop(self):
+        """Ends the thread and closes the reader (its database) before returning, so the same
+        source can be opened again at once. Stopping again does nothing."""
+        if self._stopped.is_set():
+            return
         self._stopped.set()
         if self._count == 0:
             self._reader.close()
-        else:
-            self._free.put(None)
+            return
+        self._free.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
 
 
 class BasePrefetchingDataLayer(Layer):

@@ -302,9 +302,10 @@ class WindowDataLayer(BasePrefetchingDataLayer):
             channels, height, width = t.mean.shape
             off = (width - t.crop_size) // 2
             if channels != 3 or off < 0 or off + t.crop_size > height:
-                raise self.error('mean_file holds a %d x %d x %d mean; WindowData needs 3 '
+                raise self.error('mean_file %s holds a %d x %d x %d mean; WindowData needs 3 '
                                  'channels and its centre %d x %d square'
-                                 % (channels, height, width, t.crop_size, t.crop_size))
+                                 % (t.mean_file, channels, height, width, t.crop_size,
+                                    t.crop_size))
         if len(t.mean_values) not in (0, 1, 3):
             raise self.error('specify either 1 mean_value or as many as channels: 3 (got %d)'
                              % len(t.mean_values))
