@@ -227,3 +227,10 @@ def test_corrupt_records_name_the_record(tmp_path):
     source = write_datum_db(str(tmp_path / 'db3'), [caffe_pb2.Datum(encoded=True, data=b'no')])
     with pytest.raises(CaffeError, match='record 0 .*not an image OpenCV decodes'):
         data_layer(source)
+
+
+def test_layer_type_list_has_the_data_layers():
+    types = caffe.layer_type_list()
+    for name in ('Data', 'ImageData', 'HDF5Data', 'HDF5Output', 'WindowData'):
+        assert name in types
+    assert types == sorted(types)

@@ -129,9 +129,34 @@ def check(run, folder):
     return 'ok'
 
 
-def fuzz(test_one_input):
-    """Runs test_one_input under atheris with the command line's libFuzzer flags."""
+def layer_run(text, phase=0, forwards=3, cwd=None):
+    """A function that builds the layer of LayerParameter text (setup) and runs `forwards`
+    forward passes, in folder cwd when given, then stops its prefetch thread."""
+    def run():
+        from caffe.testing import build_layer
+        here = os.getcwd()
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            layer, bottom, top = build_layer(text, [], phase=phase)
+            try:
+                for _ in range(forwards):
+                    layer.forward(bottom, top)
+            finally:
+                layer._prefetcher.stop()
+        finally:
+            os.chdir(here)
+    return run
+
+
+def main(test_one_input):
+    """A harness script's entry: the runtime imported under atheris's coverage instrumentation,
+    then test_one_input fuzzed with the command line's libFuzzer flags."""
+    prepare()
     import atheris
+    with atheris.instrument_imports(include=['caffe']):
+        import caffe.data_transformer  # noqa: F401
+        import caffe.layers  # noqa: F401
     atheris.Setup(sys.argv, test_one_input)
     atheris.Fuzz()
 

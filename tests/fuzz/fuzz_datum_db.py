@@ -18,7 +18,7 @@ _state = {'count': 0}
 
 
 def TestOneInput(data):
-    from caffe.testing import build_layer, write_datum_db
+    from caffe.testing import write_datum_db
     if 'folder' not in _state:
         _state['folder'] = data_fuzzing.scratch(NAME)
     h = data_fuzzing.Header(data, HEADER)
@@ -38,24 +38,13 @@ def TestOneInput(data):
             'transform_param { %s }' % (' '.join('top: "t%d"' % i for i in range(tops)), path,
                                         backend.upper(), param, transform))
 
-    def run():
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)   # force_* on raw pixels
-            layer, bottom, top = build_layer(text, [], phase=phase)
-            try:
-                for _ in range(3):
-                    layer.forward(bottom, top)
-            finally:
-                layer._prefetcher.stop()
-    try:
-        return data_fuzzing.check(run, _state['folder'])
+            return data_fuzzing.check(data_fuzzing.layer_run(text, phase), _state['folder'])
     finally:
         data_fuzzing.fresh(path)
 
 
 if __name__ == '__main__':
-    data_fuzzing.prepare()
-    import atheris
-    with atheris.instrument_imports(include=['caffe']):
-        import caffe.layers  # noqa: F401
-    data_fuzzing.fuzz(TestOneInput)
+    data_fuzzing.main(TestOneInput)

@@ -62,7 +62,6 @@ def _write_fuzzed_file(path, data):
 
 
 def TestOneInput(data):
-    from caffe.testing import build_layer
     if 'folder' not in _state:
         _state['folder'] = data_fuzzing.scratch(NAME)
         _fixtures(_state['folder'])
@@ -84,24 +83,9 @@ def TestOneInput(data):
     text = ('name: "h5" type: "HDF5Data" %s hdf5_data_param { source: "%s" batch_size: %d '
             'shuffle: %s }' % (' '.join('top: "%s"' % t for t in tops), source, batch, shuffle))
 
-    def run():
-        cwd = os.getcwd()
-        os.chdir(folder)    # the list's names are taken from the current folder
-        try:
-            layer, bottom, top = build_layer(text, [])
-            try:
-                for _ in range(3):
-                    layer.forward(bottom, top)
-            finally:
-                layer._prefetcher.stop()
-        finally:
-            os.chdir(cwd)
-    return data_fuzzing.check(run, folder)
+    # the list's names are taken from the current folder
+    return data_fuzzing.check(data_fuzzing.layer_run(text, cwd=folder), folder)
 
 
 if __name__ == '__main__':
-    data_fuzzing.prepare()
-    import atheris
-    with atheris.instrument_imports(include=['caffe']):
-        import caffe.layers  # noqa: F401
-    data_fuzzing.fuzz(TestOneInput)
+    data_fuzzing.main(TestOneInput)

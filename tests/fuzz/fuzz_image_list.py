@@ -16,7 +16,6 @@ _state = {}
 
 
 def TestOneInput(data):
-    from caffe.testing import build_layer
     if 'folder' not in _state:
         _state['folder'] = data_fuzzing.scratch(NAME)
         data_fuzzing.write_images(_state['folder'])
@@ -39,19 +38,8 @@ def TestOneInput(data):
             'source: "%s" root_folder: "%s/" %s } transform_param { %s }'
             % (source, folder, param, transform))
 
-    def run():
-        layer, bottom, top = build_layer(text, [], phase=phase)
-        try:
-            for _ in range(3):
-                layer.forward(bottom, top)
-        finally:
-            layer._prefetcher.stop()
-    return data_fuzzing.check(run, folder)
+    return data_fuzzing.check(data_fuzzing.layer_run(text, phase), folder)
 
 
 if __name__ == '__main__':
-    data_fuzzing.prepare()
-    import atheris
-    with atheris.instrument_imports(include=['caffe']):
-        import caffe.layers  # noqa: F401
-    data_fuzzing.fuzz(TestOneInput)
+    data_fuzzing.main(TestOneInput)

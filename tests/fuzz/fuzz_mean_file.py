@@ -20,7 +20,6 @@ def TestOneInput(data):
 
     from caffe.data_transformer import DataTransformer
     from caffe.proto import caffe_pb2
-    from caffe.testing import build_layer
     if 'folder' not in _state:
         _state['folder'] = data_fuzzing.scratch(NAME)
         data_fuzzing.write_images(_state['folder'])
@@ -45,20 +44,14 @@ def TestOneInput(data):
         out = np.empty(t.infer_shape(image), np.float32)
         t.transform(image, out)
 
-    def window_setup():
-        layer, _, _ = build_layer(
-            'name: "w" type: "WindowData" top: "d" top: "l" window_data_param { source: "%s" '
-            'root_folder: "%s/" batch_size: 1 fg_fraction: 1 } transform_param { crop_size: %d '
-            'mean_file: "%s" }' % (os.path.join(folder, 'w.txt'), folder, window_crop, path), [])
-        layer._prefetcher.stop()
+    window_setup = data_fuzzing.layer_run(
+        'name: "w" type: "WindowData" top: "d" top: "l" window_data_param { source: "%s" '
+        'root_folder: "%s/" batch_size: 1 fg_fraction: 1 } transform_param { crop_size: %d '
+        'mean_file: "%s" }' % (os.path.join(folder, 'w.txt'), folder, window_crop, path),
+        forwards=0)
     outcomes = [data_fuzzing.check(transform, folder), data_fuzzing.check(window_setup, folder)]
     return 'ok' if outcomes == ['ok', 'ok'] else 'error'
 
 
 if __name__ == '__main__':
-    data_fuzzing.prepare()
-    import atheris
-    with atheris.instrument_imports(include=['caffe']):
-        import caffe.layers  # noqa: F401
-        import caffe.data_transformer  # noqa: F401
-    data_fuzzing.fuzz(TestOneInput)
+    data_fuzzing.main(TestOneInput)

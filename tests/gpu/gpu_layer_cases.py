@@ -285,8 +285,8 @@ def _data_sources():
     atexit.register(shutil.rmtree, folder, True)
     rs = np.random.RandomState(0)
     images = rs.randint(0, 256, size=(4, 7, 8, 3)).astype(np.uint8)
-    write_datum_db(os.path.join(folder, 'lmdb'),
-                   [caffe.io.array_to_datum(im.transpose(2, 0, 1), i) for i, im in enumerate(images)])
+    write_datum_db(os.path.join(folder, 'lmdb'), [caffe.io.array_to_datum(im.transpose(2, 0, 1), i)
+                                                  for i, im in enumerate(images)])
     with open(os.path.join(folder, 'images.txt'), 'w') as f:
         for i, im in enumerate(images):
             cv2.imwrite(os.path.join(folder, '%d.png' % i), im)
