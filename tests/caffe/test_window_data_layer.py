@@ -166,6 +166,8 @@ def test_errors_name_the_file_and_line(tmp_path):
                 r'bad.txt:5: the file ends where a window corner should be')
     setup_error('# 0\na.png\n3 10 10\n1\n1 high 0 0 5 5\n',
                 r"bad.txt:5: expected a window overlap, got 'high'")
+    setup_error(good.replace('1 1 8 8', '1 8 8 1'), r'bad.txt:6: window \(1, 8, 8, 1\) is empty')
+    # (found by fuzzing: with context_pad, such a window divided by a zero width)
     setup_error(good, 'crop_size must be positive', transform='')
     setup_error(good, 'crop_mode must be "warp" or "square"', param='crop_mode: "fit"')
     setup_error(good, r'fg_fraction must be in \[0, 1\]', param='fg_fraction: 1.5')

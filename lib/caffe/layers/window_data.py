@@ -126,6 +126,11 @@ def read_window_file(path, root_folder, fg_threshold, bg_threshold):
             overlap = tokens.take('a window overlap', _number)
             corners = [tokens.take('a window corner', _integer) for _ in range(4)]
             window = [index, label, overlap] + corners
+            used = overlap >= fg_threshold or overlap < bg_threshold
+            if used and (corners[2] < corners[0] or corners[3] < corners[1]):
+                # Caffe would warp it to a region of no or negative size, and fail there.
+                raise CaffeError('%s:%d: window (%d, %d, %d, %d) is empty: x2 < x1 or y2 < y1'
+                                 % ((path, tokens.line()) + tuple(corners)))
             if overlap >= fg_threshold:
                 if label <= 0:
                     raise CaffeError('%s:%d: a foreground window (overlap %g >= fg_threshold '
