@@ -55,6 +55,19 @@ def scratch(name):
     return folder
 
 
+_FOLDERS = {}
+
+
+def fixture_folder(name, *writers):
+    """The harness's scratch folder, made on first use, with what each writer(folder) puts in
+    it (write_images, a harness's own files)."""
+    if name not in _FOLDERS:
+        _FOLDERS[name] = scratch(name)
+        for write in writers:
+            write(_FOLDERS[name])
+    return _FOLDERS[name]
+
+
 def fresh(path):
     """Removes what a previous input left at path."""
     if os.path.isdir(path):

@@ -14,13 +14,12 @@ import data_fuzzing  # noqa: E402
 
 NAME = 'datum_db'
 HEADER = 12
-_state = {'count': 0}
+_inputs = [0]
 
 
 def TestOneInput(data):
     from caffe.testing import write_datum_db
-    if 'folder' not in _state:
-        _state['folder'] = data_fuzzing.scratch(NAME)
+    folder = data_fuzzing.fixture_folder(NAME)
     h = data_fuzzing.Header(data, HEADER)
     backend = h.pick('lmdb', 'leveldb')
     phase = h.pick(0, 1)
@@ -31,8 +30,8 @@ def TestOneInput(data):
     param = 'batch_size: %d prefetch: %d rand_skip: %d' % (h.pick(1, 2, 3), h.pick(0, 1, 4),
                                                           h.pick(0, 0, 2, 5))
     tops = h.pick(2, 1)
-    _state['count'] += 1
-    path = os.path.join(_state['folder'], 'db%d' % _state['count'])
+    _inputs[0] += 1
+    path = os.path.join(folder, 'db%d' % _inputs[0])
     write_datum_db(path, data_fuzzing.records(h.rest, 6), backend)
     text = ('name: "data" type: "Data" %s data_param { source: "%s" backend: %s %s } '
             'transform_param { %s }' % (' '.join('top: "t%d"' % i for i in range(tops)), path,
@@ -41,7 +40,7 @@ def TestOneInput(data):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', RuntimeWarning)   # force_* on raw pixels
-            return data_fuzzing.check(data_fuzzing.layer_run(text, phase), _state['folder'])
+            return data_fuzzing.check(data_fuzzing.layer_run(text, phase), folder)
     finally:
         data_fuzzing.fresh(path)
 

@@ -14,7 +14,6 @@ import data_fuzzing  # noqa: E402
 
 NAME = 'hdf5_list'
 HEADER = 4
-_state = {}
 DTYPES = ('<f4', '<f8', '|i1', '<u2', '<i8', '|b1', '|S3', '<c8')
 
 
@@ -62,10 +61,7 @@ def _write_fuzzed_file(path, data):
 
 
 def TestOneInput(data):
-    if 'folder' not in _state:
-        _state['folder'] = data_fuzzing.scratch(NAME)
-        _fixtures(_state['folder'])
-    folder = _state['folder']
+    folder = data_fuzzing.fixture_folder(NAME, _fixtures)
     h = data_fuzzing.Header(data, HEADER)
     batch, shuffle = h.pick(1, 2, 5), h.pick('false', 'true')
     tops = h.pick(('data', 'label'), ('data',), ('label', 'data'))

@@ -12,14 +12,10 @@ import data_fuzzing  # noqa: E402
 
 NAME = 'image_list'
 HEADER = 10
-_state = {}
 
 
 def TestOneInput(data):
-    if 'folder' not in _state:
-        _state['folder'] = data_fuzzing.scratch(NAME)
-        data_fuzzing.write_images(_state['folder'])
-    folder = _state['folder']
+    folder = data_fuzzing.fixture_folder(NAME, data_fuzzing.write_images)
     h = data_fuzzing.Header(data, HEADER)
     size = h.pick((0, 0), (0, 0), (8, 9), (16, 3))
     param = ('new_height: %d new_width: %d is_color: %s shuffle: %s rand_skip: %d '

@@ -11,7 +11,11 @@ import data_fuzzing  # noqa: E402
 
 NAME = 'mean_file'
 HEADER = 5
-_state = {}
+
+
+def _window_file(folder):
+    with open(os.path.join(folder, 'w.txt'), 'w') as f:
+        f.write('# 0\na.png\n3 12 10\n1\n1 0.9 1 1 8 9\n')
 
 
 def TestOneInput(data):
@@ -20,12 +24,7 @@ def TestOneInput(data):
 
     from caffe.data_transformer import DataTransformer
     from caffe.proto import caffe_pb2
-    if 'folder' not in _state:
-        _state['folder'] = data_fuzzing.scratch(NAME)
-        data_fuzzing.write_images(_state['folder'])
-        with open(os.path.join(_state['folder'], 'w.txt'), 'w') as f:
-            f.write('# 0\na.png\n3 12 10\n1\n1 0.9 1 1 8 9\n')
-    folder = _state['folder']
+    folder = data_fuzzing.fixture_folder(NAME, data_fuzzing.write_images, _window_file)
     h = data_fuzzing.Header(data, HEADER)
     crop, phase = h.pick(0, 3, 6, 5), h.pick(0, 1)
     scale, mirror = h.pick('1', '0.5'), h.pick('false', 'true')

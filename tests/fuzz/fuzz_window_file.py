@@ -12,14 +12,10 @@ import data_fuzzing  # noqa: E402
 
 NAME = 'window_file'
 HEADER = 12
-_state = {}
 
 
 def TestOneInput(data):
-    if 'folder' not in _state:
-        _state['folder'] = data_fuzzing.scratch(NAME)
-        data_fuzzing.write_images(_state['folder'])
-    folder = _state['folder']
+    folder = data_fuzzing.fixture_folder(NAME, data_fuzzing.write_images)
     h = data_fuzzing.Header(data, HEADER)
     param = ('fg_threshold: %s bg_threshold: %s fg_fraction: %s context_pad: %d crop_mode: "%s" '
              'cache_images: %s scale: %s batch_size: %d'
