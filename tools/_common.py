@@ -89,6 +89,43 @@ class ArgumentParser(argparse.ArgumentParser):
         fail('%s: %s (see --help)' % (self.prog, message))
 
 
+# Caffe's command-line flags ----------------------------------------------------------------------
+
+def add_caffe_flag(parser, flag, default, help):
+    """A flag ('--name') spelled as Caffe's tools (gflags) take it: -name or --name, its value
+    as -name=VALUE or -name VALUE; a boolean flag alone means true, -noname false, and
+    -name=true|false says which (parse_caffe_flags reads that form). The flag's type is its
+    default's (bool, int or str)."""
+    name = flag.lstrip('-')
+    spellings = ['-' + name, '--' + name]
+    if isinstance(default, bool):
+        parser.set_defaults(**{name: default})
+        parser.add_argument(*spellings, dest=name, action='store_true', help=help)
+        parser.add_argument('-no' + name, '--no' + name, dest=name, action='store_false',
+                            help=argparse.SUPPRESS)
+        parser.caffe_bools = getattr(parser, 'caffe_bools', set()) | {name}
+        return
+    parser.add_argument(*spellings, dest=name, type=type(default), default=default, help=help)
+
+
+def parse_caffe_flags(parser, argv):
+    """parser.parse_args(argv) after turning -flag=true / -flag=false of its boolean Caffe flags
+    into -flag / -noflag (gflags' spellings)."""
+    bools = getattr(parser, 'caffe_bools', set())
+    words = []
+    for word in argv:
+        name, eq, value = word.lstrip('-').partition('=')
+        if word.startswith('-') and eq and name in bools:
+            if value.lower() in ('true', 't', 'yes', 'y', '1'):
+                word = '--' + name
+            elif value.lower() in ('false', 'f', 'no', 'n', '0'):
+                word = '--no' + name
+            else:
+                fail('%s: -%s expects true or false, got %r' % (parser.prog, name, value))
+        words.append(word)
+    return parser.parse_args(words)
+
+
 # Device ------------------------------------------------------------------------------------------
 
 def parse_device(text):

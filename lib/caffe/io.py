@@ -4,6 +4,8 @@ BlobProtoVector, Datum) and its image helpers (load_image, resize_image, oversam
 from caffe.preprocessing). The upgrade of old files lives in caffe.upgrade."""
 import math
 import os
+import re
+import shutil
 import tempfile
 
 import numpy as np
@@ -135,6 +137,45 @@ def atomic_write(path, data):
         if named is e:
             raise
         raise named from e
+
+
+class AtomicFolder:
+    """A folder built under a temporary name beside `path` and renamed to `path` once complete,
+    so `path` is never a half-built folder (a database: tools/convert_imageset.py). As a context
+    manager: renamed into place when the block ends normally, removed when it raises.
+    `path` must not exist (as Caffe refuses to write a database over an existing one)."""
+
+    def __init__(self, path):
+        self.path = os.path.abspath(path)
+        if os.path.lexists(self.path):
+            raise CaffeError('%s already exists; not writing over it' % path)
+        parent = os.path.dirname(self.path)
+        os.makedirs(parent, exist_ok=True)
+        self.tmp = tempfile.mkdtemp(prefix='.' + os.path.basename(self.path) + '.', suffix='.tmp',
+                                    dir=parent)
+        # mkdtemp makes the folder 0700; it gets what os.mkdir() would have given it.
+        os.chmod(self.tmp, 0o777 & ~umask())
+
+    def commit(self):
+        """Renames the finished folder to path (refusing a path made meanwhile)."""
+        if os.path.lexists(self.path):
+            self.discard()
+            raise CaffeError('%s appeared while it was being written; not writing over it'
+                             % self.path)
+        os.rename(self.tmp, self.path)
+
+    def discard(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
+        return False
 
 
 def naming_file(error, path):
@@ -309,3 +350,169 @@ def datum_to_array(datum):
     if len(datum.data):
         return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape).copy()
     return np.array(datum.float_data, dtype=np.float64).reshape(shape)
+
+
+# Caffe's image and Datum readers (util/io.cpp) --------------------------------------------------
+
+def read_image(path, height=0, width=0, is_color=True):
+    """An image file as Caffe's ReadImageToCVMat reads it: OpenCV's decoding, BGR (H, W, 3)
+    uint8 with is_color, else gray (H, W); resized to (height, width) with OpenCV's bilinear
+    resize when both are positive. Raises CaffeError naming the file where OpenCV cannot read
+    it (Caffe logs "Could not open or find file" and returns an empty image)."""
+    import cv2
+    if not os.path.isfile(path):
+        raise not_found(path, 'image')
+    image = cv2.imread(path, cv2.IMREAD_COLOR if is_color else cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise CaffeError('Could not read image %s (not an image OpenCV decodes, or damaged)'
+                         % path)
+    if height > 0 and width > 0:
+        image = cv2.resize(image, (width, height))
+    return image
+
+
+def image_to_chw(image):
+    """An OpenCV image (H, W) or (H, W, C) as a (C, H, W) view, Caffe's Datum layout."""
+    return image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)
+
+
+def _encoding_matches(path, encoding):
+    # Caffe's matchExt: the file's extension, lower-cased, is the encoding ("jpeg" for "jpg").
+    ext = path.rsplit('.', 1)[-1].lower()
+    encoding = encoding.lower()
+    return ext == encoding or (encoding == 'jpg' and ext == 'jpeg')
+
+
+def read_image_to_datum(path, label, height=0, width=0, is_color=True, encoding=''):
+    """Caffe's ReadImageToDatum: the image's pixels (C, H, W) in `data`, or, with an encoding
+    ('png', 'jpg', ...), the image encoded: the file's own bytes when it needs no change (colour
+    as asked, no resize, the same extension), else re-encoded by OpenCV. Raises CaffeError where
+    the image cannot be read or encoded."""
+    import cv2
+    image = read_image(path, height, width, is_color)
+    if not encoding:
+        return array_to_datum(image_to_chw(image), label)
+    datum = caffe_pb2.Datum(label=label, encoded=True)
+    if ((image.ndim == 3) == is_color and not height and not width
+            and _encoding_matches(path, encoding)):
+        with open(path, 'rb') as f:
+            datum.data = f.read()
+        return datum
+    try:
+        ok, buf = cv2.imencode('.' + encoding, image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise CaffeError('cannot encode %s as %r (an encoding OpenCV writes: png, jpg, bmp, ...)'
+                         % (path, encoding))
+    datum.data = buf.tobytes()
+    return datum
+
+
+def decode_datum(datum, force_color=False, force_gray=False):
+    """A Datum's values as a (channels, height, width) array, as Caffe's data layers read it:
+    an encoded image decoded by OpenCV (colour or gray when forced, else as stored), uint8
+    pixels from `data`, or float32 from `float_data`. Raises ValueError saying what is wrong
+    with a record that is none of these."""
+    if datum.encoded:
+        return _decode_image(datum.data, force_color, force_gray)
+    shape = (datum.channels, datum.height, datum.width)
+    if min(shape) <= 0:
+        raise ValueError('Datum has shape %d x %d x %d (channels x height x width); every size '
+                         'must be positive' % shape)
+    count = shape[0] * shape[1] * shape[2]
+    if len(datum.data):
+        if len(datum.data) != count:
+            raise ValueError('Datum holds %d bytes of pixels for a %d x %d x %d image (%d)'
+                             % ((len(datum.data),) + shape + (count,)))
+        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
+    if len(datum.float_data) != count:
+        raise ValueError('Datum holds %d float_data values for a %d x %d x %d image (%d)'
+                         % ((len(datum.float_data),) + shape + (count,)))
+    return np.array(datum.float_data, dtype=np.float32).reshape(shape)
+
+
+def _decode_image(data, force_color, force_gray):
+    import cv2
+    if force_color and force_gray:
+        raise ValueError('cannot force both colour and gray')
+    flag = (cv2.IMREAD_COLOR if force_color else cv2.IMREAD_GRAYSCALE if force_gray
+            else cv2.IMREAD_UNCHANGED)
+    image = None
+    if len(data):
+        try:
+            image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flag)
+        except cv2.error:
+            image = None
+    if image is None:
+        raise ValueError('encoded Datum of %d bytes is not an image OpenCV decodes' % len(data))
+    if image.dtype != np.uint8:
+        raise ValueError('encoded Datum decodes to %s pixels; Caffe takes 8-bit images only'
+                         % image.dtype)
+    return image_to_chw(image)
+
+
+def read_mean_file(path):
+    """A mean file (a BlobProto written as .binaryproto, e.g. by compute_image_mean) as the
+    (channels, height, width) float32 array Caffe's DataTransformer subtracts: the blob's
+    legacy channels, height and width (missing trailing axes count 1), its first image."""
+    proto = read_binary(path, caffe_pb2.BlobProto(), 'mean file')
+    try:
+        values = blob_values(proto)
+    except (CaffeError, ValueError) as e:  # ValueError: a shape numpy cannot take
+        raise CaffeError('mean file %s: %s' % (path, e)) from None
+    shape = values.shape
+    if len(shape) > 4:
+        raise CaffeError('mean file %s holds a %d-axis blob %s; a mean image has at most 4 '
+                         '(num, channels, height, width)' % (path, len(shape), shape))
+    legacy = tuple(shape) + (1,) * (4 - len(shape))
+    if 0 in legacy:
+        raise CaffeError('mean file %s holds an empty blob of shape %s' % (path, shape))
+    return values.ravel()[:legacy[1] * legacy[2] * legacy[3]].reshape(legacy[1:])
+
+
+def read_text_lines(path, what):
+    """The lines of a text file Caffe reads (list and window files), numbered from 1, without
+    their line ends. Raises CaffeError naming the file when it is missing, unreadable or not
+    text."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise not_found(path, what) from None
+    except OSError as e:
+        raise CaffeError('Could not open file %s: %s' % (path, e.strerror or e)) from None
+    try:
+        text = raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b'\n') + 1
+        raise CaffeError('%s:%d: %s is not UTF-8 text (byte %d)' % (path, line, what, e.start))
+    if '\0' in text:
+        line = text[:text.index('\0')].count('\n') + 1
+        raise CaffeError('%s:%d: %s holds a NUL byte (a binary file?)' % (path, line, what))
+    return list(enumerate(text.split('\n'), 1))
+
+
+_INTEGER = re.compile(r'[+-]?[0-9]+')
+
+
+def read_image_list(path):
+    """An image list file as Caffe's ImageData layer and convert_imageset read it: one image per
+    line, "<file name> <integer label>", split at the line's last space (so names may hold
+    spaces). Returns [(name, label, line number)]. Blank lines are skipped; a line without a
+    label, or with one that is not an integer, raises CaffeError naming the file and line (Caffe
+    would read its label as 0 with atoi)."""
+    entries = []
+    for number, line in read_text_lines(path, 'image list'):
+        line = line.rstrip('\r')
+        if not line.strip():
+            continue
+        name, _, label = line.rpartition(' ')
+        value = int(label) if _INTEGER.fullmatch(label) else None
+        if not name or value is None or not -2 ** 31 <= value < 2 ** 31:
+            raise CaffeError('%s:%d: expected "<image file> <integer label>", got %r'
+                             % (path, number, line[:200]))
+        entries.append((name, value, number))
+    if not entries:
+        raise CaffeError('image list %s is empty' % path)
+    return entries

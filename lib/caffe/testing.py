@@ -43,6 +43,56 @@ def run_forward(layer, bottom, top):
     layer.forward(bottom, top)
 
 
+def write_datum_db(path, records, backend='lmdb'):
+    """A database for data-layer tests and fuzzing: `records` (Datum messages or raw bytes)
+    stored under keys '00000000', '00000001', ... in an LMDB or LevelDB folder at path, written
+    with the lmdb or plyvel package directly, so tests of caffe.db's reading do not rest on its
+    writing. Returns path."""
+    values = [r if isinstance(r, bytes) else r.SerializeToString() for r in records]
+    keys = [b'%08d' % i for i in range(len(values))]
+    if backend == 'lmdb':
+        import lmdb
+        size = 1 << 20
+        size += 4 * sum(len(v) + 64 for v in values)
+        with lmdb.open(path, map_size=size) as env, env.begin(write=True) as txn:
+            for key, value in zip(keys, values):
+                txn.put(key, value)
+    elif backend == 'leveldb':
+        import plyvel
+        db = plyvel.DB(path, create_if_missing=True, error_if_exists=True)
+        with db.write_batch() as batch:
+            for key, value in zip(keys, values):
+                batch.put(key, value)
+        db.close()
+    else:
+        raise ValueError('backend %r: lmdb or leveldb' % backend)
+    return path
+
+
+def mnist_like_digits(count, seed=0, size=28):
+    """count MNIST-like images: a digit 0-9 drawn white on black with OpenCV's Hershey font,
+    at a random place, size and stroke, slightly blurred, with a little noise. Returns (images
+    (count, 1, size, size) uint8, labels (count,) int), for data-layer tests and examples that
+    need a learnable data set without downloading MNIST."""
+    import cv2
+    rs = np.random.RandomState(seed)
+    labels = rs.randint(0, 10, size=count)
+    images = np.zeros((count, 1, size, size), np.uint8)
+    for image, label in zip(images, labels):
+        canvas = np.zeros((size, size), np.uint8)
+        scale = rs.uniform(0.6, 0.9) * size / 28
+        thickness = int(rs.randint(1, 3))
+        (w, h), _ = cv2.getTextSize(str(label), cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        x = int(rs.randint(0, max(size - w, 1)))
+        y = int(rs.randint(h, max(size, h + 1)))
+        cv2.putText(canvas, str(label), (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thickness,
+                    cv2.LINE_AA)
+        canvas = cv2.GaussianBlur(canvas.astype(np.float32), (3, 3), 0.5)
+        canvas += rs.normal(0, 8, canvas.shape)
+        image[0] = np.clip(canvas, 0, 255).astype(np.uint8)
+    return images, labels
+
+
 def check_gradient(layer, bottom, top, check_bottom=None, top_weights=None, stepsize=1e-2,
                    threshold=1e-3, kink=None, kink_range=-1.0, check_params=True, seed=1701,
                    max_checks=None):

@@ -636,3 +636,9 @@ def assert_same(c, cpu, gpu, rtol=2e-5, atol=2e-6):
             else:
                 scale = max(float(np.max(np.abs(a))) if a.size else 0.0, 1.0)
                 np.testing.assert_allclose(b, a, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+# The data layers' cases, on files made at import.
+from gpu_data_cases import data_cases  # noqa: E402
+
+CASES += data_cases(case, _randn)
