@@ -40,13 +40,6 @@ class RoISampling:
     bg_thresh_hi: float = 0.5
     bg_thresh_lo: float = 0.1
 
-    @classmethod
-    def from_cfg(cls, train_cfg):
-        """From the TRAIN section of the config (BATCH_SIZE, FG_FRACTION, FG_THRESH,
-        BG_THRESH_HI, BG_THRESH_LO)."""
-        return cls(train_cfg.BATCH_SIZE, train_cfg.FG_FRACTION, train_cfg.FG_THRESH,
-                   train_cfg.BG_THRESH_HI, train_cfg.BG_THRESH_LO)
-
     def fg_bg_masks(self, max_overlaps):
         """(foreground, background) boolean masks of RoIs given their best IoU."""
         max_overlaps = np.asarray(max_overlaps).ravel()
