@@ -3,7 +3,7 @@ detector's RoIs.
 
 Both draw a fixed-size minibatch with at most a given number of foreground examples and fill the
 rest with background (paper Sec. 3.1.3 for anchors; Fast R-CNN's 25% foreground RoIs, Sec. 2.3).
-Random draws use np.random, which the trainer seeds (cfg.RNG_SEED).
+Random draws use np.random, which the trainer seeds.
 """
 from dataclasses import dataclass
 

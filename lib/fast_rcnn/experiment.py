@@ -95,24 +95,25 @@ _PLAIN_KEYS = {
     'coord_gradient_scale': 'TRAIN.COORD_GRADIENT_SCALE',
     'coord_gradient_rois': 'TRAIN.COORD_GRADIENT_ROIS'}
 
-# What the project's Python layers read from their param_str: by module, the Experiment's
-# settings (their fields: all, or the names listed) and plain values each takes; a
-# proposal layer takes the proposals of its net's phase.
-_ANCHORS = ('anchor_scales', 'anchor_ratios')
+# The cfg keys of the settings the layers read, by name (the nested ones by their own).
+_SETTINGS_KEYS = dict({name: keys for name, (_, keys) in CFG_KEYS.items()},
+                      roi_sampling=_ROI_SAMPLING, box_targets=_BOX_TARGETS)
+# What each of the project's Python layers reads from its param_str: the Experiment's settings
+# ({name: the fields read, None for all}; 'proposals' are those of the net's phase) and plain
+# values ({param_str key: (the Experiment's attribute, its cfg key)}).
+_ANCHORS = {'scales': ('anchor_scales', 'ANCHOR_SCALES'),
+            'ratios': ('anchor_ratios', 'ANCHOR_RATIOS')}
 LAYER_SETTINGS = {
-    'rpn.proposal_layer': ((('proposals', None),), _ANCHORS + ('use_gpu_nms',)),
-    'rpn.anchor_target_layer': ((('anchor_labelling', None),), _ANCHORS),
+    'rpn.proposal_layer': ({'proposals': None},
+                           dict(_ANCHORS, use_gpu_nms=('use_gpu_nms', 'USE_GPU_NMS'))),
+    'rpn.anchor_target_layer': ({'anchor_labelling': None}, _ANCHORS),
     'rpn.proposal_target_layer': (
-        (('roi_sampling', None),
-         ('box_targets', ('inside_weights', 'precomputed', 'means', 'stds'))), ()),
-    'roi_data_layer.layer': ((('minibatch', None),), ('aspect_grouping',)),
-    test_settings.MODULE: ((('test', test_settings.NET_KEYS),), ()),
+        {'roi_sampling': None, 'box_targets': ('inside_weights', 'precomputed', 'means', 'stds')},
+        {}),
+    'roi_data_layer.layer': ({'minibatch': None},
+                             {'aspect_grouping': ('aspect_grouping', 'TRAIN.ASPECT_GROUPING')}),
+    test_settings.MODULE: ({'test': test_settings.NET_KEYS}, {}),
 }
-# The param_str key of a plain value, and the cfg key behind it.
-_PLAIN_PARAMS = {'anchor_scales': ('scales', 'ANCHOR_SCALES'),
-                 'anchor_ratios': ('ratios', 'ANCHOR_RATIOS'),
-                 'use_gpu_nms': ('use_gpu_nms', 'USE_GPU_NMS'),
-                 'aspect_grouping': ('aspect_grouping', 'TRAIN.ASPECT_GROUPING')}
 
 
 @dataclass(frozen=True)
@@ -211,35 +212,22 @@ class Experiment:
 
     def layer_settings(self, phase):
         """What the Python layers of a net of this phase (caffe.TRAIN or caffe.TEST) read, for
-        net_surgery.with_layer_settings: {module: ({param_str key: value}, the keys the run
-        set)}."""
+        net_surgery.with_layer_settings: {module: ({param_str key: value}, the keys whose cfg
+        key the run set)}."""
         out = {}
         for module, (settings, plain) in LAYER_SETTINGS.items():
-            values, overriding = {}, set()
-            for name, fields in settings:
-                cfg_keys = self._cfg_keys(name, phase)
+            values, cfg_keys = {}, {}
+            for name, fields in settings.items():
                 if name == 'proposals':
                     name = 'train_proposals' if phase == caffe.TRAIN else 'test_proposals'
-                for key, value in settings_params(getattr(self, name), fields).items():
-                    values[key] = value
-                    if self.sets(cfg_keys.get(key)):
-                        overriding.add(key)
-            for name in plain:
-                key, cfg_key = _PLAIN_PARAMS[name]
+                values.update(settings_params(getattr(self, name), fields))
+                cfg_keys.update(_SETTINGS_KEYS[name])
+            for key, (name, cfg_key) in plain.items():
                 value = getattr(self, name)
                 values[key] = list(value) if isinstance(value, tuple) else value
-                if self.sets(cfg_key):
-                    overriding.add(key)
-            out[module] = (values, frozenset(overriding))
+                cfg_keys[key] = cfg_key
+            out[module] = (values, frozenset(k for k in values if self.sets(cfg_keys.get(k))))
         return out
-
-    def _cfg_keys(self, name, phase):
-        """{param_str key: cfg key} of the settings called name in LAYER_SETTINGS."""
-        if name == 'proposals':
-            return CFG_KEYS['train_proposals' if phase == caffe.TRAIN else 'test_proposals'][1]
-        if name in ('roi_sampling', 'box_targets'):
-            return _ROI_SAMPLING if name == 'roi_sampling' else _BOX_TARGETS
-        return CFG_KEYS[name][1]
 
     def net_changes(self, num_classes=None):
         """The edits of a net's structure the experiment asks for (fast_rcnn.net_surgery.

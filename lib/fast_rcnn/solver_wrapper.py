@@ -27,6 +27,7 @@ from fast_rcnn.train_roidb import filter_roidb
 from fast_rcnn.training_errors import LossNotFinite, TrainingError, TrainingInterrupted
 from fast_rcnn.training_log import TrainingReporter
 import roi_data_layer.roidb as rdl_roidb
+from roi_data_layer.minibatch import MinibatchSettings
 from rpn.proposal_target_layer import ProposalTargetLayer
 
 
@@ -65,7 +66,11 @@ class SolverWrapper:
         param.display = 0
         param.snapshot = 0
         data = self._data_layer()
-        minibatch = data.settings
+        minibatch = getattr(data, 'settings', None)
+        if not isinstance(minibatch, MinibatchSettings):
+            raise TrainingError('the data layer %r of the training net has no settings (a '
+                                'roi_data_layer.minibatch.MinibatchSettings, read from its '
+                                'param_str as RoIDataLayer reads it)' % data.name)
         roidb = filter_roidb(roidb, minibatch.sampling)
         if not roidb:
             raise TrainingError('no training image has a foreground or background RoI')

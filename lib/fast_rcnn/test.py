@@ -100,8 +100,9 @@ def im_detect(net, im, boxes=None, settings=None):
 def _forward(net, inputs, settings):
     for name, value in inputs.items():
         if name not in net.blobs:
-            raise ValueError('im_detect: the net has no input blob %r (TEST.HAS_RPN is %s; '
-                             'does it match the prototxt?)' % (name, settings.has_rpn))
+            raise ValueError('im_detect: the net has no input blob %r (the test settings say '
+                             'has_rpn %s; does the net take given boxes?)'
+                             % (name, settings.has_rpn))
         net.blobs[name].reshape(*value.shape)
     return net.forward(**inputs)
 

@@ -6,7 +6,7 @@ Bottoms: rpn_cls_score (N, 2A, H, W) (only N, H and W are read), gt_boxes (G, 5)
 Tops: rpn_labels (N, 1, A*H, W) with 1 positive, 0 negative, -1 ignored;
 rpn_bbox_targets, rpn_bbox_inside_weights, rpn_bbox_outside_weights, each (N, 4A, H, W).
 Each image is labelled against its own ground truth and its own extent (anchors past it are
-ignored, not just those past the padded blob), RPN_BATCHSIZE anchors sampled per image.
+ignored, not just those past the padded blob), batch_size anchors sampled per image.
 param_str: feat_stride (required); scales and ratios (default: the paper's anchors, core.anchors);
 the labelling rule, the fields of core.anchor_targets.AnchorLabelling (positive_iou,
 negative_iou, clobber_positives, batch_size, fg_fraction, positive_weight, inside_weights,
