@@ -314,8 +314,8 @@ def net_changes(param, classes=None, anchor_scales=None, anchor_ratios=None, rpn
     if (anchor_scales or anchor_ratios) and rpn_layers(param):
         scales = tuple(anchor_scales) if anchor_scales else None
         ratios = tuple(anchor_ratios) if anchor_ratios else None
-        tag = 'anchors_s%s_r%s' % ('-'.join('%g' % v for v in scales or ('def',)),
-                                   '-'.join('%g' % v for v in ratios or ('def',)))
+        tag = 'anchors_s%s_r%s' % tuple('-'.join('%g' % v for v in values) if values else 'def'
+                                        for values in (scales, ratios))
         changes.append((tag, lambda p: with_anchors(p, scales, ratios)))
     if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
         changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))

@@ -119,6 +119,14 @@ def test_anchors_set_by_the_run_rewrite_the_rpn(tmp_path):
     assert layers['rpn_cls_score'].convolution_param.num_output == 2 * 2
     p = load_param_str(layers['proposal'].python_param.param_str)
     assert (p['scales'], p['ratios']) == ([4, 8], [1.0])
+    # Ratios alone: the net's own scales (the toy's [2, 4, 8]) with them.
+    e = Experiment.from_files([], {'ANCHOR_RATIOS': [1.0]})
+    copy = e.net_file(os.path.join(TOY, 'test.prototxt'), 4, str(tmp_path), caffe.TEST)
+    assert os.path.basename(copy) == 'test_anchors_sdef_r1.prototxt'
+    layers = {l.name: l for l in net_surgery.read_net(copy).layer}
+    assert layers['rpn_bbox_pred'].convolution_param.num_output == 4 * 3
+    p = load_param_str(layers['proposal'].python_param.param_str)
+    assert (p['scales'], p['ratios']) == ([2, 4, 8], [1.0])
 
 
 def test_test_experiment_proposes_with_the_net_unless_the_run_says_otherwise(tmp_path):
