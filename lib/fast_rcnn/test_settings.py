@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import caffe
 from nms.dispatch import nms, runtime_gpu
-from utils.param_str import (layer_name, layer_params, settings_from_params, settings_keys,
-                             settings_params)
+from utils.param_str import layer_name, layer_params, settings_from_params, settings_keys
 
 LAYER_NAME = 'test_settings'
 MODULE, LAYER = 'fast_rcnn.test_settings', 'TestSettingsLayer'
@@ -65,16 +64,11 @@ NOT_IN_NET = ('has_rpn', 'proposal_method')
 NET_KEYS = tuple(k for k in settings_keys(TestSettings) if k not in NOT_IN_NET)
 
 
-def settings_layer_params(settings):
-    """The settings layer's param_str values for `settings`."""
-    return settings_params(settings, NET_KEYS)
-
-
 def of_net(net):
     """The TestSettings a test net carries (its settings layer's, else the defaults), has_rpn
     from its structure: a net that takes no 'rois' input makes its own."""
-    layer = net.layer_dict.get(LAYER_NAME)
-    settings = layer.settings if isinstance(layer, TestSettingsLayer) else TestSettings()
+    layers = [l for l in net.layers if isinstance(l, TestSettingsLayer)]
+    settings = layers[0].settings if layers else TestSettings()
     return settings.replace(has_rpn='rois' not in net.inputs)
 
 
