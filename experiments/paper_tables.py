@@ -33,7 +33,7 @@ from caffe.io import atomic_write  # noqa: E402
 from datasets.coco import proposals_dir  # noqa: E402
 from datasets.splits import dataset_splits  # noqa: E402
 from fast_rcnn import net_surgery  # noqa: E402
-from rpn.layer_io import load_param_str  # noqa: E402
+from utils.param_str import load_param_str  # noqa: E402
 TABLES = ('table2', 'table3', 'table5', 'table8', 'table9', 'table10', 'table11', 'fig4',
           'sec32')
 # Tools that run no net and take no --gpu.
@@ -410,9 +410,9 @@ def table8(r):
             rows[key] = lambda: pct(r.shared()['map'])
             continue
         scales, ratios = setting
-        sets = ['RPN_ANCHOR_SCALES', str(scales)]
+        sets = ['ANCHOR_SCALES', str(scales)]
         if ratios:
-            sets += ['RPN_ANCHOR_RATIOS', str(ratios)]
+            sets += ['ANCHOR_RATIOS', str(ratios)]
         rows[key] = (lambda k, s: lambda: pct(r.shared(sets=s, name=k)['map']))(key, sets)
     notes = ['Anchor scales are multiples of the 16-pixel base box; this net is written for '
              'scales %s (the paper\'s 128^2, 256^2, 512^2 are 8, 16, 32).' % (list(base),)]
@@ -465,7 +465,7 @@ def table11(r):
         base = base_anchor_scales(os.path.join(
             ROOT, r.models, 'faster_rcnn_end2end', 'test.prototxt'))
         half = base[0] // 2 if base[0] % 2 == 0 else base[0] / 2.0
-        toy_sets = ['RPN_ANCHOR_SCALES', str([half] + list(base))]
+        toy_sets = ['ANCHOR_SCALES', str([half] + list(base))]
 
     def val(run):
         if run['coco'] is not None:

@@ -1,4 +1,3 @@
-import copy
 import os
 import sys
 
@@ -32,21 +31,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def _restore(target, saved):
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            _restore(target[key], value)
-        else:
-            target[key] = value
-
-
-@pytest.fixture(autouse=True)
-def restore_cfg():
-    """Every test sees the default cfg and CPU mode, whatever an earlier test changed. The cfg is
-    restored in place: modules hold references to its sub-dicts."""
-    from fast_rcnn.config import cfg
-    import caffe
-    saved = copy.deepcopy(dict(cfg))
+@pytest.fixture
+def fresh_cfg():
+    """cfg at its defaults, with no key set, and so again after the test: for the tests of the
+    tools' edge (fast_rcnn.config, fast_rcnn.experiment, the tools), the only ones that load a
+    config. Everything below the edge takes its settings as arguments or from a prototxt."""
+    from fast_rcnn.config import reset_cfg
+    reset_cfg()
     yield
-    _restore(cfg, saved)
-    caffe.set_mode_cpu()
+    reset_cfg()

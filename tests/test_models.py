@@ -20,7 +20,8 @@ import yaml
 import caffe
 from caffe import io as caffe_io
 from caffe.proto import caffe_pb2
-from fast_rcnn.config import cfg
+from fast_rcnn import net_surgery
+from fast_rcnn.experiment import Experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, 'models')
@@ -388,18 +389,21 @@ IMAGE_H, IMAGE_W = 160, 192
 GT_BOXES = [(16, 24, 135, 143), (88, 40, 180, 150)]
 
 
-@pytest.fixture(autouse=True)
-def small_cfg():
-    # conftest's restore_cfg puts the defaults back afterwards
-    cfg.TRAIN.SCALES = (IMAGE_H,)
-    cfg.TRAIN.MAX_SIZE = IMAGE_W
-    cfg.TRAIN.IMS_PER_BATCH = 1
-    cfg.TRAIN.BATCH_SIZE = 16
-    cfg.TRAIN.RPN_BATCHSIZE = 64
-    cfg.TRAIN.RPN_PRE_NMS_TOP_N = 300
-    cfg.TRAIN.RPN_POST_NMS_TOP_N = 32
-    cfg.TEST.RPN_PRE_NMS_TOP_N = 300
-    cfg.TEST.RPN_POST_NMS_TOP_N = 16
+# Small settings for the nets' Python layers, written into their param_str as the tools write
+# them; an RPN training net takes ground truth with precomputed target normalization (what
+# experiments/cfgs and the alt-opt steps set for each kind of net).
+SMALL = {'TRAIN': {'SCALES': [IMAGE_H], 'MAX_SIZE': IMAGE_W, 'IMS_PER_BATCH': 1,
+                   'BATCH_SIZE': 16, 'RPN_BATCHSIZE': 64, 'RPN_PRE_NMS_TOP_N': 300,
+                   'RPN_POST_NMS_TOP_N': 32},
+         'TEST': {'RPN_PRE_NMS_TOP_N': 300, 'RPN_POST_NMS_TOP_N': 16}}
+TEST_POST_NMS_TOP_N = 16
+
+
+def with_small_settings(param, info):
+    train = dict(SMALL['TRAIN'], HAS_RPN=info.gt_data,
+                 BBOX_NORMALIZE_TARGETS_PRECOMPUTED=info.gt_data)
+    experiment = Experiment.from_files([], dict(SMALL, TRAIN=train))
+    return net_surgery.with_layer_settings(param, experiment.layer_settings(info.phase))
 
 
 def _iou(boxes, gt):
@@ -470,8 +474,7 @@ def tiny_roidb(tmp_path, num_classes, with_proposals):
     rdl_roidb.prepare_roidb(_TinyImdb(roidb, paths))
     if with_proposals:
         from core.roi_targets import BoxTargets
-        from fast_rcnn.config import cfg
-        rdl_roidb.add_bbox_regression_targets(roidb, BoxTargets.from_cfg(cfg.TRAIN))
+        rdl_roidb.add_bbox_regression_targets(roidb, BoxTargets())
     return roidb
 
 
@@ -527,15 +530,12 @@ def small_image():
 def build(rel, force_backward=False):
     param = read_net(rel)
     info = describe(param)
+    param = with_small_settings(param, info)
     param.force_backward = force_backward
     return caffe.Net(param, info.phase), info
 
 
 def _run_train_net(rel, tmp_path):
-    # What the training tools set for each kind of net (experiments/cfgs, the alt-opt script).
-    info = describe(read_net(rel))
-    cfg.TRAIN.HAS_RPN = info.gt_data
-    cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED = info.gt_data
     net, info = build(rel)
     check_param_shapes(net, rel)
     randomize_params(net)
@@ -577,7 +577,7 @@ def _run_test_net(rel):
         out = net.forward(data=image, im_info=np.array([[IMAGE_H, IMAGE_W, 1.0]], np.float32))
         rois = net.blobs['rois'].data
         assert rois.ndim == 2 and rois.shape[1] == 5
-        assert 0 < rois.shape[0] <= cfg.TEST.RPN_POST_NMS_TOP_N
+        assert 0 < rois.shape[0] <= TEST_POST_NMS_TOP_N
         assert np.all(rois[:, 0] == 0)
         assert np.all(rois[:, 1:] >= 0)
         assert np.all(rois[:, [1, 3]] <= IMAGE_W - 1) and np.all(rois[:, [2, 4]] <= IMAGE_H - 1)

@@ -18,14 +18,17 @@ TOY_TEST = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_alt_opt', 'fa
 TOY_TRAIN = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'train.prototxt')
 
 
-@pytest.fixture
-def common():
-    sys.path.insert(0, TOOLS)
-    try:
-        import _common
-    finally:
-        sys.path.remove(TOOLS)
-    return _common
+def experiment(overrides, files=()):
+    """The experiment a tool builds from these config files and --set keys (a nested dict)."""
+    from fast_rcnn.experiment import Experiment
+    return Experiment.from_files([os.path.join(ROOT, f) for f in files], overrides)
+
+
+def net_file(prototxt, tmp_path, overrides=None, files=()):
+    """The copy of prototxt that a run of that experiment uses (for a 4-class dataset)."""
+    import caffe
+    phase = caffe.TRAIN if 'train' in os.path.basename(prototxt) else caffe.TEST
+    return experiment(overrides or {}, files).net_file(prototxt, 4, str(tmp_path), phase)
 
 
 def read_net(path):
@@ -36,29 +39,28 @@ def read_net(path):
 
 def param_str(layer):
     sys.path.insert(0, os.path.join(ROOT, 'lib'))
-    from rpn.layer_io import _ParamLoader
-    return yaml.load(layer.python_param.param_str, Loader=_ParamLoader)
+    from utils.param_str import load_param_str
+    return load_param_str(layer.python_param.param_str)
 
 
 # Anchors (Table 8, COCO's 4 scales) -------------------------------------------------------------
 
 @pytest.mark.parametrize('scales,ratios', [((4,), (1.0,)), ((2, 4, 8), (1.0,)), ((4,), None),
                                            ((1, 2, 4, 8), None)])
-def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(common, tmp_path, scales,
-                                                                      ratios):
+def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(tmp_path, scales, ratios):
     import caffe
-    from fast_rcnn.config import cfg
-    cfg.RPN_ANCHOR_SCALES = scales
-    cfg.RPN_ANCHOR_RATIOS = ratios or ()
-    num_anchors = len(scales) * len(ratios or cfg.ANCHOR_RATIOS)
-    fitted = common.adapted_net(TOY_TEST, 4, str(tmp_path))
+    anchors = {'ANCHOR_SCALES': list(scales)}
+    if ratios:
+        anchors['ANCHOR_RATIOS'] = list(ratios)
+    num_anchors = len(scales) * len(ratios or (0.5, 1, 2))
+    fitted = net_file(TOY_TEST, tmp_path, anchors)
     assert fitted != TOY_TEST
     layers = read_net(fitted)
     assert layers['rpn_cls_score'].convolution_param.num_output == 2 * num_anchors
     assert layers['rpn_bbox_pred'].convolution_param.num_output == 4 * num_anchors
     params = param_str(layers['proposal'])
     assert list(params['scales']) == list(scales) and params['feat_stride'] == 16
-    assert list(params['ratios']) == list(ratios or cfg.ANCHOR_RATIOS)
+    assert list(params['ratios']) == list(ratios or (0.5, 1, 2))
     # The net builds (ProposalLayer checks 2A / 4A channels) and proposes from A anchors.
     net = caffe.Net(fitted, caffe.TEST)
     im = np.random.RandomState(0).randn(1, 3, 96, 128).astype(np.float32)
@@ -66,43 +68,48 @@ def test_anchor_settings_reach_the_rpn_layers_and_their_output_counts(common, tm
     net.forward(data=im, im_info=np.array([[96, 128, 1.0]], dtype=np.float32))
     assert net.blobs['rpn_cls_prob_reshape'].data.shape[1] == 2 * num_anchors
     # The training net gets the same anchors in its anchor target layer.
-    train = read_net(common.adapted_net(TOY_TRAIN, 4, str(tmp_path)))
+    train = read_net(net_file(TOY_TRAIN, tmp_path, anchors))
     assert list(param_str(train['rpn-data'])['scales']) == list(scales)
     assert train['rpn_bbox_pred'].convolution_param.num_output == 4 * num_anchors
 
 
-def test_default_anchors_leave_the_net_as_written(common, tmp_path):
-    assert common.adapted_net(TOY_TEST, 4, str(tmp_path)) == TOY_TEST
+def test_default_anchors_leave_the_rpn_as_written(tmp_path):
+    # The copy holds the net's own anchors (the toy's scales [2, 4, 8]) and output counts.
+    layers = read_net(net_file(TOY_TEST, tmp_path))
+    written = read_net(TOY_TEST)
+    assert list(param_str(layers['proposal'])['scales']) == [2, 4, 8]
+    assert list(param_str(layers['proposal'])['ratios']) == [0.5, 1, 2]
+    for name in ('rpn_cls_score', 'rpn_bbox_pred'):
+        assert layers[name] == written[name]
 
 
-def test_coco_settings(common, tmp_path):
-    from fast_rcnn.config import cfg, cfg_from_file
+def test_coco_settings(tmp_path):
     from rpn.generate_anchors import generate_anchors
-    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'coco.yml'))
+    coco = experiment({}, ['experiments/cfgs/coco.yml'])
     # Negatives [0, 0.5): a RoI with IoU 0.05 is a background candidate.
-    from core.sampling import RoISampling
-    keep, num_fg = RoISampling.from_cfg(cfg.TRAIN).sample(np.array([0.05, 0.7]), 1, 2, 1)
+    keep, num_fg = coco.roi_sampling.sample(np.array([0.05, 0.7]), 1, 2, 1)
     assert num_fg == 1 and sorted(keep) == [0, 1]
-    assert cfg.TRAIN.RANKS_PER_UPDATE == 8 and cfg.TRAIN.ITER_SIZE == 0
+    assert coco.ranks_per_update == 8 and coco.iter_size == 0
     areas = {int(round(np.sqrt((a[2] - a[0] + 1) * (a[3] - a[1] + 1))))
-             for a in generate_anchors(scales=np.array(cfg.RPN_ANCHOR_SCALES), ratios=[1.0])}
+             for a in generate_anchors(scales=np.array(coco.anchor_scales), ratios=[1.0])}
     assert areas == {64, 128, 256, 512}
     solver = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'solver.prototxt')
     from caffe import io
     from caffe.proto import caffe_pb2
-    fitted = io.read_prototxt(common.adapted_solver(solver, 4, str(tmp_path)),
+    from fast_rcnn.training_errors import TrainingError
+    fitted = io.read_prototxt(coco.solver_file(solver, 4, str(tmp_path)),
                               caffe_pb2.SolverParameter())
     assert fitted.iter_size == 8          # one device accumulates the 8 GPUs' minibatches
     import caffe
     try:
         for ranks, iter_size in ((4, 2), (8, 1)):
             caffe.set_solver_count(ranks)
-            fitted_n = io.read_prototxt(common.adapted_solver(solver, 4, str(tmp_path)),
+            fitted_n = io.read_prototxt(coco.solver_file(solver, 4, str(tmp_path)),
                                         caffe_pb2.SolverParameter())
             assert fitted_n.iter_size == iter_size, ranks
         caffe.set_solver_count(3)
-        with pytest.raises(common.ToolError, match='RANKS_PER_UPDATE is 8, which 3 ranks'):
-            common.adapted_solver(solver, 4, str(tmp_path))
+        with pytest.raises(TrainingError, match='RANKS_PER_UPDATE is 8, which 3 ranks'):
+            coco.solver_file(solver, 4, str(tmp_path))
     finally:
         caffe.set_solver_count(1)
     net = read_net(fitted.train_net)
@@ -112,18 +119,18 @@ def test_coco_settings(common, tmp_path):
 # lambda (Table 9) ------------------------------------------------------------------------
 
 @pytest.mark.parametrize('lam', [0.1, 1.0, 100.0])
-def test_lambda_is_the_rpn_regression_loss_weight(common, tmp_path, lam):
-    from fast_rcnn.config import cfg
-    cfg.TRAIN.RPN_LAMBDA = lam
-    layers = read_net(common.adapted_net(TOY_TRAIN, 4, str(tmp_path)))
+def test_lambda_is_the_rpn_regression_loss_weight(tmp_path, lam):
+    layers = read_net(net_file(TOY_TRAIN, tmp_path, {'TRAIN': {'RPN_LAMBDA': lam}}))
     # The release's loss_weight 1 is the paper's lambda = 10 (Eq. (1) with N_reg ~ 2400).
     assert list(layers['rpn_loss_bbox'].loss_weight) == pytest.approx([lam / 10.0])
     assert list(layers['loss_bbox'].loss_weight) == [1.0]
     assert list(layers['rpn_loss_cls'].loss_weight) == [1.0]
 
 
-def test_lambda_10_is_the_release_net(common, tmp_path):
-    assert common.adapted_net(TOY_TRAIN, 4, str(tmp_path)) == TOY_TRAIN
+def test_lambda_10_is_the_release_net(tmp_path):
+    layers = read_net(net_file(TOY_TRAIN, tmp_path, {'TRAIN': {'RPN_LAMBDA': 10.0}}))
+    assert list(layers['rpn_loss_bbox'].loss_weight) == list(
+        read_net(TOY_TRAIN)['rpn_loss_bbox'].loss_weight)
 
 
 # Dense sliding windows (Table 10) --------------------------------------------------------------
@@ -150,11 +157,9 @@ def test_dense_windows_cover_the_feature_grid_with_9_anchors():
 def test_dense_roidb_trains_on_windows(tmp_path):
     from datasets.factory import get_imdb
     from datasets.toy import generate_toy_dataset
-    from fast_rcnn.config import cfg
     generate_toy_dataset(str(tmp_path / 'toy'), num_train=2, num_test=1)
-    cfg.DATA_DIR = str(tmp_path)
-    imdb = get_imdb('toy_train')
-    imdb.config['dense_scales'] = (240,)  # as fast_rcnn.train.training_roidb sets it
+    imdb = get_imdb('toy_train', str(tmp_path))
+    imdb.config['dense_scales'] = (240,)  # as fast_rcnn.train_roidb.training_roidb sets it
     imdb.set_proposal_method('dense')
     entry = imdb.roidb[0]
     num_gt = int((entry['gt_classes'] > 0).sum())
@@ -180,35 +185,27 @@ def toy_mat_files(data_dir, method='selective_search', per_box=12, seed=0):
     """Stand-in proposal files for the toy dataset: boxes jittered around the ground truth
     (the release's files exist only for PASCAL VOC and COCO)."""
     from datasets.factory import get_imdb
-    from fast_rcnn.config import cfg
-    saved = cfg.DATA_DIR
-    cfg.DATA_DIR = data_dir
-    try:
-        rng = np.random.RandomState(seed)
-        for split in ('train', 'test'):
-            imdb = get_imdb('toy_' + split)
-            boxes = []
-            for i, entry in enumerate(imdb.gt_roidb()):
-                w, h = imdb.image_size_at(i)
-                b = np.repeat(entry['boxes'], per_box, axis=0).astype(np.float64)
-                b += rng.randint(-10, 11, b.shape)
-                b = np.clip(b, 0, [w - 1, h - 1, w - 1, h - 1])
-                boxes.append(b[(b[:, 2] > b[:, 0] + 8) & (b[:, 3] > b[:, 1] + 8)])
-            write_mat(os.path.join(data_dir, method + '_data', imdb.name + '.mat'), boxes)
-    finally:
-        cfg.DATA_DIR = saved
+    rng = np.random.RandomState(seed)
+    for split in ('train', 'test'):
+        imdb = get_imdb('toy_' + split, data_dir)
+        boxes = []
+        for i, entry in enumerate(imdb.gt_roidb()):
+            w, h = imdb.image_size_at(i)
+            b = np.repeat(entry['boxes'], per_box, axis=0).astype(np.float64)
+            b += rng.randint(-10, 11, b.shape)
+            b = np.clip(b, 0, [w - 1, h - 1, w - 1, h - 1])
+            boxes.append(b[(b[:, 2] > b[:, 0] + 8) & (b[:, 3] > b[:, 1] + 8)])
+        write_mat(os.path.join(data_dir, method + '_data', imdb.name + '.mat'), boxes)
 
 
 @pytest.mark.parametrize('method', ['selective_search', 'edge_boxes'])
 def test_mat_proposals_are_loaded_0_based_xyxy(tmp_path, method):
     from datasets.factory import get_imdb
     from datasets.toy import generate_toy_dataset
-    from fast_rcnn.config import cfg
     generate_toy_dataset(str(tmp_path / 'toy'), num_train=2, num_test=1)
-    cfg.DATA_DIR = str(tmp_path)
     props = [np.array([[10, 20, 60, 90], [0, 0, 30, 40]]), np.array([[5, 6, 50, 70]])]
     write_mat(str(tmp_path / (method + '_data') / 'toy_train.mat'), props)
-    imdb = get_imdb('toy_train')
+    imdb = get_imdb('toy_train', str(tmp_path))
     imdb.set_proposal_method(method)
     for entry, expected in zip(imdb.roidb, props):
         got = entry['boxes'][entry['gt_classes'] == 0]
@@ -217,7 +214,7 @@ def test_mat_proposals_are_loaded_0_based_xyxy(tmp_path, method):
 
 # The detector alone, the Table 5 split ---------------------------------------------------------
 
-def test_detector_net_reads_rois_and_has_no_rpn(common, tmp_path):
+def test_detector_net_reads_rois_and_has_no_rpn(tmp_path):
     import caffe
     from fast_rcnn import net_surgery
     path = net_surgery.detector_net_file(TOY_TEST, str(tmp_path))

@@ -20,7 +20,8 @@ import pytest
 import caffe
 from caffe import io as caffe_io
 from caffe.proto import caffe_pb2
-from fast_rcnn.config import cfg
+from fast_rcnn import net_surgery
+from fast_rcnn.experiment import Experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -138,12 +139,14 @@ def _ids(files):
 
 
 def build(info):
+    param, phase = info.param, caffe.TRAIN if info.train else caffe.TEST
     if info.train:
-        # What the training tools set for each kind of train net (conftest restores cfg).
-        cfg.TRAIN.HAS_RPN = 'gt_boxes' in info.param.layer[0].top
-        cfg.TRAIN.IMS_PER_BATCH = 1
-        cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE = (224,), 224   # the data blob set up small
-    return caffe.Net(info.param, caffe.TRAIN if info.train else caffe.TEST)
+        # What the training tools write into each kind of train net's data layer; the data
+        # blob set up small.
+        param = net_surgery.with_layer_settings(param, Experiment.from_files([], {'TRAIN': {
+            'HAS_RPN': 'gt_boxes' in param.layer[0].top, 'IMS_PER_BATCH': 1,
+            'SCALES': [224], 'MAX_SIZE': 224}}).layer_settings(phase))
+    return caffe.Net(param, phase)
 
 
 def test_every_resnet_net_is_there():

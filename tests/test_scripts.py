@@ -82,6 +82,75 @@ def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
     assert os.path.isfile(summary['test']['pr_curves'])
     pngs = [p['png'] for p in summary['demo']['pictures']]
     assert len(pngs) >= 2 and all(os.path.isfile(p) for p in pngs)
+    # The demo was given the test run's prototxt and the model, and nothing else.
+    assert summary['demo']['prototxt'] == summary['test']['prototxt']
+    assert '--cfg' not in out.split('tools/demo.py')[-1].split('\n')[0]
+
+
+def test_a_runs_prototxt_and_model_reproduce_its_detections_without_cfg(sandbox, tmp_path):
+    """The prototxt a test run saves beside its detections holds every setting (its layers'
+    param_str, the test settings layer): tools/test_net.py with it and the model, and no --cfg
+    or --set of any setting, gives the same detections; so does tools/demo.py with the two
+    files. (--set names only where the data are and where outputs go.)"""
+    root, data = sandbox
+    model = os.path.join(root, 'output', 'pytest_repro', 'toy_train',
+                         'toy_faster_rcnn_iter_8.caffemodel')
+    cfgs = ['--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml', '--cfg', 'experiments/cfgs/toy.yml']
+    places = ['ROOT_DIR', root, 'DATA_DIR', data]
+    code, out = run([sys.executable, 'tools/train_net.py', '--gpu', 'cpu', '--solver',
+                     'models/toy/TOY/faster_rcnn_end2end/solver.prototxt', '--imdb', 'toy_train',
+                     '--iters', '8'] + cfgs + ['--set', 'EXP_DIR', 'pytest_repro'] + places)
+    assert code == 0, out[-3000:]
+    first = str(tmp_path / 'first.json')
+    code, out = run([sys.executable, 'tools/test_net.py', '--gpu', 'cpu', '--def',
+                     'models/toy/TOY/faster_rcnn_end2end/test.prototxt', '--net', model,
+                     '--imdb', 'toy_test', '--result', first] + cfgs +
+                    ['--set', 'EXP_DIR', 'pytest_repro', 'TEST.RPN_POST_NMS_TOP_N', '50',
+                     'TEST.NMS', '0.4'] + places)
+    assert code == 0, out[-3000:]
+    with open(first) as f:
+        first = json.load(f)
+    saved = first['prototxt']
+    assert os.path.dirname(saved) == first['output_dir'] and saved.endswith('test_run.prototxt')
+    again = str(tmp_path / 'again.json')
+    code, out = run([sys.executable, 'tools/test_net.py', '--gpu', 'cpu', '--def', saved,
+                     '--net', model, '--imdb', 'toy_test', '--result', again,
+                     '--set', 'EXP_DIR', 'pytest_repro_again'] + places)
+    assert code == 0, out[-3000:]
+    with open(again) as f:
+        again = json.load(f)
+    assert again['output_dir'] != first['output_dir'] and 'Reusing' not in out
+    assert again['prototxt'] == saved  # complete already: no further copy
+    import numpy as np
+    a, b = np.load(first['detections']), np.load(again['detections'])
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert again['mean_ap'] == first['mean_ap']
+    # Without its settings the shipped prototxt detects otherwise (scale 600, 300 proposals).
+    other = str(tmp_path / 'other.json')
+    code, out = run([sys.executable, 'tools/test_net.py', '--gpu', 'cpu', '--def',
+                     'models/toy/TOY/faster_rcnn_end2end/test.prototxt', '--net', model,
+                     '--imdb', 'toy_test', '--result', other,
+                     '--set', 'EXP_DIR', 'pytest_repro_other'] + places)
+    assert code == 0, out[-3000:]
+    with open(other) as f:
+        c = np.load(json.load(f)['detections'])
+    assert any(not np.array_equal(a[k], c[k]) for k in a.files)
+    # The demo: the two files give the pictures of the settings of the run.
+    pictures = []
+    for settings in (['--def', saved, '--set'],
+                     ['--def', 'models/toy/TOY/faster_rcnn_end2end/test.prototxt'] + cfgs +
+                     ['--set', 'TEST.RPN_POST_NMS_TOP_N', '50']):
+        result = str(tmp_path / ('demo%d.json' % len(pictures)))
+        code, out = run([sys.executable, 'tools/demo.py', '--gpu', 'cpu', '--model', model,
+                         '--num_images', '2', '--thresh', '0', '--out',
+                         str(tmp_path / ('demo%d' % len(pictures))), '--result', result] +
+                        settings + places)
+        assert code == 0, out[-3000:]
+        with open(result) as f:
+            pictures.append([p['detections'] for p in json.load(f)['pictures']])
+    assert pictures[0] == pictures[1] and sum(pictures[0]) > 0
 
 
 @pytest.mark.parametrize('joint', ['nonapprox', 'approx_warp'])
@@ -93,19 +162,21 @@ def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
     assert summary['joint'] == joint
     model = summary['final_model']
     assert os.path.basename(model) == 'toy_faster_rcnn_nonapprox_iter_3.caffemodel'
+    # The test ran a copy of the nonapprox test net with the run's settings.
     assert summary['test']['prototxt'].endswith(
-        'models/toy/TOY/faster_rcnn_end2end_nonapprox/test.prototxt')
+        os.path.join('toy_test', 'toy_faster_rcnn_nonapprox_iter_3', 'test_run.prototxt'))
     assert 0.0 <= mean_ap(summary) <= 1.0
     from caffe import io
     from caffe.proto import caffe_pb2
     solver = io.read_prototxt(summary['train']['solver'], caffe_pb2.SolverParameter())
-    if joint == 'nonapprox':
-        assert summary['train']['solver'] == \
-            'models/toy/TOY/faster_rcnn_end2end_nonapprox/solver.prototxt'
-        return
-    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
     layers = {l.name: l for l in io.read_prototxt(solver.train_net,
                                                   caffe_pb2.NetParameter()).layer}
+    assert "'precomputed': true" in layers['roi-data'].python_param.param_str
+    if joint == 'nonapprox':
+        assert os.path.basename(solver.train_net) == 'train_run.prototxt'
+        assert "'backprop_coords': true" in layers['proposal'].python_param.param_str
+        return
+    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
     assert list(layers['roi_warp_conv4'].propagate_down) == [True, False]
     assert 'backprop' not in layers['proposal'].python_param.param_str
 
@@ -230,16 +301,13 @@ def test_compress_net_truncation_error_is_the_dropped_singular_values(tmp_path):
 
 
 def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
-    sys.path.insert(0, os.path.join(ROOT, 'tools'))
-    try:
-        import _common
-    finally:
-        sys.path.remove(os.path.join(ROOT, 'tools'))
     from caffe import io
     from caffe.proto import caffe_pb2
+    from fast_rcnn.experiment import Experiment
     solver = os.path.join(ROOT, 'models', 'pascal_voc', 'ZF', 'faster_rcnn_end2end',
                           'solver.prototxt')
-    fitted = _common.adapted_solver(solver, 5, str(tmp_path))
+    experiment = Experiment.from_files([])
+    fitted = experiment.solver_file(solver, 5, str(tmp_path))
     assert fitted != solver
     train_net = io.read_prototxt(fitted, caffe_pb2.SolverParameter()).train_net
     net = io.read_prototxt(train_net, caffe_pb2.NetParameter())
@@ -248,8 +316,18 @@ def test_nets_are_fitted_to_a_datasets_classes(tmp_path):
     assert layers['bbox_pred'].inner_product_param.num_output == 20
     assert "'num_classes': 5" in layers['input-data'].python_param.param_str
     assert "'num_classes': 5" in layers['roi-data'].python_param.param_str
-    # A net already written for the dataset is used as it is.
-    assert _common.adapted_solver(solver, 21, str(tmp_path)) == solver
+    # A net already written for the dataset keeps its classes; its copy differs only by the
+    # settings written into its Python layers.
+    fitted = experiment.solver_file(solver, 21, str(tmp_path / 'voc'))
+    net = io.read_prototxt(io.read_prototxt(fitted, caffe_pb2.SolverParameter()).train_net,
+                           caffe_pb2.NetParameter())
+    written = io.read_prototxt(os.path.join(os.path.dirname(solver), 'train.prototxt'),
+                               caffe_pb2.NetParameter())
+    for layer in net.layer:
+        layer.python_param.param_str = ''
+    for layer in written.layer:
+        layer.python_param.param_str = ''
+    assert net == written
 
 
 def test_end2end_training_takes_two_images_per_batch(sandbox, tmp_path):
@@ -280,14 +358,8 @@ def test_reval_scores_detections_at_another_iou(tmp_path):
     data = tmp_path / 'data'
     generate_toy_dataset(str(data / 'toy'), num_train=1, num_test=4)
     from datasets.factory import get_imdb
-    from fast_rcnn.config import cfg
-    saved = cfg.DATA_DIR
-    cfg.DATA_DIR = str(data)
-    try:
-        imdb = get_imdb('toy_test')
-        roidb = imdb.gt_roidb()
-    finally:
-        cfg.DATA_DIR = saved
+    imdb = get_imdb('toy_test', str(data))
+    roidb = imdb.gt_roidb()
     dets = [[np.zeros((0, 5), np.float32) for _ in range(imdb.num_images)]
             for _ in range(imdb.num_classes)]
     ious = []

@@ -1,11 +1,10 @@
 """What the command-line tools share: running a tool's main with one-line errors, the device,
-config loading, input-file checks, the experiment's net adaptations read from cfg, and result
-files.
+config loading, input-file checks, and result files.
 
 Tools read `cfg` here and at their top only: the config is loaded once (files, then the tool's
-own defaults, then --set) before any library code runs, and library code gets plain values.
-Tools hand results to each other and to the experiment scripts as JSON files (--result), never
-as printed lines.
+own defaults, then --set) into one fast_rcnn.experiment.Experiment before any library code runs,
+and library code gets that value, or the prototxt copies it writes. Tools hand results to each
+other and to the experiment scripts as JSON files (--result), never as printed lines.
 """
 import argparse
 import json
@@ -37,7 +36,7 @@ def user_errors():
     is missing or malformed; their messages name the file."""
     from caffe import CaffeError
     from datasets.factory import UnknownDatasetError
-    from fast_rcnn.train import TrainingError
+    from fast_rcnn.training_errors import TrainingError
     return (ToolError, CaffeError, ConfigError, TrainingError, UnknownDatasetError, OSError,
             ValueError)
 
@@ -58,7 +57,7 @@ def run_tool(main, argv=None):
     traceback. --debug (anywhere on the command line, or FRCN_DEBUG=1) shows the traceback.
     An interrupted training run (SIGINT/SIGTERM, see fast_rcnn.train) exits 130/143 after its
     snapshot."""
-    from fast_rcnn.train import TrainingInterrupted
+    from fast_rcnn.training_errors import TrainingInterrupted
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = '--debug' in argv or os.environ.get('FRCN_DEBUG', '') not in ('', '0')
     argv = [a for a in argv if a != '--debug']
@@ -288,9 +287,10 @@ def add_imdb_arg(parser, default, help):
 
 
 def start(args, defaults=None):
-    """A tool's first steps: shows its arguments and loads the config (load_cfg)."""
+    """A tool's first steps: shows its arguments, loads the config (load_cfg) and returns the
+    run's experiment (fast_rcnn.experiment.Experiment)."""
     print('Called with args:\n%s' % pprint.pformat(vars(args)), flush=True)
-    load_cfg(args.cfg_files, args.set_cfgs, defaults)
+    return load_cfg(args.cfg_files, args.set_cfgs, defaults)
 
 
 def require_model(args):
@@ -323,7 +323,9 @@ def add_cfg_args(parser):
 
 def load_cfg(cfg_files, set_cfgs, defaults=None):
     """Loads the config once, at a tool's start: the files in order, then the tool's own
-    defaults (a nested dict, e.g. rpn_generate's proposal counts), then the --set pairs."""
+    defaults (a nested dict, e.g. rpn_generate's proposal counts), then the --set pairs.
+    Returns the run's experiment (fast_rcnn.experiment.Experiment)."""
+    from fast_rcnn.experiment import Experiment
     for path in cfg_files or []:
         cfg_from_file(path)
     if defaults:
@@ -331,52 +333,10 @@ def load_cfg(cfg_files, set_cfgs, defaults=None):
     if set_cfgs:
         cfg_from_list(set_cfgs)
     check_consistency()
-
-
-def experiment_net_args(num_classes=None):
-    """The net adaptations cfg asks for (fast_rcnn.net_surgery.net_changes keywords): the
-    dataset's class count, the RPN anchors of cfg.RPN_ANCHOR_SCALES / RPN_ANCHOR_RATIOS
-    (paper Table 8), lambda of Eq. (1) (cfg.TRAIN.RPN_LAMBDA, Table 9) and the proposals'
-    coordinate gradient (cfg.TRAIN.COORD_GRADIENT, _SCALE, _ROIS; Sec. 3.2)."""
-    return {'classes': num_classes,
-            'anchor_scales': tuple(cfg.RPN_ANCHOR_SCALES),
-            'anchor_ratios': tuple(cfg.RPN_ANCHOR_RATIOS),
-            'default_scales': tuple(cfg.ANCHOR_SCALES),
-            'default_ratios': tuple(cfg.ANCHOR_RATIOS),
-            'rpn_lambda': float(cfg.TRAIN.RPN_LAMBDA),
-            'coord_gradient': bool(cfg.TRAIN.COORD_GRADIENT),
-            'coord_gradient_scale': float(cfg.TRAIN.COORD_GRADIENT_SCALE),
-            'coord_gradient_rois': str(cfg.TRAIN.COORD_GRADIENT_ROIS)}
-
-
-def adapted_net(prototxt, num_classes, out_dir):
-    """prototxt, or an adapted copy of it in out_dir, fitted to the dataset's classes and cfg's
-    anchors and lambda (fast_rcnn.net_surgery)."""
-    from fast_rcnn import net_surgery
-    return net_surgery.adapted_net_file(prototxt, out_dir, **experiment_net_args(num_classes))
-
-
-def adapted_solver(solver_prototxt, num_classes, out_dir):
-    """The solver file to train with: solver_prototxt, or an adapted copy whose train net is
-    adapted_net's and whose iter_size is solver_iter_size() when > 0."""
-    from fast_rcnn import net_surgery
-    return net_surgery.adapted_solver_file(solver_prototxt, out_dir,
-                                           iter_size=solver_iter_size(),
-                                           **experiment_net_args(num_classes))
-
-
-def solver_iter_size():
-    """The iter_size cfg asks for (0: the solver file's): TRAIN.ITER_SIZE when > 0, else the
-    share of TRAIN.RANKS_PER_UPDATE that this run's data-parallel ranks leave to accumulation."""
-    import caffe
-    if cfg.TRAIN.ITER_SIZE > 0 or cfg.TRAIN.RANKS_PER_UPDATE <= 0:
-        return cfg.TRAIN.ITER_SIZE
-    ranks = caffe.solver_count()
-    if cfg.TRAIN.RANKS_PER_UPDATE % ranks:
-        fail('TRAIN.RANKS_PER_UPDATE is %d, which %d ranks cannot share evenly; train on a '
-             'divisor of it (e.g. 1, 2, 4 or 8 GPUs for 8), or set TRAIN.ITER_SIZE'
-             % (cfg.TRAIN.RANKS_PER_UPDATE, ranks))
-    return cfg.TRAIN.RANKS_PER_UPDATE // ranks
+    try:
+        return Experiment.from_cfg()
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 # Input files -------------------------------------------------------------------------------------

@@ -248,17 +248,19 @@ def randomize(net, seed=0):
 
 
 def make_test_case(net_name, args, workdir):
-    import caffe
+    from fast_rcnn.experiment import test_experiment
     from fast_rcnn.test import im_detect
     # The image goes in at scale 1: its short side is the test scale.
-    _common.load_cfg([], ['TEST.HAS_RPN', 'True', 'TEST.SCALES', '(%d,)' % args.height,
-                          'TEST.MAX_SIZE', str(max(args.height, args.width)),
-                          'TEST.RPN_POST_NMS_TOP_N', str(args.proposals)])
+    experiment = _common.load_cfg([], ['TEST.SCALES', '(%d,)' % args.height,
+                                       'TEST.MAX_SIZE', str(max(args.height, args.width)),
+                                       'TEST.RPN_POST_NMS_TOP_N', str(args.proposals)])
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(args.height, args.width, 3), dtype=np.uint8)
     before = rss_mb()
     reset_peak_rss()
-    net = caffe.Net(os.path.join(ROOT, TEST_NETS[net_name]), caffe.TEST)
+    with _quiet():
+        net = test_experiment(experiment, os.path.join(ROOT, TEST_NETS[net_name]), None,
+                              output_dir=workdir).net
     randomize(net)
     recorder = Recorder(net)
 
@@ -270,8 +272,7 @@ def make_test_case(net_name, args, workdir):
 
 def make_train_case(net_name, args, workdir):
     from datasets.toy import generate_toy_dataset
-    from fast_rcnn.config import cfg
-    from fast_rcnn.train import SolverWrapper, filter_roidb, seed_rngs, training_roidb
+    from fast_rcnn.experiment import train_experiment
     # No flipping: a run of the toy case is then exactly one epoch, the same images every run.
     # One forward/backward per iteration (the VGG16 solver accumulates two).
     settings = ['DATA_DIR', os.path.join(workdir, 'data'), 'TRAIN.USE_FLIPPED', 'False',
@@ -279,27 +280,26 @@ def make_train_case(net_name, args, workdir):
     if net_name != 'TOY':
         settings += ['TRAIN.SCALES', '(%d,)' % args.height,
                      'TRAIN.MAX_SIZE', str(max(args.height, args.width))]
-    _common.load_cfg([os.path.join(ROOT, p) for p in TRAIN_CFGS[net_name]], settings)
+    settings += ['EXP_DIR', 'benchmark', 'ROOT_DIR', workdir]
+    experiment = _common.load_cfg([os.path.join(ROOT, p) for p in TRAIN_CFGS[net_name]],
+                                  settings)
     if net_name == 'TOY':
         iters = TOY_EPOCH
-        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=iters, num_test=1)
+        generate_toy_dataset(os.path.join(experiment.data_dir, 'toy'), num_train=iters,
+                             num_test=1)
     else:
         iters = 1
-        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=TRAIN_IMAGES,
+        generate_toy_dataset(os.path.join(experiment.data_dir, 'toy'), num_train=TRAIN_IMAGES,
                              num_test=1, image_size=(args.width, args.height))
-    seed_rngs(cfg.RNG_SEED)
     with _quiet():
-        imdb, roidb = training_roidb('toy_train')
-        roidb = filter_roidb(roidb)
-        out_dir = os.path.join(workdir, 'output')
-        solver_file = _common.adapted_solver(os.path.join(ROOT, SOLVERS[net_name]),
-                                             imdb.num_classes, out_dir)
+        training = train_experiment(experiment, os.path.join(ROOT, SOLVERS[net_name]),
+                                    'toy_train')
         before = rss_mb()
         reset_peak_rss()
-        wrapper = SolverWrapper(solver_file, roidb, out_dir)
+        wrapper = training.solver_wrapper()
     solver = wrapper.solver
     net = solver.net
-    randomize(net, seed=cfg.RNG_SEED)
+    randomize(net, seed=experiment.rng_seed)
     recorder = Recorder(net)
     recorder._wrap(solver, 'apply_update', ('solver', 'apply_update'), None)
 

@@ -111,14 +111,15 @@ def _segments(net):
     return (0, rpn_start - 1), (rpn_start, roi_start - 1), (roi_start, len(names) - 1)
 
 
-def time_detection(arch, args, clock, sync):
-    import caffe
+def time_detection(arch, args, clock, sync, experiment):
     from fast_rcnn import test as frcnn_test
-    from fast_rcnn.config import cfg
-    settings = frcnn_test.TestSettings.from_cfg(cfg)
+    from fast_rcnn.experiment import test_experiment
     prototxt = os.path.join(ROOT, 'models', 'pascal_voc', arch, 'faster_rcnn_alt_opt',
                             'faster_rcnn_test.pt')
-    net = caffe.Net(prototxt, caffe.TEST)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The net with the experiment's settings (test_settings and proposal limits).
+        testing = test_experiment(experiment, prototxt, None, output_dir=tmp)
+    net, settings = testing.net, testing.settings
     random_weights(net)
     im = synthetic_image(args.scale, args.max_size)
     data, _ = frcnn_test.image_blob(im, settings)
@@ -158,7 +159,7 @@ def time_detection(arch, args, clock, sync):
     return {'rois': rois, 'input': data.shape}
 
 
-def time_training(args, clock):
+def time_training(args, clock, experiment):
     import caffe
     with tempfile.TemporaryDirectory() as tmp:
         image = os.path.join(tmp, 'image.jpg')
@@ -174,7 +175,8 @@ def time_training(args, clock):
         with open(solver_file, 'w') as f:
             f.write('train_net: "%s"\nbase_lr: 0.001\nlr_policy: "fixed"\nmomentum: 0.9\n'
                     'weight_decay: 0.0005\ndisplay: 0\nsnapshot: 0\n' % train)
-        solver = caffe.SGDSolver(solver_file)
+        # The solver's net with the experiment's settings in its Python layers.
+        solver = caffe.SGDSolver(experiment.solver_file(solver_file, None, tmp))
         random_weights(solver.net)
         solver.net.layers[0].set_roidb([entry])
         for i in range(args.warmup + args.iters):
@@ -318,12 +320,14 @@ def main(argv=None):
     args = parse_args(argv)
     import caffe
     from fast_rcnn.config import cfg_from_file, merge_into_cfg
+    from fast_rcnn.experiment import Experiment
     # The config, once, before any net is built: the end-to-end settings at the asked-for size.
     cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'))
     merge_into_cfg({'TEST': {'HAS_RPN': True, 'SCALES': [args.scale], 'MAX_SIZE': args.max_size,
                              'RPN_POST_NMS_TOP_N': args.proposals},
                     'TRAIN': {'SCALES': [args.scale], 'MAX_SIZE': args.max_size}},
                    source='benchmark_gpu options')
+    experiment = Experiment.from_cfg()
     on_gpu = str(args.gpu).lower() != 'cpu' and int(args.gpu) >= 0
     if on_gpu:
         caffe.set_device(int(args.gpu))
@@ -342,11 +346,11 @@ def main(argv=None):
     clock = Clock(sync)
     nets = [n for n in args.nets.split(',') if n]
     for arch in nets:
-        info = time_detection(arch, args, clock, sync)
+        info = time_detection(arch, args, clock, sync, experiment)
         print('%s detection: input %s, %d proposals' % (arch, 'x'.join(map(str, info['input'])),
                                                          info['rois']), flush=True)
     if not args.no_train:
-        time_training(args, clock)
+        time_training(args, clock, experiment)
 
     have_torch = False
     if not args.no_torch:

@@ -18,16 +18,17 @@ on top of BLAS. The first image is a warm-up and not counted.
 import argparse
 import collections
 import os
+import tempfile
 import time
 
 import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-from fast_rcnn.config import cfg
 from time_net import split_layers, time_image
+from utils import paths
 
-DEFAULT_NET = os.path.join(cfg.ROOT_DIR, 'models', 'pascal_voc', 'ResNet-101',
-                           'faster_rcnn_end2end', 'test.prototxt')
+DEFAULT_NET = os.path.join(paths.MODELS_DIR, 'pascal_voc', 'ResNet-101', 'faster_rcnn_end2end',
+                           'test.prototxt')
 
 
 def randomize(net, seed=0):
@@ -115,26 +116,27 @@ def main():
                         help='images timed after one warm-up (default: %(default)s)')
     args = parser.parse_args()
     import caffe
+    from fast_rcnn.config import merge_into_cfg
+    from fast_rcnn.experiment import Experiment, test_experiment
     caffe.set_mode_cpu()
-    cfg.TEST.SCALES = (args.height,)
-    cfg.TEST.MAX_SIZE = max(args.height, args.width)
-    cfg.TEST.RPN_POST_NMS_TOP_N = args.proposals
-    cfg.TEST.HAS_RPN = True
-    from fast_rcnn.test import TestSettings
-    settings = TestSettings.from_cfg(cfg)
-    net = caffe.Net(args.prototxt, caffe.TEST)
+    # The image goes in at scale 1: its short side is the test scale.
+    merge_into_cfg({'TEST': {'SCALES': [args.height], 'MAX_SIZE': max(args.height, args.width),
+                             'RPN_POST_NMS_TOP_N': args.proposals}},
+                   source='benchmark_resnet_cpu options')
+    with tempfile.TemporaryDirectory() as tmp:
+        testing = test_experiment(Experiment.from_cfg(), args.prototxt, None, output_dir=tmp)
+    net, settings = testing.net, testing.settings
     randomize(net)
     num_classes = net.params['cls_score'][0].data.shape[0]
     conv_end, proposal_end = split_layers(net)
     im = synthetic_image(args.height, args.width)
     print('%s, image %dx%d, threads: OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s, %d cores'
-          % (os.path.relpath(args.prototxt, cfg.ROOT_DIR), args.height, args.width,
+          % (os.path.relpath(args.prototxt, paths.ROOT_DIR), args.height, args.width,
              os.environ.get('OPENBLAS_NUM_THREADS', '-'), os.environ.get('OMP_NUM_THREADS', '-'),
              os.cpu_count()), flush=True)
     totals = np.zeros(3)
     for i in range(args.num_images + 1):
-        parts = time_image(net, im, conv_end, proposal_end, num_classes, settings,
-                           cfg.TEST.SCORE_THRESH)
+        parts = time_image(net, im, conv_end, proposal_end, num_classes, settings)
         print('image %d: conv %.0f ms, proposal %.0f ms, region-wise %.0f ms (%d RoIs)%s'
               % (i, *(1e3 * np.array(parts)), net.blobs['rois'].shape[0],
                  ' (warm-up)' if i == 0 else ''), flush=True)

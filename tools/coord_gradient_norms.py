@@ -20,8 +20,6 @@ import _common
 
 import numpy as np
 
-from fast_rcnn.config import cfg, get_output_dir
-
 
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Coordinate gradient of non-approximate joint '
@@ -48,19 +46,17 @@ def is_detection_snapshot(path):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.start(args)
+    experiment = _common.start(args)
     _common.require_file(args.solver, 'solver file')
     _common.require_weights(args.weights)
     if args.images < 1:
         _common.fail('--images should be at least 1')
     _common.setup_caffe(args.gpu)
     from fast_rcnn import joint_gradients
-    from fast_rcnn.train import SolverWrapper, filter_roidb, seed_rngs, training_roidb
-    seed_rngs(cfg.RNG_SEED)
-    imdb, roidb = training_roidb(args.imdb_name)
-    output_dir = get_output_dir(imdb)
-    solver = _common.adapted_solver(args.solver, imdb.num_classes, output_dir)
-    sw = SolverWrapper(solver, filter_roidb(roidb), output_dir, pretrained_model=args.weights)
+    from fast_rcnn.experiment import train_experiment
+    training = train_experiment(experiment, args.solver, args.imdb_name, args.weights)
+    solver, output_dir, imdb = training.solver_file, training.output_dir, training.imdb
+    sw = training.solver_wrapper()
     net = sw.solver.net
     if args.weights and sw.normalization and is_detection_snapshot(args.weights):
         sw.normalization.unfold(net.params['bbox_pred'])

@@ -7,6 +7,11 @@ detections drawn on it as a PNG.
   tools/demo.py --net vgg16 --gpu 0          the released VGG16 model (data/faster_rcnn_models)
                                              on data/demo/*.jpg
   tools/demo.py --def test.prototxt --model my.caffemodel --classes classes.txt --images a.jpg
+
+The net's settings are those its prototxt holds: the prototxt a test run wrote
+(tools/test_net.py's result names it) and the run's weights are all the demo needs. --cfg and
+--set change them; a released prototxt with none of its own is shown with the release's test
+settings, or, for --net toy, those of experiments/cfgs/toy.yml.
 """
 import argparse
 import glob
@@ -19,9 +24,10 @@ import _common
 import cv2
 import numpy as np
 
-from fast_rcnn.config import cfg
-from fast_rcnn.test import TestSettings, detections_for_class, im_detect
+from fast_rcnn import test_settings
+from fast_rcnn.test import detections_for_class, im_detect
 from fast_rcnn.vis import save_detections_image
+from utils import paths
 from utils.timer import Timer
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -73,7 +79,7 @@ def _iteration(path):
 def find_toy_model():
     """The newest toy detector under output/: an end-to-end snapshot (what `make demo` trains) or
     the alternating training's final model (the stages' RPN-only snapshots are not detectors)."""
-    out = os.path.join(cfg.ROOT_DIR, 'output', '*', 'toy_train')
+    out = os.path.join(paths.ROOT_DIR, 'output', '*', 'toy_train')
     found = (glob.glob(os.path.join(out, 'toy_faster_rcnn_iter_*.caffemodel'))
              + glob.glob(os.path.join(out, 'TOY_faster_rcnn_final.caffemodel')))
     if not found:
@@ -89,25 +95,25 @@ def read_classes(spec):
     return tuple(n.strip() for n in spec.split(',') if n.strip())
 
 
-def resolve_inputs(args):
+def resolve_inputs(args, experiment):
     """(prototxt, caffemodel, class names without background, images) for the arguments."""
     if args.demo_net == 'toy':
         from datasets.toy import CLASSES as TOY_CLASSES
-        prototxt = os.path.join(cfg.MODELS_DIR, 'toy', 'TOY', 'faster_rcnn_end2end',
+        prototxt = os.path.join(experiment.models_dir, 'toy', 'TOY', 'faster_rcnn_end2end',
                                 'test.prototxt')
         caffemodel = args.caffemodel or find_toy_model()
         if caffemodel is None:
             _common.fail('no trained toy model under output/*/toy_train/; train one with '
                          '`make demo` or pass --model')
         classes = TOY_CLASSES
-        images = args.images or _toy_test_images(args.num_images)
+        images = args.images or _toy_test_images(experiment, args.num_images)
     else:
         folder, model_file = RELEASED_NETS[args.demo_net]
-        prototxt = os.path.join(cfg.MODELS_DIR, 'pascal_voc', folder, 'faster_rcnn_alt_opt',
-                                'faster_rcnn_test.pt')
-        caffemodel = os.path.join(cfg.DATA_DIR, 'faster_rcnn_models', model_file)
+        prototxt = os.path.join(experiment.models_dir, 'pascal_voc', folder,
+                                'faster_rcnn_alt_opt', 'faster_rcnn_test.pt')
+        caffemodel = os.path.join(experiment.data_dir, 'faster_rcnn_models', model_file)
         classes = VOC_CLASSES
-        images = args.images or [os.path.join(cfg.DATA_DIR, 'demo', n)
+        images = args.images or [os.path.join(experiment.data_dir, 'demo', n)
                                  for n in RELEASED_DEMO_IMAGES]
     prototxt = args.prototxt or prototxt
     caffemodel = args.caffemodel or caffemodel
@@ -116,9 +122,8 @@ def resolve_inputs(args):
     return prototxt, caffemodel, classes, images
 
 
-def _toy_test_images(count):
-    from datasets.factory import get_imdb
-    imdb = get_imdb('toy_test')
+def _toy_test_images(experiment, count):
+    imdb = experiment.imdb('toy_test')
     return [imdb.image_path_at(i) for i in range(min(count, imdb.num_images))]
 
 
@@ -155,10 +160,11 @@ def demo(net, image_path, classes, out_dir, thresh, settings):
 def main(argv=None):
     args = parse_args(argv)
     cfg_files = list(args.cfg_files)
-    if args.demo_net == 'toy' and not cfg_files:
-        cfg_files = [os.path.join(cfg.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
-    _common.load_cfg(cfg_files, args.set_cfgs)
-    prototxt, caffemodel, classes, images = resolve_inputs(args)
+    if args.demo_net == 'toy' and not cfg_files and not args.prototxt:
+        # The toy net's own prototxt holds none of the toy's settings.
+        cfg_files = [os.path.join(paths.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
+    experiment = _common.load_cfg(cfg_files, args.set_cfgs)
+    prototxt, caffemodel, classes, images = resolve_inputs(args, experiment)
     _common.require_file(prototxt, 'net definition')
     _common.require_weights(caffemodel)
     from utils.image_file import check_image_file
@@ -167,12 +173,16 @@ def main(argv=None):
 
     import caffe
     _common.setup_caffe(None if args.cpu_mode else args.gpu)
-    out_dir = args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo')
-    # The net as trained: cfg.RPN_ANCHOR_SCALES / RATIOS (paper Table 8) reach it by an adapted copy.
-    prototxt = _common.adapted_net(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'))
+    out_dir = args.out_dir or os.path.join(paths.ROOT_DIR, 'output', 'demo')
+    # The net with the settings of --cfg and --set, if any, where its prototxt has none.
+    prototxt = experiment.net_file(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'),
+                                   caffe.TEST)
     net = caffe.Net(prototxt, caffemodel, caffe.TEST)
     print('Loaded network %s' % caffemodel, flush=True)
-    settings = TestSettings.from_cfg(cfg).replace(has_rpn=True)  # the demo nets have an RPN
+    settings = test_settings.of_net(net)
+    if not settings.has_rpn:
+        _common.fail('%s takes given proposals (a rois input); the demo runs nets with an RPN'
+                     % prototxt)
     # The first forward passes set up buffers; keep them out of the timings.
     for _ in range(2):
         im_detect(net, (128 * np.ones((300, 500, 3))).astype(np.uint8), settings=settings)

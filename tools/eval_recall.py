@@ -16,8 +16,6 @@ import _common
 import numpy as np
 
 from datasets import proposals_file
-from datasets.factory import get_imdb
-from fast_rcnn.config import cfg
 
 PROPOSAL_COUNTS = (300, 1000, 2000)
 
@@ -79,7 +77,7 @@ def plot(curves_by_source, thresholds, counts, out):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
+    experiment = _common.load_cfg(args.cfg_files, args.set_cfgs)
     if not args.methods and not args.rpn_files:
         _common.fail('give proposals: --rpn-file FILE and/or --method NAME')
     try:
@@ -96,7 +94,7 @@ def main(argv=None):
 
     curves_by_source = []
     for (kind, source), label in zip(sources, labels):
-        imdb = get_imdb(args.imdb_name)
+        imdb = experiment.imdb(args.imdb_name)
         if kind == 'method':
             imdb.set_proposal_method(source)
             candidates = None
@@ -112,8 +110,7 @@ def main(argv=None):
                      np.array2string(thresholds, precision=2), float(curves[count].mean())),
                   flush=True)
 
-    out = args.out or os.path.join(cfg.ROOT_DIR, 'output', cfg.EXP_DIR, args.imdb_name,
-                                   'recall.png')
+    out = args.out or os.path.join(experiment.output_dir(args.imdb_name), 'recall.png')
     plot(curves_by_source, thresholds, counts, out)
     print('Wrote %s' % out, flush=True)
     _common.write_result(

@@ -13,9 +13,7 @@ import sys
 
 import _common
 
-from datasets.factory import get_imdb
 from fast_rcnn import detection_cache
-from fast_rcnn.config import cfg
 from fast_rcnn.test import apply_nms
 
 
@@ -50,10 +48,10 @@ def _check_image_set(det_file, imdb):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.load_cfg(args.cfg_files, args.set_cfgs)
+    experiment = _common.load_cfg(args.cfg_files, args.set_cfgs)
     det_file = detection_cache.detections_file(args.output_dir)
     _common.require_file(det_file, 'detections file')
-    imdb = get_imdb(args.imdb_name)
+    imdb = experiment.imdb(args.imdb_name)
     imdb.competition_mode(args.comp_mode)
     if args.matlab_eval:
         if 'matlab_eval' not in imdb.config:
@@ -69,8 +67,9 @@ def main(argv=None):
     _check_image_set(det_file, imdb)
     dets = detection_cache.load_detections(det_file, imdb.num_classes, imdb.num_images)
     if args.apply_nms:
-        print('Applying NMS (%.2f) to all detections' % cfg.TEST.NMS, flush=True)
-        dets = apply_nms(dets, cfg.TEST.NMS)
+        nms = experiment.test.nms
+        print('Applying NMS (%.2f) to all detections' % nms, flush=True)
+        dets = apply_nms(dets, nms)
     print('Evaluating detections', flush=True)
     evaluation = imdb.evaluate(dets, args.output_dir) or {}
     evaluation.pop('pr_curves', None)

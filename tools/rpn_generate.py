@@ -13,10 +13,8 @@ import time
 
 import _common
 
-from datasets.factory import get_imdb
 from datasets.proposals_file import save_proposals
 from fast_rcnn import net_surgery
-from fast_rcnn.config import get_output_dir
 from rpn.generate import imdb_proposals
 
 # The release's proposal settings for training Fast R-CNN, whatever the config says for testing:
@@ -36,19 +34,19 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.start(args, defaults=PROPOSAL_DEFAULTS)
+    experiment = _common.start(args, defaults=PROPOSAL_DEFAULTS)
     _common.require_model(args)
 
     import caffe
     _common.setup_caffe(args.gpu)
     name = os.path.splitext(os.path.basename(args.caffemodel))[0]
-    imdb = get_imdb(args.imdb_name)
-    # Anchors of cfg.RPN_ANCHOR_SCALES / RATIOS reach the net through an adapted copy.
-    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, get_output_dir(imdb, name))
-    prototxt = net_surgery.rpn_net_file(prototxt, get_output_dir(imdb, name))
+    imdb = experiment.imdb(args.imdb_name)
+    output_dir = experiment.output_dir(imdb, name)
+    # The net with the run's settings (its anchors, proposal limits, test scale) in a copy.
+    prototxt = experiment.net_file(args.prototxt, imdb.num_classes, output_dir, caffe.TEST)
+    prototxt = net_surgery.rpn_net_file(prototxt, output_dir)
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
     net.name = name
-    output_dir = get_output_dir(imdb, net)
     start = time.time()
     proposals = imdb_proposals(net, imdb)
     seconds = time.time() - start

@@ -7,8 +7,13 @@ per-class precision/recall curves (pr_curves.png beside detections.npz).
       --net output/faster_rcnn_end2end/voc_2007_trainval/vgg16_faster_rcnn_iter_70000.caffemodel \
       --imdb voc_2007_test --cfg experiments/cfgs/faster_rcnn_end2end.yml
 
-The results (mAP, per-class AP, files, time per image) go to --result as JSON (default:
-test_net_result.json in the output folder, output/<EXP_DIR>/<imdb>/<model name>/).
+The results (mAP, per-class AP, files, time per image, and the prototxt the run used) go to
+--result as JSON (default: test_net_result.json in the output folder,
+output/<EXP_DIR>/<imdb>/<model name>/). That prototxt, a copy of --def written there with the
+run's settings (its layers' param_str and the test settings layer), reproduces the detections
+with --net and no --cfg:
+
+  tools/test_net.py --def output/.../test_run.prototxt --net MODEL --imdb voc_2007_test
 """
 import argparse
 import os
@@ -16,9 +21,7 @@ import sys
 
 import _common
 
-from datasets.factory import get_imdb
-from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.test import TestSettings, run_test
+from fast_rcnn.experiment import test_experiment
 
 
 def parse_args(argv=None):
@@ -32,7 +35,7 @@ def parse_args(argv=None):
                         help='write a PNG of each image with its detections')
     parser.add_argument('--num_dets', dest='max_per_image', type=int, default=None,
                         help='at most this many detections per image '
-                             '(default: cfg.TEST.MAX_PER_IMAGE)')
+                             '(default: the test settings\', cfg.TEST.MAX_PER_IMAGE)')
     parser.add_argument('--proposals', dest='proposals', default=None,
                         help='test the detector on these proposals instead of its RPN: '
                              'per-image boxes from tools/rpn_generate.py (.npz, or the '
@@ -44,40 +47,23 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.start(args)
+    experiment = _common.start(args)
     _common.require_model(args)
-
-    import caffe
-    from fast_rcnn import net_surgery
-    _common.setup_caffe(args.gpu)
-    settings = TestSettings.from_cfg(cfg)
-    imdb = get_imdb(args.imdb_name)
-    imdb.competition_mode(args.comp_mode)
     if args.proposals:
         _common.require_file(args.proposals, 'proposals file')
-        settings = settings.replace(has_rpn=False, proposal_method='rpn')
-        imdb.config['rpn_file'] = args.proposals
-    if not settings.has_rpn and settings.proposal_method != 'dense':
-        imdb.set_proposal_method(settings.proposal_method)
-    name = os.path.splitext(os.path.basename(args.caffemodel))[0]
-    output_dir = get_output_dir(imdb, name)
-    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
-    if not settings.has_rpn:
-        prototxt = net_surgery.detector_net_file(prototxt, output_dir)
-    net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
-    net.name = name
-    max_per_image = (cfg.TEST.MAX_PER_IMAGE if args.max_per_image is None
-                     else args.max_per_image)
-    result = run_test(net, imdb, max_per_image=max_per_image, thresh=cfg.TEST.SCORE_THRESH,
-                      vis=args.vis, settings=settings, model_files=(prototxt, args.caffemodel),
-                      output_dir=output_dir)
+    _common.setup_caffe(args.gpu)
+    testing = test_experiment(experiment, args.prototxt, args.caffemodel, args.imdb_name,
+                              args.proposals, args.max_per_image)
+    testing.imdb.competition_mode(args.comp_mode)
+    result = testing.run(args.vis)
     evaluation = result.evaluation or {}
-    _common.write_result(args.result or os.path.join(output_dir, 'test_net_result.json'),
-                         model=args.caffemodel, prototxt=prototxt, imdb=imdb.name,
-                         num_images=imdb.num_images, proposals=args.proposals,
-                         mean_ap=evaluation.get('mean_ap'), evaluation=evaluation,
-                         detections=result.detections_file, pr_curves=result.pr_curves_png,
-                         output_dir=output_dir, seconds_per_image=result.seconds_per_image)
+    _common.write_result(args.result or os.path.join(testing.output_dir, 'test_net_result.json'),
+                         model=args.caffemodel, prototxt=testing.prototxt,
+                         imdb=testing.imdb.name, num_images=testing.imdb.num_images,
+                         proposals=args.proposals, mean_ap=evaluation.get('mean_ap'),
+                         evaluation=evaluation, detections=result.detections_file,
+                         pr_curves=result.pr_curves_png, output_dir=testing.output_dir,
+                         seconds_per_image=result.seconds_per_image)
 
 
 if __name__ == '__main__':

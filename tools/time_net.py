@@ -22,8 +22,6 @@ import _common
 import cv2
 import numpy as np
 
-from datasets.factory import get_imdb
-from fast_rcnn.config import cfg
 
 
 def parse_args(argv=None):
@@ -48,8 +46,9 @@ def split_layers(net):
     return names[first_rpn - 1], names[last_proposal]
 
 
-def time_image(net, im, conv_end, proposal_end, num_classes, settings, score_thresh):
-    """Seconds spent in the three parts for one image (settings: fast_rcnn.test.TestSettings)."""
+def time_image(net, im, conv_end, proposal_end, num_classes, settings):
+    """Seconds spent in the three parts for one image (settings: the net's
+    fast_rcnn.test_settings.TestSettings)."""
     from fast_rcnn.test import detections_for_class, image_blob
     blob, scales = image_blob(im, settings)
     im_info = np.array([[blob.shape[2], blob.shape[3], scales[0]]], dtype=np.float32)
@@ -66,24 +65,24 @@ def time_image(net, im, conv_end, proposal_end, num_classes, settings, score_thr
     boxes = np.tile(net.blobs['rois'].data[:, 1:5] / scales[0], (1, num_classes))
     nms_function = settings.nms_function()
     for j in range(1, num_classes):
-        detections_for_class(scores, boxes, j, score_thresh, settings.nms, nms_function)
+        detections_for_class(scores, boxes, j, settings.score_thresh, settings.nms,
+                             nms_function)
     t3 = time.perf_counter()
     return t1 - t0, t2 - t1, t3 - t2
 
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.start(args)
+    experiment = _common.start(args)
     _common.require_model(args)
     import caffe
+    from fast_rcnn import test_settings
     _common.setup_caffe(args.gpu)
-    imdb = get_imdb(args.imdb_name)
-    from fast_rcnn.config import get_output_dir
-    from fast_rcnn.test import TestSettings
-    output_dir = get_output_dir(imdb, 'timing')
-    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
-    settings = TestSettings.from_cfg(cfg)
+    imdb = experiment.imdb(args.imdb_name)
+    output_dir = experiment.output_dir(imdb, 'timing')
+    prototxt = experiment.net_file(args.prototxt, imdb.num_classes, output_dir, caffe.TEST)
     net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    settings = test_settings.of_net(net)
     try:
         conv_end, proposal_end = split_layers(net)
     except ValueError as e:
@@ -92,8 +91,7 @@ def main(argv=None):
     totals = np.zeros(3)
     for i in range(count + 1):
         im = cv2.imread(imdb.image_path_at(i % imdb.num_images))
-        parts = time_image(net, im, conv_end, proposal_end, imdb.num_classes, settings,
-                           cfg.TEST.SCORE_THRESH)
+        parts = time_image(net, im, conv_end, proposal_end, imdb.num_classes, settings)
         if i > 0 or count == 0:
             totals += parts
     ms = 1000.0 * totals / max(count, 1)

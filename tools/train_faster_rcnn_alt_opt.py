@@ -9,8 +9,8 @@
   4. Fast R-CNN again, from the step-3 model, shared conv layers fixed.
 
 Each step runs in a fresh process, as in the release, so no state (weights, GPU memory, a
-step's settings) leaks into the next; a step's settings (STEP_CFG) are merged into the run's
-config when its process starts, as a config file would be. The final detector is copied to
+step's settings) leaks into the next; it gets the run's experiment with the step's settings
+(STEP_CFG) merged, as a config file would be (fast_rcnn.experiment). The final detector is copied to
 <net_name>_faster_rcnn_final.caffemodel beside the step-4 snapshot. The results (final model,
 final RPN, every step's model and proposals) go to --result as JSON (default:
 <net_name>_alt_opt_result.json in the output folder).
@@ -37,9 +37,9 @@ import _common
 
 from caffe import parallel
 from datasets.splits import models_folder
-from fast_rcnn.config import cfg, get_output_dir, merge_into_cfg
+from fast_rcnn.experiment import Experiment
 from fast_rcnn.train_state import TRAIN_STATE_EXT
-from fast_rcnn.train import TrainingInterrupted
+from fast_rcnn.training_errors import TrainingInterrupted
 
 # The release's iterations for PASCAL VOC: 80k RPN, 40k Fast R-CNN, per stage.
 DEFAULT_ITERS = (80000, 40000, 80000, 40000)
@@ -114,31 +114,24 @@ def find_stage_files(models_dir):
 
 # The steps: each runs in its own process ---------------------------------------------------------
 
-def _plain(node):
-    return {k: _plain(v) for k, v in node.items()} if isinstance(node, dict) else node
+def step_experiment(kind, infix=None):
+    """The run's experiment (cfg) with the settings of a step of this kind (STEP_CFG) and, for
+    a training step, its snapshot infix."""
+    overrides = STEP_CFG[kind]
+    if infix is not None:
+        overrides = dict(overrides, TRAIN=dict(overrides['TRAIN'], SNAPSHOT_INFIX=infix))
+    return Experiment.from_cfg_with(overrides, 'alt-opt step settings')
 
 
-def _child_setup(cfg_dict, device, *step_cfgs):
-    # A spawned process starts from the default cfg; make it the parent's, plus the step's.
-    merge_into_cfg(cfg_dict, source='parent process')
-    for step_cfg in step_cfgs:
-        merge_into_cfg(step_cfg, source='alt-opt step settings')
+def _train(experiment, device, imdb_name, init_model, solver, max_iters, randomize,
+           rpn_file=None, restore=None, uid=None):
+    """A training step (step_experiment('rpn' or 'fast_rcnn')), in its own process."""
+    from fast_rcnn.experiment import train_experiment
     _common.setup_caffe(device)
-
-
-def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, restore=None,
-           uid=None):
-    from core.sampling import RoISampling
-    from fast_rcnn.train import TrainSettings, train, training_roidb
     print('Init model: %s' % init_model, flush=True)
-    print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
-    imdb, roidb = training_roidb(imdb_name, rpn_file)
-    output_dir = get_output_dir(imdb)
-    print('Output will be saved to `%s`' % output_dir, flush=True)
-    solver = _common.adapted_solver(solver, imdb.num_classes, output_dir)
-    result = train(solver, roidb, output_dir, init_model, max_iters, restore,
-                   None if randomize else cfg.RNG_SEED, TrainSettings.from_cfg(cfg),
-                   RoISampling.from_cfg(cfg.TRAIN), uid=uid)
+    print('Using the experiment:\n%s' % pprint.pformat(experiment), flush=True)
+    training = train_experiment(experiment, solver, imdb_name, init_model, rpn_file)
+    result = training.run(max_iters, restore, randomize, uid=uid)
     # Only each step's last snapshot is used.
     for path in result.model_paths[:-1]:
         stem = os.path.splitext(path)[0]
@@ -148,23 +141,19 @@ def _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=None, r
     return {'model_path': result.final_model, 'training_log': result.training_log}
 
 
-def train_rpn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix, randomize,
-              restore=None, uid=None):
-    _child_setup(cfg_dict, device, STEP_CFG['rpn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
-    return _train(solver, imdb_name, init_model, max_iters, randomize, restore=restore, uid=uid)
-
-
-def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt):
-    _child_setup(cfg_dict, device, STEP_CFG['generate'])
+def rpn_generate(experiment, device, imdb_name, rpn_model_path, rpn_test_prototxt):
+    """Proposals of the step's RPN for every dataset of imdb_name, in its own process
+    (experiment: step_experiment('generate'))."""
     import caffe
-    from datasets.factory import get_imdb
     from datasets.proposals_file import save_proposals
     from rpn.generate import imdb_proposals
+    _common.setup_caffe(device)
     paths = []
     for name in imdb_name.split('+'):  # one proposals file per dataset of a joined '+' name
-        imdb = get_imdb(name)
-        output_dir = get_output_dir(imdb)
-        prototxt = _common.adapted_net(rpn_test_prototxt, imdb.num_classes, output_dir)
+        imdb = experiment.imdb(name)
+        output_dir = experiment.output_dir(imdb)
+        prototxt = experiment.net_file(rpn_test_prototxt, imdb.num_classes, output_dir,
+                                       caffe.TEST)
         net = caffe.Net(prototxt, rpn_model_path, caffe.TEST)
         print('Generating proposals for %s with %s' % (imdb.name, rpn_model_path), flush=True)
         proposals = imdb_proposals(net, imdb)
@@ -174,13 +163,6 @@ def rpn_generate(cfg_dict, device, imdb_name, rpn_model_path, rpn_test_prototxt)
         print('Wrote RPN proposals to %s' % path, flush=True)
         paths.append(path)
     return {'proposal_path': paths if len(paths) > 1 else paths[0]}
-
-
-def train_fast_rcnn(cfg_dict, device, imdb_name, init_model, solver, max_iters, infix,
-                    randomize, rpn_file, restore=None, uid=None):
-    _child_setup(cfg_dict, device, STEP_CFG['fast_rcnn'], {'TRAIN': {'SNAPSHOT_INFIX': infix}})
-    return _train(solver, imdb_name, init_model, max_iters, randomize, rpn_file=rpn_file,
-                  restore=restore, uid=uid)
 
 
 def run_in_process(title, target, **kwargs):
@@ -259,9 +241,8 @@ class Progress:
     """<output dir>/<net_name>_alt_opt_progress.json: what each finished step produced, for the
     run of this net, dataset and initial weights."""
 
-    def __init__(self, net_name, imdb_name, pretrained_model):
-        self.path = os.path.join(get_output_dir(imdb_name),
-                                 '%s_alt_opt_progress.json' % net_name)
+    def __init__(self, output_dir, net_name, imdb_name, pretrained_model):
+        self.path = os.path.join(output_dir, '%s_alt_opt_progress.json' % net_name)
         self.key = {'net_name': net_name, 'imdb': imdb_name,
                     'weights': os.path.abspath(pretrained_model) if pretrained_model else None}
         self.steps = {}
@@ -303,11 +284,12 @@ class Progress:
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.start(args)
+    experiment = _common.start(args)
     iters = parse_iters(args.iters)
     _common.require_weights(args.pretrained_model)
     models_dir = args.models_dir or os.path.join(
-        cfg.MODELS_DIR, models_folder(args.imdb_name), args.net_name, 'faster_rcnn_alt_opt')
+        experiment.models_dir, models_folder(args.imdb_name), args.net_name,
+        'faster_rcnn_alt_opt')
     solvers, rpn_test = find_stage_files(models_dir)
     print('Stage solvers:\n  %s\nRPN test net: %s' % ('\n  '.join(solvers), rpn_test),
           flush=True)
@@ -315,7 +297,8 @@ def main(argv=None):
     restore_step, restore_state = parse_restore(args.restore)
     if restore_state is not None:
         _common.require_file(restore_state, 'solver state')
-    progress = Progress(args.net_name, args.imdb_name, args.pretrained_model)
+    progress = Progress(experiment.output_dir(args.imdb_name), args.net_name, args.imdb_name,
+                        args.pretrained_model)
     done = progress.load(restore_step) if restore_step else {}
 
     gpus = args.gpus
@@ -327,10 +310,9 @@ def main(argv=None):
     if parallel.launched_by_mpi():
         _common.fail('alternating training runs each step in processes of its own and cannot '
                      'be one rank of an mpiexec job; give it a GPU list (--gpu 0,1,2,3)')
-    common = {'cfg_dict': _plain(cfg), 'device': gpus[0] if gpus else None,
-              'imdb_name': args.imdb_name}
+    common = {'device': gpus[0] if gpus else None, 'imdb_name': args.imdb_name}
 
-    def step(number, title, train, generate=False, **kwargs):
+    def step(number, title, kind, infix, generate=False, **kwargs):
         """Runs step `number` (train, then for an RPN its proposals) unless a resumed run
         already has it; records its results."""
         if number in done:
@@ -338,12 +320,13 @@ def main(argv=None):
             return done[number]
         if number == restore_step:
             kwargs['restore'] = restore_state
+        kwargs['experiment'] = step_experiment(kind, infix)
         try:
             if multi_gpu:
-                result = run_on_gpus(title, train, gpus, os.path.dirname(progress.path),
+                result = run_on_gpus(title, _train, gpus, os.path.dirname(progress.path),
                                      **kwargs, **common)
             else:
-                result = run_in_process(title, train, **kwargs, **common)
+                result = run_in_process(title, _train, **kwargs, **common)
         except TrainingInterrupted as e:
             # The step's own message names its solverstate; say how to resume this command.
             raise TrainingInterrupted(e.signum, e.iteration, e.model_path,
@@ -351,18 +334,18 @@ def main(argv=None):
         if generate:
             result.update(run_in_process(
                 title.split(',')[0] + ', generate proposals', rpn_generate,
-                rpn_model_path=result['model_path'], rpn_test_prototxt=rpn_test, **common))
+                experiment=step_experiment('generate'), rpn_model_path=result['model_path'],
+                rpn_test_prototxt=rpn_test, **common))
         progress.done(number, result)
         return result
 
-    rpn1 = step(1, 'Stage 1 RPN, init from ImageNet model', train_rpn, generate=True,
+    rpn1 = step(1, 'Stage 1 RPN, init from ImageNet model', 'rpn', 'stage1', generate=True,
                 init_model=args.pretrained_model, solver=solvers[0], max_iters=iters[0],
-                infix='stage1', randomize=args.randomize)
+                randomize=args.randomize)
     frcn1 = step(2, 'Stage 1 Fast R-CNN using RPN proposals, init from ImageNet model',
-                 train_fast_rcnn, init_model=args.pretrained_model, solver=solvers[1],
-                 max_iters=iters[1], infix='stage1', randomize=args.randomize,
-                 rpn_file=rpn1['proposal_path'])
-    result_path = args.result or os.path.join(get_output_dir(args.imdb_name),
+                 'fast_rcnn', 'stage1', init_model=args.pretrained_model, solver=solvers[1],
+                 max_iters=iters[1], randomize=args.randomize, rpn_file=rpn1['proposal_path'])
+    result_path = args.result or os.path.join(experiment.output_dir(args.imdb_name),
                                               '%s_alt_opt_result.json' % args.net_name)
     if args.unshared:
         # Test with the stage-1 RPN's proposals: tools/rpn_generate.py, then tools/test_net.py
@@ -374,12 +357,12 @@ def main(argv=None):
                              steps=progress.steps, rpn_test_prototxt=rpn_test,
                              imdb=args.imdb_name)
         return
-    rpn2 = step(3, 'Stage 2 RPN, init from stage 1 Fast R-CNN model', train_rpn, generate=True,
-                init_model=frcn1['model_path'], solver=solvers[2], max_iters=iters[2],
-                infix='stage2', randomize=args.randomize)
-    frcn2 = step(4, 'Stage 2 Fast R-CNN, init from stage 2 RPN R-CNN model', train_fast_rcnn,
-                 init_model=rpn2['model_path'], solver=solvers[3], max_iters=iters[3],
-                 infix='stage2', randomize=args.randomize, rpn_file=rpn2['proposal_path'])
+    rpn2 = step(3, 'Stage 2 RPN, init from stage 1 Fast R-CNN model', 'rpn', 'stage2',
+                generate=True, init_model=frcn1['model_path'], solver=solvers[2],
+                max_iters=iters[2], randomize=args.randomize)
+    frcn2 = step(4, 'Stage 2 Fast R-CNN, init from stage 2 RPN R-CNN model', 'fast_rcnn',
+                 'stage2', init_model=rpn2['model_path'], solver=solvers[3],
+                 max_iters=iters[3], randomize=args.randomize, rpn_file=rpn2['proposal_path'])
 
     # The final model is the stage-2 detector; its convs are those the stage-2 RPN shares.
     final_path = os.path.join(os.path.dirname(frcn2['model_path']),

@@ -6,7 +6,8 @@
       --iters 70000 --cfg experiments/cfgs/faster_rcnn_end2end.yml
 
 Writes the snapshots and <prefix>_training.jsonl (losses, learning rate and time per iteration)
-to output/<EXP_DIR>/<imdb>/, and the results (status 'done', final model, snapshots, iterations,
+to output/<EXP_DIR>/<imdb>/, beside the copies of the solver and its net that the run trained
+(the net's with the experiment's settings in its Python layers' param_str), and the results (status 'done', final model, snapshots, iterations,
 training log, time) as JSON to --result (default: train_net_result.json there). A run whose loss
 becomes NaN or Inf stops with status 1 and a result with status 'diverged' (the iteration, the
 losses, the last snapshot).
@@ -30,9 +31,10 @@ import time
 import _common
 
 from caffe import parallel
-from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.train import LossNotFinite, TrainSettings, check_max_iters, train, training_roidb
-from core.sampling import RoISampling
+from fast_rcnn.config import cfg
+from fast_rcnn.experiment import train_experiment
+from fast_rcnn.train import check_max_iters
+from fast_rcnn.training_errors import LossNotFinite
 
 
 def parse_args(argv=None):
@@ -77,7 +79,7 @@ def train_rank(args, rank, count, uid, device):
     """Trains as rank `rank` of `count` data-parallel solvers (0 of 1: alone) on `device` (None:
     the CPU); rank 0 writes the result file."""
     _common.join_ranks(rank, count)
-    _common.start(args)
+    experiment = _common.start(args)
     check_max_iters(args.max_iters)  # before the dataset is read
     _common.require_file(args.solver, 'solver file')
     _common.require_weights(args.pretrained_model)
@@ -86,23 +88,17 @@ def train_rank(args, rank, count, uid, device):
     print('Using config:\n%s' % pprint.pformat(cfg), flush=True)
 
     _common.setup_caffe(device)
-    imdb, roidb = training_roidb(args.imdb_name)
-    print('%d roidb entries' % len(roidb), flush=True)
-    output_dir = get_output_dir(imdb)
-    print('Output will be saved to `%s`' % output_dir, flush=True)
-    solver = _common.adapted_solver(args.solver, imdb.num_classes, output_dir)
+    training = train_experiment(experiment, args.solver, args.imdb_name, args.pretrained_model)
     start = time.time()
-    result_path = args.result or os.path.join(output_dir, 'train_net_result.json')
+    result_path = args.result or os.path.join(training.output_dir, 'train_net_result.json')
 
     def report(**fields):
         if rank == 0:
-            _common.write_result(result_path, solver=solver, imdb=imdb.name,
-                                 output_dir=output_dir, seconds=time.time() - start,
-                                 ranks=count, **fields)
+            _common.write_result(result_path, solver=training.solver_file,
+                                 imdb=training.imdb.name, output_dir=training.output_dir,
+                                 seconds=time.time() - start, ranks=count, **fields)
     try:
-        result = train(solver, roidb, output_dir, args.pretrained_model, args.max_iters,
-                       args.restore, None if args.randomize else cfg.RNG_SEED,
-                       TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN), uid=uid)
+        result = training.run(args.max_iters, args.restore, args.randomize, uid=uid)
     except LossNotFinite as e:
         # The experiments count diverged runs (Sec. 3.2's comparison): say so in the result.
         report(status='diverged', error=str(e), diverged_at=e.iteration, losses=e.losses,

@@ -50,8 +50,9 @@ train_then_test "$NETS/solver.prototxt" "$NETS/test.prototxt"
 
 DEMO_ARGS=()
 if [ "$DATASET" = toy ]; then
-  ./tools/demo.py --gpu "$TEST_GPU_ID" --net toy --def "$NETS/test.prototxt" --model "$NET_FINAL" \
-    --result "${RUN_RESULTS}_demo.json" "${CFG_ARGS[@]}" "${EXTRA_ARGS[@]}"
+  # The test run's copy of the net holds all its settings: the demo needs it and the model only.
+  ./tools/demo.py --gpu "$TEST_GPU_ID" --net toy --def "$(result_value "$TEST_RESULT" prototxt)" \
+    --model "$NET_FINAL" --result "${RUN_RESULTS}_demo.json"
   DEMO_ARGS=(demo="@${RUN_RESULTS}_demo.json")
 fi
 write_run_result status=done joint="$JOINT" final_model="$NET_FINAL" train="@$TRAIN_RESULT" \

@@ -1,9 +1,10 @@
 """The detection core: the paper's algorithms as pure functions with explicit arguments.
 
-Nothing here reads the configuration (`fast_rcnn.config.cfg`), a network or a file. The layers,
-the data layer, the train/test drivers and the tools read `cfg` at their edge and pass plain
-values (or the small frozen settings classes defined here, each with a `from_cfg` classmethod
-that is given the config section explicitly) down to these functions.
+Nothing here reads the configuration, a network or a file, and nothing here imports a module
+outside lib/core (but numpy and the loader of its compiled box-overlap kernel). Settings come as
+arguments: plain values, or the small frozen settings classes defined here, whose defaults are
+the paper's. The tools build them from `cfg` at their edge (fast_rcnn.experiment) and write them
+into the param_str of the nets they run; the layers read them back from there.
 
   boxes.py          box geometry: widths, overlaps, the regression parameterization (Eq. 2),
                     clipping, small-box filter, formats

@@ -31,19 +31,10 @@ class AnchorLabelling:
     inside_weights: tuple = (1.0, 1.0, 1.0, 1.0)
     allowed_border: float = 0
 
-    @classmethod
-    def from_cfg(cls, train_cfg, allowed_border=0):
-        """From the TRAIN section of the config (RPN_* keys); allowed_border comes from the
-        layer's param_str."""
-        return cls(train_cfg.RPN_POSITIVE_OVERLAP, train_cfg.RPN_NEGATIVE_OVERLAP,
-                   bool(train_cfg.RPN_CLOBBER_POSITIVES), train_cfg.RPN_BATCHSIZE,
-                   train_cfg.RPN_FG_FRACTION, train_cfg.RPN_POSITIVE_WEIGHT,
-                   tuple(train_cfg.RPN_BBOX_INSIDE_WEIGHTS), allowed_border)
-
     def __post_init__(self):
         p = self.positive_weight
         if not (p < 0 or 0 < p < 1):
-            raise ValueError('TRAIN.RPN_POSITIVE_WEIGHT should be negative (uniform weights) or '
+            raise ValueError('positive_weight should be negative (uniform weights) or '
                              'in (0, 1); got %r' % (p,))
 
 

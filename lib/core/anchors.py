@@ -7,8 +7,15 @@ pixels; then multiply that box's width and height by each scale, keeping its cen
 """
 import numpy as np
 
+# The paper's anchors (Sec. 3.1.1): scales times the 16-pixel base box, 128^2, 256^2 and 512^2
+# pixels, and aspect ratios (height / width) 1:2, 1:1, 2:1; the feature stride of its nets.
+SCALES = (8, 16, 32)
+RATIOS = (0.5, 1.0, 2.0)
+BASE_SIZE = 16
+FEAT_STRIDE = 16
 
-def generate_anchors(base_size=16, ratios=(0.5, 1, 2), scales=2 ** np.arange(3, 6)):
+
+def generate_anchors(base_size=BASE_SIZE, ratios=RATIOS, scales=SCALES):
     """Returns (len(ratios) * len(scales), 4) anchors x1, y1, x2, y2 (float64), ratio-major.
 
     ratios are height / width. With the defaults: 9 anchors of areas about 128^2, 256^2, 512^2

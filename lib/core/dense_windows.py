@@ -1,19 +1,15 @@
 """Dense sliding windows: the proposals of the paper's one-stage system (Table 10), every anchor
-(3 scales x 3 ratios by default) at every position of the stride-16 feature grid, with no
-scoring and no regression. Fast R-CNN classifies and regresses them as it would proposals.
+(the RPN's 3 scales x 3 ratios by default, core.anchors) at every position of the stride-16
+feature grid, with no scoring and no regression. Fast R-CNN classifies and regresses them as it
+would proposals.
 
-With an image pyramid (cfg.TEST.SCALES of several sizes, the paper's 5 scales after SPPnet), the
-windows of each level are mapped back to the original image and pooled together.
+With an image pyramid (several test scales, the paper's 5 after SPPnet), the windows of each
+level are mapped back to the original image and pooled together.
 """
 import numpy as np
 
-from fast_rcnn.bbox_transform import clip_boxes
-from rpn.generate_anchors import generate_anchors, shifted_anchors
-
-# The paper's Table 10 one-stage windows: the RPN's anchors, 128^2/256^2/512^2 and 1:2, 1:1, 2:1.
-DEFAULT_SCALES = (8, 16, 32)
-DEFAULT_RATIOS = (0.5, 1.0, 2.0)
-FEAT_STRIDE = 16
+from core.anchors import FEAT_STRIDE, RATIOS, SCALES, generate_anchors, shifted_anchors
+from core.boxes import clip_boxes
 
 
 def image_scale(height, width, target_size, max_size):
@@ -31,20 +27,20 @@ def feature_map_size(height, width, feat_stride=FEAT_STRIDE):
     return int(np.ceil(height / float(feat_stride))), int(np.ceil(width / float(feat_stride)))
 
 
-def dense_windows_at_scale(height, width, scale, scales=DEFAULT_SCALES, ratios=DEFAULT_RATIOS,
+def dense_windows_at_scale(height, width, scale, scales=SCALES, ratios=RATIOS,
                            feat_stride=FEAT_STRIDE):
     """(H' * W' * A, 4) windows in original-image pixels for an image of height x width pixels
     scaled by `scale`; clipped to the image."""
-    anchors = generate_anchors(base_size=16, ratios=ratios, scales=np.asarray(scales))
+    anchors = generate_anchors(ratios=ratios, scales=scales)
     fh, fw = feature_map_size(round(height * scale), round(width * scale), feat_stride)
     boxes = shifted_anchors(anchors, fh, fw, feat_stride) / scale
     return clip_boxes(boxes, (height, width))
 
 
-def dense_windows(height, width, target_sizes, max_size, scales=DEFAULT_SCALES,
-                  ratios=DEFAULT_RATIOS, feat_stride=FEAT_STRIDE):
-    """Windows of every pyramid level (target_sizes as cfg.TEST.SCALES, max_size as
-    cfg.TEST.MAX_SIZE), in original-image pixels, duplicates removed."""
+def dense_windows(height, width, target_sizes, max_size, scales=SCALES,
+                  ratios=RATIOS, feat_stride=FEAT_STRIDE):
+    """Windows of every pyramid level (target_sizes: the short sides of the test scales,
+    max_size: the longest side allowed), in original-image pixels, duplicates removed."""
     levels = [dense_windows_at_scale(height, width,
                                      image_scale(height, width, s, max_size),
                                      scales, ratios, feat_stride)

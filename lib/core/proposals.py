@@ -22,7 +22,8 @@ RPN_MODES = ('rpn', 'no_cls', 'no_reg')
 class ProposalSettings:
     """pre_nms_top_n / post_nms_top_n: proposals kept before / after NMS (0 or less: no limit);
     nms_thresh: NMS IoU threshold; min_size: smallest side kept, in original-image pixels;
-    no_nms: rank without NMS (Table 2's "w/o NMS"); mode: one of RPN_MODES."""
+    no_nms: rank without NMS (Table 2's "w/o NMS"); mode: one of RPN_MODES. The defaults are
+    the test-time ones (TEST_PROPOSALS; TRAIN_PROPOSALS for training)."""
     pre_nms_top_n: int = 6000
     post_nms_top_n: int = 300
     nms_thresh: float = 0.7
@@ -30,21 +31,16 @@ class ProposalSettings:
     no_nms: bool = False
     mode: str = 'rpn'
 
-    @classmethod
-    def from_cfg(cls, section, ablations=None):
-        """From a TRAIN or TEST config section (RPN_PRE_NMS_TOP_N, RPN_POST_NMS_TOP_N,
-        RPN_NMS_THRESH, RPN_MIN_SIZE); ablations, the TEST section at test time, adds
-        RPN_NO_NMS and RPN_MODE."""
-        extra = {}
-        if ablations is not None:
-            extra = {'no_nms': bool(ablations.RPN_NO_NMS), 'mode': ablations.RPN_MODE}
-        return cls(section.RPN_PRE_NMS_TOP_N, section.RPN_POST_NMS_TOP_N,
-                   section.RPN_NMS_THRESH, section.RPN_MIN_SIZE, **extra)
-
     def __post_init__(self):
         if self.mode not in RPN_MODES:
-            raise ValueError('TEST.RPN_MODE is %r; expected one of %s'
+            raise ValueError('the RPN mode is %r; expected one of %s'
                              % (self.mode, ', '.join(RPN_MODES)))
+
+
+# The paper's limits (Sec. 3.3): in training, the top 12000 before NMS and 2000 after it; at test
+# time 6000 and 300 (the class's defaults).
+TRAIN_PROPOSALS = ProposalSettings(pre_nms_top_n=12000, post_nms_top_n=2000)
+TEST_PROPOSALS = ProposalSettings()
 
 
 def propose(scores, deltas, anchors, im_info, settings, nms):

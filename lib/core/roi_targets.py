@@ -34,14 +34,6 @@ class BoxTargets:
     stds: tuple = (0.1, 0.1, 0.2, 0.2)
     thresh: float = 0.5
 
-    @classmethod
-    def from_cfg(cls, train_cfg):
-        """From the TRAIN section of the config."""
-        return cls(tuple(train_cfg.BBOX_INSIDE_WEIGHTS), bool(train_cfg.BBOX_NORMALIZE_TARGETS),
-                   bool(train_cfg.BBOX_NORMALIZE_TARGETS_PRECOMPUTED),
-                   tuple(train_cfg.BBOX_NORMALIZE_MEANS), tuple(train_cfg.BBOX_NORMALIZE_STDS),
-                   float(train_cfg.BBOX_THRESH))
-
 
 def expand_bbox_targets(bbox_target_data, num_classes, inside_weights):
     """Places each RoI's 4 regression targets in its class's slot of a 4 * num_classes vector
@@ -185,8 +177,10 @@ def class_statistics(target_data, num_classes, eps):
         np.add.at(squared_sums, classes[fg], targets[fg, 1:] ** 2)
     means = sums / counts[:, None]
     stds = np.sqrt(np.maximum(squared_sums / counts[:, None] - means ** 2, 0))
-    # A class whose targets are all equal (e.g. one example) would divide by 0: shift only.
-    constant = (stds == 0) & (counts[:, None] >= 1)
+    # A class whose targets are all equal (e.g. one example) would divide by 0: shift only. Its
+    # std is 0 only up to the rounding of E[t^2] - E[t]^2 (about 1e-8 |t|, eps in the counts).
+    constant = (stds <= np.finfo(np.float32).eps * np.maximum(np.abs(means), 1)) & \
+        (counts[:, None] >= 1)
     constant[0] = False
     stds[constant] = 1.0
     return means, stds

@@ -3,7 +3,7 @@ detector's RoIs.
 
 Both draw a fixed-size minibatch with at most a given number of foreground examples and fill the
 rest with background (paper Sec. 3.1.3 for anchors; Fast R-CNN's 25% foreground RoIs, Sec. 2.3).
-Random draws use np.random, which the trainer seeds (cfg.RNG_SEED).
+Random draws use np.random, which the trainer seeds.
 """
 from dataclasses import dataclass
 
@@ -39,13 +39,6 @@ class RoISampling:
     fg_thresh: float = 0.5
     bg_thresh_hi: float = 0.5
     bg_thresh_lo: float = 0.1
-
-    @classmethod
-    def from_cfg(cls, train_cfg):
-        """From the TRAIN section of the config (BATCH_SIZE, FG_FRACTION, FG_THRESH,
-        BG_THRESH_HI, BG_THRESH_LO)."""
-        return cls(train_cfg.BATCH_SIZE, train_cfg.FG_FRACTION, train_cfg.FG_THRESH,
-                   train_cfg.BG_THRESH_HI, train_cfg.BG_THRESH_LO)
 
     def fg_bg_masks(self, max_overlaps):
         """(foreground, background) boolean masks of RoIs given their best IoU."""

@@ -28,7 +28,6 @@ from core.boxes import box_coverage, filter_small_boxes, unique_boxes
 from datasets import ds_utils
 from datasets.imdb import imdb
 from utils.data_files import save_npz
-from fast_rcnn.config import cfg
 
 # image sets whose images live in another set's folder
 IMAGE_FOLDER = {'minival2014': 'val2014',
@@ -106,11 +105,11 @@ def load_coco_json(path):
 
 
 class coco(imdb):
-    def __init__(self, image_set, year, data_path=None):
-        imdb.__init__(self, 'coco_' + year + '_' + image_set)
+    def __init__(self, image_set, year, data_path=None, data_dir=None):
+        imdb.__init__(self, 'coco_' + year + '_' + image_set, data_dir=data_dir)
         self._year = year
         self._image_set = image_set
-        self._data_path = data_path or os.path.join(cfg.DATA_DIR, 'coco')
+        self._data_path = data_path or os.path.join(self.data_dir, 'coco')
         # top_k: proposals kept per image (the paper's Table 11: 2000 SS proposals);
         # crowd_thresh: see mark_crowd_proposals.
         self.config = {'use_salt': True,
@@ -232,7 +231,7 @@ class coco(imdb):
         """The .mat file of image `index`: <prefix 14>/<prefix 22>/COCO_<set>_<12-digit id>.mat
         under the method's folder (subsets such as minival read val2014's files)."""
         name = 'COCO_{}_{:012d}.mat'.format(self._data_name, index)
-        return os.path.join(proposals_dir(cfg.DATA_DIR, method), name[:14], name[:22], name)
+        return os.path.join(proposals_dir(self.data_dir, method), name[:14], name[:22], name)
 
     def _method_roidb(self, method):
         files = [self.proposal_file(method, index) for index in self.image_index]
@@ -243,7 +242,7 @@ class coco(imdb):
             tuple(self.image_index), ds_utils.files_fingerprint(files, content=False)))
         crowd_thresh = self.config['crowd_thresh']
         return self._proposals_roidb(
-            method, proposals_dir(cfg.DATA_DIR, method),
+            method, proposals_dir(self.data_dir, method),
             '{}_{}_top{}_roidb.npz'.format(self.name, method, self.config['top_k']), key,
             lambda gt_roidb: self._load_proposals(method, files, gt_roidb),
             per_entry=lambda entry: mark_crowd_proposals(entry, crowd_thresh))

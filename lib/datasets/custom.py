@@ -23,7 +23,6 @@ import os
 
 from datasets.imdb import imdb
 from datasets.pascal_voc import pascal_voc
-from fast_rcnn.config import cfg
 
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff')
 CLASSES_FILE = 'classes.txt'
@@ -66,10 +65,11 @@ def is_custom_dataset(data_path):
 class custom_dataset(pascal_voc):
     """A VOC-layout folder with a classes.txt; see the module docstring."""
 
-    def __init__(self, name, image_set, data_path=None):
-        data_path = os.path.abspath(data_path or os.path.join(cfg.DATA_DIR, name))
+    def __init__(self, name, image_set, data_path=None, data_dir=None):
+        imdb.__init__(self, name + '_' + image_set, data_dir=data_dir)
+        data_path = os.path.abspath(data_path or os.path.join(self.data_dir, name))
         classes = read_classes_file(os.path.join(data_path, CLASSES_FILE))
-        imdb.__init__(self, name + '_' + image_set, ('__background__',) + classes)
+        self._classes = ('__background__',) + classes
         self._dataset_name = name
         self._year = None
         self._devkit_path = data_path

@@ -1,6 +1,6 @@
 """Small helpers shared by the dataset readers: box checks, and the dataset caches. The box
 filters and formats the release kept here (unique_boxes, filter_small_boxes, xywh_to_xyxy,
-xyxy_to_xywh) are core.boxes'.
+xyxy_to_xywh) are in core.boxes.
 
 Boxes are 0-based [x1, y1, x2, y2] with inclusive corners (width = x2 - x1 + 1), as everywhere
 in this project.
@@ -18,7 +18,6 @@ import scipy.io
 import scipy.sparse
 
 from caffe.io import atomic_write
-from core.boxes import filter_small_boxes, unique_boxes, xywh_to_xyxy, xyxy_to_xywh  # noqa: F401
 from utils.data_files import DataFileError, hash_file_into, load_npz, save_npz
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse
 
 from datasets import ds_utils, proposals_file
-from fast_rcnn.config import cfg
+from utils import paths
 from utils.image_file import image_header
 
 # Area ranges of evaluate_recall, in pixels^2 (the release's names and bounds).
@@ -42,8 +42,10 @@ class imdb:
     """Base class of the datasets. Subclasses set _classes and _image_index, implement
     image_path_at and at least one <method>_roidb, and may override evaluate_detections."""
 
-    def __init__(self, name, classes=None):
+    def __init__(self, name, classes=None, data_dir=None):
         self._name = name
+        # Where datasets, their caches and precomputed proposals are (cfg.DATA_DIR).
+        self.data_dir = data_dir or paths.DATA_DIR
         self._classes = tuple(classes) if classes is not None else ()
         self._image_index = []
         self._obj_proposer = 'gt'
@@ -107,7 +109,7 @@ class imdb:
 
     @property
     def cache_path(self):
-        path = os.path.abspath(os.path.join(cfg.DATA_DIR, 'cache'))
+        path = os.path.abspath(os.path.join(self.data_dir, 'cache'))
         os.makedirs(path, exist_ok=True)
         return path
 
@@ -281,7 +283,7 @@ class imdb:
         """Dense sliding windows (core.dense_windows) as proposals: the training RoIs of the
         paper's one-stage system (Table 10), merged after the ground truth. The windows are made
         for images scaled as training scales them: config['dense_scales'] (short sides) and
-        config['dense_max_size'], which the training tools set from cfg.TRAIN (default: the
+        config['dense_max_size'], which training sets to its image scaling (default: the
         paper's 600 and 1000)."""
         from core.dense_windows import dense_windows
         scales = tuple(self.config.get('dense_scales', (600,)))

@@ -17,12 +17,12 @@ import numpy as np
 import scipy.sparse
 
 from caffe.io import atomic_write
+from core.boxes import filter_small_boxes, unique_boxes
 from datasets import ds_utils
 from datasets.imdb import imdb
 from datasets.voc_eval import voc_eval
 from datasets.voc_xml import AnnotationError, read_voc_xml
 from utils.data_files import save_npz
-from fast_rcnn.config import cfg
 
 VOC_CLASSES = ('__background__',  # always index 0
                'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
@@ -42,10 +42,10 @@ def read_image_set(path):
 
 
 class pascal_voc(imdb):
-    def __init__(self, image_set, year, devkit_path=None):
-        imdb.__init__(self, 'voc_' + year + '_' + image_set, VOC_CLASSES)
+    def __init__(self, image_set, year, devkit_path=None, data_dir=None):
+        imdb.__init__(self, 'voc_' + year + '_' + image_set, VOC_CLASSES, data_dir)
         self._year = year
-        self._devkit_path = devkit_path or os.path.join(cfg.DATA_DIR, 'VOCdevkit' + year)
+        self._devkit_path = devkit_path or os.path.join(self.data_dir, 'VOCdevkit' + year)
         self._init_voc_layout(
             data_path=os.path.join(self._devkit_path, 'VOC' + year),
             image_set=image_set,
@@ -172,7 +172,7 @@ class pascal_voc(imdb):
         return self._proposal_mat_file('selective_search')
 
     def _proposal_mat_file(self, method):
-        return os.path.abspath(os.path.join(cfg.DATA_DIR, method + '_data', self.name + '.mat'))
+        return os.path.abspath(os.path.join(self.data_dir, method + '_data', self.name + '.mat'))
 
     def _load_selective_search_roidb(self, gt_roidb):
         return self._load_mat_roidb(self._selective_search_file(), gt_roidb)
@@ -187,8 +187,8 @@ class pascal_voc(imdb):
             boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
             # stored 1-based as [y1 x1 y2 x2]
             boxes = boxes[:, (1, 0, 3, 2)] - 1
-            boxes = boxes[ds_utils.unique_boxes(boxes)]
-            boxes = boxes[ds_utils.filter_small_boxes(boxes, self.config['min_size'])]
+            boxes = boxes[unique_boxes(boxes)]
+            boxes = boxes[filter_small_boxes(boxes, self.config['min_size'])]
             box_list.append(boxes)
         return self.create_roidb_from_box_list(box_list, gt_roidb)
 

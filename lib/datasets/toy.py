@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from caffe.io import umask
+from utils import paths
 
 CLASSES = ('square', 'circle', 'triangle')
 # BGR base colours, far apart and saturated, against the low-saturation background
@@ -258,8 +259,7 @@ def ensure_toy_dataset(root=None, **params):
     """Generates the toy dataset (defaults: data/toy, DEFAULTS) unless it is already there
     with the same parameters; returns its folder."""
     if root is None:
-        from fast_rcnn.config import cfg
-        root = os.path.join(cfg.DATA_DIR, 'toy')
+        root = os.path.join(paths.DATA_DIR, 'toy')
     return generate_toy_dataset(root, **params)
 
 

@@ -3,17 +3,27 @@
 Defaults live here and are not edited per experiment. An experiment overrides them with a YAML
 file (`cfg_from_file`, tools' --cfg) and with KEY VALUE pairs (`cfg_from_list`, tools' --set).
 Both refuse keys that do not exist here and values whose type does not match the default, naming
-the dotted key, so a typo cannot silently leave a default in force.
+the dotted key, so a typo cannot silently leave a default in force. Every key an override sets is
+remembered (keys_set): where a net's prototxt already holds a setting, the tools keep it unless
+the run sets the key (fast_rcnn.experiment).
+
+Only the tools read cfg, once, at their start, into one experiment value (fast_rcnn.experiment)
+that they pass down and write into the prototxt copies they run; the project's library code and
+Python layers never read it. It keeps every key of the release's config, so the release's own
+Python layers (which read `cfg[str(self.phase)]`) still find theirs.
 
     from fast_rcnn.config import cfg
 """
-import ast
-import os
-import os.path as osp
+
+import copy
 
 import numpy as np
 import yaml
 from easydict import EasyDict as edict
+
+from fast_rcnn.config_checks import (ORDERED_PAIRS, ConfigError, checked_overrides,
+                                     parse_text, unknown_key, yaml_error)
+from utils import paths
 
 __C = edict()
 cfg = __C
@@ -48,7 +58,8 @@ __C.TRAIN.BBOX_THRESH = 0.5
 __C.TRAIN.SNAPSHOT_ITERS = 10000
 # Snapshots are named <solver prefix>[_<infix>]_iter_<n>.caffemodel.
 __C.TRAIN.SNAPSHOT_INFIX = ''
-# Prepare minibatches in a background process.
+# The release's switch for a minibatch process; unused here (the RoI data layer always reads the
+# next minibatch's images in a thread, every random draw staying in the training thread).
 __C.TRAIN.USE_PREFETCH = False
 # Normalize regression targets by means and stds (undone in the saved bbox_pred weights).
 __C.TRAIN.BBOX_NORMALIZE_TARGETS = True
@@ -146,9 +157,9 @@ __C.TEST.SCORE_THRESH = 0.05
 # Project key: skip NMS on RPN proposals at test time (the paper's Table 2 ablation
 # "RPN w/o NMS", which ranks the top-N proposals without suppression).
 __C.TEST.RPN_NO_NMS = False
-# Project key: how proposals are made at test time, for the paper's Table 2 ablations.
-# 'rpn' is the full RPN; ablation modes (e.g. without cls scores or without regression) will be
-# added by the issue that implements them.
+# Project key: how proposals are made at test time, for the paper's Table 2 ablations: 'rpn' the
+# full RPN, 'no_cls' proposals drawn at random instead of ranked by score, 'no_reg' the anchors
+# themselves (core.proposals.RPN_MODES).
 __C.TEST.RPN_MODE = 'rpn'
 
 #
@@ -164,141 +175,34 @@ __C.RNG_SEED = 3
 # A small number used to avoid division by zero.
 __C.EPS = 1e-14
 # Repository root.
-__C.ROOT_DIR = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+__C.ROOT_DIR = paths.ROOT_DIR
 # Datasets and pretrained models (see data/README.md).
-__C.DATA_DIR = osp.abspath(osp.join(__C.ROOT_DIR, 'data'))
+__C.DATA_DIR = paths.DATA_DIR
 # Prototxt files.
-__C.MODELS_DIR = osp.abspath(osp.join(__C.ROOT_DIR, 'models'))
+__C.MODELS_DIR = paths.MODELS_DIR
 # MATLAB executable, for the official VOC evaluation code.
 __C.MATLAB = 'matlab'
 # Outputs go to output/<EXP_DIR>/<imdb name>/.
-__C.EXP_DIR = 'default'
+__C.EXP_DIR = paths.DEFAULT_EXP_DIR
 # Run NMS on the GPU when the runtime is in GPU mode.
 __C.USE_GPU_NMS = True
 # Default GPU device id.
 __C.GPU_ID = 0
-# Project key: RPN anchor scales, multiples of the 16-pixel base box: (8, 16, 32) gives the
-# paper's 128^2, 256^2 and 512^2 areas. The paper's Table 8 varies scales and ratios.
+# Project keys: the RPN's anchors, scales as multiples of the 16-pixel base box ((8, 16, 32):
+# the paper's 128^2, 256^2 and 512^2 areas) and aspect ratios (height / width; the paper's 1:2,
+# 1:1, 2:1). A run that sets them has the nets' RPN layers rewritten to these anchors (param_str
+# scales/ratios, and the 2A / 4A outputs of rpn_cls_score / rpn_bbox_pred) in the prototxt copy
+# it runs, e.g. Table 8's 1 scale x 1 ratio or COCO's 4 scales (4, 8, 16, 32); otherwise a net
+# keeps the anchors its param_str names (these where it names none).
 __C.ANCHOR_SCALES = (8, 16, 32)
-# Project key: RPN anchor aspect ratios (height / width); the paper's 1:2, 1:1, 2:1.
 __C.ANCHOR_RATIOS = (0.5, 1.0, 2.0)
-# Project keys: when non-empty, the nets' RPN layers are rewritten to these anchors (param_str
-# scales/ratios, and 2A / 4A outputs of rpn_cls_score / rpn_bbox_pred) in an adapted copy of the
-# prototxt (tools/_common.py), e.g. Table 8's 1 scale x 1 ratio or COCO's 4 scales (4, 8, 16, 32).
-__C.RPN_ANCHOR_SCALES = ()
-__C.RPN_ANCHOR_RATIOS = ()
 # Project key: let cuDNN use TF32 tensor-core math (faster on Ampere and newer, but no longer
 # float32-faithful to Caffe); off by default so results match Caffe to float32 rounding.
 __C.CUDNN_ALLOW_TF32 = False
 
 
-class ConfigError(ValueError):
-    """A bad configuration override: unknown key, wrong type, value out of range or malformed
-    --set list."""
-
-
-#
-# Valid values of the numeric keys: one rule per key, checked whenever a value is set (every
-# numeric key has one; floats must also be finite). Each rule is (what is expected, test).
-#
-def _all(test):
-    return lambda values: all(test(v) for v in values)
-
-
-_AT_LEAST_1 = ('an integer >= 1', lambda v: v >= 1)
-_AT_LEAST_0 = ('a number >= 0', lambda v: v >= 0)
-_FRACTION = ('a number in [0, 1]', lambda v: 0 <= v <= 1)
-_TOP_N = ('an integer >= -1 (-1 or 0: no limit)', lambda v: v >= -1)
-_SCALES = ('a non-empty list of integers >= 1 (short sides in pixels)',
-           lambda v: len(v) > 0 and _all(lambda x: x >= 1)(v))
-_FOUR_WEIGHTS = ('4 numbers >= 0', lambda v: len(v) == 4 and _all(lambda x: x >= 0)(v))
-_POSITIVE_LIST = ('a non-empty list of numbers > 0',
-                  lambda v: len(v) > 0 and _all(lambda x: x > 0)(v))
-_OPTIONAL_POSITIVE_LIST = ('an empty list or numbers > 0', _all(lambda x: x > 0))
-
-VALID_VALUES = {
-    'TRAIN.SCALES': _SCALES,
-    'TRAIN.MAX_SIZE': _AT_LEAST_1,
-    'TRAIN.IMS_PER_BATCH': _AT_LEAST_1,
-    'TRAIN.BATCH_SIZE': _AT_LEAST_1,
-    'TRAIN.FG_FRACTION': _FRACTION,
-    'TRAIN.FG_THRESH': _FRACTION,
-    'TRAIN.BG_THRESH_HI': _FRACTION,
-    'TRAIN.BG_THRESH_LO': _FRACTION,
-    'TRAIN.BBOX_THRESH': _FRACTION,
-    'TRAIN.SNAPSHOT_ITERS': ('an integer >= 0 (0: a snapshot only at the end)', lambda v: v >= 0),
-    'TRAIN.BBOX_INSIDE_WEIGHTS': _FOUR_WEIGHTS,
-    'TRAIN.BBOX_NORMALIZE_MEANS': ('4 numbers', lambda v: len(v) == 4),
-    'TRAIN.BBOX_NORMALIZE_STDS': ('4 numbers > 0', lambda v: len(v) == 4 and
-                                  _all(lambda x: x > 0)(v)),
-    'TRAIN.RPN_POSITIVE_OVERLAP': _FRACTION,
-    'TRAIN.RPN_NEGATIVE_OVERLAP': _FRACTION,
-    'TRAIN.RPN_FG_FRACTION': _FRACTION,
-    'TRAIN.RPN_BATCHSIZE': _AT_LEAST_1,
-    'TRAIN.RPN_NMS_THRESH': _FRACTION,
-    'TRAIN.RPN_PRE_NMS_TOP_N': _TOP_N,
-    'TRAIN.RPN_POST_NMS_TOP_N': _TOP_N,
-    'TRAIN.RPN_MIN_SIZE': _AT_LEAST_0,
-    'TRAIN.RPN_BBOX_INSIDE_WEIGHTS': _FOUR_WEIGHTS,
-    # The release's rule (anchor_target_layer.py): uniform weights, or p for the positives.
-    'TRAIN.RPN_POSITIVE_WEIGHT': ('a negative number (uniform weights) or a number in (0, 1)',
-                                  lambda v: v < 0 or 0 < v < 1),
-    'TRAIN.RPN_LAMBDA': _AT_LEAST_0,
-    'TRAIN.ITER_SIZE': ('an integer >= 0 (0: the solver file\'s iter_size)', lambda v: v >= 0),
-    'TRAIN.RANKS_PER_UPDATE': ('an integer >= 0 (0: not used)', lambda v: v >= 0),
-    'TRAIN.COORD_GRADIENT_SCALE': ('a number >= 0 (1: the loss\'s derivative)', lambda v: v >= 0),
-    'TEST.SCALES': _SCALES,
-    'TEST.MAX_SIZE': _AT_LEAST_1,
-    'TEST.NMS': _FRACTION,
-    'TEST.RPN_NMS_THRESH': _FRACTION,
-    'TEST.RPN_PRE_NMS_TOP_N': _TOP_N,
-    'TEST.RPN_POST_NMS_TOP_N': _TOP_N,
-    'TEST.RPN_MIN_SIZE': _AT_LEAST_0,
-    'TEST.MAX_PER_IMAGE': _TOP_N,
-    # Linear (TEST.SVM) scores may be negative: any finite threshold.
-    'TEST.SCORE_THRESH': ('a number', lambda v: True),
-    'DEDUP_BOXES': ('a number >= 0 (0: off)', lambda v: v >= 0),
-    'PIXEL_MEANS': ('3 numbers (B, G, R)', lambda v: v.size == 3),
-    # np.random.seed takes 0 <= seed < 2**32.
-    'RNG_SEED': ('an integer in [0, 2**32 - 1]', lambda v: 0 <= v < 2 ** 32),
-    'EPS': ('a number > 0', lambda v: v > 0),
-    'GPU_ID': ('an integer >= 0', lambda v: v >= 0),
-    'ANCHOR_SCALES': _POSITIVE_LIST,
-    'ANCHOR_RATIOS': _POSITIVE_LIST,
-    'RPN_ANCHOR_SCALES': _OPTIONAL_POSITIVE_LIST,
-    'RPN_ANCHOR_RATIOS': _OPTIONAL_POSITIVE_LIST,
-}
-
-# Pairs (low, high) of keys whose values must not cross, checked by check_consistency once the
-# whole config is loaded (one override may set them one at a time).
-ORDERED_PAIRS = (('TRAIN.BG_THRESH_LO', 'TRAIN.BG_THRESH_HI'),
-                 ('TRAIN.RPN_NEGATIVE_OVERLAP', 'TRAIN.RPN_POSITIVE_OVERLAP'))
-
-
-def _check_value(value, dotted, source):
-    """Raises ConfigError naming the key when a numeric value is not finite or breaks its
-    VALID_VALUES rule."""
-    rule = VALID_VALUES.get(dotted)
-    numbers = np.asarray(value, dtype=np.float64).ravel() if _is_numeric(value) else None
-    if numbers is None:
-        return
-    if not np.isfinite(numbers).all():
-        raise ConfigError('%s: %s expects finite numbers, got %r' % (source, dotted, value))
-    if rule is not None and not rule[1](value):
-        raise ConfigError('%s: %s expects %s, got %r' % (source, dotted, rule[0], _shown(value)))
-
-
-def _is_numeric(value):
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, (int, float, np.ndarray)):
-        return True
-    return isinstance(value, (list, tuple)) and all(
-        isinstance(x, (int, float)) and not isinstance(x, bool) for x in value)
-
-
-def _shown(value):
-    return value.tolist() if isinstance(value, np.ndarray) else value
+# The dotted keys that overrides have set (keys_set).
+_set_keys = set()
 
 
 def check_consistency():
@@ -311,49 +215,17 @@ def check_consistency():
 
 
 def get_output_dir(imdb, net=None):
-    """Returns output/<EXP_DIR>/<imdb name>[/<net name>] under ROOT_DIR, creating it.
-
-    imdb and net may be objects with a `name` attribute or plain strings.
+    """Returns output/<EXP_DIR>/<imdb name>[/<net name>] under ROOT_DIR, creating it (the
+    release's function). imdb and net may be objects with a `name` attribute or plain strings.
     """
-    path = osp.abspath(osp.join(__C.ROOT_DIR, 'output', __C.EXP_DIR, _name_of(imdb)))
-    if net is not None:
-        path = osp.join(path, _name_of(net))
-    os.makedirs(path, exist_ok=True)
-    return path
-
-
-def _name_of(thing):
-    return thing if isinstance(thing, str) else thing.name
+    return paths.output_dir(imdb, net, __C.EXP_DIR, __C.ROOT_DIR)
 
 
 def cfg_from_file(filename):
     """Merges a YAML file into cfg. Nothing changes if any key or value in it is bad."""
-    try:
-        with open(filename) as f:
-            loaded = yaml.safe_load(f)
-    except OSError as e:
-        raise ConfigError('cannot read config file %s: %s' % (filename, e)) from e
-    except yaml.YAMLError as e:
-        raise ConfigError(_yaml_error(filename, e)) from None
-    if loaded is None:
-        return
-    if not isinstance(loaded, dict):
-        raise ConfigError('config file %s: expected a mapping of keys to values at top level, '
-                          'got %s' % (filename, type(loaded).__name__))
-    merge_into_cfg(loaded, source=filename)
-
-
-def _yaml_error(filename, e):
-    """One line for a YAML error: file:line:column, the problem, and where its context began."""
-    mark = getattr(e, 'problem_mark', None)
-    where = filename if mark is None else '%s:%d:%d' % (filename, mark.line + 1, mark.column + 1)
-    problem = getattr(e, 'problem', None) or ' '.join(str(e).split())
-    context = getattr(e, 'context', None)
-    context_mark = getattr(e, 'context_mark', None)
-    if context and context_mark is not None:
-        context = '%s at line %d' % (context, context_mark.line + 1)
-    return 'config file %s: not valid YAML: %s%s' % (where, problem,
-                                                     ' (%s)' % context if context else '')
+    loaded = read_config_file(filename)
+    if loaded:
+        merge_into_cfg(loaded, source=filename)
 
 
 def cfg_from_list(cfg_list):
@@ -372,7 +244,7 @@ def cfg_from_list(cfg_list):
             raise ConfigError('--set: key %r is not a dotted key name' % (key,))
         parts = key.split('.')
         default = _lookup(parts, source='--set')
-        value = _parse_text(text, default)
+        value = parse_text(text, default)
         node = overrides
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -384,9 +256,66 @@ def cfg_from_list(cfg_list):
 
 def merge_into_cfg(overrides, source='overrides'):
     """Merges a nested dict into cfg after checking every key and value; `source` names where the
-    overrides came from in error messages."""
-    checked = _checked(overrides, __C, [], source)
+    overrides came from in error messages. The keys are remembered as set (keys_set)."""
+    checked = checked_overrides(overrides, __C, [], source)
     _assign(checked, __C)
+    _set_keys.update(_dotted_keys(checked))
+
+
+def keys_set():
+    """The dotted keys (e.g. 'TRAIN.SCALES') that the config files, a tool's defaults and --set
+    pairs merged so far have set, whatever their values."""
+    return frozenset(_set_keys)
+
+
+def merged_config(overrides, source='overrides', config=None, keys=None):
+    """(a copy of config with the nested dict `overrides` merged, the keys set in it): what cfg
+    and keys_set would be after merge_into_cfg, leaving them as they are. config, keys: another
+    config made so and its keys (default: cfg and keys_set())."""
+    checked = checked_overrides(overrides, __C, [], source)
+    config = copy.deepcopy(__C if config is None else config)
+    _assign(checked, config)
+    return config, (keys_set() if keys is None else keys) | _dotted_keys(checked)
+
+
+def read_config_file(filename):
+    """The nested dict of keys a YAML config file sets (checked as cfg_from_file checks it),
+    for merged_config."""
+    try:
+        with open(filename) as f:
+            loaded = yaml.safe_load(f)
+    except OSError as e:
+        raise ConfigError('cannot read config file %s: %s' % (filename, e)) from e
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_error(filename, e)) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError('config file %s: expected a mapping of keys to values at top level, '
+                          'got %s' % (filename, type(loaded).__name__))
+    checked_overrides(loaded, __C, [], filename)
+    return loaded
+
+
+def reset_cfg():
+    """Every key back to its default, none set (for tests of the tools' edge)."""
+    _assign(_checked_defaults(_DEFAULTS), __C)
+    _set_keys.clear()
+
+
+def _checked_defaults(node):
+    return {k: _checked_defaults(v) if isinstance(v, dict) else copy.deepcopy(v)
+            for k, v in node.items()}
+
+
+def _dotted_keys(checked, prefix=''):
+    keys = set()
+    for key, value in checked.items():
+        if isinstance(value, dict):
+            keys |= _dotted_keys(value, prefix + key + '.')
+        else:
+            keys.add(prefix + key)
+    return frozenset(keys)
 
 
 def cfg_to_string(config=None):
@@ -411,108 +340,9 @@ def _lookup(parts, source):
     node = __C
     for i, part in enumerate(parts):
         if not isinstance(node, dict) or part not in node:
-            raise ConfigError('%s: unknown config key %s' % (source, '.'.join(parts[:i + 1])))
+            raise unknown_key(source, '.'.join(parts[:i + 1]))
         node = node[part]
     return node
-
-
-def _parse_text(text, default):
-    if not isinstance(text, str):
-        return text
-    if isinstance(default, str):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return text
-        return value if isinstance(value, str) else text
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def _checked(overrides, defaults, path, source):
-    """Returns overrides converted to the defaults' types, or raises ConfigError."""
-    out = {}
-    for key, value in overrides.items():
-        dotted = '.'.join(path + [str(key)])
-        if key not in defaults:
-            raise ConfigError('%s: unknown config key %s' % (source, dotted))
-        default = defaults[key]
-        if isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise ConfigError('%s: %s is a group of keys; expected a mapping, got %r (%s)'
-                                  % (source, dotted, value, type(value).__name__))
-            out[key] = _checked(value, default, path + [str(key)], source)
-        else:
-            out[key] = _converted(value, default, dotted, source)
-            _check_value(out[key], dotted, source)
-    return out
-
-
-def _converted(value, default, dotted, source):
-    def bad(expected):
-        return ConfigError('%s: %s expects %s, got %r (%s)'
-                           % (source, dotted, expected, value, type(value).__name__))
-
-    if isinstance(default, np.ndarray):
-        try:
-            array = np.array(value, dtype=default.dtype)
-        except (TypeError, ValueError):
-            raise bad('a numeric array like %s' % default.tolist()) from None
-        if array.dtype == object or array.size != default.size:
-            raise bad('%d numbers like %s' % (default.size, default.tolist()))
-        return array.reshape(default.shape)
-    if isinstance(default, (list, tuple)):
-        if not isinstance(value, (list, tuple)):
-            raise bad('a list')
-        kinds = {_kind(x) for x in default}
-        if len(kinds) == 1:
-            kind = kinds.pop()
-            try:
-                items = [_converted_scalar(x, kind) for x in value]
-            except TypeError:
-                raise bad('a list of %s' % kind.__name__) from None
-        else:
-            items = list(value)
-        return type(default)(items)
-    try:
-        return _converted_scalar(value, _kind(default))
-    except TypeError:
-        raise bad(_kind(default).__name__) from None
-
-
-def _kind(value):
-    for kind in (bool, int, float, str):
-        if isinstance(value, kind):
-            return kind
-    return type(value)
-
-
-def _converted_scalar(value, kind):
-    # bool is an int subclass; keep True out of numeric keys and 1 out of boolean ones.
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-    elif kind is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        # YAML 1.1 reads 1e-3 (no dot) as a string.
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif isinstance(value, kind):
-        return value
-    raise TypeError(kind)
 
 
 def _assign(checked, target):
@@ -521,3 +351,6 @@ def _assign(checked, target):
             _assign(value, target[key])
         else:
             target[key] = value
+
+
+_DEFAULTS = copy.deepcopy(__C)

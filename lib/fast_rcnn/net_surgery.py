@@ -7,6 +7,10 @@ datasets), other anchors (Table 8), another lambda (Table 9), the detector alone
 given proposals, Tables 2 and 10) or a non-approximate joint training net without its coordinate
 gradient (Sec. 3.2) gets an adapted copy written beside its outputs; the original
 files are never changed. Each edit raises NetSurgeryError when the net lacks what it edits.
+
+The copy also holds every setting of the experiment that the net's Python layers read, in their
+param_str (with_layer_settings), and a test net the test settings (fast_rcnn.test_settings), so
+that the copy describes the net completely.
 """
 import copy
 import os
@@ -14,8 +18,10 @@ import re
 
 from caffe import io as caffe_io
 from caffe.proto import caffe_pb2
+from core import anchors
+from fast_rcnn import test_settings
 from google.protobuf import text_format
-from rpn.layer_io import load_param_str
+from utils.param_str import dump_param_str, load_param_str
 
 
 class NetSurgeryError(ValueError):
@@ -76,23 +82,24 @@ def rpn_layers(param):
     return [l for l in param.layer if l.name in ('rpn_cls_score', 'rpn_bbox_pred')]
 
 
-def with_anchors(param, scales, ratios, default_scales):
-    """The RPN with other anchors (Table 8): the anchor layers' param_str scales (scales, or
-    each layer's own when scales is None; default_scales where a layer names none) and ratios,
-    and rpn_cls_score / rpn_bbox_pred (and the score reshape) with 2A / 4A outputs. A net with
-    the RPN's convolutions but no anchor layer (alt-opt's Fast R-CNN stages keep them to carry
-    the shared weights) gets the output counts only."""
+def with_anchors(param, scales=None, ratios=None):
+    """The RPN with other anchors (Table 8): the anchor layers' param_str scales and ratios (each
+    layer's own where None, the paper's where it names none), and rpn_cls_score / rpn_bbox_pred
+    (and the score reshape) with 2A / 4A outputs. A net with the RPN's convolutions but no
+    anchor layer (alt-opt's Fast R-CNN stages keep them to carry the shared weights) gets the
+    output counts only."""
     param = copy.deepcopy(param)
     if not anchor_layers(param) and not rpn_layers(param):
         raise NetSurgeryError('net %r has no RPN to give other anchors' % param.name)
-    num_anchors = len(scales or default_scales) * len(ratios)
+    num_anchors = len(scales or anchors.SCALES) * len(ratios or anchors.RATIOS)
     for layer in anchor_layers(param):
         params = load_param_str(layer.python_param.param_str)
-        layer_scales = scales or tuple(params.get('scales', default_scales))
+        layer_scales = scales or tuple(params.get('scales', anchors.SCALES))
+        layer_ratios = ratios or tuple(params.get('ratios', anchors.RATIOS))
         params['scales'] = [float(v) if v != int(v) else int(v) for v in layer_scales]
-        params['ratios'] = [float(v) for v in ratios]
-        layer.python_param.param_str = repr(params)
-        num_anchors = len(layer_scales) * len(ratios)
+        params['ratios'] = [float(v) for v in layer_ratios]
+        layer.python_param.param_str = dump_param_str(params)
+        num_anchors = len(layer_scales) * len(layer_ratios)
     for layer in param.layer:
         if layer.name == 'rpn_cls_score':
             layer.convolution_param.num_output = 2 * num_anchors
@@ -148,7 +155,7 @@ def without_coordinate_gradient(param):
         params = load_param_str(layer.python_param.param_str)
         for key in ('backprop_coords', 'backprop_targets', 'coord_grad_scale'):
             params.pop(key, None)
-        layer.python_param.param_str = repr(params)
+        layer.python_param.param_str = dump_param_str(params)
     return param
 
 
@@ -168,7 +175,41 @@ def with_coordinate_gradient(param, scale=None, rois=None):
             continue
         params = load_param_str(layer.python_param.param_str)
         params[key] = value
-        layer.python_param.param_str = repr(params)
+        layer.python_param.param_str = dump_param_str(params)
+    return param
+
+
+def with_layer_settings(param, settings):
+    """Every Python layer of a module named in `settings` with those settings in its param_str.
+    settings: {module: (values, overriding)}, values a dict {param_str key: value} and
+    overriding the keys whose value replaces the layer's own; the other keys are written only
+    where the layer names none, so a setting the prototxt already holds stays."""
+    param = copy.deepcopy(param)
+    for layer in param.layer:
+        if not layer.HasField('python_param') or layer.python_param.module not in settings:
+            continue
+        values, overriding = settings[layer.python_param.module]
+        params = load_param_str(layer.python_param.param_str)
+        for key, value in values.items():
+            if key in overriding or key not in params:
+                params[key] = value
+        layer.python_param.param_str = dump_param_str(params)
+    return param
+
+
+def with_test_settings_layer(param):
+    """A test net with the layer that carries its test settings (fast_rcnn.test_settings), first
+    among its layers, if it has none: with_layer_settings then fills it in."""
+    if any(l.HasField('python_param') and l.python_param.module == test_settings.MODULE
+           for l in param.layer):
+        return param
+    param = copy.deepcopy(param)
+    layers = list(param.layer)
+    del param.layer[:]
+    holder = param.layer.add(name=test_settings.LAYER_NAME, type='Python')
+    holder.python_param.module = test_settings.MODULE
+    holder.python_param.layer = test_settings.LAYER
+    param.layer.extend(layers)
     return param
 
 
@@ -258,33 +299,31 @@ def _factor_of(out, layer, name):
 
 # Adapted copies of files -----------------------------------------------------------------------
 
-def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default_scales=(),
-                default_ratios=(), rpn_lambda=10.0, coord_gradient=True,
-                coord_gradient_scale=1.0, coord_gradient_rois=''):
-    """The edits a NetParameter needs for an experiment, as a list of (tag, edit function);
-    empty when it is used as written. classes: the dataset's class count (None: keep);
-    anchor_scales / anchor_ratios: the RPN's anchors (empty: keep; the defaults fill in the
-    other one); rpn_lambda: Eq. (1)'s lambda (10: keep); coord_gradient: False turns a
-    non-approximate joint training net's coordinate gradient off (True: keep), else
-    coord_gradient_scale (1: keep) and coord_gradient_rois ('fg' or 'all'; '': keep) change
-    it (with_coordinate_gradient)."""
+def net_changes(param, classes=None, anchor_scales=None, anchor_ratios=None, rpn_lambda=10.0,
+                coord_gradient=True, coord_gradient_scale=None, coord_gradient_rois=None):
+    """The edits of a NetParameter's structure an experiment needs, as a list of (tag, edit
+    function); empty when it is used as written. classes: the dataset's class count (None:
+    keep); anchor_scales / anchor_ratios: the RPN's anchors (None: each layer's own);
+    rpn_lambda: Eq. (1)'s lambda (10: keep); coord_gradient: False turns a non-approximate
+    joint training net's coordinate gradient off (True: keep), else coord_gradient_scale and
+    coord_gradient_rois ('fg' or 'all') change it (with_coordinate_gradient; None: keep)."""
     changes = []
     current = num_classes(param)
     if classes is not None and current is not None and current != classes:
         changes.append(('%dcls' % classes, lambda p: with_num_classes(p, classes)))
     if (anchor_scales or anchor_ratios) and rpn_layers(param):
-        scales = tuple(anchor_scales) or None
-        ratios = tuple(anchor_ratios) or tuple(default_ratios)
-        tag = 'anchors_s%s_r%s' % ('-'.join('%g' % v for v in scales or ('def',)),
-                                   '-'.join('%g' % v for v in ratios))
-        changes.append((tag, lambda p: with_anchors(p, scales, ratios, default_scales)))
+        scales = tuple(anchor_scales) if anchor_scales else None
+        ratios = tuple(anchor_ratios) if anchor_ratios else None
+        tag = 'anchors_s%s_r%s' % tuple('-'.join('%g' % v for v in values) if values else 'def'
+                                        for values in (scales, ratios))
+        changes.append((tag, lambda p: with_anchors(p, scales, ratios)))
     if rpn_lambda != 10.0 and any(l.name == 'rpn_loss_bbox' for l in param.layer):
         changes.append(('lambda%g' % rpn_lambda, lambda p: with_rpn_lambda(p, rpn_lambda)))
     if coordinate_gradient_layers(param):
         if not coord_gradient:
             changes.append(('nocoordgrad', without_coordinate_gradient))
-        elif coord_gradient_scale != 1.0 or coord_gradient_rois:
-            scale = None if coord_gradient_scale == 1.0 else float(coord_gradient_scale)
+        elif coord_gradient_scale is not None or coord_gradient_rois:
+            scale = None if coord_gradient_scale is None else float(coord_gradient_scale)
             rois = coord_gradient_rois or None
             tag = 'coordgrad' + ('_%s' % rois if rois else '') + \
                 ('_x%g' % scale if scale is not None else '')
@@ -292,16 +331,23 @@ def net_changes(param, classes=None, anchor_scales=(), anchor_ratios=(), default
     return changes
 
 
-def adapted_net_file(prototxt, out_dir, **experiment):
-    """prototxt itself when the experiment (net_changes' keywords) needs no change; else the
-    path of an adapted copy written to out_dir."""
-    param = read_net(prototxt)
-    changes = net_changes(param, **experiment)
-    if not changes:
-        return prototxt
-    for _, edit in changes:
+def adapted_net_file(prototxt, out_dir, layer_settings=None, test_net=False, **changes):
+    """The net file to run: prototxt adapted by the structural `changes` (net_changes'
+    keywords), for a test net (test_net) with the test settings layer, and with layer_settings
+    (with_layer_settings) in its Python layers. prototxt itself when that changes nothing; else
+    an adapted copy written to out_dir, named <stem>_<the changes' tags, or 'run'>."""
+    original = read_net(prototxt)
+    edits = net_changes(original, **changes)
+    param = original
+    for _, edit in edits:
         param = edit(param)
-    tag = '_'.join(t for t, _ in changes)
+    if test_net:
+        param = with_test_settings_layer(param)
+    if layer_settings:
+        param = with_layer_settings(param, layer_settings)
+    if param == original:
+        return prototxt
+    tag = '_'.join(t for t, _ in edits) or 'run'
     path = _write_copy(param, prototxt, out_dir, tag)
     print('%s adapted (%s): using the copy %s' % (prototxt, tag.replace('_', ', '), path),
           flush=True)
@@ -348,7 +394,7 @@ def _resolve_beside(path, reference):
     return beside if os.path.exists(beside) else path
 
 
-def adapted_solver_file(solver_prototxt, out_dir, iter_size=0, **experiment):
+def adapted_solver_file(solver_prototxt, out_dir, iter_size=0, layer_settings=None, **changes):
     """The solver file to train with: solver_prototxt itself, or an adapted copy in out_dir
     whose train net is adapted (adapted_net_file) and whose iter_size is `iter_size` when > 0
     (the paper's multi-GPU batches accumulated on one device, Table 11)."""
@@ -359,7 +405,7 @@ def adapted_solver_file(solver_prototxt, out_dir, iter_size=0, **experiment):
     net_path = _resolve_beside(getattr(param, field), solver_prototxt)
     if not os.path.isfile(net_path):
         raise FileNotFoundError('%s: net file %s not found' % (solver_prototxt, net_path))
-    adapted = adapted_net_file(net_path, out_dir, **experiment)
+    adapted = adapted_net_file(net_path, out_dir, layer_settings, **changes)
     if adapted == net_path and iter_size <= 0:
         return solver_prototxt
     setattr(param, field, os.path.abspath(adapted))

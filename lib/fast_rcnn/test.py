@@ -2,12 +2,10 @@
 class (im_detect); then over a whole dataset, per-class thresholding and NMS, a cap on detections
 per image, saving and evaluation (test_net).
 
-This module is the test driver: im_detect and test_net read `cfg` once, at their top, into a
-TestSettings (or take one), and pass plain values down. Pictures are fast_rcnn.vis's, the
-detections cache fast_rcnn.detection_cache's.
+Settings come as a fast_rcnn.test_settings.TestSettings, by default the one the net carries in
+its prototxt (fast_rcnn.test_settings.of_net). Pictures are fast_rcnn.vis's, the detections cache
+fast_rcnn.detection_cache's.
 """
-import dataclasses
-import functools
 import os
 from dataclasses import dataclass
 
@@ -16,10 +14,10 @@ import numpy as np
 
 from core.boxes import bbox_transform_inv, clip_boxes
 from core.dense_windows import dense_windows
-from fast_rcnn import detection_cache
-from fast_rcnn.config import cfg, get_output_dir
-from fast_rcnn.vis import save_detections_image, save_pr_curves, vis_detections  # noqa: F401
-from nms.dispatch import nms, runtime_gpu
+from fast_rcnn import detection_cache, test_settings
+from fast_rcnn.vis import save_detections_image, save_pr_curves
+from nms.dispatch import nms
+from utils import paths
 from utils.blob import pyramid_blob
 from utils.image_file import check_image_file
 from utils.timer import Timer
@@ -27,43 +25,6 @@ from utils.timer import Timer
 # RoIs of a multi-scale pyramid are pooled at the level where their area is closest to 224^2,
 # the ImageNet pre-training size (the release's choice, after SPPnet).
 _CANONICAL_AREA = 224 * 224
-
-
-@dataclass(frozen=True)
-class TestSettings:
-    """scales / max_size: the image pyramid (short sides) and the longest side allowed;
-    pixel_means: BGR means; has_rpn: the net proposes its own boxes (else RoIs are given);
-    proposal_method: where given RoIs come from ('dense': sliding windows made per image);
-    svm: use cls_score as linear scores; bbox_reg: apply the box regression; dedup_boxes:
-    RoIs on the same cell at this scale are evaluated once (0: off; not with an RPN);
-    nms: per-class NMS threshold; use_gpu_nms: NMS on the runtime's GPU in GPU mode."""
-    scales: tuple = (600,)
-    max_size: int = 1000
-    pixel_means: tuple = (102.9801, 115.9465, 122.7717)
-    has_rpn: bool = False
-    proposal_method: str = 'selective_search'
-    svm: bool = False
-    bbox_reg: bool = True
-    dedup_boxes: float = 1. / 16.
-    nms: float = 0.3
-    use_gpu_nms: bool = True
-
-    @classmethod
-    def from_cfg(cls, config):
-        """From the whole config (TEST keys, PIXEL_MEANS, DEDUP_BOXES, USE_GPU_NMS)."""
-        test = config.TEST
-        return cls(tuple(test.SCALES), test.MAX_SIZE,
-                   tuple(np.asarray(config.PIXEL_MEANS, dtype=np.float64).ravel()),
-                   bool(test.HAS_RPN), test.PROPOSAL_METHOD, bool(test.SVM),
-                   bool(test.BBOX_REG), float(config.DEDUP_BOXES), float(test.NMS),
-                   bool(config.USE_GPU_NMS))
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-    def nms_function(self):
-        """nms(dets, thresh) on the device these settings ask for."""
-        return functools.partial(nms, gpu_id=runtime_gpu() if self.use_gpu_nms else None)
 
 
 def image_blob(im, settings):
@@ -96,11 +57,12 @@ def im_detect(net, im, boxes=None, settings=None):
     """Detects objects in one BGR image.
 
     boxes: (R, 4) proposals in image pixels for a Fast R-CNN net; None for a net with an RPN
-    (settings.has_rpn), whose 'rois' output is used. settings: TestSettings (default: from cfg).
+    (settings.has_rpn), whose 'rois' output is used. settings: TestSettings (default: the net's,
+    test_settings.of_net).
     Returns scores (R, K) and boxes (R, 4K): per class, the proposal moved by that class's
     regression (settings.bbox_reg) and clipped to the image, in image pixels.
     """
-    settings = settings or TestSettings.from_cfg(cfg)
+    settings = settings or test_settings.of_net(net)
     data, im_scales = image_blob(im, settings)
     inputs = {'data': data}
     dedup = None
@@ -138,8 +100,9 @@ def im_detect(net, im, boxes=None, settings=None):
 def _forward(net, inputs, settings):
     for name, value in inputs.items():
         if name not in net.blobs:
-            raise ValueError('im_detect: the net has no input blob %r (TEST.HAS_RPN is %s; '
-                             'does it match the prototxt?)' % (name, settings.has_rpn))
+            raise ValueError('im_detect: the net has no input blob %r (the test settings say '
+                             'has_rpn %s; does the net take given boxes?)'
+                             % (name, settings.has_rpn))
         net.blobs[name].reshape(*value.shape)
     return net.forward(**inputs)
 
@@ -213,7 +176,7 @@ class TestResult:
     seconds_per_image: float
 
 
-def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None,
+def test_net(net, imdb, max_per_image=None, thresh=None, vis=False, settings=None,
              model_files=None, output_dir=None):
     """Detects objects in every image of imdb, saves all_boxes to
     <output dir>/detections.npz, evaluates them (imdb.evaluate) and draws the per-class
@@ -221,35 +184,39 @@ def test_net(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None
     (all_boxes[cls][image] (N, 5) [x1, y1, x2, y2, score]; class 0 holds empty lists).
     run_test returns everything a caller may want (TestResult).
 
-    settings: TestSettings (default: from cfg). model_files: the (prototxt, caffemodel) the net
-    was built from; with them, detections.npz is reused (not recomputed) when it was made from
-    the same files (by content), image set and test settings. vis writes one PNG per image to
-    <output dir>/vis/. output_dir defaults to get_output_dir(imdb, net).
+    settings: TestSettings (default: the net's, test_settings.of_net); max_per_image and thresh,
+    when given, replace its max_per_image and score_thresh. output_dir defaults to
+    output/default/<imdb>/<net> (utils.paths.output_dir). The other arguments are run_test's.
     """
-    return run_test(net, imdb, max_per_image, thresh, vis, settings, model_files,
-                    output_dir).all_boxes
+    settings = settings or test_settings.of_net(net)
+    if max_per_image is not None:
+        settings = settings.replace(max_per_image=max_per_image)
+    if thresh is not None:
+        settings = settings.replace(score_thresh=thresh)
+    output_dir = output_dir or paths.output_dir(imdb, net)
+    return run_test(net, imdb, output_dir, settings, vis, model_files).all_boxes
 
 
-def run_test(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None,
-             model_files=None, output_dir=None):
-    """test_net, returning a TestResult."""
-    settings = settings or TestSettings.from_cfg(cfg)
-    output_dir = output_dir or get_output_dir(imdb, net)
+def run_test(net, imdb, output_dir, settings=None, vis=False, model_files=None):
+    """Detects objects in every image of imdb (test_net) and returns a TestResult.
+
+    settings: TestSettings (default: the net's). model_files: the (prototxt, caffemodel) the net
+    was built from; with them, detections.npz is reused (not recomputed) when it was made from
+    the same files (by content, so with the same settings of its layers), image set and test
+    settings. vis writes one PNG per image to <output dir>/vis/.
+    """
+    settings = settings or test_settings.of_net(net)
     det_file = os.path.join(output_dir, detection_cache.DETECTIONS_FILE)
     key = None
     if model_files is not None:
-        # The proposal layer reads cfg.TEST's RPN keys: they belong to the key too.
-        described = (settings, sorted((k, repr(v)) for k, v in cfg.TEST.items()),
-                     max_per_image, thresh)
-        key = detection_cache.detections_key(model_files[0], model_files[1], imdb, described)
+        key = detection_cache.detections_key(model_files[0], model_files[1], imdb, settings)
     all_boxes = None if vis else detection_cache.load_if_current(det_file, key)
     seconds = None
     if all_boxes is not None:
-        print('Reusing the detections in %s (same weights, net, image set and TEST '
+        print('Reusing the detections in %s (same weights, net, image set and test '
               'settings; delete it to detect again)' % det_file, flush=True)
     else:
-        all_boxes, seconds = _detect_all(net, imdb, max_per_image, thresh, vis, output_dir,
-                                         settings)
+        all_boxes, seconds = _detect_all(net, imdb, vis, output_dir, settings)
         detection_cache.save(det_file, all_boxes, key)
         print('Wrote detections to %s' % det_file, flush=True)
     print('Evaluating detections', flush=True)
@@ -263,7 +230,7 @@ def run_test(net, imdb, max_per_image=100, thresh=0.05, vis=False, settings=None
     return TestResult(all_boxes, det_file, evaluation, png, seconds)
 
 
-def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir, settings):
+def _detect_all(net, imdb, vis, output_dir, settings):
     num_images = imdb.num_images
     all_boxes = [[[] for _ in range(num_images)] for _ in range(imdb.num_classes)]
     timers = {'im_detect': Timer(), 'misc': Timer()}
@@ -290,9 +257,10 @@ def _detect_all(net, imdb, max_per_image, thresh, vis, output_dir, settings):
         timers['im_detect'].toc()
 
         timers['misc'].tic()
-        dets = [detections_for_class(scores, boxes, j, thresh, settings.nms, nms_function)
+        dets = [detections_for_class(scores, boxes, j, settings.score_thresh, settings.nms,
+                                     nms_function)
                 for j in range(1, imdb.num_classes)]
-        dets = limit_detections(dets, max_per_image)
+        dets = limit_detections(dets, settings.max_per_image)
         for j, d in enumerate(dets, start=1):
             all_boxes[j][i] = d
         if vis:

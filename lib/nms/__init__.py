@@ -1,4 +1,4 @@
 """Non-maximum suppression: Cython (cpu_nms), PyCUDA (gpu_nms) and a numpy reference (py_cpu_nms).
 
-Callers go through fast_rcnn.nms_wrapper.nms, which picks one.
+Callers go through nms.dispatch.nms, naming the device.
 """

@@ -1,8 +1,12 @@
 """RoIDataLayer: the training net's input layer; feeds minibatches drawn from a roidb.
 
-Tops, with cfg.TRAIN.HAS_RPN: data, im_info, gt_boxes. Otherwise: data, rois, labels and, with
-cfg.TRAIN.BBOX_REG, bbox_targets, bbox_inside_weights, bbox_outside_weights.
-param_str: num_classes (required). The trainer calls set_roidb(roidb) before the first forward.
+Tops, with has_rpn: data, im_info, gt_boxes. Otherwise: data, rois, labels and, with bbox_reg,
+bbox_targets, bbox_inside_weights, bbox_outside_weights.
+param_str: num_classes (required); how minibatches are made, the fields of
+roi_data_layer.minibatch.MinibatchSettings (scales, max_size, pixel_means, has_rpn, bbox_reg,
+ims_per_batch, inside_weights, and the RoI sampling rule's batch_size, fg_fraction, fg_thresh,
+bg_thresh_hi, bg_thresh_lo; defaults: the class's); aspect_grouping (default true). The trainer
+calls set_roidb(roidb) before the first forward.
 
 Data-parallel training (caffe.solver_count() N > 1): every rank draws the same shuffled order
 from a random stream of its own, seeded alike on all ranks (set_roidb's shuffle_seed), and rank r
@@ -14,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 import caffe
-from fast_rcnn.config import cfg
 from roi_data_layer import minibatch
 from roi_data_layer.minibatch import MinibatchSettings, get_minibatch
-from rpn.layer_io import parse_param_str
+from utils.param_str import layer_name, layer_params, settings_from_params, settings_keys
 
 
 def top_names(has_rpn, bbox_reg):
@@ -95,20 +98,25 @@ class ImagePrefetch:
 class RoIDataLayer(caffe.Layer):
 
     def setup(self, bottom, top):
-        params = parse_param_str(self, {}, required=('num_classes',))
+        params = layer_params(self, dict(settings_keys(MinibatchSettings), aspect_grouping=True),
+                              required=('num_classes',))
         self._num_classes = params['num_classes']
-        if cfg.TRAIN.USE_PREFETCH:
-            raise caffe.CaffeError('RoIDataLayer %r: cfg.TRAIN.USE_PREFETCH is not supported; '
-                                   'minibatches are made in the training process (set it False)'
-                                   % self.name)
-        self._settings = settings = MinibatchSettings.from_cfg(cfg)
+        try:
+            # How minibatches are made (MinibatchSettings); the trainer reads it too.
+            self.settings = settings = settings_from_params(MinibatchSettings, params,
+                                                            layer_name(self))
+        except ValueError as e:
+            raise caffe.CaffeError(str(e)) from None
         names = top_names(settings.has_rpn, settings.bbox_reg)
         if len(top) != len(names):
-            raise caffe.CaffeError('RoIDataLayer %r has %d tops, but with TRAIN.HAS_RPN %s and '
-                                   'TRAIN.BBOX_REG %s it produces %d: %s'
+            raise caffe.CaffeError('RoIDataLayer %r has %d tops, but with has_rpn %s and '
+                                   'bbox_reg %s it produces %d: %s'
                                    % (self.name, len(top), settings.has_rpn, settings.bbox_reg,
                                       len(names), ', '.join(names)))
-        self._aspect_grouping = bool(cfg.TRAIN.ASPECT_GROUPING)
+        self._aspect_grouping = params['aspect_grouping']
+        if not isinstance(self._aspect_grouping, bool):
+            raise caffe.CaffeError('RoIDataLayer %r: aspect_grouping should be true or false, '
+                                   'got %r' % (self.name, self._aspect_grouping))
         self._name_to_top = {name: i for i, name in enumerate(names)}
         self._roidb = None
         self._perm = np.zeros(0, dtype=np.intp)
@@ -136,11 +144,11 @@ class RoIDataLayer(caffe.Layer):
         self._rank, self._ranks = caffe.solver_rank(), caffe.solver_count()
         if not roidb:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb is empty' % self.name)
-        needed = self._settings.ims_per_batch * self._ranks
+        needed = self.settings.ims_per_batch * self._ranks
         if len(roidb) < needed:
             raise caffe.CaffeError('RoIDataLayer %r: the roidb has %d images, fewer than '
-                                   'cfg.TRAIN.IMS_PER_BATCH (%d) x %d solver(s)'
-                                   % (self.name, len(roidb), self._settings.ims_per_batch,
+                                   'ims_per_batch (%d) x %d solver(s)'
+                                   % (self.name, len(roidb), self.settings.ims_per_batch,
                                       self._ranks))
         if self._ranks > 1 and shuffle_seed is None:
             raise caffe.CaffeError('RoIDataLayer %r: with %d data-parallel solvers the ranks must '
@@ -174,7 +182,7 @@ class RoIDataLayer(caffe.Layer):
     def _shuffle_roidb_inds(self):
         self._perm = shuffled_order([e['width'] for e in self._roidb],
                                     [e['height'] for e in self._roidb],
-                                    self._settings.ims_per_batch, self._aspect_grouping,
+                                    self.settings.ims_per_batch, self._aspect_grouping,
                                     self._shuffle_rng)
         self._cur = 0
 
@@ -184,13 +192,13 @@ class RoIDataLayer(caffe.Layer):
         if inds is None:
             self._shuffle_roidb_inds()
             inds = self._upcoming_inds()
-        self._cur += self._settings.ims_per_batch * self._ranks
+        self._cur += self.settings.ims_per_batch * self._ranks
         return inds
 
     def _upcoming_inds(self):
         """This rank's images of the next minibatch if the current order holds it (no new
         shuffle, so no random draw, is needed to know them), else None."""
-        n = self._settings.ims_per_batch
+        n = self.settings.ims_per_batch
         if self._cur + n * self._ranks > len(self._perm):
             return None
         start = self._cur + self._rank * n
@@ -199,11 +207,11 @@ class RoIDataLayer(caffe.Layer):
     def _get_next_minibatch(self):
         inds = self._get_next_minibatch_inds()
         images = self._prefetch.take(self._roidb, inds)
-        blobs = get_minibatch([self._roidb[i] for i in inds], self._num_classes, self._settings,
+        blobs = get_minibatch([self._roidb[i] for i in inds], self._num_classes, self.settings,
                               images)
         upcoming = self._upcoming_inds()
         if upcoming is not None:
-            self._prefetch.start(self._roidb, upcoming, self._settings)
+            self._prefetch.start(self._roidb, upcoming, self.settings)
         return blobs
 
     def reshape(self, bottom, top):

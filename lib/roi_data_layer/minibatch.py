@@ -27,15 +27,6 @@ class MinibatchSettings:
     ims_per_batch: int = 2
     inside_weights: tuple = (1.0, 1.0, 1.0, 1.0)
 
-    @classmethod
-    def from_cfg(cls, config):
-        """From the whole config (TRAIN keys and PIXEL_MEANS)."""
-        train = config.TRAIN
-        return cls(tuple(train.SCALES), train.MAX_SIZE,
-                   tuple(np.asarray(config.PIXEL_MEANS, dtype=np.float64).ravel()),
-                   bool(train.HAS_RPN), bool(train.BBOX_REG), RoISampling.from_cfg(train),
-                   train.IMS_PER_BATCH, tuple(train.BBOX_INSIDE_WEIGHTS))
-
     def means_array(self):
         """pixel_means shaped (1, 1, 3) to broadcast over an H x W x 3 image."""
         return np.asarray(self.pixel_means, dtype=np.float64).reshape(1, 1, -1)

@@ -6,17 +6,19 @@ Bottoms: rpn_cls_score (N, 2A, H, W) (only N, H and W are read), gt_boxes (G, 5)
 Tops: rpn_labels (N, 1, A*H, W) with 1 positive, 0 negative, -1 ignored;
 rpn_bbox_targets, rpn_bbox_inside_weights, rpn_bbox_outside_weights, each (N, 4A, H, W).
 Each image is labelled against its own ground truth and its own extent (anchors past it are
-ignored, not just those past the padded blob), RPN_BATCHSIZE anchors sampled per image.
-param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
-allowed_border (default 0: anchors crossing the image border are ignored, Sec. 3.3).
-The labelling rule is cfg.TRAIN's RPN_* keys, read at setup (core.anchor_targets).
+ignored, not just those past the padded blob), batch_size anchors sampled per image.
+param_str: feat_stride (required); scales and ratios (default: the paper's anchors, core.anchors);
+the labelling rule, the fields of core.anchor_targets.AnchorLabelling (positive_iou,
+negative_iou, clobber_positives, batch_size, fg_fraction, positive_weight, inside_weights,
+allowed_border; default: the paper's, with allowed_border 0: anchors crossing the image border
+are ignored, Sec. 3.3).
 """
 import caffe
 from core.anchor_targets import AnchorLabelling, anchor_targets
 from core.anchors import AnchorGrids
-from fast_rcnn.config import cfg
-from rpn.layer_io import (anchor_params, gt_boxes_from_blob, gt_boxes_of_image, im_info_rows,
-                         zero_bottom_diffs)
+from rpn.layer_io import (gt_boxes_from_blob, gt_boxes_of_image, im_info_rows,
+                         read_anchor_params, zero_bottom_diffs)
+from utils.param_str import layer_name, settings_from_params, settings_keys
 
 
 class AnchorTargetLayer(caffe.Layer):
@@ -26,12 +28,13 @@ class AnchorTargetLayer(caffe.Layer):
             'rpn_bbox_outside_weights')
 
     def setup(self, bottom, top):
-        self._anchors, self._feat_stride, params = anchor_params(
-            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS, {'allowed_border': 0})
+        where = layer_name(self)
         try:
-            self._rule = AnchorLabelling.from_cfg(cfg.TRAIN, params['allowed_border'])
+            self._anchors, self._feat_stride, params = read_anchor_params(
+                self.param_str or '', settings_keys(AnchorLabelling), where)
+            self._rule = settings_from_params(AnchorLabelling, params, where)
         except ValueError as e:
-            raise caffe.CaffeError('AnchorTargetLayer %r: %s' % (self.name, e)) from None
+            raise caffe.CaffeError(str(e)) from None
         self._num_anchors = self._anchors.shape[0]
         self._grids = AnchorGrids(self._anchors, self._feat_stride)
         if bottom[0].shape[1] != 2 * self._num_anchors:

@@ -2,9 +2,8 @@
 proposal steps, paper Sec. 3.2, and tools/rpn_generate.py).
 
 The RPN test net takes blobs data and im_info and produces rois (R, 5) and scores (R, 1), as the
-release's rpn_test.pt does; its proposal layer applies cfg.TEST.RPN_* (read when the net is
-built). This module is a driver: im_proposals and imdb_proposals read the image scaling from cfg
-(TEST.SCALES, TEST.MAX_SIZE, PIXEL_MEANS) at their top unless given it.
+release's rpn_test.pt does; its proposal layer's limits are in its param_str, and the image
+scaling (one test scale) in its test settings (fast_rcnn.test_settings), unless given.
 """
 import time
 
@@ -12,23 +11,24 @@ import cv2
 import numpy as np
 
 from core.boxes import clip_boxes
-from fast_rcnn.config import cfg
+from fast_rcnn import test_settings
 from utils.blob import pyramid_blob
 
 
-def image_scaling(config=cfg):
-    """(target size, max size, pixel means) of RPN testing: one scale (TEST.SCALES)."""
-    if len(config.TEST.SCALES) != 1:
-        raise ValueError('RPN proposals are made at one scale; cfg.TEST.SCALES is %s'
-                         % (tuple(config.TEST.SCALES),))
-    return config.TEST.SCALES[0], config.TEST.MAX_SIZE, np.asarray(config.PIXEL_MEANS)
+def _one_scale(settings):
+    if len(settings.scales) != 1:
+        raise ValueError('RPN proposals are made at one scale; the test scales are %s'
+                         % (tuple(settings.scales),))
+    return settings.scales[0]
 
 
-def im_proposals(net, im, scaling=None):
+def im_proposals(net, im, settings=None):
     """Runs the RPN test net on one BGR image. Returns (boxes (R, 4) in the image's pixels,
-    scores (R, 1)), best first. scaling: image_scaling()'s triple (default: from cfg)."""
-    target_size, max_size, pixel_means = scaling or image_scaling()
-    data, scales = pyramid_blob(im, pixel_means, (target_size,), max_size)
+    scores (R, 1)), best first. settings: a TestSettings with one scale (default: the net's,
+    test_settings.of_net)."""
+    settings = settings or test_settings.of_net(net)
+    pixel_means = np.asarray(settings.pixel_means, dtype=np.float64).reshape(1, 1, -1)
+    data, scales = pyramid_blob(im, pixel_means, (_one_scale(settings),), settings.max_size)
     im_info = np.array([[data.shape[2], data.shape[3], scales[0]]], dtype=np.float32)
     for name in ('data', 'im_info', 'rois', 'scores'):
         if name not in net.blobs:
@@ -43,10 +43,11 @@ def im_proposals(net, im, scaling=None):
     return boxes, scores
 
 
-def imdb_proposals(net, imdb, scaling=None):
+def imdb_proposals(net, imdb, settings=None):
     """Proposals for every image of imdb (not flipped): a list of (R, 4) box arrays, one per
-    image, in image order. Prints progress."""
-    scaling = scaling or image_scaling()
+    image, in image order (settings: im_proposals'). Prints progress."""
+    settings = settings or test_settings.of_net(net)
+    _one_scale(settings)
     num_images = imdb.num_images
     imdb_boxes = []
     start = last_print = time.perf_counter()
@@ -56,7 +57,7 @@ def imdb_proposals(net, imdb, scaling=None):
         if im is None:
             raise OSError('cannot read image %s (missing, unreadable or not an image)' % path)
         tic = time.perf_counter()
-        boxes, _ = im_proposals(net, im, scaling)
+        boxes, _ = im_proposals(net, im, settings)
         now = time.perf_counter()
         imdb_boxes.append(boxes)
         done = i + 1

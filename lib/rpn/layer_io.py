@@ -1,79 +1,33 @@
-"""What the detection Python layers read from their prototxt and bottoms.
-
-param_str is a YAML mapping such as "'feat_stride': 16". The release's prototxts write tuples as
-`!!python/tuple [8, 16, 32]`; they are read here as plain sequences without enabling YAML's
-arbitrary Python constructors.
+"""What the RPN's Python layers read from their prototxt and bottoms: the anchors of a
+param_str (its YAML is read by utils.param_str) and the ground truth and image sizes of a batch.
 """
 import numpy as np
-import yaml
 
 from caffe import CaffeError
-from core.anchors import generate_anchors
+from core.anchors import RATIOS, SCALES, generate_anchors
+from utils.param_str import read_params
+
+# The anchor keys of an RPN layer's param_str; feat_stride is required.
+ANCHOR_KEYS = {'scales': list(SCALES), 'ratios': list(RATIOS)}
 
 
-class _ParamLoader(yaml.SafeLoader):
-    pass
-
-
-_ParamLoader.add_constructor('tag:yaml.org,2002:python/tuple',
-                             lambda loader, node: tuple(loader.construct_sequence(node)))
-
-
-def load_param_str(text):
-    """The mapping a param_str holds ({} for an empty one); ValueError when it is not a YAML
-    mapping."""
-    try:
-        params = yaml.load(text, Loader=_ParamLoader) if text and text.strip() else {}
-    except yaml.YAMLError as e:
-        raise ValueError('param_str %r is not valid YAML: %s' % (text, e)) from None
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        raise ValueError('param_str %r should be a mapping like "\'feat_stride\': 16"' % text)
-    return params
-
-
-def parse_param_str(layer, known, required=()):
-    """Returns the layer's param_str as a dict; `known` maps every accepted key to its default.
-
-    Raises CaffeError naming the layer for malformed YAML, unknown keys or missing required keys.
-    """
-    where = '%s layer %r' % (type(layer).__name__, layer.name)
-    text = layer.param_str or ''
-    try:
-        params = load_param_str(text)
-    except ValueError as e:
-        raise CaffeError('%s: %s' % (where, e)) from None
-    unknown = sorted(set(params) - set(known) - set(required))
-    if unknown:
-        raise CaffeError('%s: unknown param_str key(s) %s; accepted: %s'
-                         % (where, ', '.join(map(str, unknown)),
-                            ', '.join(sorted(set(known) | set(required)))))
-    missing = [k for k in required if k not in params]
-    if missing:
-        raise CaffeError('%s: param_str %r lacks required key(s) %s'
-                         % (where, text, ', '.join(missing)))
-    out = dict(known)
-    out.update(params)
-    return out
-
-
-def param_error(layer, message):
-    """A CaffeError about a value in the layer's param_str, naming the layer."""
-    return CaffeError('%s layer %r: %s' % (type(layer).__name__, layer.name, message))
-
-
-def anchor_params(layer, default_scales, default_ratios, extra=None):
-    """Reads feat_stride, scales and ratios (defaults given: the layers pass cfg.ANCHOR_SCALES /
-    cfg.ANCHOR_RATIOS) and returns (anchors (A, 4) at the origin, feat_stride, all params)."""
-    known = {'scales': tuple(default_scales), 'ratios': tuple(default_ratios)}
-    known.update(extra or {})
-    params = parse_param_str(layer, known, required=('feat_stride',))
+def read_anchor_params(text, known=None, where='param_str'):
+    """Reads feat_stride (required), scales and ratios (default: the paper's, core.anchors) and
+    the other `known` keys (a dict of defaults) from a param_str. Returns (anchors (A, 4) at the
+    origin, feat_stride, all params); ValueError naming `where` for a bad value."""
+    params = read_params(text, dict(ANCHOR_KEYS, **(known or {})), ('feat_stride',), where)
     feat_stride = params['feat_stride']
     if not isinstance(feat_stride, int) or isinstance(feat_stride, bool) or feat_stride <= 0:
-        raise param_error(layer, 'feat_stride should be a positive integer, got %r'
-                          % (feat_stride,))
-    anchors = generate_anchors(base_size=16, ratios=np.asarray(params['ratios'], dtype=np.float64),
+        raise ValueError('%s: feat_stride should be a positive integer, got %r'
+                         % (where, feat_stride))
+    for key in ('scales', 'ratios'):
+        values = params[key]
+        if not isinstance(values, (list, tuple)) or not values or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0
+                for v in values):
+            raise ValueError('%s: %s should be a non-empty list of numbers > 0, got %r'
+                             % (where, key, values))
+    anchors = generate_anchors(ratios=np.asarray(params['ratios'], dtype=np.float64),
                                scales=np.asarray(params['scales'], dtype=np.float64))
     return np.asarray(anchors, dtype=np.float64), feat_stride, params
 

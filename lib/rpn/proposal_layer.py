@@ -6,8 +6,16 @@ rpn_bbox_pred (N, 4A, H, W), im_info (N, 3) [height, width, scale] of each image
 Tops: rois (R, 5) rows [image index, x1, y1, x2, y2] in the scaled image's pixels, each
 image's proposals made alone (its own limits and NMS) and stacked in image order, and
 optionally scores (R, 1).
-param_str: feat_stride (required), scales, ratios (default cfg.ANCHOR_SCALES / ANCHOR_RATIOS),
-backprop_coords (default false), coord_grad_scale (default 1).
+
+param_str (read by proposal_layer_settings): feat_stride (required); scales and ratios (default:
+the paper's anchors, core.anchors); the fields of core.proposals.ProposalSettings:
+pre_nms_top_n, nms_thresh, post_nms_top_n, min_size (in original-image pixels, so scaled by
+im_info[2]; a top-N of 0 or less means no limit), and the test-time ablations of the paper's
+Table 2, no_nms (rank without NMS) and mode ('no_cls' draws proposals at random instead of
+ranking them by score, with no NMS either; 'no_reg' proposes the anchors themselves), whose
+defaults are the paper's for the layer's phase (core.proposals.TRAIN_PROPOSALS in a TRAIN net,
+TEST_PROPOSALS in a TEST net); use_gpu_nms (default true: NMS runs on the runtime's GPU in GPU
+mode); backprop_coords (default false) and coord_grad_scale (default 1).
 
 Backward: by default none (approximate joint training, paper Sec. 3.2: the proposals are taken as
 fixed boxes, and the bottoms that ask for a gradient get 0). With backprop_coords: true
@@ -16,13 +24,6 @@ goes to rpn_bbox_pred through the box decoding (core.proposals.proposal_delta_gr
 proposal to the deltas of the anchor it was decoded from, 0 where it was clipped to the image;
 the scores and im_info still get 0. coord_grad_scale multiplies that gradient (1: the loss's
 derivative; docs/joint_training.md says why a smaller one may train better).
-
-Limits come from cfg.TRAIN or cfg.TEST by the layer's phase, read at setup: RPN_PRE_NMS_TOP_N,
-RPN_NMS_THRESH, RPN_POST_NMS_TOP_N, RPN_MIN_SIZE (in original-image pixels, so scaled by
-im_info[2]); a top-N of 0 or less means no limit. Test-time ablations of the paper's Table 2:
-cfg.TEST.RPN_NO_NMS ranks without NMS; cfg.TEST.RPN_MODE 'no_cls' draws proposals at random
-instead of ranking them by score (no NMS either), 'no_reg' proposes the anchors themselves
-(core.proposals). NMS runs on the runtime's GPU in GPU mode when cfg.USE_GPU_NMS is set.
 """
 import functools
 from typing import NamedTuple
@@ -31,11 +32,55 @@ import numpy as np
 
 import caffe
 from core.anchors import AnchorGrids
-from core.proposals import ProposalSettings, propose, proposal_delta_gradient
-from fast_rcnn.config import cfg
+from core.proposals import (TEST_PROPOSALS, TRAIN_PROPOSALS, ProposalSettings, propose,
+                            proposal_delta_gradient)
 from nms.dispatch import nms, runtime_gpu
-from rpn.layer_io import anchor_params, im_info_rows, param_error, zero_bottom_diffs
+from rpn.layer_io import im_info_rows, read_anchor_params, zero_bottom_diffs
 from utils.blob import indexed_rows
+from utils.param_str import layer_name, settings_from_params, settings_params
+
+# The param_str keys besides the anchors' and ProposalSettings' fields, with their defaults.
+OTHER_KEYS = {'use_gpu_nms': True, 'backprop_coords': False, 'coord_grad_scale': 1.0}
+
+
+class ProposalLayerSettings(NamedTuple):
+    """What a proposal layer's param_str says: its reference anchors (A, 4), feat_stride, the
+    proposal rule (core.proposals.ProposalSettings), and use_gpu_nms, backprop_coords,
+    coord_grad_scale."""
+    anchors: np.ndarray
+    feat_stride: int
+    proposals: ProposalSettings
+    use_gpu_nms: bool
+    backprop_coords: bool
+    coord_grad_scale: float
+
+
+def default_proposals(phase):
+    """The paper's proposal rule for a net of this phase (caffe.TRAIN or caffe.TEST)."""
+    return TRAIN_PROPOSALS if phase == caffe.TRAIN else TEST_PROPOSALS
+
+
+def proposal_layer_settings(param_str, phase, where='ProposalLayer param_str'):
+    """The settings a proposal layer with this param_str has in a net of this phase (caffe.TRAIN
+    or caffe.TEST), for the layer itself and for tools that read a prototxt (an exporter). A
+    ValueError naming `where` for a bad key or value."""
+    defaults = default_proposals(phase)
+    known = dict(settings_params(defaults), **OTHER_KEYS)
+    anchors, feat_stride, params = read_anchor_params(param_str, known, where)
+    proposals = settings_from_params(ProposalSettings, params, where)
+    backprop_coords = params['backprop_coords']
+    if not isinstance(backprop_coords, bool):
+        raise ValueError('%s: backprop_coords should be true or false, got %r'
+                         % (where, backprop_coords))
+    use_gpu_nms = params['use_gpu_nms']
+    if not isinstance(use_gpu_nms, bool):
+        raise ValueError('%s: use_gpu_nms should be true or false, got %r' % (where, use_gpu_nms))
+    scale = params['coord_grad_scale']
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
+            not np.isfinite(scale) or scale < 0:
+        raise ValueError('%s: coord_grad_scale should be a number >= 0, got %r' % (where, scale))
+    return ProposalLayerSettings(anchors, feat_stride, proposals, use_gpu_nms, backprop_coords,
+                                 float(scale))
 
 
 class ProposalLayer(caffe.Layer):
@@ -43,31 +88,21 @@ class ProposalLayer(caffe.Layer):
     min_top_blobs, max_top_blobs = 1, 2  # rois, and optionally their scores
 
     def setup(self, bottom, top):
-        self._anchors, self._feat_stride, params = anchor_params(
-            self, cfg.ANCHOR_SCALES, cfg.ANCHOR_RATIOS,
-            extra={'backprop_coords': False, 'coord_grad_scale': 1.0})
+        try:
+            settings = proposal_layer_settings(self.param_str or '', self.phase,
+                                               layer_name(self))
+        except ValueError as e:
+            raise caffe.CaffeError(str(e)) from None
+        self._anchors, self._feat_stride = settings.anchors, settings.feat_stride
+        self._settings = settings.proposals
+        self._use_gpu_nms = settings.use_gpu_nms
         # Whether backward passes the rois' coordinate gradient to rpn_bbox_pred; callers may
         # switch it (fast_rcnn.joint_gradients compares the two backward passes of one forward).
-        self.backprop_coords = params['backprop_coords']
-        if not isinstance(self.backprop_coords, bool):
-            raise param_error(self, 'backprop_coords should be true or false, got %r'
-                              % (self.backprop_coords,))
-        scale = params['coord_grad_scale']
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or \
-                not np.isfinite(scale) or scale < 0:
-            raise param_error(self, 'coord_grad_scale should be a number >= 0, got %r'
-                              % (scale,))
-        self._coord_grad_scale = np.float32(scale)
+        self.backprop_coords = settings.backprop_coords
+        self._coord_grad_scale = np.float32(settings.coord_grad_scale)
         self._selections = []
         self._num_anchors = self._anchors.shape[0]
         self._grids = AnchorGrids(self._anchors, self._feat_stride)
-        training = self.phase == caffe.TRAIN
-        try:
-            self._settings = ProposalSettings.from_cfg(cfg.TRAIN if training else cfg.TEST,
-                                                       None if training else cfg.TEST)
-        except ValueError as e:
-            raise caffe.CaffeError('ProposalLayer %r: %s' % (self.name, e)) from None
-        self._use_gpu_nms = bool(cfg.USE_GPU_NMS)
         a = self._num_anchors
         if bottom[0].shape[1] != 2 * a or bottom[1].shape[1] != 4 * a:
             raise caffe.CaffeError('ProposalLayer %r: %d anchors per position need %d score and '

@@ -4,17 +4,21 @@ them class labels and box-regression targets (end-to-end training, paper Sec. 3.
 Bottoms: rpn_rois (R, 5) [image index, x1, y1, x2, y2], gt_boxes (G, 5) [x1, y1, x2, y2, class]
 (G, 6) with the image index last when the batch holds several images.
 Tops: rois (N, 5), labels (N,), bbox_targets, bbox_inside_weights, bbox_outside_weights, each
-(N, 4 * num_classes). param_str: num_classes (required), backprop_coords (false, 'fg' or 'all';
-default false), backprop_targets (default false).
-The sampling rule and target normalization are cfg.TRAIN's, read at setup (core.roi_targets).
+(N, 4 * num_classes).
+param_str: num_classes (required); the RoI sampling rule, the fields of core.sampling.RoISampling
+(batch_size, fg_fraction, fg_thresh, bg_thresh_hi, bg_thresh_lo); the targets' weights and
+normalization, fields of core.roi_targets.BoxTargets (inside_weights, precomputed, means, stds:
+with precomputed true, the targets are normalized by means and stds); defaults: the paper's
+(the classes' defaults); backprop_coords (false, 'fg' or 'all'; default false) and
+backprop_targets (default false).
 
 Backward: by default none (approximate joint training: rpn_rois gets 0). For non-approximate
 joint training (paper Sec. 3.2, docs/joint_training.md), backprop_coords passes the rois top's
-coordinate gradient to the rpn_rois row each sampled RoI was drawn from (image by image): 'fg' for the foreground
-RoIs only, 'all' for every sampled RoI; the appended ground-truth rows have no rpn_rois row and
-pass nothing. The regression targets are constants unless backprop_targets is true, which adds
-the bbox_targets top's gradient chained through the targets' dependence on the RoI
-(core.roi_targets.bbox_target_gradient) to the foreground rows it routes.
+coordinate gradient to the rpn_rois row each sampled RoI was drawn from (image by image): 'fg'
+for the foreground RoIs only, 'all' for every sampled RoI; the appended ground-truth rows have no
+rpn_rois row and pass nothing. The regression targets are constants unless backprop_targets is
+true, which adds the bbox_targets top's gradient chained through the targets' dependence on the
+RoI (core.roi_targets.bbox_target_gradient) to the foreground rows it routes.
 """
 from typing import NamedTuple
 
@@ -24,10 +28,13 @@ import caffe
 from core.roi_targets import (BoxTargets, bbox_target_gradient, expand_bbox_targets,
                               route_roi_gradient, sample_rois_with_targets)
 from core.sampling import RoISampling
-from fast_rcnn.config import cfg
-from rpn.layer_io import (gt_boxes_from_blob, gt_boxes_of_image, param_error, parse_param_str,
-                         zero_bottom_diffs)
+from rpn.layer_io import gt_boxes_from_blob, gt_boxes_of_image, zero_bottom_diffs
 from utils.blob import indexed_rows
+from utils.param_str import (layer_name, layer_params, param_error, settings_from_params,
+                             settings_keys)
+
+# The BoxTargets fields the layer reads (the others concern the roidb's targets).
+BOX_TARGET_KEYS = ('inside_weights', 'precomputed', 'means', 'stds')
 
 # backprop_coords: which sampled RoIs pass their coordinate gradient to rpn_rois.
 BACKPROP_ROWS = (False, 'fg', 'all')
@@ -38,8 +45,9 @@ class ProposalTargetLayer(caffe.Layer):
     tops = ('rois', 'labels', 'bbox_targets', 'bbox_inside_weights', 'bbox_outside_weights')
 
     def setup(self, bottom, top):
-        params = parse_param_str(self, {'backprop_coords': False, 'backprop_targets': False},
-                                 required=('num_classes',))
+        known = dict(settings_keys(RoISampling), **settings_keys(BoxTargets, BOX_TARGET_KEYS))
+        known.update(backprop_coords=False, backprop_targets=False)
+        params = layer_params(self, known, required=('num_classes',))
         self._backprop_rows = params['backprop_coords']
         if self._backprop_rows not in BACKPROP_ROWS or self._backprop_rows is True:
             raise param_error(self, "backprop_coords should be false, 'fg' or 'all'; got %r"
@@ -56,8 +64,12 @@ class ProposalTargetLayer(caffe.Layer):
             raise caffe.CaffeError('ProposalTargetLayer %r: num_classes should be an integer >= 2 '
                                    '(background included); got %r'
                                    % (self.name, self._num_classes))
-        self._sampling = RoISampling.from_cfg(cfg.TRAIN)
-        self._targets = BoxTargets.from_cfg(cfg.TRAIN)
+        try:
+            self._sampling = settings_from_params(RoISampling, params, layer_name(self))
+            # How targets are normalized (BoxTargets); the trainer un-normalizes bbox_pred so.
+            self.box_targets = settings_from_params(BoxTargets, params, layer_name(self))
+        except ValueError as e:
+            raise caffe.CaffeError(str(e)) from None
         top[0].reshape(1, 5)
         top[1].reshape(1)
         for t in top[2:]:
@@ -70,14 +82,14 @@ class ProposalTargetLayer(caffe.Layer):
     def forward(self, bottom, top):
         rpn_rois = np.asarray(bottom[0].data, dtype=np.float64).reshape(-1, 5)
         gt_boxes = gt_boxes_from_blob(bottom[1])
-        # TRAIN.BATCH_SIZE RoIs are split over the images actually in the batch (the release's
-        # layer counts one image), whatever TRAIN.IMS_PER_BATCH says for Fast R-CNN training.
+        # batch_size RoIs are split over the images actually in the batch (the release's layer
+        # counts one image).
         num_images = _num_images(rpn_rois, gt_boxes)
         try:
             per_image, fg_per_image = self._sampling.per_image(num_images)
         except ValueError as e:
             raise caffe.CaffeError('ProposalTargetLayer %r: %s' % (self.name, e)) from None
-        targets = self._targets
+        targets = self.box_targets
         normalization = (targets.means, targets.stds) if targets.precomputed else None
         blob_rois, labels, target_data, self._samples = [], [], [], []
         for n in range(num_images):
@@ -111,7 +123,7 @@ class ProposalTargetLayer(caffe.Layer):
         the targets' diff), image by image (each image's RoIs follow each other in the tops)."""
         roi_diff = top[0].cpu_diff().reshape(-1, 5)[:, 1:]
         target_diff = top[2].cpu_diff() if self._backprop_targets else None
-        targets = self._targets
+        targets = self.box_targets
         stds = targets.stds if targets.precomputed else (1.0, 1.0, 1.0, 1.0)
         out = rpn_rois.diff.reshape(-1, 5)
         start = 0

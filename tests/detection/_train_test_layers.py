@@ -2,13 +2,18 @@
 import numpy as np
 
 import caffe
+from roi_data_layer.minibatch import MinibatchSettings
+from utils.param_str import layer_params, settings_from_params, settings_keys
 
 
 class FixedRegressionData(caffe.Layer):
-    """A stand-in for RoIDataLayer: set_roidb like it, and a fixed regression problem as tops
-    (features, targets, inside weights, outside weights)."""
+    """A stand-in for RoIDataLayer: settings from its param_str (what the trainer reads of a
+    data layer) and set_roidb like it, and a fixed regression problem as tops (features,
+    targets, inside weights, outside weights)."""
 
     def setup(self, bottom, top):
+        self.settings = settings_from_params(
+            MinibatchSettings, layer_params(self, settings_keys(MinibatchSettings)), self.name)
         rng = np.random.RandomState(0)
         self._features = rng.uniform(-1, 1, size=(6, 5)).astype(np.float32)
         self._targets = rng.uniform(-1, 1, size=(6, 8)).astype(np.float32)

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from fast_rcnn.config import cfg
 from utils.blob import _subtract_means, im_list_to_blob, prep_im_for_blob
+
+# The release's BGR pixel means, in its (1, 1, 3) float64 shape.
+PIXEL_MEANS = np.array([[[102.9801, 115.9465, 122.7717]]])
 
 
 @pytest.mark.parametrize('shape, scale, out_hw', [
@@ -14,7 +16,7 @@ from utils.blob import _subtract_means, im_list_to_blob, prep_im_for_blob
 ])
 def test_scale_rule(shape, scale, out_hw):
     im = np.full(shape + (3,), 128, dtype=np.uint8)
-    out, got = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    out, got = prep_im_for_blob(im, PIXEL_MEANS, 600, 1000)
     assert got == pytest.approx(scale, rel=1e-12)
     assert out.shape == out_hw + (3,) and out.dtype == np.float32
 
@@ -23,9 +25,9 @@ def test_mean_subtraction_in_the_means_precision():
     # At scale 1 nothing is interpolated, so values are exact: the release subtracts float64
     # means from the float32 image and rounds the result once to float32.
     im = np.random.RandomState(0).randint(0, 256, (600, 700, 3)).astype(np.uint8)
-    out, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    out, scale = prep_im_for_blob(im, PIXEL_MEANS, 600, 1000)
     assert scale == 1.0
-    expected = (im.astype(np.float64) - cfg.PIXEL_MEANS).astype(np.float32)
+    expected = (im.astype(np.float64) - PIXEL_MEANS).astype(np.float32)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -51,9 +53,9 @@ def test_mean_subtraction_table_matches_the_arithmetic(means, view):
 
 def test_resized_constant_image_and_input_untouched():
     im = np.full((50, 40, 3), 100.0, dtype=np.float32)
-    out, scale = prep_im_for_blob(im, cfg.PIXEL_MEANS, 600, 1000)
+    out, scale = prep_im_for_blob(im, PIXEL_MEANS, 600, 1000)
     assert scale == 15.0 and out.shape == (750, 600, 3)
-    np.testing.assert_allclose(out, np.broadcast_to(100.0 - cfg.PIXEL_MEANS, out.shape), atol=1e-4)
+    np.testing.assert_allclose(out, np.broadcast_to(100.0 - PIXEL_MEANS, out.shape), atol=1e-4)
     assert (im == 100.0).all()
 
 

@@ -10,7 +10,7 @@ import scipy.io
 from brute_force import iou
 from datasets.coco import coco
 from datasets.factory import get_imdb
-from fast_rcnn.config import cfg
+from utils import paths
 
 IMAGES = [{'id': 7, 'width': 64, 'height': 48, 'file_name': 'COCO_val2014_000000000007.jpg'},
           {'id': 3, 'width': 80, 'height': 60, 'file_name': 'COCO_val2014_000000000003.jpg'}]
@@ -31,7 +31,7 @@ ANNOTATIONS = [
 @pytest.fixture
 def coco_dir(tmp_path, monkeypatch):
     data = tmp_path / 'data'
-    monkeypatch.setattr(cfg, 'DATA_DIR', str(data))
+    monkeypatch.setattr(paths, 'DATA_DIR', str(data))
     (data / 'coco' / 'annotations').mkdir(parents=True)
     (data / 'coco' / 'images' / 'val2014').mkdir(parents=True)
     for im in IMAGES:
@@ -125,7 +125,7 @@ def test_a_class_with_every_box_missed(valid_coco_dir, tmp_path):
 def make_test_dev_data(tmp_path, monkeypatch, width, height):
     """DATA_DIR with a test-dev image-info file of one image (id 1), no images."""
     data = tmp_path / 'data'
-    monkeypatch.setattr(cfg, 'DATA_DIR', str(data))
+    monkeypatch.setattr(paths, 'DATA_DIR', str(data))
     (data / 'coco' / 'annotations').mkdir(parents=True)
     (data / 'coco' / 'annotations' / 'image_info_test-dev2015.json').write_text(json.dumps(
         {'images': [{'id': 1, 'width': width, 'height': height}], 'categories': CATEGORIES}))
@@ -292,13 +292,12 @@ def test_missing_proposals_folder_is_named(coco_dir):
 
 def test_coco_ss_training_roidb_flips_and_never_samples_crowded_proposals(coco_dir, monkeypatch):
     from core.sampling import RoISampling
-    from fast_rcnn.train import training_roidb
+    from fast_rcnn.train_roidb import TrainingImages, training_roidb
     data = coco_dir.parent
     write_proposals(data, 'selective_search', 7, SS_IMAGE_7)
     write_proposals(data, 'selective_search', 3, [[2, 3, 14, 17]])
-    monkeypatch.setattr(cfg.TRAIN, 'PROPOSAL_METHOD', 'selective_search')
-    monkeypatch.setattr(cfg.TRAIN, 'USE_FLIPPED', True)
-    _, roidb = training_roidb('coco_2014_minival')
+    images = TrainingImages(proposal_method='selective_search', use_flipped=True)
+    _, roidb = training_roidb('coco_2014_minival', images, str(data))
     assert [e['flipped'] for e in roidb] == [False, False, True, True]
     # COCO's negatives start at IoU 0 (experiments/cfgs/coco.yml): -1 must still be neither.
     sampling = RoISampling(batch_size=128, fg_fraction=0.25, fg_thresh=0.5, bg_thresh_hi=0.5,

@@ -6,6 +6,8 @@ import pytest
 from fast_rcnn.config import (ConfigError, cfg, cfg_from_file, cfg_from_list, cfg_to_string,
                               get_output_dir)
 
+pytestmark = pytest.mark.usefixtures('fresh_cfg')
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -209,7 +211,7 @@ def test_cfg_to_string():
     ('TEST.MAX_SIZE', '-5'), ('TEST.NMS', '1.01'), ('TEST.NMS', 'nan'),
     ('TEST.RPN_POST_NMS_TOP_N', '-7'), ('TEST.MAX_PER_IMAGE', '-3'), ('TEST.SCORE_THRESH', 'inf'),
     ('DEDUP_BOXES', '-0.0625'), ('EPS', '0'), ('GPU_ID', '-1'), ('ANCHOR_SCALES', '()'),
-    ('ANCHOR_RATIOS', '[0.5, 0]'), ('RPN_ANCHOR_SCALES', '[8, -16]'),
+    ('ANCHOR_RATIOS', '[0.5, 0]'), ('ANCHOR_SCALES', '[8, -16]'),
     ('PIXEL_MEANS', '[[[1, 2, .inf]]]'),
 ])
 def test_values_out_of_range_are_refused_naming_the_key(key, text):
@@ -236,7 +238,7 @@ def _numeric_leaves(node, prefix=''):
 
 
 def test_every_numeric_key_has_a_range_that_its_default_meets():
-    from fast_rcnn.config import VALID_VALUES
+    from fast_rcnn.config_checks import VALID_VALUES
     leaves = dict(_numeric_leaves(cfg))
     assert len(leaves) >= 40
     assert sorted(leaves) == sorted(VALID_VALUES)
@@ -248,7 +250,7 @@ def test_edge_values_are_accepted():
     cfg_from_list(['TRAIN.FG_FRACTION', '1', 'TRAIN.BG_THRESH_LO', '0', 'TEST.NMS', '0',
                    'TRAIN.RPN_PRE_NMS_TOP_N', '-1', 'TEST.MAX_PER_IMAGE', '0',
                    'RNG_SEED', str(2 ** 32 - 1), 'TEST.SCORE_THRESH', '-2.5',
-                   'TRAIN.SNAPSHOT_ITERS', '0', 'RPN_ANCHOR_RATIOS', '()'])
+                   'TRAIN.SNAPSHOT_ITERS', '0', 'ANCHOR_RATIOS', '[1]'])
     assert cfg.RNG_SEED == 2 ** 32 - 1 and cfg.TEST.SCORE_THRESH == -2.5
 
 
@@ -271,3 +273,25 @@ def test_a_yaml_error_is_one_line_with_file_line_and_column(tmp_path):
     assert '\n' not in message
     assert message.startswith('config file %s:3:11: not valid YAML: ' % path)
     assert message.count(path) == 1
+
+
+def test_the_keys_a_run_sets_are_remembered(tmp_path):
+    from fast_rcnn.config import keys_set, merged_config
+    assert keys_set() == frozenset()
+    cfg_from_file(write(tmp_path, 'TRAIN:\n  SCALES: [600]\nEXP_DIR: x\n'))
+    cfg_from_list(['TEST.NMS', '0.3'])  # set, although to its default
+    assert keys_set() == {'TRAIN.SCALES', 'EXP_DIR', 'TEST.NMS'}
+    config, keys = merged_config({'TRAIN': {'HAS_RPN': True}}, 'a step')
+    assert keys == {'TRAIN.SCALES', 'EXP_DIR', 'TEST.NMS', 'TRAIN.HAS_RPN'}
+    assert config.TRAIN.HAS_RPN is True and cfg.TRAIN.HAS_RPN is False  # cfg left as it was
+    with pytest.raises(ConfigError, match='a step: unknown config key TRAIN.HAS_RNP'):
+        merged_config({'TRAIN': {'HAS_RNP': True}}, 'a step')
+    with pytest.raises(ConfigError):
+        cfg_from_list(['TEST.RPN_NMS_THRESH', '2'])
+    assert 'TEST.RPN_NMS_THRESH' not in keys_set()  # a refused override sets nothing
+
+
+def test_renamed_keys_say_their_new_name():
+    with pytest.raises(ConfigError, match='unknown config key RPN_ANCHOR_SCALES '
+                                          r'\(it is ANCHOR_SCALES now\)'):
+        cfg_from_list(['RPN_ANCHOR_SCALES', '[8]'])

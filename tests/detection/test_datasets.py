@@ -13,14 +13,14 @@ from datasets.factory import get_imdb, list_imdbs
 from datasets.imdb import imdb
 from datasets.pascal_voc import pascal_voc
 from datasets.voc_xml import AnnotationError, BadBoxWarning
-from fast_rcnn.config import cfg
+from utils import paths
 
 
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     path = tmp_path / 'data'
     path.mkdir()
-    monkeypatch.setattr(cfg, 'DATA_DIR', str(path))
+    monkeypatch.setattr(paths, 'DATA_DIR', str(path))
     return path
 
 
@@ -261,6 +261,21 @@ def test_custom_dataset_through_the_factory(mine):
     np.testing.assert_array_equal(entry['gt_classes'], [1, 2])
     assert len(db.roidb[1]['boxes']) == 1  # the difficult widget is left out
     assert db.config['use_07_metric'] is False
+
+
+def test_a_data_folder_given_by_name(tmp_path):
+    # The datasets of another folder (cfg.DATA_DIR, which the tools pass as data_dir): its
+    # custom datasets, caches and VOC devkits.
+    other = tmp_path / 'other'
+    make_voc_folder(other / 'theirs', CUSTOM_IMAGES, 'train', classes=['widget', 'gadget'])
+    make_voc_folder(other / 'VOCdevkit2007' / 'VOC2007', VOC_IMAGES, 'trainval')
+    assert 'theirs_train' in list_imdbs(str(other)) and 'theirs_train' not in list_imdbs()
+    db = get_imdb('theirs_train', str(other))
+    assert db.data_dir == str(other) and db.cache_path == str(other / 'cache')
+    voc = get_imdb('voc_2007_trainval', str(other))
+    assert voc.num_images == len(VOC_IMAGES) and voc.data_dir == str(other)
+    with pytest.raises(KeyError, match=str(other)):
+        get_imdb('nope_train', str(other))
 
 
 def test_custom_dataset_through_a_symlink_with_underscored_name(data_dir, tmp_path):

@@ -1,10 +1,11 @@
-"""Several images per end-to-end minibatch (TRAIN.IMS_PER_BATCH > 1): one batch of two images
-gives the losses and gradients of the two images one at a time with iter_size 2.
+"""Several images per end-to-end minibatch (the data layer's ims_per_batch > 1): one batch of
+two images gives the losses and gradients of the two images one at a time with iter_size 2.
 
 The sampling of anchors and RoIs is made deterministic here (the first candidates instead of a
 random draw), since the two schedules draw from the RNG in different orders; the batch holds
-TRAIN.BATCH_SIZE RoIs split over its images, so it gets twice the single image's BATCH_SIZE.
-Both images have the same size, so the padded blob is the images themselves.
+batch_size RoIs split over its images, so it gets twice the single image's batch_size. Both
+images have the same size, so the padded blob is the images themselves. The settings reach the
+layers through the param_str of a copy of the toy training net, as the training tools write it.
 """
 import os
 
@@ -15,8 +16,13 @@ import scipy.sparse
 
 import caffe
 from core import sampling
-from fast_rcnn.config import cfg
+from core.anchor_targets import AnchorLabelling
+from core.proposals import ProposalSettings
+from core.sampling import RoISampling
+from fast_rcnn import net_surgery
 from roi_data_layer import roidb as rdl_roidb
+from roi_data_layer.minibatch import MinibatchSettings
+from utils.param_str import settings_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN_NET = os.path.join(ROOT, 'models', 'toy', 'TOY', 'faster_rcnn_end2end', 'train.prototxt')
@@ -58,19 +64,26 @@ def two_image_roidb(tmp_path):
 @pytest.fixture
 def deterministic(monkeypatch):
     monkeypatch.setattr(sampling, '_choose', lambda inds, n: inds[:n].copy())
-    for key, value in [('HAS_RPN', True), ('SCALES', (H,)), ('MAX_SIZE', 1000),
-                       ('BBOX_NORMALIZE_TARGETS_PRECOMPUTED', True), ('BG_THRESH_LO', 0.0),
-                       ('RPN_BATCHSIZE', 64), ('RPN_PRE_NMS_TOP_N', 300),
-                       ('RPN_POST_NMS_TOP_N', 60), ('RPN_MIN_SIZE', 4),
-                       ('ASPECT_GROUPING', False)]:
-        monkeypatch.setitem(cfg.TRAIN, key, value)
 
 
-def net_for(ims_per_batch, batch_size, roidb):
-    cfg.TRAIN.IMS_PER_BATCH = ims_per_batch
-    cfg.TRAIN.BATCH_SIZE = batch_size
+def net_for(ims_per_batch, batch_size, roidb, tmp_path):
+    sampling_rule = RoISampling(batch_size=batch_size, bg_thresh_lo=0.0)
+    minibatch = MinibatchSettings(scales=(H,), max_size=1000, has_rpn=True,
+                                  sampling=sampling_rule, ims_per_batch=ims_per_batch)
+    everything = lambda values: (values, frozenset(values))  # noqa: E731
+    settings = {
+        'roi_data_layer.layer': everything(dict(settings_params(minibatch),
+                                                aspect_grouping=False)),
+        'rpn.anchor_target_layer': everything(settings_params(AnchorLabelling(batch_size=64))),
+        'rpn.proposal_layer': everything(settings_params(ProposalSettings(300, 60, 0.7, 4))),
+        'rpn.proposal_target_layer': everything(dict(settings_params(sampling_rule),
+                                                     precomputed=True)),
+    }
+    path = str(tmp_path / ('train_%d.prototxt' % ims_per_batch))
+    net_surgery.write_text(path, net_surgery.with_layer_settings(
+        net_surgery.read_net(TRAIN_NET), settings))
     caffe.set_random_seed(5)
-    net = caffe.Net(TRAIN_NET, caffe.TRAIN)
+    net = caffe.Net(path, caffe.TRAIN)
     data_layer = net.layers[0]
     data_layer.set_roidb(roidb)
     data_layer.set_state({'perm': np.arange(len(roidb)), 'cur': 0})
@@ -97,8 +110,8 @@ def losses_and_gradients(net, passes):
 def test_two_images_in_one_batch_equal_two_single_images_with_iter_size_2(deterministic,
                                                                           tmp_path):
     roidb = two_image_roidb(tmp_path)
-    batch = net_for(2, 64, roidb)
-    single = net_for(1, 32, roidb)
+    batch = net_for(2, 64, roidb, tmp_path)
+    single = net_for(1, 32, roidb, tmp_path)
     for name, blobs in batch.params.items():   # the same weights in both
         for a, b in zip(blobs, single.params[name]):
             b.data[...] = a.data

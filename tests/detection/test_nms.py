@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import caffe.common
-from fast_rcnn.config import cfg
-from fast_rcnn.nms_wrapper import nms
+from fast_rcnn.test_settings import TestSettings
 from nms.cpu_nms import cpu_nms
+from nms.dispatch import nms, runtime_gpu
 from nms.py_cpu_nms import py_cpu_nms
 
 IMPLEMENTATIONS = [cpu_nms, py_cpu_nms, nms]
@@ -116,29 +116,30 @@ def fake_gpu(monkeypatch):
     monkeypatch.setitem(sys.modules, 'nms.gpu_nms', module)
     monkeypatch.setattr(caffe.common, 'mode', lambda: 'GPU')
     monkeypatch.setattr(caffe.common, 'device', lambda: 3)  # the runtime's device
-    monkeypatch.setitem(cfg, 'USE_GPU_NMS', True)
     return calls
 
 
-def test_wrapper_uses_gpu_nms_in_gpu_mode(fake_gpu, monkeypatch):
+def test_settings_run_nms_on_the_runtimes_gpu_when_they_ask(fake_gpu):
     dets = random_dets(np.random.RandomState(1), 30, np.float32)
-    assert nms(dets, 0.5) == brute_force_nms(dets, 0.5)
+    assert runtime_gpu() == 3
+    assert TestSettings().nms_function()(dets, 0.5) == brute_force_nms(dets, 0.5)
     assert fake_gpu == [3]
-    nms(dets, 0.5, force_cpu=True)
-    monkeypatch.setitem(cfg, 'USE_GPU_NMS', False)
-    nms(dets, 0.5)
+    assert TestSettings(use_gpu_nms=False).nms_function()(dets, 0.5) == \
+        brute_force_nms(dets, 0.5)
+    assert nms(dets, 0.5) == brute_force_nms(dets, 0.5)  # no device named: the CPU
     assert fake_gpu == [3]
 
 
-def test_wrapper_stays_on_cpu_in_cpu_mode(fake_gpu, monkeypatch):
+def test_cpu_mode_has_no_runtime_gpu(fake_gpu, monkeypatch):
     monkeypatch.setattr(caffe.common, 'mode', lambda: 'CPU')
     dets = random_dets(np.random.RandomState(2), 30, np.float32)
-    assert nms(dets, 0.5) == brute_force_nms(dets, 0.5)
+    assert runtime_gpu() is None
+    assert TestSettings().nms_function()(dets, 0.5) == brute_force_nms(dets, 0.5)
     assert fake_gpu == []
 
 
-def test_wrapper_falls_back_when_gpu_nms_is_missing(fake_gpu, monkeypatch):
+def test_gpu_nms_falls_back_to_the_cpu_when_missing(fake_gpu, monkeypatch):
     monkeypatch.setitem(sys.modules, 'nms.gpu_nms', None)  # makes the import fail
     dets = random_dets(np.random.RandomState(3), 30, np.float32)
     with pytest.warns(RuntimeWarning, match='GPU NMS unavailable'):
-        assert nms(dets, 0.5) == brute_force_nms(dets, 0.5)
+        assert nms(dets, 0.5, gpu_id=0) == brute_force_nms(dets, 0.5)

@@ -12,7 +12,7 @@ import pytest
 
 import caffe
 from fast_rcnn import net_surgery
-from fast_rcnn.config import cfg, cfg_from_file
+from fast_rcnn.experiment import Experiment
 from replay import frozen_sampling, frozen_selection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,11 +24,10 @@ GT = np.array([[40, 50, 139, 129, 1], [180, 100, 259, 219, 2], [200, 20, 290, 70
 SEED = 7
 
 
-@pytest.fixture
-def toy_cfg():
-    # conftest's restore_cfg puts the defaults back afterwards
-    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'faster_rcnn_end2end.yml'))
-    cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', 'toy.yml'))
+# The settings of the toy's end-to-end experiment, which the training tools write into the
+# layers' param_str (the layers read nothing else).
+TOY = Experiment.from_files([os.path.join(ROOT, 'experiments', 'cfgs', name)
+                             for name in ('faster_rcnn_end2end.yml', 'toy.yml')])
 
 
 def toy_image():
@@ -38,7 +37,7 @@ def toy_image():
     for (x1, y1, x2, y2, _), colour in zip(GT.astype(int), [(40, 50, 215), (50, 185, 45),
                                                              (205, 95, 35)]):
         im[y1:y2 + 1, x1:x2 + 1] = colour
-    im -= np.asarray(cfg.PIXEL_MEANS).reshape(1, 1, 3)
+    im -= np.asarray(TOY.minibatch.pixel_means).reshape(1, 1, 3)
     return im.transpose(2, 0, 1)[None].astype(np.float32)
 
 
@@ -65,7 +64,9 @@ class Toy:
     regression larger than their fillers make them, so that every path carries gradient."""
 
     def __init__(self, edit=None):
-        param = with_inputs(net_surgery.read_net(TRAIN))
+        param = net_surgery.with_layer_settings(net_surgery.read_net(TRAIN),
+                                                TOY.layer_settings(caffe.TRAIN))
+        param = with_inputs(param)
         if edit is not None:
             param = edit(param)
         caffe.set_random_seed(5)
@@ -126,15 +127,14 @@ def relative_gap(a, b):
 
 
 @pytest.mark.parametrize('targets', ['constant', 'through_rois'])
-def test_total_loss_derivative_matches_the_non_approximate_backward(toy_cfg, monkeypatch,
-                                                                    targets):
+def test_total_loss_derivative_matches_the_non_approximate_backward(monkeypatch, targets):
     toy = Toy(with_target_gradient if targets == 'through_rois' else None)
     non_approx = toy.gradient()
     toy.layer('proposal').backprop_coords = False
     approx = toy.gradient()
     toy.layer('proposal').backprop_coords = True
     kept, sample = toy.freeze(monkeypatch, targets_follow_rois=targets == 'through_rois')
-    assert len(kept) == cfg.TRAIN.RPN_POST_NMS_TOP_N and (sample.labels > 0).sum() >= 3
+    assert len(kept) == TOY.train_proposals.post_nms_top_n and (sample.labels > 0).sum() >= 3
     np.testing.assert_array_equal(toy.gradient()[1], non_approx[1])  # the replay is exact
 
     numeric, analytic, approximate = [], [], []
@@ -156,7 +156,7 @@ def test_total_loss_derivative_matches_the_non_approximate_backward(toy_cfg, mon
         assert abs(a - n) <= 0.05 * max(abs(n), 0.05), (a, n)
 
 
-def test_approximate_gradient_is_the_rpn_box_loss_alone(toy_cfg):
+def test_approximate_gradient_is_the_rpn_box_loss_alone():
     """With the coordinate gradient off (the surgery the experiments use, cfg.TRAIN.
     COORD_GRADIENT False), rpn_bbox_pred learns from the RPN's own box loss only: its bias
     gradient is the finite difference of rpn_loss_bbox, whatever the detector does."""
@@ -194,7 +194,7 @@ def test_coordinate_gradient_surgery_turns_every_switch_off():
 
 
 def test_coordinate_gradient_scale_and_rois_surgery():
-    from rpn.layer_io import load_param_str
+    from utils.param_str import load_param_str
     param = net_surgery.read_net(TRAIN)
     changes = net_surgery.net_changes(param, coord_gradient_scale=0.1, coord_gradient_rois='fg')
     assert [t for t, _ in changes] == ['coordgrad_fg_x0.1']
@@ -213,7 +213,7 @@ def test_coordinate_gradient_scale_and_rois_surgery():
                                                   coord_gradient_scale=0.5)] == ['nocoordgrad']
 
 
-def test_gradient_parts_reach_only_the_layers_below_the_proposals(toy_cfg):
+def test_gradient_parts_reach_only_the_layers_below_the_proposals():
     """fast_rcnn.joint_gradients: the coordinate part is the difference of the two backward
     passes; it is exactly 0 for the detector's layers and the RPN's classifier (above or beside
     the proposal layer's box path) and not for rpn_bbox_pred and the convolutions under it."""

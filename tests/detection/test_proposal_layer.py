@@ -1,13 +1,14 @@
+"""ProposalLayer: its settings come from its param_str, with the paper's limits for its phase
+as defaults (the proposal rule itself is tested in tests/core/test_proposals.py); a batch is
+proposed image by image; the coordinate backward of non-approximate joint training."""
 import numpy as np
 import pytest
 
 import caffe
 from caffe.testing import layer_param
-from fast_rcnn.bbox_transform import bbox_transform_inv
-from fast_rcnn.config import cfg
 from rpn.generate_anchors import generate_anchors
-from rpn.proposal_layer import ProposalLayer
-from brute_force import iou
+from rpn.proposal_layer import ProposalLayer, proposal_layer_settings
+from brute_force import proposals_written_out, rpn_outputs as random_inputs
 from replay import frozen_selection
 
 STRIDE = 16
@@ -42,160 +43,67 @@ def run(scores, deltas, im_info, phase=caffe.TRAIN, num_tops=2, param_str="'feat
     return [t.data.copy() for t in top]
 
 
-def random_inputs(seed, height=8, width=10):
-    rng = np.random.RandomState(seed)
-    probs = rng.uniform(0, 1, size=(1, A, height, width))
-    probs[0, :, :2, :2] = np.round(probs[0, :, :2, :2], 1)  # tied scores
-    scores = np.concatenate([1 - probs, probs], axis=1)
-    deltas = rng.normal(0, 0.3, size=(1, 4 * A, height, width))
-    return scores.astype(np.float32), deltas.astype(np.float32)
+def limits(pre_n, post_n, thresh, min_size, extra=''):
+    """A param_str with these proposal limits."""
+    return ("{'feat_stride': 16, 'pre_nms_top_n': %d, 'post_nms_top_n': %d, 'nms_thresh': %s, "
+            "'min_size': %s%s}" % (pre_n, post_n, thresh, min_size, extra))
 
 
-def reference(scores, deltas, im_info, pre_n, post_n, thresh, min_size, use_nms=True):
-    """The proposal pipeline written out one anchor at a time: (boxes, scores) best first."""
-    base = generate_anchors()
-    _, _, height, width = scores.shape
-    im_h, im_w, im_scale = im_info[0]
-    cands = []
-    for y in range(height):
-        for x in range(width):
-            for a in range(A):
-                anchor = base[a] + [x * STRIDE, y * STRIDE, x * STRIDE, y * STRIDE]
-                box = bbox_transform_inv(anchor[None], deltas[0, 4 * a:4 * a + 4, y, x][None])[0]
-                box = [min(max(box[0], 0), im_w - 1), min(max(box[1], 0), im_h - 1),
-                       min(max(box[2], 0), im_w - 1), min(max(box[3], 0), im_h - 1)]
-                if box[2] - box[0] + 1 >= min_size * im_scale and \
-                        box[3] - box[1] + 1 >= min_size * im_scale:
-                    cands.append((-float(scores[0, A + a, y, x]), len(cands), box))
-    cands.sort(key=lambda c: (c[0], c[1]))
-    cands = cands[:pre_n]
-    kept = []
-    for c in cands:
-        if not use_nms or all(iou(c[2], k[2]) <= thresh for k in kept):
-            kept.append(c)
-    kept = kept[:post_n]
-    return (np.array([k[2] for k in kept], dtype=np.float32).reshape(-1, 4),
-            np.array([-k[0] for k in kept], dtype=np.float32))
-
-
-@pytest.fixture
-def limits(monkeypatch):
-    def set_limits(phase_cfg, pre_n, post_n, thresh, min_size):
-        monkeypatch.setitem(phase_cfg, 'RPN_PRE_NMS_TOP_N', pre_n)
-        monkeypatch.setitem(phase_cfg, 'RPN_POST_NMS_TOP_N', post_n)
-        monkeypatch.setitem(phase_cfg, 'RPN_NMS_THRESH', thresh)
-        monkeypatch.setitem(phase_cfg, 'RPN_MIN_SIZE', min_size)
-    return set_limits
-
-
-@pytest.mark.parametrize('seed,pre_n,post_n,thresh,min_size,scale', [
-    (0, 12000, 2000, 0.7, 16, 1.0),
-    (1, 300, 50, 0.5, 16, 1.6),
-    (2, 100, 20, 0.7, 40, 0.5),
-])
-def test_matches_pipeline_written_out(limits, seed, pre_n, post_n, thresh, min_size, scale):
-    limits(cfg.TRAIN, pre_n, post_n, thresh, min_size)
-    scores, deltas = random_inputs(seed)
-    im_info = np.array([[8 * STRIDE - 5, 10 * STRIDE - 3, scale]], dtype=np.float32)
-    rois, out_scores = run(scores, deltas, im_info)
-    boxes, expected_scores = reference(scores, deltas, im_info, pre_n, post_n, thresh, min_size)
+@pytest.mark.parametrize('phase', [caffe.TRAIN, caffe.TEST])
+def test_param_str_limits_reach_the_proposals(phase):
+    scores, deltas = random_inputs(1)
+    im_info = np.array([[8 * STRIDE - 5, 10 * STRIDE - 3, 1.6]], dtype=np.float32)
+    rois, out_scores = run(scores, deltas, im_info, phase, param_str=limits(300, 50, 0.5, 16))
+    boxes, expected = proposals_written_out(scores, deltas, im_info, 300, 50, 0.5, 16,
+                                            generate_anchors())
     assert rois.shape == (boxes.shape[0], 5) and out_scores.shape == (boxes.shape[0], 1)
     assert (rois[:, 0] == 0).all()
     np.testing.assert_allclose(rois[:, 1:], boxes, rtol=1e-6, atol=1e-4)
-    np.testing.assert_array_equal(out_scores.ravel(), expected_scores)
-
-
-def test_properties_scores_sorted_nms_caps_clipping_min_size(limits):
-    limits(cfg.TEST, 6000, 40, 0.7, 16)
-    scores, deltas = random_inputs(3, 12, 14)
-    deltas[:, 2::4] += 0.5  # wide boxes, many past the border
-    im_info = np.array([[180, 220, 1.5]], dtype=np.float32)
-    rois, out_scores = run(scores, deltas, im_info, phase=caffe.TEST)
-    boxes = rois[:, 1:]
-    assert len(boxes) == 40
-    assert (np.diff(out_scores.ravel()) <= 0).all()
-    assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 219).all()
-    assert (boxes[:, 1] >= 0).all() and (boxes[:, 3] <= 179).all()
-    assert (boxes[:, 2] == 219).any()  # clipping happened
-    assert (boxes[:, 2] - boxes[:, 0] + 1 >= 24).all()
-    assert (boxes[:, 3] - boxes[:, 1] + 1 >= 24).all()
-    for i in range(len(boxes)):
-        for j in range(i):
-            assert iou(boxes[i], boxes[j]) <= 0.7
-
-
-def test_min_size_is_in_original_image_pixels(limits):
-    limits(cfg.TEST, 0, 0, 1.0, 16)
-    # One anchor of 24 x 24 pixels (scale 1.5, ratio 1) per position, no regression.
-    scores = np.zeros((1, 2, 4, 4), np.float32)
-    scores[0, 1] = 0.5
-    deltas = np.zeros((1, 4, 4, 4), np.float32)
-    param = "{'feat_stride': 16, 'scales': [1.5], 'ratios': [1]}"
-    kept = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST, 1, param)[0]
-    assert len(kept) == 16  # 24 >= 16 * 1.0
-    dropped = run(scores, deltas, [[1000, 1000, 2.0]], caffe.TEST, 1, param)[0]
-    assert len(dropped) == 0  # 24 < 16 * 2.0
-
-
-def test_pre_nms_top_n_limits_candidates(limits):
-    limits(cfg.TRAIN, 5, 100, 0.7, 0)
-    scores, deltas = random_inputs(4)
-    rois, out_scores = run(scores, deltas, [[1000, 1000, 1.0]])
-    top5 = np.sort(scores[0, A:].ravel())[::-1][:5]
-    assert len(rois) <= 5
-    assert set(out_scores.ravel()) <= set(top5)
-    assert out_scores[0, 0] == top5[0]
-
-
-def test_phase_selects_train_or_test_limits(limits):
-    limits(cfg.TRAIN, 0, 7, 0.7, 0)
-    limits(cfg.TEST, 0, 3, 0.7, 0)
-    scores, deltas = random_inputs(5)
-    assert len(run(scores, deltas, [[200, 200, 1.0]], caffe.TRAIN)[0]) == 7
-    assert len(run(scores, deltas, [[200, 200, 1.0]], caffe.TEST)[0]) == 3
-
-
-def test_no_nms_ablation_keeps_top_ranked(limits, monkeypatch):
-    limits(cfg.TEST, 6000, 50, 0.3, 0)
-    monkeypatch.setitem(cfg.TEST, 'RPN_NO_NMS', True)
-    scores, deltas = random_inputs(6)
-    im_info = np.array([[128, 160, 1.0]], dtype=np.float32)
-    rois, out_scores = run(scores, deltas, im_info, caffe.TEST)
-    boxes, expected = reference(scores, deltas, im_info, 6000, 50, 0.3, 0, use_nms=False)
     np.testing.assert_array_equal(out_scores.ravel(), expected)
-    np.testing.assert_allclose(rois[:, 1:], boxes, rtol=1e-6, atol=1e-4)
-    suppressed = any(iou(boxes[i], boxes[j]) > 0.3 for i in range(50) for j in range(i))
-    assert suppressed  # NMS would have removed some of them
-    # The ablation is a test-time one: training still suppresses.
-    limits(cfg.TRAIN, 6000, 50, 0.3, 0)
-    train_boxes = run(scores, deltas, im_info, caffe.TRAIN)[0][:, 1:]
-    assert all(iou(train_boxes[i], train_boxes[j]) <= 0.3
-               for i in range(len(train_boxes)) for j in range(i))
 
 
-def test_no_reg_ablation_proposes_anchors(limits, monkeypatch):
-    limits(cfg.TEST, 0, 0, 1.0, 0)
-    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'no_reg')
+def test_phase_gives_the_papers_train_or_test_limits():
+    # Without limits in the param_str: 2000 after NMS in training, 300 at test time.
+    scores, deltas = random_inputs(5, 40, 50)
+    im_info = [[640, 800, 1.0]]
+    assert len(run(scores, deltas, im_info, caffe.TRAIN)[0]) > 300
+    assert len(run(scores, deltas, im_info, caffe.TEST)[0]) == 300
+    settings = proposal_layer_settings("'feat_stride': 16", caffe.TRAIN).proposals
+    assert (settings.pre_nms_top_n, settings.post_nms_top_n) == (12000, 2000)
+    settings = proposal_layer_settings("'feat_stride': 16", caffe.TEST).proposals
+    assert (settings.pre_nms_top_n, settings.post_nms_top_n) == (6000, 300)
+
+
+def test_ablations_and_anchors_from_the_param_str():
     scores = np.zeros((1, 2, 3, 3), np.float32)
     scores[0, 1] = np.arange(9).reshape(3, 3)
     deltas = np.ones((1, 4, 3, 3), np.float32)
-    param = "{'feat_stride': 16, 'scales': [2], 'ratios': [1]}"
+    param = limits(0, 0, 1.0, 0, ", 'scales': [2], 'ratios': [1], 'mode': 'no_reg'")
     rois = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST, 1, param)[0]
-    # Best first: position (2, 2), whose anchor spans 32 - 8 .. 32 + 23; clipped at 0 for x = 0.
-    np.testing.assert_array_equal(rois[0], [0, 24, 24, 55, 55])
-    np.testing.assert_array_equal(rois[-1], [0, 0, 0, 23, 23])
+    np.testing.assert_array_equal(rois[0], [0, 24, 24, 55, 55])  # the anchors themselves
+    scores, deltas = random_inputs(6)
+    im_info = np.array([[128, 160, 1.0]], dtype=np.float32)
+    rois, out_scores = run(scores, deltas, im_info, caffe.TEST,
+                           param_str=limits(6000, 50, 0.3, 0, ", 'no_nms': true"))
+    _, expected = proposals_written_out(scores, deltas, im_info, 6000, 50, 0.3, 0,
+                                        generate_anchors(), use_nms=False)
+    np.testing.assert_array_equal(out_scores.ravel(), expected)
 
 
-def test_no_cls_ablation_draws_unranked_proposals(limits, monkeypatch):
-    limits(cfg.TEST, 0, 30, 0.7, 0)
-    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'no_cls')
-    scores, deltas = random_inputs(7)
-    rois, out_scores = run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST)
-    assert len(rois) == 30
-    assert (np.diff(out_scores.ravel()) > 0).any()  # not ranked by score
-    monkeypatch.setitem(cfg.TEST, 'RPN_MODE', 'rnp')
-    with pytest.raises(caffe.CaffeError, match='RPN_MODE'):
-        run(scores, deltas, [[1000, 1000, 1.0]], caffe.TEST)
+def test_proposal_layer_settings_reads_a_prototxt_param_str():
+    # What a tool reading a prototxt (an exporter) gets, with the layer's own defaults.
+    s = proposal_layer_settings("{'feat_stride': 16, 'scales': [2, 4], 'ratios': [1], "
+                                "'post_nms_top_n': 100, 'min_size': 8, 'use_gpu_nms': false}",
+                                caffe.TEST)
+    assert s.feat_stride == 16 and s.anchors.shape == (2, 4)
+    np.testing.assert_array_equal(s.anchors, generate_anchors(16, [1], [2, 4]))
+    assert (s.proposals.pre_nms_top_n, s.proposals.post_nms_top_n) == (6000, 100)
+    assert s.proposals.min_size == 8 and s.use_gpu_nms is False
+    assert s.backprop_coords is False and s.coord_grad_scale == 1.0
+    with pytest.raises(ValueError, match="the RPN mode is 'rnp'"):
+        proposal_layer_settings("{'feat_stride': 16, 'mode': 'rnp'}", caffe.TEST)
+    with pytest.raises(ValueError, match="'post_nms_top_n' should be an integer"):
+        proposal_layer_settings("{'feat_stride': 16, 'post_nms_top_n': 1.5}", caffe.TEST)
 
 
 def test_single_top_and_errors():
@@ -206,6 +114,8 @@ def test_single_top_and_errors():
         run(np.concatenate([scores] * 2), np.concatenate([deltas] * 2), [[200, 200, 1.0]])
     with pytest.raises(caffe.CaffeError, match='channels'):
         run(scores[:, :6], deltas, [[200, 200, 1.0]])
+    with pytest.raises(caffe.CaffeError, match="proposal.*unknown param_str key.*pre_nms_topn"):
+        run(scores, deltas, [[200, 200, 1.0]], param_str="{'feat_stride': 16, 'pre_nms_topn': 5}")
 
 
 def test_a_batch_proposes_for_each_image_alone():
@@ -243,24 +153,24 @@ class FakeRpnNet:
         return {'rois': rois}
 
 
-def test_im_proposals_returns_boxes_in_image_pixels(monkeypatch):
+def test_im_proposals_returns_boxes_in_image_pixels():
+    from fast_rcnn.test_settings import TestSettings
     from rpn.generate import im_proposals
-    monkeypatch.setitem(cfg.TEST, 'SCALES', (120,))
     net = FakeRpnNet()
-    boxes, scores = im_proposals(net, np.zeros((60, 100, 3), np.uint8))
+    boxes, scores = im_proposals(net, np.zeros((60, 100, 3), np.uint8), TestSettings(scales=(120,)))
     np.testing.assert_array_equal(net.inputs[0]['im_info'], [[120, 200, 2.0]])
     assert net.inputs[0]['data'].shape == (1, 3, 120, 200)
     np.testing.assert_allclose(boxes, [[10, 20, 30, 40], [0, 0, 99, 59]])
     np.testing.assert_array_equal(scores, np.float32([[0.9], [0.2]]))
-    monkeypatch.setitem(cfg.TEST, 'SCALES', (120, 240))
     with pytest.raises(ValueError, match='one scale'):
-        im_proposals(net, np.zeros((60, 100, 3), np.uint8))
+        im_proposals(net, np.zeros((60, 100, 3), np.uint8), TestSettings(scales=(120, 240)))
 
 
-def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_path, capsys):
+def test_imdb_proposals_covers_every_image_and_names_bad_files(tmp_path, capsys):
     import cv2
+    from fast_rcnn.test_settings import TestSettings
     from rpn.generate import imdb_proposals
-    monkeypatch.setitem(cfg.TEST, 'SCALES', (60,))
+    settings = TestSettings(scales=(60,))
     paths = []
     for i in range(3):
         paths.append(str(tmp_path / ('%d.png' % i)))
@@ -272,7 +182,7 @@ def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_
         def image_path_at(self, i):
             return paths[i]
 
-    boxes = imdb_proposals(FakeRpnNet(), Imdb())
+    boxes = imdb_proposals(FakeRpnNet(), Imdb(), settings)
     assert len(boxes) == 3
     for i, b in enumerate(boxes):
         # proposals are clipped to the original image (width 50, height 30 + 10 i)
@@ -282,12 +192,12 @@ def test_imdb_proposals_covers_every_image_and_names_bad_files(monkeypatch, tmp_
     assert 'im_proposals: 3/3' in capsys.readouterr().out
     paths[1] = str(tmp_path / 'missing.jpg')
     with pytest.raises(OSError, match='missing.jpg'):
-        imdb_proposals(FakeRpnNet(), Imdb())
+        imdb_proposals(FakeRpnNet(), Imdb(), settings)
 
 
 # Backward (non-approximate joint training, paper Sec. 3.2) -------------------------------------
 
-BACKPROP = "{'feat_stride': 16, 'backprop_coords': true}"
+BACKPROP = limits(300, 40, 0.7, 16, ", 'backprop_coords': true")
 
 
 def build_backprop(scores, deltas, im_info, param_str=BACKPROP, phase=caffe.TRAIN):
@@ -328,11 +238,9 @@ def anchors_of_rois(top, deltas, im_info):
 
 
 @pytest.mark.parametrize('seed', [0, 1])
-def test_backward_matches_finite_differences_with_the_kept_set_frozen(limits, monkeypatch,
-                                                                     seed):
+def test_backward_matches_finite_differences_with_the_kept_set_frozen(monkeypatch, seed):
     """d(sum w * rois) / d(rpn_bbox_pred) against central differences of the layer's output
     with the kept set frozen (the selection passes no gradient)."""
-    limits(cfg.TRAIN, 300, 40, 0.7, 16)
     scores, deltas = random_inputs(seed, 6, 7)
     im_info = np.array([[6 * STRIDE + 11, 7 * STRIDE - 9, 1.0]], dtype=np.float32)
     layer, bottom, top = build_backprop(scores, deltas, im_info)
@@ -386,16 +294,15 @@ def test_backward_matches_finite_differences_with_the_kept_set_frozen(limits, mo
     assert checked >= 4 * len(kept) - 8
 
 
-def test_clipped_coordinates_pass_no_gradient(limits):
+def test_clipped_coordinates_pass_no_gradient():
     """One 32 x 32 anchor (scale 2, ratio 1) at the top-left position, widened past the left and
     top border: x1 and y1 are clipped to 0, x2 and y2 are not. By hand: d x2 / d dx = w and
     d x2 / d dw = exp(dw) * w / 2, while x1's gradient is dropped."""
-    limits(cfg.TRAIN, 0, 0, 1.0, 0)
     scores = np.zeros((1, 2, 2, 2), np.float32)
     scores[0, 1, 0, 0] = 1.0  # the best proposal is the top-left anchor
     deltas = np.zeros((1, 4, 2, 2), np.float32)
     deltas[0, :, 0, 0] = [0.1, 0.2, 0.5, 0.4]
-    param = "{'feat_stride': 16, 'scales': [2], 'ratios': [1], 'backprop_coords': true}"
+    param = limits(0, 0, 1.0, 0, ", 'scales': [2], 'ratios': [1], 'backprop_coords': true")
     layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], param)
     anchor = np.array([-8, -8, 23, 23], np.float64)  # 32 x 32 centred on (7.5, 7.5)
     box = decoded(anchor, deltas[0, :, 0, 0].astype(np.float64))
@@ -422,10 +329,10 @@ def test_clipped_coordinates_pass_no_gradient(limits):
     np.testing.assert_allclose(bottom[1].diff[0, :, 0, 0], expected, rtol=1e-5)
 
 
-def test_backward_is_off_by_default_and_param_checked(limits):
-    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+def test_backward_is_off_by_default_and_param_checked():
     scores, deltas = random_inputs(2, 4, 5)
-    layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], "{'feat_stride': 16}")
+    layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]],
+                                        limits(300, 40, 0.7, 16))
     top[0].diff[...] = 1
     bottom[1].diff[...] = 5
     bottom[0].diff[...] = 5
@@ -440,12 +347,11 @@ def test_backward_is_off_by_default_and_param_checked(limits):
                            "{'feat_stride': 16, 'coord_grad_scale': %s}" % bad)
 
 
-def test_coord_grad_scale_multiplies_the_gradient(limits):
-    limits(cfg.TRAIN, 300, 40, 0.7, 16)
+def test_coord_grad_scale_multiplies_the_gradient():
     scores, deltas = random_inputs(3, 4, 5)
     grads = []
-    for param in (BACKPROP, "{'feat_stride': 16, 'backprop_coords': true, "
-                            "'coord_grad_scale': 0.25}"):
+    for param in (BACKPROP, limits(300, 40, 0.7, 16, ", 'backprop_coords': true, "
+                                                     "'coord_grad_scale': 0.25")):
         layer, bottom, top = build_backprop(scores, deltas, [[100, 120, 1.0]], param)
         top[0].diff[...] = np.random.RandomState(0).uniform(-1, 1, top[0].shape)
         layer.backward(top, [True, True, False], bottom)
@@ -454,11 +360,10 @@ def test_coord_grad_scale_multiplies_the_gradient(limits):
     np.testing.assert_allclose(grads[1], 0.25 * grads[0], rtol=1e-6)
 
 
-def test_backward_of_a_batch_is_each_images_backward(limits):
+def test_backward_of_a_batch_is_each_images_backward():
     # Two images in one padded blob: each image's rpn_bbox_pred gradient is the one it gets
     # alone from its own rows of the rois gradient; padding positions of the smaller image's
     # score map still belong to it (same map size), so the whole slice is compared.
-    limits(cfg.TRAIN, 300, 40, 0.7, 16)
     (s0, d0), (s1, d1) = random_inputs(21, 6, 7), random_inputs(22, 6, 7)
     info = [[90, 110, 1.0], [80, 100, 0.8]]
     rng = np.random.RandomState(5)

@@ -1,18 +1,29 @@
+"""ProposalTargetLayer: the RoI rule and the targets' normalization come from its param_str;
+each image of a batch is sampled against its own ground truth; the coordinate backward of
+non-approximate joint training."""
 import numpy as np
 import pytest
 
 import caffe
 from caffe.testing import build_layer, layer_param
-from fast_rcnn.config import cfg
+from core.roi_targets import BoxTargets
+from core.sampling import RoISampling
+from utils.param_str import dump_param_str
 from brute_force import iou
 
 K = 4  # classes, background included
+# The layer's settings in these tests, as an end-to-end run writes them: precomputed targets.
+END2END = {'num_classes': K, 'precomputed': True}
 
 
-def run(rpn_rois, gt_boxes, num_classes=K):
+def param_str(**settings):
+    return dump_param_str(dict(END2END, **settings))
+
+
+def run(rpn_rois, gt_boxes, num_classes=K, **settings):
     param = layer_param('name: "roi-data" type: "Python" python_param { '
                         'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
-    param.python_param.param_str = "'num_classes': %d" % num_classes
+    param.python_param.param_str = param_str(num_classes=num_classes, **settings)
     arrays = [np.asarray(rpn_rois, np.float32).reshape(-1, 5),
               np.asarray(gt_boxes, np.float32).reshape(-1, 6 if np.shape(gt_boxes)[-1:] == (6,)
                                                        else 5)]
@@ -37,13 +48,7 @@ def proposals_around(gt, n, rng, spread):
 GT = [[50, 60, 200, 220, 1], [300, 100, 420, 300, 3], [100, 350, 500, 560, 2]]
 
 
-@pytest.fixture
-def precomputed(monkeypatch):
-    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', True)
-    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 1)
-
-
-def test_labels_thresholds_and_fractions(precomputed):
+def test_labels_thresholds_and_fractions():
     rng = np.random.RandomState(0)
     rois_in = proposals_around(GT, 2000, rng, 0.6)
     rois, labels, targets, inside, outside = run(rois_in, GT)
@@ -55,13 +60,27 @@ def test_labels_thresholds_and_fractions(precomputed):
         overlaps = [iou(roi[1:], g) for g in GT]
         best = int(np.argmax(overlaps))
         if label > 0:
-            assert overlaps[best] >= cfg.TRAIN.FG_THRESH and label == GT[best][4]
+            assert overlaps[best] >= 0.5 and label == GT[best][4]
         else:
-            assert cfg.TRAIN.BG_THRESH_LO <= overlaps[best] < cfg.TRAIN.BG_THRESH_HI
+            assert 0.1 <= overlaps[best] < 0.5  # the paper's (Fast R-CNN's) defaults
     assert (rois[:, 0] == 0).all()
 
 
-def test_ground_truth_is_appended_as_candidates(precomputed):
+def test_other_thresholds_from_the_param_str():
+    rng = np.random.RandomState(0)
+    rois_in = proposals_around(GT, 2000, rng, 0.6)
+    rois, labels, _, _, _ = run(rois_in, GT, batch_size=60, fg_fraction=0.5, fg_thresh=0.7,
+                                bg_thresh_hi=0.4, bg_thresh_lo=0.0)
+    # Every candidate (the proposals and the ground truth) at IoU >= 0.7, up to 30, is drawn.
+    candidates = [r[1:] for r in rois_in] + [g[:4] for g in GT]
+    num_fg = sum(max(iou(c, g) for g in GT) >= 0.7 for c in candidates)
+    assert len(rois) == 60 and (labels > 0).sum() == min(30, num_fg) and num_fg > 0
+    for roi, label in zip(rois, labels):
+        best = max(iou(roi[1:], g) for g in GT)
+        assert best >= 0.7 if label > 0 else best < 0.4
+
+
+def test_ground_truth_is_appended_as_candidates():
     # Every proposal is far from the ground truth, so the only foreground is the gt itself.
     rois_in = np.array([[0, 560, 560, 599, 599], [0, 0, 0, 20, 20]] * 5)
     gt = GT + [[150, 100, 260, 250, 2]]  # gt boxes overlap each other: background in range
@@ -71,13 +90,17 @@ def test_ground_truth_is_appended_as_candidates(precomputed):
     np.testing.assert_array_equal(np.sort(labels[labels > 0]), sorted(g[4] for g in gt))
 
 
-def test_class_specific_targets_and_weights(precomputed, monkeypatch):
-    monkeypatch.setitem(cfg.TRAIN, 'BBOX_INSIDE_WEIGHTS', (1.0, 1.0, 0.5, 0.5))
+@pytest.mark.parametrize('means,stds', [(None, None), ((0.1, -0.1, 0, 0.2), (0.5, 0.5, 1, 1))])
+def test_class_specific_targets_and_weights(means, stds):
     rng = np.random.RandomState(1)
-    rois, labels, targets, inside, outside = run(proposals_around(GT, 500, rng, 0.3), GT)
+    settings = {'inside_weights': (1.0, 1.0, 0.5, 0.5)}
+    if means is not None:
+        settings.update(means=means, stds=stds)
+    rois, labels, targets, inside, outside = run(proposals_around(GT, 500, rng, 0.3), GT,
+                                                 **settings)
     assert targets.shape == inside.shape == outside.shape == (len(rois), 4 * K)
-    means = np.array(cfg.TRAIN.BBOX_NORMALIZE_MEANS)
-    stds = np.array(cfg.TRAIN.BBOX_NORMALIZE_STDS)
+    means = np.array(means or BoxTargets().means)  # the paper's normalization by default
+    stds = np.array(stds or BoxTargets().stds)
     for roi, label, t, w_in, w_out in zip(rois[:, 1:], labels, targets, inside, outside):
         c = int(label)
         if c == 0:
@@ -99,18 +122,16 @@ def test_class_specific_targets_and_weights(precomputed, monkeypatch):
     assert (labels > 0).sum() > 0
 
 
-def test_targets_are_not_normalized_without_precomputed_stats(monkeypatch):
-    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', False)
-    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 1)
+def test_targets_are_not_normalized_without_precomputed_stats():
     gt = [[0, 0, 99, 99, 1]]
-    rois, labels, targets, _, _ = run([[0, 0, 0, 49, 99]], gt)
+    rois, labels, targets, _, _ = run([[0, 0, 0, 49, 99]], gt, precomputed=False)
     row = np.where((rois[:, 1:] == [0, 0, 49, 99]).all(axis=1))[0][0]
     assert labels[row] == 1  # IoU 0.5
     # box 50 x 100 centred at (25, 50) -> gt centred at (50, 50), twice as wide
     np.testing.assert_allclose(targets[row, 4:8], [0.5, 0.0, np.log(2.0), 0.0], atol=1e-6)
 
 
-def test_image_without_gt_gives_background_rois(precomputed):
+def test_image_without_gt_gives_background_rois():
     rng = np.random.RandomState(2)
     rois_in = proposals_around(GT, 300, rng, 0.5)
     rois, labels, targets, inside, outside = run(rois_in, np.zeros((0, 5)))
@@ -119,43 +140,43 @@ def test_image_without_gt_gives_background_rois(precomputed):
     assert not targets.any() and not inside.any() and not outside.any()
 
 
-def test_batch_size_comes_from_the_images_in_the_batch(precomputed, monkeypatch):
-    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
-    monkeypatch.setitem(cfg.TRAIN, 'FG_FRACTION', 0.5)
+def test_batch_size_comes_from_the_images_in_the_batch():
+    # One image gets all batch_size RoIs (the release's layer samples BATCH_SIZE RoIs for the
+    # single image of an end-to-end batch).
     rng = np.random.RandomState(3)
-    rois, labels, _, _, _ = run(proposals_around(GT, 1000, rng, 0.6), GT)
+    rois, labels, _, _, _ = run(proposals_around(GT, 1000, rng, 0.6), GT, batch_size=64,
+                                fg_fraction=0.5)
     assert len(rois) == 64 and (labels > 0).sum() == 32
-    # TRAIN.IMS_PER_BATCH (2 by default, Fast R-CNN's) does not change what one image gets: the
-    # release's layer samples BATCH_SIZE RoIs for the single image of an end-to-end batch.
-    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 2)
-    rois, labels, _, _, _ = run(proposals_around(GT, 1000, rng, 0.6), GT)
-    assert len(rois) == 64 and (labels > 0).sum() == 32
+    assert RoISampling().batch_size == 128
 
 
-def test_a_batch_samples_each_image_against_its_own_ground_truth(precomputed, monkeypatch):
-    # Two images: BATCH_SIZE / 2 RoIs each, labelled by their own image's ground truth only
+def test_a_batch_samples_each_image_against_its_own_ground_truth():
+    # Two images: batch_size / 2 RoIs each, labelled by their own image's ground truth only
     # (the other image's boxes are elsewhere and must not make foreground), tagged by image.
-    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
     rng = np.random.RandomState(4)
     gt1 = [[400, 380, 560, 560, 2]]
     rois_in = np.vstack([proposals_around(GT, 400, rng, 0.6),
                          np.hstack([[[1]] * 300, proposals_around(gt1, 300, rng, 0.6)[:, 1:]])])
     gt = np.vstack([np.hstack([GT, np.zeros((3, 1))]), np.hstack([gt1, [[1]]])])
-    rois, labels, _, _, _ = run(rois_in, gt)
+    rois, labels, _, _, _ = run(rois_in, gt, batch_size=64)
     for n, image_gt in ((0, GT), (1, gt1)):
         mine = rois[:, 0] == n
         assert mine.sum() == 32 and (labels[mine] > 0).sum() == 8
         for roi, label in zip(rois[mine, 1:], labels[mine]):
             overlaps = [iou(roi, g) for g in image_gt]
             if label > 0:
-                assert max(overlaps) >= cfg.TRAIN.FG_THRESH
+                assert max(overlaps) >= 0.5
                 assert label == image_gt[int(np.argmax(overlaps))][4]
     assert (rois[:32, 0] == 0).all() and (rois[32:, 0] == 1).all()
 
 
-def test_errors(precomputed):
+def test_errors():
     with pytest.raises(caffe.CaffeError, match='num_classes'):
         run([[0, 0, 0, 10, 10]], GT, num_classes=1)
+    with pytest.raises(caffe.CaffeError, match="roi-data.*'fg_fraction' should be a number"):
+        run([[0, 0, 0, 10, 10]], GT, fg_fraction='half')
+    with pytest.raises(caffe.CaffeError, match='unknown param_str key.*batchsize'):
+        run([[0, 0, 0, 10, 10]], GT, batchsize=64)
 
 
 # Backward (non-approximate joint training, paper Sec. 3.2) -------------------------------------
@@ -178,11 +199,10 @@ def float_proposals(n, rng):
 
 
 @pytest.mark.parametrize('rows', ['fg', 'all'])
-def test_backward_routes_each_rois_gradient_to_its_proposal(precomputed, rows):
+def test_backward_routes_each_rois_gradient_to_its_proposal(rows):
     rng = np.random.RandomState(4)
     rpn_rois = float_proposals(400, rng)
-    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': '%s'}"
-                               % rows)
+    layer, bottom, top = build(rpn_rois, GT, param_str(backprop_coords=rows))
     np.random.seed(0)
     layer.forward(bottom, top)
     rois, labels = top[0].data, top[1].data
@@ -207,9 +227,9 @@ def test_backward_routes_each_rois_gradient_to_its_proposal(precomputed, rows):
         (labels > 0).sum() - from_gt if rows == 'fg' else len(rois) - from_gt)
 
 
-def test_backward_is_off_by_default_and_param_checked(precomputed):
+def test_backward_is_off_by_default_and_param_checked():
     rng = np.random.RandomState(5)
-    layer, bottom, top = build(float_proposals(50, rng), GT, "{'num_classes': 4}")
+    layer, bottom, top = build(float_proposals(50, rng), GT, param_str())
     layer.forward(bottom, top)
     top[0].diff[...] = 1
     bottom[0].diff[...] = 3
@@ -224,16 +244,14 @@ def test_backward_is_off_by_default_and_param_checked(precomputed):
 
 
 @pytest.mark.parametrize('normalized', [True, False])
-def test_target_gradient_matches_finite_differences(monkeypatch, normalized):
+def test_target_gradient_matches_finite_differences(normalized):
     """With backprop_targets the objective sum(w * rois) + sum(v * bbox_targets) is
     differentiated through the targets too; central differences with the sampling replayed
     (np.random reseeded before each forward, so the same rows are drawn)."""
-    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', normalized)
-    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 32)
     rng = np.random.RandomState(6)
     rpn_rois = float_proposals(120, rng)
-    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': 'fg', "
-                                             "'backprop_targets': true}")
+    layer, bottom, top = build(rpn_rois, GT, param_str(
+        precomputed=normalized, batch_size=32, backprop_coords='fg', backprop_targets=True))
 
     def forward():
         np.random.seed(1)
@@ -269,7 +287,8 @@ def test_target_gradient_matches_finite_differences(monkeypatch, normalized):
             checked += 1
     assert checked == 4 * min(6, len(fg_sources))
     # Without backprop_targets the targets are constants: only the rois term remains.
-    layer, bottom, top = build(rpn_rois, GT, "{'num_classes': 4, 'backprop_coords': 'fg'}")
+    layer, bottom, top = build(rpn_rois, GT, param_str(precomputed=normalized, batch_size=32,
+                                                       backprop_coords='fg'))
     forward()
     top[0].diff[...] = w
     top[2].diff[...] = v
@@ -281,11 +300,10 @@ def test_target_gradient_matches_finite_differences(monkeypatch, normalized):
     assert np.abs(analytic - bottom[0].diff).max() > 1e-3
 
 
-def test_backward_of_a_batch_routes_within_each_image(precomputed, monkeypatch):
+def test_backward_of_a_batch_routes_within_each_image():
     # Two images whose proposals are interleaved in rpn_rois (the layer finds each image's
     # rows by index): every sampled RoI's gradient reaches the row it came from, of its own
     # image, found here by brute force over (image index, box).
-    monkeypatch.setitem(cfg.TRAIN, 'BATCH_SIZE', 64)
     rng = np.random.RandomState(6)
     gt1 = [[400, 380, 560, 560, 2]]
     image0 = float_proposals(300, rng)
@@ -296,7 +314,7 @@ def test_backward_of_a_batch_routes_within_each_image(precomputed, monkeypatch):
     gt = np.vstack([np.hstack([GT, np.zeros((3, 1))]), np.hstack([gt1, [[1]]])])
     param = layer_param('name: "roi-data" type: "Python" python_param { '
                         'module: "rpn.proposal_target_layer" layer: "ProposalTargetLayer" }')
-    param.python_param.param_str = "{'num_classes': 4, 'backprop_coords': 'all'}"
+    param.python_param.param_str = param_str(batch_size=64, backprop_coords='all')
     layer, bottom, top = build_layer(param, [np.float32(rpn_rois), np.float32(gt)], num_tops=5)
     np.random.seed(0)
     layer.forward(bottom, top)

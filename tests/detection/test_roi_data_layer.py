@@ -3,37 +3,37 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+import dataclasses
+
 import caffe
 from caffe.testing import layer_param
-from fast_rcnn.config import cfg
+from core.roi_targets import BoxTargets
+from core.sampling import RoISampling
 from roi_data_layer import roidb as rdl_roidb
 from roi_data_layer.layer import RoIDataLayer, shuffled_order
-from core.roi_targets import BoxTargets
 from roi_data_layer.minibatch import MinibatchSettings, get_minibatch as _get_minibatch
+from utils.param_str import dump_param_str, settings_params
 from brute_force import iou
 
 K = 3  # classes, background included
 
 
-def get_minibatch(entries, num_classes):
-    """The minibatch under the settings the test put in cfg (as the data layer reads them)."""
-    return _get_minibatch(entries, num_classes, MinibatchSettings.from_cfg(cfg))
+def get_minibatch(entries, num_classes, **changes):
+    """The minibatch under SETTINGS with `changes` (MinibatchSettings fields)."""
+    return _get_minibatch(entries, num_classes, dataclasses.replace(SETTINGS, **changes))
 
 
-def add_bbox_regression_targets(entries):
-    return rdl_roidb.add_bbox_regression_targets(entries, BoxTargets.from_cfg(cfg.TRAIN))
+def add_bbox_regression_targets(entries, **changes):
+    """The roidb's targets, normalized by its own statistics unless `changes` say otherwise."""
+    targets = BoxTargets(normalize=True, precomputed=False)
+    return rdl_roidb.add_bbox_regression_targets(entries, dataclasses.replace(targets, **changes))
 MEANS = np.array([[[100.0, 110.0, 120.0]]])
-
-
-@pytest.fixture
-def train_cfg(monkeypatch):
-    for key, value in [('SCALES', (80,)), ('MAX_SIZE', 1000), ('IMS_PER_BATCH', 1),
-                       ('HAS_RPN', True), ('BBOX_REG', True), ('BATCH_SIZE', 16),
-                       ('FG_FRACTION', 0.25), ('ASPECT_GROUPING', True),
-                       ('BBOX_NORMALIZE_TARGETS', True),
-                       ('BBOX_NORMALIZE_TARGETS_PRECOMPUTED', False)]:
-        monkeypatch.setitem(cfg.TRAIN, key, value)
-    monkeypatch.setitem(cfg, 'PIXEL_MEANS', MEANS)
+# The minibatches of these tests: images scaled to a short side of 80, one per minibatch, with
+# ground truth for an RPN; a 16-RoI sample of Fast R-CNN's 25% foreground without one.
+SETTINGS = MinibatchSettings(scales=(80,), max_size=1000, pixel_means=(100.0, 110.0, 120.0),
+                             has_rpn=True, bbox_reg=True,
+                             sampling=RoISampling(batch_size=16, fg_fraction=0.25),
+                             ims_per_batch=1)
 
 
 def write_image(path, height, width, seed=0):
@@ -78,7 +78,7 @@ def prepared(entries):
     return entries
 
 
-def test_flipped_entry_gives_mirrored_image_and_boxes(train_cfg, monkeypatch, tmp_path):
+def test_flipped_entry_gives_mirrored_image_and_boxes(tmp_path):
     path = tmp_path / 'a.png'
     im = write_image(path, 40, 60)
     gt = [[5, 10, 20, 30], [30, 0, 59, 39]]
@@ -96,8 +96,8 @@ def test_flipped_entry_gives_mirrored_image_and_boxes(train_cfg, monkeypatch, tm
     np.testing.assert_array_equal(b['gt_boxes'],
                                   np.hstack([np.array(flipped_gt) * 2, [[1], [2]]]))
     # At scale 1 the flipped gt boxes cover the mirrored pixels of the flipped blob.
-    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (40,))
-    a, b = get_minibatch([plain], K)['data'][0], get_minibatch([mirrored], K)['data'][0]
+    a = get_minibatch([plain], K, scales=(40,))['data'][0]
+    b = get_minibatch([mirrored], K, scales=(40,))['data'][0]
     for (x1, y1, x2, y2), (u1, _, u2, _) in zip(gt, flipped_gt):
         np.testing.assert_array_equal(a[:, y1:y2 + 1, x1:x2 + 1],
                                       b[:, y1:y2 + 1, u1:u2 + 1][..., ::-1])
@@ -105,7 +105,7 @@ def test_flipped_entry_gives_mirrored_image_and_boxes(train_cfg, monkeypatch, tm
     np.testing.assert_allclose(a, (im - MEANS).transpose(2, 0, 1), atol=1e-4)
 
 
-def test_crowd_boxes_are_not_gt_boxes(train_cfg, tmp_path):
+def test_crowd_boxes_are_not_gt_boxes(tmp_path):
     path = tmp_path / 'c.png'
     write_image(path, 40, 40)
     e = entry(path, 40, 40, [[0, 0, 10, 10], [5, 5, 30, 30]], [1, 2])
@@ -116,45 +116,40 @@ def test_crowd_boxes_are_not_gt_boxes(train_cfg, tmp_path):
     np.testing.assert_array_equal(blobs['gt_boxes'], [[0, 0, 20, 20, 1]])
 
 
-def test_image_without_objects_gives_empty_gt_boxes(train_cfg, tmp_path):
+def test_image_without_objects_gives_empty_gt_boxes(tmp_path):
     path = tmp_path / 'e.png'
     write_image(path, 40, 40)
     blobs = get_minibatch(prepared([entry(path, 40, 40, [], [])]), K)
     assert blobs['gt_boxes'].shape == (0, 5)
 
 
-def test_random_scales_and_max_size(train_cfg, monkeypatch, tmp_path):
-    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (20, 40))
-    monkeypatch.setitem(cfg.TRAIN, 'MAX_SIZE', 70)
+def test_random_scales_and_max_size(tmp_path):
     path = tmp_path / 's.png'
     write_image(path, 20, 50)
     e = prepared([entry(path, 50, 20, [[0, 0, 9, 9]], [1])])
     seen = set()
     np.random.seed(0)
     for _ in range(12):
-        info = get_minibatch(e, K)['im_info'][0]
+        info = get_minibatch(e, K, scales=(20, 40), max_size=70)['im_info'][0]
         seen.add(tuple(info))
     # 20 -> scale 1; 40 -> scale 2 would make the long side 100 > 70, so 70 / 50.
     assert seen == {(20.0, 50.0, 1.0), (28.0, 70.0, np.float32(1.4))}
 
 
-def test_unreadable_image_names_the_file(train_cfg, tmp_path):
+def test_unreadable_image_names_the_file(tmp_path):
     missing = tmp_path / 'no_such_image.jpg'
     with pytest.raises(OSError, match='no_such_image.jpg'):
         get_minibatch([entry(missing, 10, 10, [[0, 0, 5, 5]], [1])], K)
 
 
-def test_stale_size_is_reported(train_cfg, tmp_path):
+def test_stale_size_is_reported(tmp_path):
     path = tmp_path / 'w.png'
     write_image(path, 30, 40)
     with pytest.raises(ValueError, match='w.png'):
         get_minibatch([entry(path, 41, 30, [[0, 0, 5, 5]], [1])], K)
 
 
-def test_fast_rcnn_minibatch_samples_rois(train_cfg, monkeypatch, tmp_path):
-    monkeypatch.setitem(cfg.TRAIN, 'HAS_RPN', False)
-    monkeypatch.setitem(cfg.TRAIN, 'IMS_PER_BATCH', 2)
-    monkeypatch.setitem(cfg.TRAIN, 'SCALES', (40,))
+def test_fast_rcnn_minibatch_samples_rois(tmp_path):
     rng = np.random.RandomState(0)
     entries = []
     for i in range(2):
@@ -167,7 +162,7 @@ def test_fast_rcnn_minibatch_samples_rois(train_cfg, monkeypatch, tmp_path):
         entries.append(entry(path, 60, 40, gt, [1, 2], proposals))
     prepared(entries)
     means, stds = add_bbox_regression_targets(entries)
-    blobs = get_minibatch(entries, K)
+    blobs = get_minibatch(entries, K, has_rpn=False, ims_per_batch=2, scales=(40,))
     rois, labels = blobs['rois'], blobs['labels']
     per_image = 8  # 16 RoIs over 2 images, 2 foreground each
     for i in range(2):
@@ -192,7 +187,7 @@ def test_fast_rcnn_minibatch_samples_rois(train_cfg, monkeypatch, tmp_path):
     np.testing.assert_array_equal(w_out, w_in > 0)
 
 
-def test_prepare_and_regression_targets(train_cfg, tmp_path):
+def test_prepare_and_regression_targets(tmp_path):
     path = tmp_path / 'r.png'
     write_image(path, 100, 100)
     gt = [[10, 10, 49, 59], [60, 20, 89, 89]]
@@ -208,7 +203,7 @@ def test_prepare_and_regression_targets(train_cfg, tmp_path):
     raw = []
     for en in entries:
         for box, ov in zip(en['boxes'], en['max_overlaps']):
-            if ov < cfg.TRAIN.BBOX_THRESH:
+            if ov < BoxTargets().thresh:
                 continue
             g = max(en['boxes'][en['gt_classes'] > 0], key=lambda g: iou(box, g))
             c = int(en['gt_classes'][np.where((en['boxes'] == g).all(axis=1))[0][0]])
@@ -233,14 +228,13 @@ def test_prepare_and_regression_targets(train_cfg, tmp_path):
         np.testing.assert_allclose(rows.std(axis=0), 1, rtol=1e-4)
 
 
-def test_precomputed_normalization_uses_cfg(train_cfg, monkeypatch, tmp_path):
-    monkeypatch.setitem(cfg.TRAIN, 'BBOX_NORMALIZE_TARGETS_PRECOMPUTED', True)
+def test_precomputed_normalization_uses_the_given_means_and_stds(tmp_path):
     path = tmp_path / 'p.png'
     write_image(path, 100, 100)
     e = prepared([entry(path, 100, 100, [[10, 10, 49, 59]], [2], [[10, 10, 59, 59]])])
-    means, stds = add_bbox_regression_targets(e)
-    np.testing.assert_array_equal(means, np.tile(cfg.TRAIN.BBOX_NORMALIZE_MEANS, K))
-    np.testing.assert_array_equal(stds, np.tile(cfg.TRAIN.BBOX_NORMALIZE_STDS, K))
+    means, stds = add_bbox_regression_targets(e, precomputed=True)
+    np.testing.assert_array_equal(means, np.tile([0, 0, 0, 0], K))  # the paper's, as given
+    np.testing.assert_array_equal(stds, np.tile([0.1, 0.1, 0.2, 0.2], K))
     # proposal 50 x 50 at centre (35, 35) -> gt 40 x 50 at centre (30, 35)
     raw = np.array([-5 / 50, 0, np.log(40 / 50), 0])
     np.testing.assert_allclose(e[0]['bbox_targets'][1], [2] + list(raw / [0.1, 0.1, 0.2, 0.2]),
@@ -272,16 +266,21 @@ def test_aspect_grouping_pairs_like_images():
     assert len(orders) > 1
 
 
-def make_data_layer(num_tops):
+def data_layer_param_str(settings=SETTINGS, **extra):
+    """The data layer's param_str for these settings, as a training tool writes it."""
+    return dump_param_str(dict({'num_classes': K}, **settings_params(settings), **extra))
+
+
+def make_data_layer(num_tops, settings=SETTINGS):
     param = layer_param('name: "input-data" type: "Python"')
-    param.python_param.param_str = "'num_classes': %d" % K
+    param.python_param.param_str = data_layer_param_str(settings)
     layer = RoIDataLayer(param, caffe.TRAIN)
     top = [caffe.Blob() for _ in range(num_tops)]
     layer.setup([], top)
     return layer, top
 
 
-def test_layer_tops_and_epochs(train_cfg, tmp_path):
+def test_layer_tops_and_epochs(tmp_path):
     entries = []
     for i, (h, w) in enumerate([(40, 60), (60, 40), (40, 40)]):
         path = tmp_path / ('l%d.png' % i)
@@ -301,17 +300,41 @@ def test_layer_tops_and_epochs(train_cfg, tmp_path):
     assert shapes == {(1, 3, 80, 120), (1, 3, 120, 80), (1, 3, 80, 80)}  # one epoch
     with pytest.raises(caffe.CaffeError, match='gt_boxes'):
         make_data_layer(6)
+    # Without an RPN the layer makes the 6 tops of Fast R-CNN training.
+    layer, top = make_data_layer(6, dataclasses.replace(SETTINGS, has_rpn=False))
+    assert layer.settings.has_rpn is False
+    with pytest.raises(caffe.CaffeError, match='has_rpn False.*rois'):
+        make_data_layer(3, dataclasses.replace(SETTINGS, has_rpn=False))
 
 
-def test_layer_in_a_net(train_cfg, tmp_path):
+def test_layer_settings_come_from_the_param_str():
+    param = layer_param('name: "input-data" type: "Python"')
+    param.python_param.param_str = data_layer_param_str(aspect_grouping=False)
+    layer = RoIDataLayer(param, caffe.TRAIN)
+    layer.setup([], [caffe.Blob() for _ in range(3)])
+    assert layer.settings == SETTINGS and layer._aspect_grouping is False
+    param.python_param.param_str = "'num_classes': 3"
+    layer = RoIDataLayer(param, caffe.TRAIN)
+    layer.setup([], [caffe.Blob() for _ in range(6)])
+    assert layer.settings == MinibatchSettings() and layer._aspect_grouping is True
+    for bad, match in (("{'num_classes': 3, 'scales': 600}", "'scales' should be a list"),
+                       ("{'num_classes': 3, 'ims_per_batch': 1.5}", 'an integer'),
+                       ("{'num_classes': 3, 'aspect_grouping': 1}", 'true or false'),
+                       ("{'num_classes': 3, 'use_prefetch': true}", 'unknown param_str')):
+        param.python_param.param_str = bad
+        with pytest.raises(caffe.CaffeError, match=match):
+            RoIDataLayer(param, caffe.TRAIN).setup([], [caffe.Blob() for _ in range(6)])
+
+
+def test_layer_in_a_net(tmp_path):
     path = tmp_path / 'n.png'
     write_image(path, 40, 60)
     entries = prepared([entry(path, 60, 40, [[5, 10, 20, 30]], [2])])
     proto = tmp_path / 'train.prototxt'
     proto.write_text('name: "t"\nlayer { name: "input-data" type: "Python" top: "data" '
                      'top: "im_info" top: "gt_boxes" python_param { module: '
-                     '"roi_data_layer.layer" layer: "RoIDataLayer" '
-                     'param_str: "\'num_classes\': 3" } }\n')
+                     '"roi_data_layer.layer" layer: "RoIDataLayer" param_str: "%s" } }\n'
+                     % data_layer_param_str())
     net = caffe.Net(str(proto), caffe.TRAIN)
     net.layers[0].set_roidb(entries)
     net.forward()
@@ -340,14 +363,13 @@ def read_minibatches(layer, top, entries, count):
 
 
 @pytest.mark.parametrize('scales', [(80, 50), (80,)])
-def test_prefetched_minibatches_are_those_read_in_turn(train_cfg, monkeypatch, tmp_path, scales):
+def test_prefetched_minibatches_are_those_read_in_turn(monkeypatch, tmp_path, scales):
     # Two epochs (a reshuffle in between); two scales drawn at random (images read ahead) or
     # one (images also scaled ahead): the background work must give the same minibatches and
     # leave the same random stream as reading each image when its minibatch is made.
     from roi_data_layer.minibatch import ScaledImage
-    monkeypatch.setitem(cfg.TRAIN, 'SCALES', scales)
     entries = prefetch_entries(tmp_path)
-    layer, top = make_data_layer(3)
+    layer, top = make_data_layer(3, dataclasses.replace(SETTINGS, scales=scales))
     got, got_state = read_minibatches(layer, top, entries, 12)
     ahead = layer._prefetch._pending[2].result()  # the 13th minibatch's image
     assert isinstance(ahead[0], ScaledImage) == (len(scales) == 1)
@@ -359,7 +381,7 @@ def test_prefetched_minibatches_are_those_read_in_turn(train_cfg, monkeypatch, t
     np.testing.assert_array_equal(got_state, expected_state)
 
 
-def test_a_prefetched_read_error_surfaces_with_its_minibatch(train_cfg, monkeypatch, tmp_path):
+def test_a_prefetched_read_error_surfaces_with_its_minibatch(monkeypatch, tmp_path):
     from roi_data_layer import minibatch
     entries = prefetch_entries(tmp_path, 3)
     layer, top = make_data_layer(3)
@@ -380,11 +402,11 @@ def test_a_prefetched_read_error_surfaces_with_its_minibatch(train_cfg, monkeypa
 
 # Data-parallel ranks ------------------------------------------------------------------------------
 
-def rank_reader(entries, rank, count, shuffle_seed=5):
+def rank_reader(entries, rank, count, shuffle_seed=5, ims_per_batch=1):
     caffe.set_solver_count(count)
     caffe.set_solver_rank(rank)
     try:
-        layer, _ = make_data_layer(3)
+        layer, _ = make_data_layer(3, dataclasses.replace(SETTINGS, ims_per_batch=ims_per_batch))
         layer.set_roidb(entries, shuffle_seed=shuffle_seed)
     finally:
         caffe.set_solver_count(1)
@@ -398,22 +420,20 @@ def sized_entries(count):
 
 
 @pytest.mark.parametrize('ranks,ims,images', [(2, 1, 12), (4, 1, 12), (2, 2, 16)])
-def test_ranks_share_one_order_and_each_reads_its_part(train_cfg, monkeypatch, ranks, ims,
-                                                        images):
-    monkeypatch.setattr(cfg.TRAIN, 'IMS_PER_BATCH', ims)
+def test_ranks_share_one_order_and_each_reads_its_part(ranks, ims, images):
     entries = sized_entries(images)
-    single = rank_reader(entries, 0, 1)
+    single = rank_reader(entries, 0, 1, ims_per_batch=ims)
     epochs = 3
     order = [tuple(single._get_next_minibatch_inds()) for _ in range(epochs * images // ims)]
     assert sorted(i for batch in order[:images // ims] for i in batch) == list(range(images))
     assert order[:images // ims] != order[images // ims:2 * images // ims]  # reshuffled
-    layers = [rank_reader(entries, r, ranks) for r in range(ranks)]
+    layers = [rank_reader(entries, r, ranks, ims_per_batch=ims) for r in range(ranks)]
     for t in range(epochs * images // (ims * ranks)):
         for r, layer in enumerate(layers):
             assert tuple(layer._get_next_minibatch_inds()) == order[t * ranks + r], (t, r)
 
 
-def test_a_rank_resumes_its_reading_exactly(train_cfg):
+def test_a_rank_resumes_its_reading_exactly():
     entries = sized_entries(6)
     layer = rank_reader(entries, 1, 2)
     for _ in range(2):
@@ -425,7 +445,7 @@ def test_a_rank_resumes_its_reading_exactly(train_cfg):
     assert [tuple(resumed._get_next_minibatch_inds()) for _ in range(7)] == expected
 
 
-def test_ranks_need_a_shared_shuffle_seed_and_enough_images(train_cfg):
+def test_ranks_need_a_shared_shuffle_seed_and_enough_images():
     with pytest.raises(caffe.CaffeError, match='share one shuffled order'):
         rank_reader(sized_entries(6), 0, 2, shuffle_seed=None)
     with pytest.raises(caffe.CaffeError, match=r'3 images, fewer than .* x 4 solver'):

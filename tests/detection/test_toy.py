@@ -12,7 +12,7 @@ import datasets.factory
 from datasets import toy
 from datasets.toy import generate_toy_dataset
 from datasets.voc_xml import read_voc_xml
-from fast_rcnn.config import cfg
+from utils import paths
 
 SMALL = {'num_train': 8, 'num_test': 4, 'seed': 3}
 
@@ -100,7 +100,7 @@ def test_the_dataset_folder_gets_the_mode_mkdir_gives(tmp_path):
 
 
 def test_factory_generates_toy_on_first_use(tmp_path, monkeypatch):
-    monkeypatch.setattr(cfg, 'DATA_DIR', str(tmp_path / 'data'))
+    monkeypatch.setattr(paths, 'DATA_DIR', str(tmp_path / 'data'))
     made = []
 
     def small_toy(root):
@@ -120,5 +120,5 @@ def test_factory_generates_toy_on_first_use(tmp_path, monkeypatch):
 
 
 def test_ensure_toy_dataset_defaults_to_data_toy(tmp_path, monkeypatch):
-    monkeypatch.setattr(cfg, 'DATA_DIR', str(tmp_path / 'data'))
+    monkeypatch.setattr(paths, 'DATA_DIR', str(tmp_path / 'data'))
     assert toy.ensure_toy_dataset(**SMALL) == str(tmp_path / 'data' / 'toy')

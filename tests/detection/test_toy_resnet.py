@@ -7,12 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-import caffe
 from caffe import io as caffe_io
 from caffe.proto import caffe_pb2
 from fast_rcnn import test as frcnn_test
-from fast_rcnn import train as frcnn_train
-from fast_rcnn.config import cfg, cfg_from_file
+from fast_rcnn.experiment import Experiment, test_experiment, train_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NET_DIR = os.path.join(ROOT, 'models', 'toy', 'TOY_ResNet', 'faster_rcnn_end2end')
@@ -22,16 +20,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def toy_cfg(tmp_path):
+def toy_experiment(tmp_path):
+    """The toy's end-to-end experiment on a few small images (the anchors, 32 to 128 pixels,
+    still fit), data and outputs under tmp_path."""
     from datasets.toy import generate_toy_dataset
-    for name in ('faster_rcnn_end2end.yml', 'toy.yml'):
-        cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', name))
-    cfg.DATA_DIR = str(tmp_path / 'data')
-    generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=6, num_test=2)
-    # Small images keep the run short; the anchors (32 to 128 pixels) still fit.
-    cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE = (160,), 240
-    cfg.TEST.SCALES, cfg.TEST.MAX_SIZE = (160,), 240
-    return tmp_path
+    data = tmp_path / 'data'
+    generate_toy_dataset(str(data / 'toy'), num_train=6, num_test=2)
+    return Experiment.from_files(
+        [os.path.join(ROOT, 'experiments', 'cfgs', name)
+         for name in ('faster_rcnn_end2end.yml', 'toy.yml')],
+        {'DATA_DIR': str(data), 'ROOT_DIR': str(tmp_path),
+         'TRAIN': {'SCALES': [160], 'MAX_SIZE': 240},
+         'TEST': {'SCALES': [160], 'MAX_SIZE': 240}})
 
 
 def _loss(net):
@@ -39,13 +39,10 @@ def _loss(net):
     return sum(float(np.sum(net.blobs[n].data)) for n in net.outputs if weights.get(n))
 
 
-def test_toy_resnet_learns_and_tests_with_its_saved_statistics(toy_cfg):
-    from datasets.factory import get_imdb
-    imdb = get_imdb('toy_train')
-    roidb = frcnn_train.filter_roidb(frcnn_train.get_training_roidb(imdb))
-    frcnn_train.seed_rngs(cfg.RNG_SEED)
-    wrapper = frcnn_train.SolverWrapper(os.path.join(NET_DIR, 'solver.prototxt'), roidb,
-                                        str(toy_cfg / 'out'))
+def test_toy_resnet_learns_and_tests_with_its_saved_statistics(toy_experiment, tmp_path):
+    training = train_experiment(toy_experiment, os.path.join(NET_DIR, 'solver.prototxt'),
+                                'toy_train')
+    wrapper = training.solver_wrapper()
     net = wrapper.solver.net
     batch_norms = [name for name, layer in net.layer_dict.items() if layer.type == 'BatchNorm']
     assert batch_norms and not any(net.layer_dict[n].use_global_stats for n in batch_norms)
@@ -68,8 +65,9 @@ def test_toy_resnet_learns_and_tests_with_its_saved_statistics(toy_cfg):
 
     # The test net normalizes with them: the first BatchNorm's output is (x - mean) /
     # sqrt(var + eps) with the saved averages, not the image's own statistics.
-    test_net = caffe.Net(os.path.join(NET_DIR, 'test.prototxt'), model, caffe.TEST)
-    image = cv2.imread(get_imdb('toy_test').image_path_at(0))
+    test_net = test_experiment(toy_experiment, os.path.join(NET_DIR, 'test.prototxt'), model,
+                               output_dir=str(tmp_path / 'test')).net
+    image = cv2.imread(toy_experiment.imdb('toy_test').image_path_at(0))
     scores, boxes = frcnn_test.im_detect(test_net, image)
     assert scores.shape[1] == 4 and np.all(np.isfinite(scores))
     bn = batch_norms[0]

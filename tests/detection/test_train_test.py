@@ -1,5 +1,6 @@
 """fast_rcnn.test.im_detect on tiny hand-weighted nets, and fast_rcnn.train's snapshots (bbox_pred
-un-normalized on disk, untouched in memory, re-normalized on restore) and roidb filtering."""
+un-normalized on disk, untouched in memory, re-normalized on restore) and roidb filtering. The
+settings are arguments (TrainSettings, TestSettings) or the data layer's param_str."""
 import os
 
 import numpy as np
@@ -9,9 +10,14 @@ import scipy.sparse
 import caffe
 from caffe import io
 from caffe.proto import caffe_pb2
+from core.roi_targets import BoxTargets
+from core.sampling import RoISampling
 from fast_rcnn import test as frcnn_test
 from fast_rcnn import train as frcnn_train
-from fast_rcnn.config import cfg
+from fast_rcnn.solver_wrapper import SolverWrapper, TrainSettings
+from fast_rcnn.test_settings import TestSettings
+from fast_rcnn.train_roidb import filter_roidb
+from fast_rcnn.training_errors import TrainingError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -64,12 +70,10 @@ def image(height=50, width=80):
 
 
 def test_im_detect_fast_rcnn_boxes_and_scores(tmp_path):
-    cfg.TEST.HAS_RPN = False
-    cfg.TEST.SCALES = (100,)
-    cfg.TEST.MAX_SIZE = 1000
     net = fast_rcnn_net(tmp_path)
     proposals = np.array([[10, 20, 29, 59], [40, 10, 59, 19]], dtype=np.float64)
-    scores, boxes = frcnn_test.im_detect(net, image(), proposals)
+    scores, boxes = frcnn_test.im_detect(net, image(), proposals,
+                                         TestSettings(scales=(100,), max_size=1000))
 
     assert scores.shape == (2, 3) and boxes.shape == (2, 12)
     np.testing.assert_allclose(scores, 1.0 / 3, rtol=1e-6)  # zero cls_score weights
@@ -86,34 +90,28 @@ def test_im_detect_fast_rcnn_boxes_and_scores(tmp_path):
 
 
 def test_im_detect_multiscale_projects_rois_to_the_level_nearest_224(tmp_path):
-    cfg.TEST.HAS_RPN = False
-    cfg.TEST.SCALES = (50, 100)
-    cfg.TEST.MAX_SIZE = 1000
     net = fast_rcnn_net(tmp_path)
     # 20 x 40 = 800 pixels: at scale 1 its area is 800, at scale 2 3200, nearer 224^2.
-    frcnn_test.im_detect(net, image(), np.array([[10, 20, 29, 59]], dtype=np.float64))
+    frcnn_test.im_detect(net, image(), np.array([[10, 20, 29, 59]], dtype=np.float64),
+                         TestSettings(scales=(50, 100), max_size=1000))
     assert net.blobs['data'].shape == (2, 3, 100, 160)
     np.testing.assert_allclose(net.blobs['rois'].data, [[1, 20, 40, 58, 118]])
 
 
 def test_im_detect_caps_the_long_side(tmp_path):
-    cfg.TEST.HAS_RPN = False
-    cfg.TEST.SCALES = (100,)
-    cfg.TEST.MAX_SIZE = 120
     net = fast_rcnn_net(tmp_path)
-    frcnn_test.im_detect(net, image(), np.array([[10, 20, 29, 59]], dtype=np.float64))
+    frcnn_test.im_detect(net, image(), np.array([[10, 20, 29, 59]], dtype=np.float64),
+                         TestSettings(scales=(100,), max_size=120))
     assert net.blobs['data'].shape == (1, 3, 75, 120)  # scale 120 / 80 = 1.5
     np.testing.assert_allclose(net.blobs['rois'].data, [[0, 15, 30, 43.5, 88.5]])
 
 
 def test_im_detect_dedups_boxes_on_one_feature_cell(tmp_path):
-    cfg.TEST.HAS_RPN = False
-    cfg.TEST.SCALES = (100,)
-    cfg.DEDUP_BOXES = 1. / 16
     net = fast_rcnn_net(tmp_path)
     # At scale 2 the first two differ by 2 pixels, less than one 16-pixel cell.
     proposals = np.array([[10, 20, 29, 59], [11, 20, 29, 59], [40, 10, 59, 19]], np.float64)
-    scores, boxes = frcnn_test.im_detect(net, image(), proposals)
+    scores, boxes = frcnn_test.im_detect(net, image(), proposals,
+                                         TestSettings(scales=(100,), dedup_boxes=1. / 16))
     assert net.blobs['rois'].shape[0] == 2
     assert scores.shape == (3, 3) and boxes.shape == (3, 12)
     np.testing.assert_array_equal(boxes[0], boxes[1])
@@ -121,11 +119,9 @@ def test_im_detect_dedups_boxes_on_one_feature_cell(tmp_path):
 
 def test_im_detect_rpn_net_scales_rois_back_to_the_image(tmp_path):
     from _train_test_layers import ScaledRois
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (100,)
-    cfg.TEST.MAX_SIZE = 1000
     net = caffe.Net(write(tmp_path / 'rpn.prototxt', RPN_NET), caffe.TEST)
-    scores, boxes = frcnn_test.im_detect(net, image())
+    scores, boxes = frcnn_test.im_detect(net, image(), settings=TestSettings(
+        scales=(100,), max_size=1000, has_rpn=True))
     np.testing.assert_allclose(net.blobs['im_info'].data, [[100, 160, 2]])
     assert scores.shape == (3, 3) and boxes.shape == (3, 12)
     # Zero deltas give back each box with x2, y2 one larger, clipped to the 80 x 50 image.
@@ -136,12 +132,10 @@ def test_im_detect_rpn_net_scales_rois_back_to_the_image(tmp_path):
 
 
 def test_im_detect_without_box_regression_tiles_the_proposals(tmp_path):
-    cfg.TEST.HAS_RPN = False
-    cfg.TEST.BBOX_REG = False
-    cfg.TEST.SCALES = (100,)
     net = fast_rcnn_net(tmp_path)
     proposals = np.array([[10, 20, 29, 59]], dtype=np.float64)
-    _, boxes = frcnn_test.im_detect(net, image(), proposals)
+    _, boxes = frcnn_test.im_detect(net, image(), proposals,
+                                    TestSettings(scales=(100,), bbox_reg=False))
     np.testing.assert_array_equal(boxes, np.tile(proposals, (1, 3)))
 
 
@@ -157,7 +151,7 @@ def test_limit_detections_keeps_the_best_over_classes():
 TRAIN_NET = '''name: "tiny_regression"
 layer { name: "input-data" type: "Python" top: "features" top: "targets" top: "inside"
         top: "outside" python_param { module: "_train_test_layers"
-        layer: "FixedRegressionData" } }
+        layer: "FixedRegressionData" param_str: "%s" } }
 layer { name: "bbox_pred" type: "InnerProduct" bottom: "features" top: "bbox_pred"
         inner_product_param { num_output: 8 weight_filler { type: "gaussian" std: 0.5 }
                               bias_filler { type: "gaussian" std: 0.5 } } }
@@ -189,20 +183,19 @@ def tiny_roidb(num_classes=2):
              'image': 'none.jpg', 'width': 40, 'height': 40}]
 
 
-@pytest.fixture
-def solver_file(tmp_path):
-    net = write(tmp_path / 'train.prototxt', TRAIN_NET)
+def solver_with(tmp_path, data_param_str='{}'):
+    """The solver of TRAIN_NET whose data layer has this param_str (its has_rpn, bbox_reg)."""
+    net = write(tmp_path / 'train.prototxt', TRAIN_NET % data_param_str)
     return write(tmp_path / 'solver.prototxt', SOLVER % net)
 
 
-def use_normalized_targets():
-    cfg.TRAIN.HAS_RPN = False
-    cfg.TRAIN.BBOX_REG = True
-    cfg.TRAIN.BBOX_NORMALIZE_TARGETS = True
-    cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED = True
-    cfg.TRAIN.BBOX_NORMALIZE_MEANS = MEANS
-    cfg.TRAIN.BBOX_NORMALIZE_STDS = STDS
-    cfg.TRAIN.SNAPSHOT_INFIX = ''
+@pytest.fixture
+def solver_file(tmp_path):
+    return solver_with(tmp_path)
+
+
+# Box targets normalized by fixed means and stds, as end-to-end training has them.
+NORMALIZED = TrainSettings(BoxTargets(normalize=True, precomputed=True, means=MEANS, stds=STDS))
 
 
 def read_params(path, layer_name):
@@ -212,9 +205,8 @@ def read_params(path, layer_name):
 
 
 def test_snapshot_unnormalizes_bbox_pred_on_disk_only(solver_file, tmp_path):
-    use_normalized_targets()
     frcnn_train.seed_rngs(5)
-    sw = frcnn_train.SolverWrapper(solver_file, tiny_roidb(), str(tmp_path / 'out'))
+    sw = SolverWrapper(solver_file, tiny_roidb(), str(tmp_path / 'out'), settings=NORMALIZED)
     sw.solver.step(3)
     weights = sw.solver.net.params['bbox_pred'][0].data.copy()
     biases = sw.solver.net.params['bbox_pred'][1].data.copy()
@@ -234,11 +226,10 @@ def test_snapshot_unnormalizes_bbox_pred_on_disk_only(solver_file, tmp_path):
     assert not [f for f in os.listdir(str(tmp_path / 'out')) if f.endswith('.tmp')]
 
 
-def test_snapshot_infix_and_no_unnormalization_without_bbox_reg(solver_file, tmp_path):
-    use_normalized_targets()
-    cfg.TRAIN.BBOX_REG = False
-    cfg.TRAIN.SNAPSHOT_INFIX = 'stage1'
-    sw = frcnn_train.SolverWrapper(solver_file, tiny_roidb(), str(tmp_path))
+def test_snapshot_infix_and_no_unnormalization_without_bbox_reg(tmp_path):
+    solver_file = solver_with(tmp_path, "{'bbox_reg': false}")
+    settings = TrainSettings(NORMALIZED.box_targets, snapshot_infix='stage1')
+    sw = SolverWrapper(solver_file, tiny_roidb(), str(tmp_path), settings=settings)
     sw.solver.step(1)
     weights = sw.solver.net.params['bbox_pred'][0].data.copy()
     path = sw.snapshot()
@@ -247,15 +238,14 @@ def test_snapshot_infix_and_no_unnormalization_without_bbox_reg(solver_file, tmp
 
 
 def test_restore_resumes_with_normalized_weights(solver_file, tmp_path):
-    use_normalized_targets()
     frcnn_train.seed_rngs(5)
-    sw = frcnn_train.SolverWrapper(solver_file, tiny_roidb(), str(tmp_path))
+    sw = SolverWrapper(solver_file, tiny_roidb(), str(tmp_path), settings=NORMALIZED)
     sw.solver.step(4)
     weights = sw.solver.net.params['bbox_pred'][0].data.copy()
     biases = sw.solver.net.params['bbox_pred'][1].data.copy()
     sw.snapshot()
 
-    resumed = frcnn_train.SolverWrapper(solver_file, tiny_roidb(), str(tmp_path))
+    resumed = SolverWrapper(solver_file, tiny_roidb(), str(tmp_path), settings=NORMALIZED)
     resumed.restore(str(tmp_path / 'tiny_iter_4.solverstate'))
     assert resumed.solver.iter == 4
     np.testing.assert_allclose(resumed.solver.net.params['bbox_pred'][0].data, weights,
@@ -270,9 +260,9 @@ def test_restore_resumes_with_normalized_weights(solver_file, tmp_path):
 
 
 def test_train_net_snapshots_periodically_and_at_the_end(solver_file, tmp_path, capsys):
-    use_normalized_targets()
-    cfg.TRAIN.SNAPSHOT_ITERS = 2
-    paths = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path), max_iters=5)
+    settings = TrainSettings(NORMALIZED.box_targets, snapshot_iters=2)
+    paths = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path), max_iters=5,
+                                  settings=settings)
     assert [os.path.basename(p) for p in paths] == \
         ['tiny_iter_2.caffemodel', 'tiny_iter_4.caffemodel', 'tiny_iter_5.caffemodel']
     out = capsys.readouterr().out
@@ -280,32 +270,44 @@ def test_train_net_snapshots_periodically_and_at_the_end(solver_file, tmp_path, 
 
 
 def test_train_net_is_reproducible_with_the_seed(solver_file, tmp_path):
-    use_normalized_targets()
-    a = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path / 'a'), max_iters=2)
-    b = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path / 'b'), max_iters=2)
+    a = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path / 'a'), max_iters=2,
+                              seed=5, settings=NORMALIZED)
+    b = frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path / 'b'), max_iters=2,
+                              seed=5, settings=NORMALIZED)
     np.testing.assert_array_equal(read_params(a[-1], 'bbox_pred')[0],
                                   read_params(b[-1], 'bbox_pred')[0])
 
 
 def test_train_net_rejects_missing_weights(solver_file, tmp_path):
-    with pytest.raises(frcnn_train.TrainingError, match='see data/README.md'):
+    with pytest.raises(TrainingError, match='see data/README.md'):
         frcnn_train.train_net(solver_file, tiny_roidb(), str(tmp_path),
                               pretrained_model=str(tmp_path / 'nope.caffemodel'))
 
 
-def test_end_to_end_needs_precomputed_normalization(solver_file, tmp_path):
-    use_normalized_targets()
-    cfg.TRAIN.HAS_RPN = True
-    cfg.TRAIN.BBOX_NORMALIZE_TARGETS_PRECOMPUTED = False
-    with pytest.raises(frcnn_train.TrainingError, match='PRECOMPUTED'):
-        frcnn_train.SolverWrapper(solver_file, tiny_roidb(), str(tmp_path))
+def test_end_to_end_needs_precomputed_normalization(tmp_path):
+    # A data layer for an RPN (ground truth in) and no proposal-target layer to say otherwise.
+    solver_file = solver_with(tmp_path, "{'has_rpn': true}")
+    settings = TrainSettings(BoxTargets(normalize=True, precomputed=False))
+    with pytest.raises(TrainingError, match='PRECOMPUTED'):
+        SolverWrapper(solver_file, tiny_roidb(), str(tmp_path), settings=settings)
 
 
 def test_filter_roidb_drops_images_without_fg_or_bg():
-    cfg.TRAIN.FG_THRESH = 0.5
-    cfg.TRAIN.BG_THRESH_HI = 0.5
-    cfg.TRAIN.BG_THRESH_LO = 0.1
     keep_fg = {'max_overlaps': np.array([0.7])}
     keep_bg = {'max_overlaps': np.array([0.3])}
     drop = {'max_overlaps': np.array([0.05, 0.0])}
-    assert frcnn_train.filter_roidb([keep_fg, drop, keep_bg]) == [keep_fg, keep_bg]
+    assert filter_roidb([keep_fg, drop, keep_bg], RoISampling()) == [keep_fg, keep_bg]
+    rule = RoISampling(bg_thresh_lo=0.0)
+    assert filter_roidb([keep_fg, drop, keep_bg], rule) == [keep_fg, drop, keep_bg]
+
+
+def test_the_trainer_filters_with_the_data_layers_rule(tmp_path, capsys):
+    # Only the data layer's param_str says which entries can give a minibatch.
+    drop = dict(tiny_roidb()[0], max_overlaps=np.array([0.05, 0.0]))
+    solver_file = solver_with(tmp_path, "{'bg_thresh_lo': 0.0}")
+    SolverWrapper(solver_file, tiny_roidb() + [drop], str(tmp_path / 'a'), settings=NORMALIZED)
+    assert 'Filtered 0 roidb entries: 2 -> 2' in capsys.readouterr().out
+    (tmp_path / 'b').mkdir()
+    solver_file = solver_with(tmp_path / 'b')  # the paper's rule: background from IoU 0.1
+    SolverWrapper(solver_file, tiny_roidb() + [drop], str(tmp_path / 'b'), settings=NORMALIZED)
+    assert 'Filtered 1 roidb entries: 2 -> 1' in capsys.readouterr().out

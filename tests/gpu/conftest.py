@@ -3,6 +3,14 @@ the others (the backend's CPU-side behaviour, the emulated GPU paths) run everyw
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def cpu_mode_after():
+    """The runtime back in CPU mode after each test, whatever mode it switched to."""
+    yield
+    import caffe
+    caffe.set_mode_cpu()
+
+
 @pytest.fixture(params=['emulated', pytest.param('cuda', marks=pytest.mark.gpu)])
 def backend(request):
     """The GPU backend a test runs on: 'emulated' (the CPU emulator, everywhere a C++ compiler

@@ -16,9 +16,11 @@ import pytest
 
 import caffe
 from fast_rcnn import test as frcnn_test
-from fast_rcnn.config import cfg, cfg_from_file
+from fast_rcnn.experiment import Experiment, test_experiment
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOY_CFGS = [os.path.join(ROOT, 'experiments', 'cfgs', name)
+            for name in ('faster_rcnn_end2end.yml', 'toy.yml')]
 
 
 def randomize_weights(net, seed):
@@ -87,16 +89,14 @@ NETS = [pytest.param('ZF', 160, 260, id='ZF'),
 
 
 @pytest.mark.parametrize('arch,scale,max_size', NETS)
-def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend):
+def test_im_detect_same_on_gpu_and_cpu(arch, scale, max_size, backend, tmp_path):
     if arch == 'VGG16' and backend is not None:
         pytest.skip('VGG16 runs on a real GPU only (too slow on the emulator)')
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (scale,)
-    cfg.TEST.MAX_SIZE = max_size
-    cfg.USE_GPU_NMS = True
+    experiment = Experiment.from_files([], {'TEST': {'SCALES': [scale], 'MAX_SIZE': max_size},
+                                            'USE_GPU_NMS': True})
     prototxt = os.path.join(ROOT, 'models', 'pascal_voc', arch, 'faster_rcnn_alt_opt',
                             'faster_rcnn_test.pt')
-    net = caffe.Net(prototxt, caffe.TEST)
+    net = test_experiment(experiment, prototxt, None, output_dir=str(tmp_path)).net
     randomize_weights(net, seed=1)
     im = synthetic_image()
 
@@ -146,11 +146,11 @@ def _toy_solver(tmp_path, net='TOY'):
 def _toy_roidb(tmp_path):
     from datasets.custom import custom_dataset
     from datasets.toy import generate_toy_dataset
-    from fast_rcnn.train import filter_roidb, get_training_roidb
+    from fast_rcnn.train_roidb import get_training_roidb
     root = generate_toy_dataset(str(tmp_path / 'toy'), num_train=6, num_test=1, seed=11)
     imdb = custom_dataset('toy', 'train', root)
     imdb.set_proposal_method('gt')
-    return filter_roidb(get_training_roidb(imdb))
+    return get_training_roidb(imdb)
 
 
 @pytest.mark.slow
@@ -160,24 +160,24 @@ def test_end2end_training_same_losses_on_gpu_and_cpu(backend, tmp_path, toy_net)
     GPU in lockstep: each GPU iteration starts from the RNG states the CPU iteration started
     from, so both sample the same images, anchors and RoIs (as far as their proposals agree); the
     losses must then agree."""
-    from fast_rcnn.train import SolverWrapper
+    from fast_rcnn.solver_wrapper import SolverWrapper
     if toy_net == 'TOY_ResNet' and backend is not None:
         # The emulator runs each per-channel reduction block as 256 host threads: minutes for
         # the net; the BatchNorm, Scale and Bias cases of gpu_layer_cases.py cover them there.
         pytest.skip('the toy ResNet is trained in lockstep on a real GPU only')
-    for name in ('faster_rcnn_end2end.yml', 'toy.yml'):
-        cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', name))
-    cfg.USE_GPU_NMS = True
-    solver_file = _toy_solver(tmp_path, toy_net)
+    experiment = Experiment.from_files(TOY_CFGS, {'USE_GPU_NMS': True})
+    # The solver of the toy net with the experiment's settings in its layers' param_str.
+    solver_file = experiment.solver_file(_toy_solver(tmp_path, toy_net), None, str(tmp_path))
     roidb = _toy_roidb(tmp_path)
 
-    np.random.seed(cfg.RNG_SEED)
-    caffe.set_random_seed(cfg.RNG_SEED)
+    np.random.seed(experiment.rng_seed)
+    caffe.set_random_seed(experiment.rng_seed)
     runs = {}
     for device in ('cpu', 'gpu'):
         state = np.random.get_state()
         caffe_state = caffe.common.rng().get_state()
-        runs[device] = SolverWrapper(solver_file, copy.deepcopy(roidb), str(tmp_path / device))
+        runs[device] = SolverWrapper(solver_file, copy.deepcopy(roidb), str(tmp_path / device),
+                                     settings=experiment.train)
         np.random.set_state(state)
         caffe.common.rng().set_state(caffe_state)
     weights = runs['cpu'].solver.net
@@ -225,8 +225,6 @@ def test_nonapprox_backward_same_on_gpu_and_cpu(backend, monkeypatch):
         import test_nonapprox_joint_training as joint
     finally:
         sys.path.remove(os.path.join(ROOT, 'tests', 'detection'))
-    for name in ('faster_rcnn_end2end.yml', 'toy.yml'):
-        cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', name))
     toy = joint.Toy()
     cpu = toy.gradient()
     cpu_all = {n: [b.diff.copy() for b in blobs] for n, blobs in toy.net.params.items()}

@@ -1,4 +1,5 @@
-"""Test-time detections are reused only for the same weights, net, image set and TEST settings."""
+"""Test-time detections are reused only for the same weights, net (with the settings its
+copy holds), image set and test settings."""
 import os
 
 import pytest
@@ -12,14 +13,8 @@ def setup(tmp_path, monkeypatch):
     import caffe
     from datasets.toy import generate_toy_dataset
     from fast_rcnn import test as test_module
-    from fast_rcnn.config import cfg
+    from fast_rcnn.experiment import Experiment, test_experiment
     generate_toy_dataset(str(tmp_path / 'data' / 'toy'), num_train=1, num_test=3)
-    cfg.DATA_DIR = str(tmp_path / 'data')
-    cfg.ROOT_DIR = str(tmp_path / 'root')
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (120,)
-    cfg.TEST.MAX_SIZE = 200
-    cfg.TEST.RPN_POST_NMS_TOP_N = 30
     calls = []
     real = test_module.im_detect
     monkeypatch.setattr(test_module, 'im_detect',
@@ -30,13 +25,16 @@ def setup(tmp_path, monkeypatch):
         caffe.set_random_seed(seed)
         caffe.Net(TEST_DEF, caffe.TEST).save(weights)
 
-    def run():
-        from datasets.factory import get_imdb
-        net = caffe.Net(TEST_DEF, weights, caffe.TEST)
-        net.name = 'toy'
+    def run(**test_settings):
+        """Tests the toy model as tools/test_net.py would, with these TEST settings; returns how
+        many images were detected (0: the saved detections were reused)."""
+        experiment = Experiment.from_files([], {
+            'DATA_DIR': str(tmp_path / 'data'), 'ROOT_DIR': str(tmp_path / 'root'),
+            'TEST': dict({'SCALES': [120], 'MAX_SIZE': 200, 'RPN_POST_NMS_TOP_N': 30,
+                          'MAX_PER_IMAGE': 10}, **test_settings)})
+        testing = test_experiment(experiment, TEST_DEF, weights, 'toy_test')
         del calls[:]
-        test_module.test_net(net, get_imdb('toy_test'), max_per_image=10,
-                             model_files=(TEST_DEF, weights))
+        testing.run()
         return len(calls)
 
     save_weights(1)
@@ -44,15 +42,15 @@ def setup(tmp_path, monkeypatch):
 
 
 def test_detections_are_reused_only_for_the_same_inputs(setup):
-    from fast_rcnn.config import cfg
     run, save_weights, image_set = setup
     assert run() == 3
     assert run() == 0                     # same everything: reused
     save_weights(2)                       # other weights under the same file name
     assert run() == 3
     assert run() == 0
-    cfg.TEST.NMS = 0.5                    # another test setting
-    assert run() == 3
+    assert run(NMS=0.5) == 3              # another test setting (the net's test settings)
+    assert run(NMS=0.5) == 0
+    assert run(NMS=0.5, RPN_POST_NMS_TOP_N=20) == 3  # another setting of the proposal layer
     ids = image_set.read_text().split()
     image_set.write_text('\n'.join(ids[:2]) + '\n')  # another image set under the same name
-    assert run() == 2
+    assert run(NMS=0.5, RPN_POST_NMS_TOP_N=20) == 2

@@ -22,16 +22,16 @@ def toy_model(tmp_path_factory):
 
 def test_tiny_images_give_no_proposals_and_no_detections_in_im_detect(toy_model):
     import caffe
-    from fast_rcnn.config import cfg
-    from fast_rcnn.test import TestSettings, detections_for_class, im_detect
+    from fast_rcnn.test import detections_for_class, im_detect
+    from fast_rcnn.test_settings import TestSettings
     net = caffe.Net(TEST_DEF, str(toy_model), caffe.TEST)
-    settings = TestSettings.from_cfg(cfg).replace(has_rpn=True, scales=(120,), max_size=200)
+    settings = TestSettings(has_rpn=True, scales=(120,), max_size=200)
     for h, w in TINY:
         scores, boxes = im_detect(net, np.full((h, w, 3), 100, np.uint8), settings=settings)
         assert scores.shape[1] == 4 and boxes.shape[1] == 16, (h, w)
         assert scores.shape[0] == boxes.shape[0]
         if min(h, w) <= 12 and max(h, w) <= 1000:
-            # TEST.RPN_MIN_SIZE (16 pixels of the image) removes every proposal.
+            # The proposal layer's min_size (16 pixels of the image) removes every proposal.
             assert scores.shape[0] == 0, (h, w)
         dets = detections_for_class(scores, boxes, 1, 0.05, 0.3)
         assert dets.shape[1] == 5

@@ -221,15 +221,12 @@ def test_restore_past_iters_is_an_error_and_rewrites_nothing(data_dir, straight,
 # An error during training -----------------------------------------------------------------------
 
 def _in_process_training(data_dir, root, iters, restore=None):
-    from core.sampling import RoISampling
-    from fast_rcnn.config import cfg, cfg_from_file, cfg_from_list
-    from fast_rcnn.train import TrainSettings, train as train_fn, training_roidb
-    for path in CFG_FILES:
-        cfg_from_file(path)
-    cfg_from_list(['DATA_DIR', str(data_dir), 'ROOT_DIR', str(root), 'EXP_DIR', 'r'] + SMALL)
-    imdb, roidb = training_roidb('toy_train')
-    return train_fn(SOLVER, roidb, out_dir(root), None, iters, restore, cfg.RNG_SEED,
-                    TrainSettings.from_cfg(cfg), RoISampling.from_cfg(cfg.TRAIN))
+    """tools/train_net.py's run, in this process (train_experiment, as the tool runs it)."""
+    from fast_rcnn.experiment import Experiment, train_experiment
+    experiment = Experiment.from_files(CFG_FILES, {
+        'DATA_DIR': str(data_dir), 'ROOT_DIR': str(root), 'EXP_DIR': 'r',
+        'TRAIN': {'SCALES': [120], 'MAX_SIZE': 200, 'SNAPSHOT_ITERS': 2}})
+    return train_experiment(experiment, SOLVER, 'toy_train').run(iters, restore)
 
 
 def test_an_error_during_training_leaves_a_snapshot_that_resumes_exactly(

@@ -211,25 +211,21 @@ def test_images_with_hundreds_of_boxes_and_with_none_train_and_test(data_dir, tm
 def test_a_very_large_image_is_rescaled_before_it_costs_memory():
     import tracemalloc
     import caffe
-    from fast_rcnn.config import cfg
     from fast_rcnn.test import im_detect
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES = (120,)
-    cfg.TEST.MAX_SIZE = 200
-    cfg.TEST.RPN_PRE_NMS_TOP_N = 300
-    cfg.TEST.RPN_POST_NMS_TOP_N = 50
+    from fast_rcnn.test_settings import TestSettings
     caffe.set_random_seed(0)
     net = caffe.Net(os.path.join(TOY, 'test.prototxt'), caffe.TEST)
-    h, w = 1600, 6400  # short side to 120 would make the long side 480 > MAX_SIZE
+    h, w = 1600, 6400  # short side to 120 would make the long side 480 > max_size
     im = np.full((h, w, 3), 90, dtype=np.uint8)
     float32_bytes = h * w * 3 * 4
+    settings = TestSettings(scales=(120,), max_size=200, has_rpn=True)
     tracemalloc.start()
     try:
-        scores, boxes = im_detect(net, im)
+        scores, boxes = im_detect(net, im, settings=settings)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # The long side is brought down to MAX_SIZE; short side in proportion.
+    # The long side is brought down to max_size; short side in proportion.
     assert net.blobs['data'].data.shape[2:] == (50, 200)
     # One float32 copy of the image is the most the preparation holds (a float64 temporary
     # of the whole image would double it).

@@ -94,14 +94,12 @@ def _crafted_beside(cache, marker, extensions):
 
 def test_roidb_cache(data_dir, tmp_path):
     from datasets.factory import get_imdb
-    from fast_rcnn.config import cfg
-    cfg.DATA_DIR = str(data_dir)
     marker = tmp_path / 'marker'
-    expected = get_imdb('toy_train').gt_roidb()
+    expected = get_imdb('toy_train', str(data_dir)).gt_roidb()
     (cache,) = glob.glob(str(data_dir / 'cache' / 'toy_train_gt_roidb.*'))
     # A crafted file under the cache's name, and under the release's .pkl name beside it.
     _crafted_beside(cache, marker, ('.npz', '.pkl'))
-    roidb = get_imdb('toy_train').gt_roidb()
+    roidb = get_imdb('toy_train', str(data_dir)).gt_roidb()
     assert not marker.exists()
     for a, b in zip(roidb, expected):  # rebuilt from the annotations
         np.testing.assert_array_equal(a['boxes'], b['boxes'])
@@ -163,19 +161,17 @@ def test_cached_detections_with_a_matching_key(data_dir, tmp_path, toy_model):
     import caffe
     from datasets.factory import get_imdb
     from fast_rcnn import detection_cache
-    from fast_rcnn.config import cfg
     from fast_rcnn.test import run_test
-    cfg.DATA_DIR = str(data_dir)
-    cfg.TEST.HAS_RPN = True
-    cfg.TEST.SCALES, cfg.TEST.MAX_SIZE = (120,), 200
+    from fast_rcnn.test_settings import TestSettings
     marker = tmp_path / 'marker'
     prototxt = TEST_DEF
     net = caffe.Net(prototxt, str(toy_model), caffe.TEST)
     out = tmp_path / 'out'
+    settings = TestSettings(has_rpn=True, scales=(120,), max_size=200)
 
     def test():
-        return run_test(net, get_imdb('toy_test'), model_files=(prototxt, str(toy_model)),
-                        output_dir=str(out))
+        return run_test(net, get_imdb('toy_test', str(data_dir)), str(out), settings,
+                        model_files=(prototxt, str(toy_model)))
 
     first = test()
     assert first.seconds_per_image is not None

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.cython_bbox import bbox_overlaps
+from core.boxes import box_coverage, box_overlaps as bbox_overlaps
 
 
 def brute_force_iou(a, b):
@@ -75,7 +75,6 @@ def test_bad_shape():
 def test_box_coverage_counts_pixels_and_agrees_with_pycocotools_crowd_iou():
     from pycocotools import mask as coco_mask
 
-    from core.boxes import box_coverage
     rng = np.random.RandomState(3)
 
     def integer_boxes(n):

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from fast_rcnn.bbox_transform import bbox_transform, bbox_transform_inv, clip_boxes
+from core.boxes import bbox_transform, bbox_transform_inv, clip_boxes
 
 
 def random_boxes(rng, n, size=200):

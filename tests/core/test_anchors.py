@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from fast_rcnn.config import cfg
-from rpn.generate_anchors import generate_anchors, shifted_anchors
+from core.anchors import RATIOS, SCALES, AnchorGrids, generate_anchors, shifted_anchors
 
 # The anchors of Shaoqing Ren's MATLAB code (1-based pixel indices), as quoted in the release's
 # generate_anchors.py; the Python release uses 0-based pixels, i.e. this table minus 1.
@@ -27,8 +26,10 @@ def test_default_anchors_match_published_table():
     np.testing.assert_array_equal(anchors[0], [-84, -40, 99, 55])
 
 
-def test_config_defaults_give_the_default_anchors():
-    anchors = generate_anchors(ratios=cfg.ANCHOR_RATIOS, scales=np.array(cfg.ANCHOR_SCALES))
+def test_the_named_defaults_give_the_published_anchors():
+    # The paper's scales and ratios, as the layers' param_str defaults name them.
+    assert SCALES == (8, 16, 32) and RATIOS == (0.5, 1.0, 2.0)
+    anchors = generate_anchors(ratios=list(RATIOS), scales=np.array(SCALES))
     np.testing.assert_array_equal(anchors, MATLAB_ANCHORS - 1)
 
 
@@ -98,7 +99,6 @@ def test_shifted_anchors_keeps_float32_and_handles_empty_maps():
 
 
 def test_anchor_grids_keep_each_size_read_only_and_bounded():
-    from core.anchors import AnchorGrids
     anchors = generate_anchors()
     grids = AnchorGrids(anchors, 16, max_sizes=2)
     first = grids(3, 5)
