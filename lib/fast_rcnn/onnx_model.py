@@ -1,0 +1,59 @@
+"""A Fast/Faster R-CNN test net as one ONNX graph (caffe.onnx_export with the proposal layer's
+hook), with the detection settings it was made with in its metadata.
+
+Graph inputs are the net's: `data` (the preprocessed (1, 3, H, W) BGR-minus-means blob of
+fast_rcnn.test.image_blob, height and width free) and `im_info` ([height, width, scale]); a Fast
+R-CNN net (no RPN) takes `data` (images x 3 x H x W) and `rois` instead. Outputs are the net's
+(`cls_prob`, `bbox_pred`) and the proposal layer's tops (`rois`, and `scores` where the layer
+has them): what fast_rcnn.test.im_detect reads.
+"""
+import json
+import os
+
+import numpy as np
+
+from caffe.io import atomic_write
+from rpn.proposal_onnx import HOOK_KEY, ProposalExport
+
+
+def proposal_tops(net):
+    """The tops of the net's proposal layers (Python layers exported by ProposalExport)."""
+    tops = []
+    for layer, name in zip(net.layers, net._layer_names):
+        p = layer.layer_param
+        if p.type == 'Python' and '%s.%s' % (p.python_param.module,
+                                              p.python_param.layer) == HOOK_KEY:
+            tops += net.top_names[name]
+    return tops
+
+
+def export_detector(net, config, sources=()):
+    """The ONNX ModelProto of a runtime test Net. config: the cfg the runtime would test with
+    (its proposal settings and test scales go into the graph and its metadata); sources: the
+    files the net came from, named in the metadata."""
+    from caffe.onnx_export import export_net
+    proposals = ProposalExport(config)
+    rpn_tops = proposal_tops(net)
+    outputs = list(net.outputs) + [t for t in rpn_tops if t not in net.outputs]
+    if rpn_tops:
+        # One image per run: the proposal graph makes the rois of image 0.
+        dynamic = {'data': {2: 'height', 3: 'width'}, 'im_info': {}}
+    else:
+        dynamic = {'data': {0: 'images', 2: 'height', 3: 'width'}, 'rois': {0: 'rois'}}
+    model = export_net(net, outputs=outputs, dynamic_axes=dynamic,
+                       python_layers=proposals.hooks(), check=False)
+    metadata = dict(proposals.metadata()) if rpn_tops else {}
+    metadata['test_preprocessing'] = json.dumps({
+        'scales': [int(s) for s in config.TEST.SCALES], 'max_size': int(config.TEST.MAX_SIZE),
+        'pixel_means_bgr': [float(v) for v in np.asarray(config.PIXEL_MEANS).ravel()]})
+    metadata['source_files'] = json.dumps([os.path.basename(s) for s in sources])
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    import onnx
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def write_model(model, path):
+    """Writes the ModelProto to path atomically."""
+    atomic_write(path, model.SerializeToString())

@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Writes a Caffe test net and its weights as one ONNX graph (docs/export.md): the whole Faster
+R-CNN detector, its proposal layer included, in standard operators, for ONNX Runtime, TensorRT,
+OpenVINO and the like; or any plain Caffe net (a classifier) whose layers have ONNX forms.
+
+  tools/export_onnx.py --def models/pascal_voc/VGG16/faster_rcnn_end2end/test.prototxt \
+      --net output/faster_rcnn_end2end/voc_2007_trainval/vgg16_faster_rcnn_iter_70000.caffemodel \
+      --out vgg16_faster_rcnn.onnx --cfg experiments/cfgs/faster_rcnn_end2end.yml
+
+The proposal layer is exported with the test settings the runtime would use (its param_str, else
+cfg TEST.RPN_*), which are also written into the graph's metadata. tools/test_net.py --onnx and
+tools/demo.py --onnx run the file. Results (the file, its inputs and outputs, the settings) go
+to --result as JSON (default: beside --out).
+"""
+import json
+import os
+import sys
+import tempfile
+
+import _common
+
+from fast_rcnn.config import cfg
+
+
+def parse_args(argv=None):
+    parser = _common.ArgumentParser(description='Export a Caffe test net to ONNX')
+    _common.add_model_args(parser, 'test prototxt', 'weights (.caffemodel)')
+    parser.add_argument('--out', dest='out', required=True, help='the ONNX file to write')
+    return _common.parse_tool_args(parser, argv, '<out>_result.json')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _common.start(args)
+    _common.require_model(args)
+    import caffe
+    from fast_rcnn.onnx_model import export_detector, write_model
+    caffe.set_mode_cpu()
+    with tempfile.TemporaryDirectory() as scratch:
+        # The net as the runtime tests it: cfg's anchor changes (paper Table 8) in a copy.
+        prototxt = _common.adapted_net(args.prototxt, None, scratch)
+        net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    model = export_detector(net, cfg, sources=(args.prototxt, args.caffemodel))
+    write_model(model, args.out)
+    graph = model.graph
+    metadata = {p.key: p.value for p in model.metadata_props}
+    print('Wrote %s (%d nodes, %d weights, opset %d)'
+          % (args.out, len(graph.node), len(graph.initializer), model.opset_import[0].version),
+          flush=True)
+    _common.write_result(
+        args.result or os.path.splitext(args.out)[0] + '_result.json',
+        onnx=args.out, prototxt=args.prototxt, model=args.caffemodel,
+        inputs=[i.name for i in graph.input], outputs=[o.name for o in graph.output],
+        opset=model.opset_import[0].version,
+        metadata={k: json.loads(v) for k, v in metadata.items()})
+
+
+if __name__ == '__main__':
+    sys.exit(_common.run_tool(main))
