@@ -51,6 +51,9 @@ def parse_args(argv=None):
                         help='test prototxt (overrides --net)')
     parser.add_argument('--model', dest='caffemodel', default=None,
                         help='.caffemodel (overrides --net)')
+    parser.add_argument('--onnx', dest='onnx', default=None, metavar='MODEL.onnx',
+                        help='run this ONNX export (tools/export_onnx.py) in ONNX Runtime '
+                             'instead of the net in the runtime (docs/export.md)')
     parser.add_argument('--classes', dest='classes', default=None,
                         help='class names: a file with one per line, or a comma-separated list '
                              '(default: those of --net)')
@@ -96,7 +99,7 @@ def resolve_inputs(args):
         prototxt = os.path.join(cfg.MODELS_DIR, 'toy', 'TOY', 'faster_rcnn_end2end',
                                 'test.prototxt')
         caffemodel = args.caffemodel or find_toy_model()
-        if caffemodel is None:
+        if caffemodel is None and not args.onnx:
             _common.fail('no trained toy model under output/*/toy_train/; train one with '
                          '`make demo` or pass --model')
         classes = TOY_CLASSES
@@ -159,18 +162,26 @@ def main(argv=None):
         cfg_files = [os.path.join(cfg.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
     _common.load_cfg(cfg_files, args.set_cfgs)
     prototxt, caffemodel, classes, images = resolve_inputs(args)
+    if args.onnx:
+        _common.require_file(args.onnx, 'ONNX model')
+        prototxt = caffemodel = args.onnx
     _common.require_file(prototxt, 'net definition')
     _common.require_weights(caffemodel)
     from utils.image_file import check_image_file
     for image_path in images:  # before the slow net set-up
         check_image_file(image_path)
 
-    import caffe
-    _common.setup_caffe(None if args.cpu_mode else args.gpu)
     out_dir = args.out_dir or os.path.join(cfg.ROOT_DIR, 'output', 'demo')
-    # The net as trained: cfg.RPN_ANCHOR_SCALES / RATIOS (paper Table 8) reach it by an adapted copy.
-    prototxt = _common.adapted_net(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'))
-    net = caffe.Net(prototxt, caffemodel, caffe.TEST)
+    if args.onnx:
+        from caffe.onnx_export.runner import OnnxNet
+        net = OnnxNet(args.onnx)
+    else:
+        import caffe
+        _common.setup_caffe(None if args.cpu_mode else args.gpu)
+        # The net as trained: cfg.RPN_ANCHOR_SCALES / RATIOS (paper Table 8) reach it by an
+        # adapted copy.
+        prototxt = _common.adapted_net(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'))
+        net = caffe.Net(prototxt, caffemodel, caffe.TEST)
     print('Loaded network %s' % caffemodel, flush=True)
     settings = TestSettings.from_cfg(cfg).replace(has_rpn=True)  # the demo nets have an RPN
     # The first forward passes set up buffers; keep them out of the timings.

@@ -24,7 +24,10 @@ from fast_rcnn.test import TestSettings, run_test
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
     _common.add_device_arg(parser)
-    _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True)
+    _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True, required=False)
+    parser.add_argument('--onnx', dest='onnx', default=None, metavar='MODEL.onnx',
+                        help='test this ONNX export (tools/export_onnx.py) in ONNX Runtime '
+                             'instead of --def/--net in the runtime (docs/export.md)')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to test')
     parser.add_argument('--comp', dest='comp_mode', action='store_true',
                         help='competition mode (keep the result files under fixed names)')
@@ -45,11 +48,17 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     _common.start(args)
-    _common.require_model(args)
+    if args.onnx:
+        _common.require_file(args.onnx, 'ONNX model')
+    elif not (args.prototxt and args.caffemodel):
+        _common.fail('give --def and --net, or --onnx')
+    else:
+        _common.require_model(args)
 
     import caffe
     from fast_rcnn import net_surgery
-    _common.setup_caffe(args.gpu)
+    if not args.onnx:
+        _common.setup_caffe(args.gpu)
     settings = TestSettings.from_cfg(cfg)
     imdb = get_imdb(args.imdb_name)
     imdb.competition_mode(args.comp_mode)
@@ -59,21 +68,30 @@ def main(argv=None):
         imdb.config['rpn_file'] = args.proposals
     if not settings.has_rpn and settings.proposal_method != 'dense':
         imdb.set_proposal_method(settings.proposal_method)
-    name = os.path.splitext(os.path.basename(args.caffemodel))[0]
-    output_dir = get_output_dir(imdb, name)
-    prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
-    if not settings.has_rpn:
-        prototxt = net_surgery.detector_net_file(prototxt, output_dir)
-    net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    if args.onnx:
+        # The graph is the net as exported; its own folder keeps the runtime's results apart.
+        from caffe.onnx_export.runner import OnnxNet
+        name = os.path.splitext(os.path.basename(args.onnx))[0] + '_onnx'
+        output_dir = get_output_dir(imdb, name)
+        prototxt = weights = args.onnx
+        net = OnnxNet(args.onnx)
+    else:
+        name = os.path.splitext(os.path.basename(args.caffemodel))[0]
+        output_dir = get_output_dir(imdb, name)
+        prototxt = _common.adapted_net(args.prototxt, imdb.num_classes, output_dir)
+        if not settings.has_rpn:
+            prototxt = net_surgery.detector_net_file(prototxt, output_dir)
+        weights = args.caffemodel
+        net = caffe.Net(prototxt, weights, caffe.TEST)
     net.name = name
     max_per_image = (cfg.TEST.MAX_PER_IMAGE if args.max_per_image is None
                      else args.max_per_image)
     result = run_test(net, imdb, max_per_image=max_per_image, thresh=cfg.TEST.SCORE_THRESH,
-                      vis=args.vis, settings=settings, model_files=(prototxt, args.caffemodel),
+                      vis=args.vis, settings=settings, model_files=(prototxt, weights),
                       output_dir=output_dir)
     evaluation = result.evaluation or {}
     _common.write_result(args.result or os.path.join(output_dir, 'test_net_result.json'),
-                         model=args.caffemodel, prototxt=prototxt, imdb=imdb.name,
+                         model=weights, prototxt=prototxt, onnx=args.onnx, imdb=imdb.name,
                          num_images=imdb.num_images, proposals=args.proposals,
                          mean_ap=evaluation.get('mean_ap'), evaluation=evaluation,
                          detections=result.detections_file, pr_curves=result.pr_curves_png,

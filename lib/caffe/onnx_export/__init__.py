@@ -81,7 +81,8 @@ def build_model(views, inputs, outputs, python_layers=None, metadata=None, graph
                 check=True):
     """The ONNX ModelProto of layers `views` (LayerViews, Caffe blob names) given the graph
     inputs [(name, shape)] (a shape entry is a size or a dimension name) and the Caffe blobs to
-    output [(name, rank)]. Input layers are skipped: their tops are the graph's inputs."""
+    output [(name, rank)] (rank None: from ONNX shape inference). Input layers are skipped:
+    their tops are the graph's inputs."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -137,21 +138,36 @@ def build_model(views, inputs, outputs, python_layers=None, metadata=None, graph
         if current[name] != name:
             # An output that is another value (an alias, or a graph input): named by Identity.
             if name in input_names:
-                raise ExportError('output %r is a graph input' % name)
+                raise ExportError('output %r is also an input of the net (a layer writes its '
+                                  'input in place); an ONNX graph cannot give a changed input '
+                                  'back under its name' % name)
             g.op('Identity', [current[name]], [name])
 
     def value_info(name, shape):
         return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
+    def output_shape(name):
+        rank = ranks[name]
+        return None if rank is None else ['%s_%d' % (name, i) for i in range(rank)]
+
     graph = helper.make_graph(g.nodes, graph_name,
                               [value_info(name, shape) for name, shape in inputs],
-                              [value_info(name, ['%s_%d' % (name, i) for i in range(ranks[name])])
-                               for name in outputs],
+                              [value_info(name, output_shape(name)) for name in outputs],
                               initializer=g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)],
                               producer_name='py-faster-rcnn caffe runtime (lib/caffe)')
     # Readers as old as ONNX Runtime 1.14 take IR version 9.
     model.ir_version = min(model.ir_version, 9)
+    if any(rank is None for rank in ranks.values()):
+        # Outputs of unknown rank take the type shape inference gives them.
+        inferred = onnx.shape_inference.infer_shapes(model)
+        types = {o.name: o.type for o in inferred.graph.output}
+        types.update({v.name: v.type for v in inferred.graph.value_info})
+        for output in model.graph.output:
+            if ranks[output.name] is None:
+                if output.name not in types:
+                    raise ExportError('the rank of output %r is unknown' % output.name)
+                output.type.CopyFrom(types[output.name])
     for key, value in (metadata or {}).items():
         model.metadata_props.add(key=str(key), value=str(value))
     if check:
