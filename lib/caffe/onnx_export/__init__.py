@@ -40,7 +40,7 @@ def layer_views(net):
         views.append(LayerView(
             name=name, type=param.type, param=param,
             bottoms=list(net.bottom_names[name]), tops=list(net.top_names[name]),
-            blobs=[np.array(b.data, dtype=np.float32) for b in layer.blobs],
+            blobs=[np.asarray(b.data, dtype=np.float32) for b in layer.blobs],
             bottom_shapes=[tuple(b.shape) for b in net.bottom_vecs[i]]))
     return views
 
@@ -150,12 +150,13 @@ def build_model(views, inputs, outputs, python_layers=None, metadata=None, graph
         rank = ranks[name]
         return None if rank is None else ['%s_%d' % (name, i) for i in range(rank)]
 
-    graph = helper.make_graph(g.nodes, graph_name,
-                              [value_info(name, shape) for name, shape in inputs],
-                              [value_info(name, output_shape(name)) for name in outputs],
-                              initializer=g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', OPSET)],
-                              producer_name='py-faster-rcnn caffe runtime (lib/caffe)')
+    model = helper.make_model(
+        helper.make_graph(g.nodes, graph_name,
+                          [value_info(name, shape) for name, shape in inputs],
+                          [value_info(name, output_shape(name)) for name in outputs]),
+        opset_imports=[helper.make_opsetid('', OPSET)],
+        producer_name='py-faster-rcnn caffe runtime (lib/caffe)')
+    g.write_initializers(model.graph)
     # Readers as old as ONNX Runtime 1.14 take IR version 9.
     model.ir_version = min(model.ir_version, 9)
     if any(rank is None for rank in ranks.values()):

@@ -6,7 +6,7 @@ Node and value names start with the Caffe layer's name (Graph.scope), so a viewe
 shows which layer each node came from.
 """
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import helper
 
 # Constants up to this many elements are shared between the nodes that use the same value (the
 # axes, shape pieces and scalars converters ask for again and again); weights never are.
@@ -16,7 +16,7 @@ _SHARED_CONST_SIZE = 16
 class Graph:
     def __init__(self, reserved=()):
         self.nodes = []
-        self.initializers = []
+        self.initializers = []   # (name, array)
         self.scope = ''
         self._used = set(reserved)
         self._shared = {}
@@ -62,11 +62,20 @@ class Graph:
             key = (array.dtype.str, array.shape, array.tobytes())
             if key in self._shared:
                 return self._shared[key]
-        tensor = numpy_helper.from_array(array, self.fresh(self._scoped(name or 'const')))
-        self.initializers.append(tensor)
+        tensor_name = self.fresh(self._scoped(name or 'const'))
+        self.initializers.append((tensor_name, array))
         if key is not None:
-            self._shared[key] = tensor.name
-        return tensor.name
+            self._shared[key] = tensor_name
+        return tensor_name
+
+    def write_initializers(self, graph_proto):
+        """Adds the constants to a GraphProto in place (weights are large: one copy each)."""
+        for name, array in self.initializers:
+            tensor = graph_proto.initializer.add()
+            tensor.name = name
+            tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+            tensor.dims.extend(array.shape)
+            tensor.raw_data = array.astype(array.dtype.newbyteorder('<'), copy=False).tobytes()
 
     def ints(self, values):
         """An int64 1-D constant (axes, shapes, starts and ends)."""

@@ -1,0 +1,338 @@
+"""Faster R-CNN test nets exported to ONNX (fast_rcnn.onnx_model, rpn.proposal_onnx) give the
+runtime's outputs: the same RoIs (to 1e-3 pixel), cls_prob and bbox_pred to 1e-4 of their
+largest magnitude, on several image sizes through one graph.
+
+The release's nets get random weights scaled layer by layer (calibrated) so that every
+convolution's output has unit spread and the RPN's deltas a realistic one: with plain random
+weights the activations explode, every box is clipped to the whole image and one RoI survives
+NMS, which would test nothing. A model trained for a few iterations stands for a trained one
+(its scores are saturated and tied where random ones are not); tests/test_onnx_tools.py runs the
+tools on it."""
+import json
+import os
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+import caffe
+from caffe.proto import caffe_pb2
+from fast_rcnn.config import cfg
+from fast_rcnn.onnx_model import export_detector, proposal_tops, write_model
+from rpn.proposal_onnx import METADATA_KEY, ProposalExport, proposal_settings
+
+pytest.importorskip('onnxruntime')
+from caffe.onnx_export.runner import OnnxNet  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODELS = os.path.join(ROOT, 'models')
+ROI_TOLERANCE = 1e-3       # pixels
+OUTPUT_TOLERANCE = 1e-4    # of the output's largest magnitude
+
+
+def randomize(net, seed):
+    r = np.random.RandomState(seed)
+    for layer in net.layers:
+        blobs, kind = layer.blobs, layer.layer_param.type
+        if kind == 'BatchNorm':
+            channels, weight = blobs[0].data.shape[0], r.uniform(0.5, 2)
+            blobs[0].data[...] = r.randn(channels) * 0.1 * weight
+            blobs[1].data[...] = r.uniform(0.5, 1.5, channels) * weight
+            blobs[2].data[...] = weight
+        elif kind == 'Scale':
+            blobs[0].data[...] = r.uniform(0.5, 1.0, blobs[0].data.shape)
+            if len(blobs) > 1:
+                blobs[1].data[...] = r.randn(*blobs[1].data.shape) * 0.1
+        else:
+            for b in blobs:
+                b.data[...] = r.randn(*b.data.shape)
+
+
+def calibrated(net, inputs, seed=0, spreads=(('rpn_bbox_pred', 0.2),)):
+    """Random weights, then each convolution and inner product (in net order) rescaled so its
+    output on `inputs` has standard deviation 1 (or the given spread)."""
+    randomize(net, seed)
+    spreads = dict(spreads)
+    feed(net, inputs)
+    done = 0
+    for i, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
+        if layer.layer_param.type not in ('Convolution', 'InnerProduct'):
+            continue
+        net.forward_from_to(done, i)
+        spread = float(net.top_vecs[i][0].data.std())
+        for b in layer.blobs:
+            b.data[...] *= spreads.get(name, 1.0) / spread
+        done = i
+    return net
+
+
+def feed(net, inputs):
+    for name, value in inputs.items():
+        net.blobs[name].reshape(*value.shape)
+        net.blobs[name].data[...] = value
+
+
+def image_inputs(height, width, seed, scale=1.5):
+    r = np.random.RandomState(seed)
+    return {'data': r.uniform(-110, 130, (1, 3, height, width)).astype(np.float32),
+            'im_info': np.array([[height, width, scale]], np.float32)}
+
+
+def differences(net, onnx_net, inputs):
+    """(RoI count, max RoI difference in pixels, {output: max difference / max magnitude})."""
+    feed(net, inputs)
+    expected = {k: v.copy() for k, v in net.forward(**inputs).items()}
+    for top in proposal_tops(net):
+        expected[top] = net.blobs[top].data.copy()
+    got = onnx_net.forward(**inputs)
+    assert set(got) == set(expected)
+    rois = expected.get('rois')
+    count, roi_diff = (0, 0.0) if rois is None else (rois.shape[0], None)
+    relative = {}
+    for name, value in expected.items():
+        assert got[name].shape == value.shape, (name, got[name].shape, value.shape)
+        diff = float(np.abs(got[name].astype(np.float64) - value).max()) if value.size else 0.0
+        if name == 'rois':
+            roi_diff = diff
+        else:
+            relative[name] = diff / max(float(np.abs(value).max()), 1e-30)
+    return count, roi_diff, relative
+
+
+def exported(net, tmp_path, config=cfg):
+    path = str(tmp_path / 'net.onnx')
+    write_model(export_detector(net, config), path)  # onnx.checker (full) runs inside
+    return OnnxNet(path)
+
+
+def check_equal(net, onnx_net, sizes, seed=10, min_rois=20):
+    for k, (height, width) in enumerate(sizes):
+        count, roi_diff, relative = differences(net, onnx_net,
+                                                image_inputs(height, width, seed + k))
+        print('%dx%d: %d rois, max roi diff %.2g px, %s' % (
+            height, width, count, roi_diff,
+            ', '.join('%s %.2g' % kv for kv in sorted(relative.items()))))
+        assert count >= min_rois
+        assert roi_diff <= ROI_TOLERANCE
+        assert all(v <= OUTPUT_TOLERANCE for v in relative.values()), relative
+
+
+# The proposal layer ----------------------------------------------------------------------------
+
+def test_settings_come_from_param_str_first_then_cfg():
+    cfg.TEST.RPN_PRE_NMS_TOP_N, cfg.TEST.RPN_MIN_SIZE = 1234, 5
+    cfg.ANCHOR_RATIOS = (1.0,)
+    settings = proposal_settings("{'feat_stride': 8, 'scales': [2, 4], 'post_nms_top_n': 7, "
+                                 "'nms_thresh': 0.5}", cfg)
+    assert settings == {'feat_stride': 8, 'scales': [2.0, 4.0], 'ratios': [1.0],
+                        'pre_nms_top_n': 1234, 'post_nms_top_n': 7, 'nms_thresh': 0.5,
+                        'min_size': 5, 'no_nms': False, 'mode': 'rpn'}
+    with pytest.raises(ValueError, match='feat_stride'):
+        proposal_settings("{'scales': [2]}", cfg)
+
+
+def proposal_net(param_str, height, width):
+    text = ('input: "scores" input_shape { dim: 1 dim: 18 dim: %d dim: %d } '
+            'input: "deltas" input_shape { dim: 1 dim: 36 dim: %d dim: %d } '
+            'input: "im_info" input_shape { dim: 1 dim: 3 } '
+            'layer { name: "proposal" type: "Python" bottom: "scores" bottom: "deltas" '
+            'bottom: "im_info" top: "rois" top: "roi_scores" python_param { '
+            'module: "rpn.proposal_layer" layer: "ProposalLayer" param_str: "%s" } }'
+            % (height, width, height, width, param_str))
+    return caffe.Net(text_format.Parse(text, caffe_pb2.NetParameter()), caffe.TEST)
+
+
+def proposal_inputs(r, height, width, scale, stride):
+    probs = r.uniform(0, 1, (1, 9, height, width))
+    probs[:, :, ::2] = np.round(probs[:, :, ::2] * 8) / 8  # many exact ties
+    return {'scores': np.concatenate([1 - probs, probs], axis=1).astype(np.float32),
+            'deltas': r.normal(0, 0.4, (1, 36, height, width)).astype(np.float32),
+            'im_info': np.array([[height * stride, width * stride, scale]], np.float32)}
+
+
+@pytest.mark.parametrize('param_str, test_cfg', [
+    ("'feat_stride': 16", {}),
+    ("'feat_stride': 16", {'RPN_PRE_NMS_TOP_N': 300, 'RPN_POST_NMS_TOP_N': 50,
+                           'RPN_MIN_SIZE': 8}),
+    ("'feat_stride': 16", {'RPN_PRE_NMS_TOP_N': 0, 'RPN_POST_NMS_TOP_N': 0,
+                           'RPN_NMS_THRESH': 0.5}),
+    ("'feat_stride': 16", {'RPN_NO_NMS': True, 'RPN_PRE_NMS_TOP_N': 500,
+                           'RPN_POST_NMS_TOP_N': 100}),
+    ("'feat_stride': 16", {'RPN_MODE': 'no_reg'}),
+    ("{'feat_stride': 8, 'scales': [1, 2, 4]}", {'RPN_PRE_NMS_TOP_N': 200,
+                                                 'RPN_POST_NMS_TOP_N': 20}),
+])
+def test_proposal_graph_equals_the_proposal_layer(tmp_path, param_str, test_cfg):
+    for key, value in test_cfg.items():
+        cfg.TEST[key] = value
+    stride = 8 if "'feat_stride': 8" in param_str else 16
+    net = proposal_net(param_str, 7, 9)
+    onnx_net = exported(net, tmp_path)
+    settings = json.loads(onnx_net.metadata[METADATA_KEY])['proposal']
+    assert settings['pre_nms_top_n'] == cfg.TEST.RPN_PRE_NMS_TOP_N
+    r = np.random.RandomState(2)
+    for height, width, scale in ((7, 9, 1.0), (12, 5, 1.6), (20, 31, 0.8)):
+        inputs = proposal_inputs(r, height, width, scale, stride)
+        feed(net, inputs)
+        net.forward(**inputs)
+        got = onnx_net.forward(**inputs)
+        for top in ('rois', 'roi_scores'):
+            assert got[top].shape == net.blobs[top].data.shape, top
+            np.testing.assert_allclose(got[top], net.blobs[top].data, rtol=0, atol=1e-3)
+        assert got['rois'].shape[0] > 10
+
+
+def test_an_image_without_proposals_gives_empty_outputs(tmp_path):
+    cfg.TEST.RPN_MIN_SIZE = 10000
+    net = proposal_net("'feat_stride': 16", 4, 4)
+    onnx_net = exported(net, tmp_path)
+    inputs = proposal_inputs(np.random.RandomState(3), 4, 4, 1.0, 16)
+    got = onnx_net.forward(**inputs)
+    assert got['rois'].shape == (0, 5) and got['roi_scores'].shape == (0, 1)
+
+
+def test_random_proposals_and_batches_are_refused(tmp_path):
+    from caffe.onnx_export import ExportError
+    cfg.TEST.RPN_MODE = 'no_cls'
+    with pytest.raises(ExportError, match="'proposal' \\(Python\\).*no_cls"):
+        export_detector(proposal_net("'feat_stride': 16", 4, 4), cfg)
+
+
+# The release's nets ----------------------------------------------------------------------------
+
+def release_net(relative, height=128, width=160):
+    net = caffe.Net(os.path.join(MODELS, relative), caffe.TEST)
+    return calibrated(net, image_inputs(height, width, seed=0))
+
+
+def test_zf_end2end(tmp_path):
+    net = release_net('pascal_voc/ZF/faster_rcnn_end2end/test.prototxt')
+    onnx_net = exported(net, tmp_path)
+    assert onnx_net.inputs == ['data', 'im_info']
+    assert sorted(onnx_net.outputs) == ['bbox_pred', 'cls_prob', 'rois']
+    check_equal(net, onnx_net, [(128, 160), (144, 112), (96, 224)])
+
+
+@pytest.mark.slow
+def test_vgg16_end2end(tmp_path):
+    net = release_net('pascal_voc/VGG16/faster_rcnn_end2end/test.prototxt')
+    check_equal(net, exported(net, tmp_path), [(128, 160), (112, 144)])
+
+
+@pytest.mark.slow
+def test_resnet50_end2end(tmp_path):
+    net = release_net('pascal_voc/ResNet-50/faster_rcnn_end2end/test.prototxt')
+    check_equal(net, exported(net, tmp_path), [(128, 160), (112, 144)])
+
+
+def test_toy_nonapprox_net_with_roi_warping(tmp_path):
+    net = release_net('toy/TOY/faster_rcnn_end2end_nonapprox/test.prototxt')
+    check_equal(net, exported(net, tmp_path), [(128, 160), (96, 208)])
+
+
+def test_rpn_only_net_outputs_proposals_and_scores(tmp_path):
+    net = release_net('pascal_voc/ZF/faster_rcnn_alt_opt/rpn_test.pt')
+    onnx_net = exported(net, tmp_path)
+    assert sorted(onnx_net.outputs) == ['rois', 'scores']
+    check_equal(net, onnx_net, [(128, 160), (160, 128)])
+
+
+def test_fast_rcnn_net_takes_rois(tmp_path):
+    net = caffe.Net(os.path.join(MODELS, 'pascal_voc/ZF/fast_rcnn/test.prototxt'), caffe.TEST)
+    r = np.random.RandomState(4)
+
+    def inputs(height, width, count):
+        xs = np.sort(r.uniform(0, width, (count, 2)), axis=1)
+        ys = np.sort(r.uniform(0, height, (count, 2)), axis=1)
+        rois = np.stack([np.zeros(count), xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1)
+        return {'data': r.uniform(-110, 130, (1, 3, height, width)).astype(np.float32),
+                'rois': rois.astype(np.float32)}
+    calibrated(net, inputs(128, 160, 10))
+    onnx_net = exported(net, tmp_path)
+    assert onnx_net.inputs == ['data', 'rois']
+    for height, width, count in ((128, 160, 7), (200, 96, 30)):
+        _, _, relative = differences(net, onnx_net, inputs(height, width, count))
+        assert all(v <= OUTPUT_TOLERANCE for v in relative.values()), relative
+
+
+# A trained model -------------------------------------------------------------------------------
+
+def test_trained_toy_model_on_toy_images(trained_toy, tmp_path):
+    """The toy net after a short training, on the toy test images as im_detect feeds them (each
+    its own size), with the toy experiment's proposal settings (cfg TEST.RPN_*)."""
+    import cv2
+    from datasets.factory import get_imdb
+    from fast_rcnn.test import TestSettings, image_blob, im_detect
+    net = caffe.Net(trained_toy['prototxt'], trained_toy['model'], caffe.TEST)
+    onnx_net = exported(net, tmp_path)
+    assert json.loads(onnx_net.metadata[METADATA_KEY])['proposal']['post_nms_top_n'] == 100
+    settings = TestSettings.from_cfg(cfg)
+    imdb = get_imdb('toy_test')
+    sizes = set()
+    for i in range(imdb.num_images):
+        im = cv2.imread(imdb.image_path_at(i))
+        data, scales = image_blob(im, settings)
+        sizes.add(data.shape[2:])
+        inputs = {'data': data, 'im_info': np.array([[data.shape[2], data.shape[3], scales[0]]],
+                                                    np.float32)}
+        count, roi_diff, relative = differences(net, onnx_net, inputs)
+        assert count > 0 and roi_diff <= ROI_TOLERANCE, (i, roi_diff)
+        assert all(v <= OUTPUT_TOLERANCE for v in relative.values()), (i, relative)
+        scores, boxes = im_detect(net, im, settings=settings)
+        onnx_scores, onnx_boxes = im_detect(onnx_net, im, settings=settings)
+        np.testing.assert_allclose(onnx_scores, scores, atol=1e-4)
+        np.testing.assert_allclose(onnx_boxes, boxes, atol=1e-3)
+    assert len(sizes) >= 2
+
+
+def set_in_place(target, values):
+    """cfg[...] = values, sub-dicts updated in place (modules hold references to them)."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            set_in_place(target[key], value)
+        else:
+            target[key] = value
+
+
+@pytest.fixture
+def trained_toy(toy_training):
+    # cfg is restored after every test: the toy experiment's settings again for this one.
+    set_in_place(cfg, toy_training['cfg'])
+    return toy_training
+
+
+@pytest.fixture(scope='module')
+def toy_training(tmp_path_factory):
+    """The TOY net trained end to end for a few iterations on a small toy dataset; its cfg."""
+    import copy
+    from datasets.factory import get_imdb
+    from datasets.toy import generate_toy_dataset
+    from fast_rcnn import train as frcnn_train
+    from fast_rcnn.config import cfg_from_file
+    base = tmp_path_factory.mktemp('toy_onnx')
+    saved = copy.deepcopy(dict(cfg))
+    try:
+        for name in ('faster_rcnn_end2end.yml', 'toy.yml'):
+            cfg_from_file(os.path.join(ROOT, 'experiments', 'cfgs', name))
+        cfg.DATA_DIR = str(base / 'data')
+        generate_toy_dataset(os.path.join(cfg.DATA_DIR, 'toy'), num_train=8, num_test=4)
+        cfg.TRAIN.SCALES, cfg.TRAIN.MAX_SIZE = (160,), 240
+        cfg.TEST.SCALES, cfg.TEST.MAX_SIZE = (160,), 240
+        net_dir = os.path.join(MODELS, 'toy', 'TOY', 'faster_rcnn_end2end')
+        roidb = frcnn_train.filter_roidb(frcnn_train.get_training_roidb(get_imdb('toy_train')))
+        frcnn_train.seed_rngs(cfg.RNG_SEED)
+        wrapper = frcnn_train.SolverWrapper(os.path.join(net_dir, 'solver.prototxt'), roidb,
+                                            str(base / 'out'))
+        wrapper.solver.step(40)
+        model = wrapper.snapshot()
+        trained_cfg = copy.deepcopy(dict(cfg))
+    finally:
+        set_in_place(cfg, saved)
+    return {'prototxt': os.path.join(net_dir, 'test.prototxt'), 'model': model,
+            'cfg': trained_cfg, 'dir': str(base)}
+
+
+def test_proposal_export_hook_names_its_key():
+    hook = ProposalExport(cfg)
+    assert list(hook.hooks()) == ['rpn.proposal_layer.ProposalLayer']
+    assert json.loads(hook.metadata()[METADATA_KEY]) == {}
