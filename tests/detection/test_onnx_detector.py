@@ -336,3 +336,101 @@ def test_proposal_export_hook_names_its_key():
     hook = ProposalExport(cfg)
     assert list(hook.hooks()) == ['rpn.proposal_layer.ProposalLayer']
     assert json.loads(hook.metadata()[METADATA_KEY]) == {}
+
+
+# The tools -------------------------------------------------------------------------------------
+
+def run_tool(args, timeout=1800, env=None):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable] + args, cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                          env=dict(os.environ, PYTHONUNBUFFERED='1', **(env or {})))
+    return proc.returncode, proc.stdout
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.mark.slow
+def test_tools_export_then_test_and_demo_through_onnx(toy_training, tmp_path):
+    """tools/export_onnx.py writes the trained toy model with the toy experiment's proposal
+    settings; tools/test_net.py --onnx gives the runtime's mean AP on the toy test set;
+    tools/demo.py --onnx draws its detections."""
+    cfgs = ['--cfg', 'experiments/cfgs/faster_rcnn_end2end.yml',
+            '--cfg', 'experiments/cfgs/toy.yml']
+    sets = ['--set', 'DATA_DIR', os.path.join(toy_training['dir'], 'data'),
+            'ROOT_DIR', str(tmp_path), 'EXP_DIR', 'onnx', 'TEST.SCALES', '(160,)',
+            'TEST.MAX_SIZE', '240']
+    model, prototxt = toy_training['model'], toy_training['prototxt']
+    path = str(tmp_path / 'toy.onnx')
+    code, out = run_tool(['tools/export_onnx.py', '--def', prototxt, '--net', model,
+                          '--out', path, '--result', str(tmp_path / 'export.json')] + cfgs + sets)
+    assert code == 0, out[-3000:]
+    exported = read_json(str(tmp_path / 'export.json'))
+    assert exported['outputs'] == ['bbox_pred', 'cls_prob', 'rois']
+    assert exported['metadata']['proposal_settings']['proposal'] == {
+        'feat_stride': 16, 'scales': [2.0, 4.0, 8.0], 'ratios': [0.5, 1.0, 2.0],
+        'pre_nms_top_n': 1000, 'post_nms_top_n': 100, 'nms_thresh': 0.7, 'min_size': 8,
+        'no_nms': False, 'mode': 'rpn'}
+    assert exported['metadata']['test_preprocessing']['scales'] == [160]
+
+    results = {}
+    for kind, model_args in (('runtime', ['--def', prototxt, '--net', model]),
+                             ('onnx', ['--onnx', path])):
+        result = str(tmp_path / ('test_%s.json' % kind))
+        code, out = run_tool(['tools/test_net.py', '--gpu', 'cpu', '--imdb', 'toy_test',
+                              '--result', result] + model_args + cfgs + sets)
+        assert code == 0, out[-3000:]
+        results[kind] = read_json(result)
+    print('mean AP: runtime %.6f, ONNX Runtime %.6f' % (results['runtime']['mean_ap'],
+                                                        results['onnx']['mean_ap']))
+    assert results['onnx']['onnx'] == path
+    assert results['onnx']['output_dir'] != results['runtime']['output_dir']
+    assert abs(results['onnx']['mean_ap'] - results['runtime']['mean_ap']) < 5e-5
+    per_class = results['runtime']['evaluation']['per_class_ap']
+    for cls, ap in results['onnx']['evaluation']['per_class_ap'].items():
+        assert abs(ap - per_class[cls]) < 5e-5, cls
+    # A model this briefly trained may score no AP at all: its detections must agree too.
+    from fast_rcnn.detection_cache import load_detections
+    runtime, onnx = (load_detections(results[k]['detections']) for k in ('runtime', 'onnx'))
+    total = 0
+    for per_class, onnx_per_class in zip(runtime[1:], onnx[1:]):
+        for dets, onnx_dets in zip(per_class, onnx_per_class):
+            dets, onnx_dets = np.asarray(dets).reshape(-1, 5), np.asarray(onnx_dets).reshape(-1, 5)
+            assert dets.shape == onnx_dets.shape
+            np.testing.assert_allclose(onnx_dets[:, :4], dets[:, :4], atol=1e-3)
+            np.testing.assert_allclose(onnx_dets[:, 4], dets[:, 4], atol=1e-4)
+            total += len(dets)
+    assert total > 0
+
+    image = os.path.join(toy_training['dir'], 'data', 'toy', 'JPEGImages', 'test_000001.jpg')
+    code, out = run_tool(['tools/demo.py', '--onnx', path, '--images', image, '--thresh', '0.1',
+                          '--out', str(tmp_path / 'demo'),
+                          '--result', str(tmp_path / 'demo.json')] + cfgs + sets)
+    assert code == 0, out[-3000:]
+    pictures = read_json(str(tmp_path / 'demo.json'))['pictures']
+    assert len(pictures) == 1 and os.path.isfile(pictures[0]['png'])
+
+
+def test_export_tool_refuses_a_layer_without_onnx_form(tmp_path):
+    (tmp_path / 'my_layers.py').write_text(
+        'import caffe\n'
+        'class Double(caffe.Layer):\n'
+        '    def setup(self, bottom, top): pass\n'
+        '    def reshape(self, bottom, top): top[0].reshape(*bottom[0].shape)\n'
+        '    def forward(self, bottom, top): top[0].data[...] = 2 * bottom[0].data\n')
+    prototxt = tmp_path / 'net.prototxt'
+    prototxt.write_text('input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 } '
+                        'layer { name: "mine" type: "Python" bottom: "data" top: "y" '
+                        'python_param { module: "my_layers" layer: "Double" } }')
+    weights = tmp_path / 'net.caffemodel'
+    weights.write_bytes(caffe_pb2.NetParameter(name='empty').SerializeToString())
+    out_file = tmp_path / 'net.onnx'
+    code, out = run_tool(['tools/export_onnx.py', '--def', str(prototxt), '--net', str(weights),
+                          '--out', str(out_file)], env={'PYTHONPATH': str(tmp_path)})
+    assert code == 1, out[-2000:]
+    assert "error: layer 'mine' (Python): Python layer my_layers.Double has no ONNX form" in out
+    assert not out_file.exists()
