@@ -487,23 +487,18 @@ def test_embed_batch_reindex_filter_parameter():
 
 # The exporter's rules ---------------------------------------------------------------------------
 
-def test_python_layer_without_a_hook_is_refused_by_name_and_type(tmp_path, monkeypatch):
-    (tmp_path / 'my_layers.py').write_text(
-        'import caffe\n'
-        'class Double(caffe.Layer):\n'
-        '    def setup(self, bottom, top): pass\n'
-        '    def reshape(self, bottom, top): top[0].reshape(*bottom[0].shape)\n'
-        '    def forward(self, bottom, top): top[0].data[...] = 2 * bottom[0].data\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
+def test_python_layer_without_a_hook_is_refused_by_name_and_type():
     net = make_net(data_net('layer { name: "twice" type: "Python" bottom: "data" top: "y" '
-                            'python_param { module: "my_layers" layer: "Double" } }'))
+                            'python_param { module: "net_test_layers" layer: "Scale" '
+                            'param_str: "2" } }'))
     with pytest.raises(ExportError, match="layer 'twice' \\(Python\\): Python layer "
-                                          "my_layers.Double has no ONNX form"):
+                                          "net_test_layers.Scale has no ONNX form"):
         export_net(net)
 
     def hook(g, layer):
-        g.op('Mul', [layer.bottoms[0], g.const(2.0)], [layer.tops[0]])
-    compare(net, image_inputs((1, 3, 10, 12)), python_layers={'my_layers.Double': hook})
+        factor = float(layer.param.python_param.param_str)
+        g.op('Mul', [layer.bottoms[0], g.const(factor)], [layer.tops[0]])
+    compare(net, image_inputs((1, 3, 10, 12)), python_layers={'net_test_layers.Scale': hook})
 
 
 def test_a_type_without_onnx_form_is_refused_by_name_and_type():

@@ -416,21 +416,17 @@ def test_tools_export_then_test_and_demo_through_onnx(toy_training, tmp_path):
 
 
 def test_export_tool_refuses_a_layer_without_onnx_form(tmp_path):
-    (tmp_path / 'my_layers.py').write_text(
-        'import caffe\n'
-        'class Double(caffe.Layer):\n'
-        '    def setup(self, bottom, top): pass\n'
-        '    def reshape(self, bottom, top): top[0].reshape(*bottom[0].shape)\n'
-        '    def forward(self, bottom, top): top[0].data[...] = 2 * bottom[0].data\n')
     prototxt = tmp_path / 'net.prototxt'
     prototxt.write_text('input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 } '
                         'layer { name: "mine" type: "Python" bottom: "data" top: "y" '
-                        'python_param { module: "my_layers" layer: "Double" } }')
+                        'python_param { module: "net_test_layers" layer: "Scale" } }')
     weights = tmp_path / 'net.caffemodel'
     weights.write_bytes(caffe_pb2.NetParameter(name='empty').SerializeToString())
     out_file = tmp_path / 'net.onnx'
     code, out = run_tool(['tools/export_onnx.py', '--def', str(prototxt), '--net', str(weights),
-                          '--out', str(out_file)], env={'PYTHONPATH': str(tmp_path)})
+                          '--out', str(out_file)],
+                         env={'PYTHONPATH': os.path.join(ROOT, 'tests', 'caffe')})
     assert code == 1, out[-2000:]
-    assert "error: layer 'mine' (Python): Python layer my_layers.Double has no ONNX form" in out
+    assert "error: layer 'mine' (Python): Python layer net_test_layers.Scale has no ONNX " \
+           "form" in out
     assert not out_file.exists()

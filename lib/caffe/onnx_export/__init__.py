@@ -93,8 +93,7 @@ def build_model(views, inputs, outputs, python_layers=None, metadata=None, graph
                o not in input_names]
     if missing:
         raise ExportError('no layer produces the output blob(s) %s' % ', '.join(missing))
-    g = Graph(reserved=input_names)
-    g.python_layers = dict(python_layers or {})
+    g = Graph(reserved=input_names, python_layers=python_layers)
     # The last write of an output blob gets the plain name; every other value a fresh one.
     last_write = {}
     for i, view in enumerate(views):

@@ -14,7 +14,9 @@ _SHARED_CONST_SIZE = 16
 
 
 class Graph:
-    def __init__(self, reserved=()):
+    def __init__(self, reserved=(), python_layers=None):
+        # Exporter hooks for Python layers, {'module.Layer': hook(graph, layer_view)}.
+        self.python_layers = dict(python_layers or {})
         self.nodes = []
         self.initializers = []   # (name, array)
         self.scope = ''

@@ -200,25 +200,17 @@ def _conv_attrs(layer, p):
                 group=p.group)
 
 
-@converts('Convolution')
+@converts('Convolution', 'Deconvolution')
 def convolution(g, layer):
-    # Caffe's output size floor((in + 2p - dil*(k-1) - 1) / s) + 1 is ONNX's Conv with pads.
+    """Caffe's output size floor((in + 2p - dil*(k-1) - 1) / s) + 1 is Conv's with pads p;
+    Deconvolution's weights (in, out / group, k...) and output s*(in-1) + dil*(k-1) + 1 - 2p
+    are ConvTranspose's with pads p and no output padding."""
     p = layer.param.convolution_param
     inputs = [layer.bottoms[0], _weight(g, layer, 0, 'weight')]
     if p.bias_term:
         inputs.append(_weight(g, layer, 1, 'bias'))
-    g.op('Conv', inputs, _out(layer), **_conv_attrs(layer, p))
-
-
-@converts('Deconvolution')
-def deconvolution(g, layer):
-    # Caffe's weights (in, out / group, k...) and output s*(in-1) + dil*(k-1) + 1 - 2p are
-    # ConvTranspose's with pads p and no output padding.
-    p = layer.param.convolution_param
-    inputs = [layer.bottoms[0], _weight(g, layer, 0, 'weight')]
-    if p.bias_term:
-        inputs.append(_weight(g, layer, 1, 'bias'))
-    g.op('ConvTranspose', inputs, _out(layer), **_conv_attrs(layer, p))
+    op_type = 'Conv' if layer.type == 'Convolution' else 'ConvTranspose'
+    g.op(op_type, inputs, _out(layer), **_conv_attrs(layer, p))
 
 
 @converts('Pooling')
@@ -764,7 +756,7 @@ def python(g, layer):
     # (Graph.python_layers, keyed 'module.Layer').
     p = layer.param.python_param
     key = '%s.%s' % (p.module, p.layer)
-    hook = getattr(g, 'python_layers', {}).get(key)
+    hook = g.python_layers.get(key)
     if hook is None:
         raise layer.error('Python layer %s has no ONNX form: no export hook is registered '
                           'for it' % key)
