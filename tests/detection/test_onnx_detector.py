@@ -276,6 +276,9 @@ def test_trained_toy_model_on_toy_images(trained_toy, tmp_path):
         inputs = {'data': data, 'im_info': np.array([[data.shape[2], data.shape[3], scales[0]]],
                                                     np.float32)}
         count, roi_diff, relative = differences(net, onnx_net, inputs)
+        print('toy image %d, %dx%d: %d rois, max roi diff %.2g px, %s' % (
+            i, data.shape[2], data.shape[3], count, roi_diff,
+            ', '.join('%s %.2g' % kv for kv in sorted(relative.items()))))
         assert count > 0 and roi_diff <= ROI_TOLERANCE, (i, roi_diff)
         assert all(v <= OUTPUT_TOLERANCE for v in relative.values()), (i, relative)
         scores, boxes = im_detect(net, im, settings=settings)
