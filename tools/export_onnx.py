@@ -9,8 +9,10 @@ OpenVINO and the like; or any plain Caffe net (a classifier) whose layers have O
 
 The proposal layer is exported with the test settings the runtime would use (its param_str, else
 cfg TEST.RPN_*), which are also written into the graph's metadata. tools/test_net.py --onnx and
-tools/demo.py --onnx run the file. Results (the file, its inputs and outputs, the settings) go
-to --result as JSON (default: beside --out).
+tools/demo.py --onnx run the file. --check IMAGE ... runs the written file in ONNX Runtime and
+the net in the runtime on those images, prepared as im_detect prepares them, and reports how far
+apart their outputs are (a net with a proposal layer). Results (the file, its inputs and
+outputs, the settings, the check) go to --result as JSON (default: beside --out).
 """
 import json
 import os
@@ -26,6 +28,8 @@ def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Export a Caffe test net to ONNX')
     _common.add_model_args(parser, 'test prototxt', 'weights (.caffemodel)')
     parser.add_argument('--out', dest='out', required=True, help='the ONNX file to write')
+    parser.add_argument('--check', dest='check_images', nargs='+', default=[], metavar='IMAGE',
+                        help='compare the written graph with the runtime on these images')
     return _common.parse_tool_args(parser, argv, '<out>_result.json')
 
 
@@ -34,12 +38,17 @@ def main(argv=None):
     _common.start(args)
     _common.require_model(args)
     import caffe
-    from fast_rcnn.onnx_model import export_detector, write_model
+    from fast_rcnn.onnx_model import export_detector, proposal_tops, write_model
+    from utils.image_file import check_image_file
     caffe.set_mode_cpu()
     with tempfile.TemporaryDirectory() as scratch:
         # The net as the runtime tests it: cfg's anchor changes (paper Table 8) in a copy.
         prototxt = _common.adapted_net(args.prototxt, None, scratch)
         net = caffe.Net(prototxt, args.caffemodel, caffe.TEST)
+    if args.check_images and not proposal_tops(net):
+        _common.fail('--check runs im_detect, which needs a net with a proposal layer')
+    for image in args.check_images:  # before the slow export
+        check_image_file(image)
     model = export_detector(net, cfg, sources=(args.prototxt, args.caffemodel))
     write_model(model, args.out)
     graph = model.graph
@@ -47,12 +56,41 @@ def main(argv=None):
     print('Wrote %s (%d nodes, %d weights, opset %d)'
           % (args.out, len(graph.node), len(graph.initializer), model.opset_import[0].version),
           flush=True)
+    checks = []
+    if args.check_images:
+        from caffe.onnx_export.runner import OnnxNet
+        onnx_net = OnnxNet(args.out)
+        checks = [check(net, onnx_net, image) for image in args.check_images]
     _common.write_result(
         args.result or os.path.splitext(args.out)[0] + '_result.json',
         onnx=args.out, prototxt=args.prototxt, model=args.caffemodel,
         inputs=[i.name for i in graph.input], outputs=[o.name for o in graph.output],
         opset=model.opset_import[0].version,
-        metadata={k: json.loads(v) for k, v in metadata.items()})
+        metadata={k: json.loads(v) for k, v in metadata.items()}, check=checks)
+
+
+def check(net, onnx_net, image_path):
+    """The runtime net and the exported graph (an OnnxNet) on one image as im_detect feeds it:
+    the differences of their outputs (fast_rcnn.onnx_model.compare)."""
+    import cv2
+    import numpy as np
+    from fast_rcnn.onnx_model import compare
+    from fast_rcnn.test import TestSettings, image_blob
+    data, scales = image_blob(cv2.imread(image_path), TestSettings.from_cfg(cfg))
+    im_info = np.array([[data.shape[2], data.shape[3], scales[0]]], dtype=np.float32)
+    report = compare(net, onnx_net, {'data': data, 'im_info': im_info})
+    print('%s (%dx%d): %s' % (image_path, data.shape[2], data.shape[3], '; '.join(
+        '%s %s' % (name, _describe(name, r)) for name, r in sorted(report.items()))),
+        flush=True)
+    return {'image': image_path, 'blob': list(data.shape), 'outputs': report}
+
+
+def _describe(name, r):
+    if not r['same_shape']:
+        return 'shape %s differs' % (r['shape'],)
+    if name == 'rois':
+        return '%d rows, max diff %.2g px' % (r['shape'][0], r['max_abs_diff'])
+    return 'max diff %.2g of its largest magnitude' % r['max_rel_diff']
 
 
 if __name__ == '__main__':

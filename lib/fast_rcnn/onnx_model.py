@@ -54,6 +54,28 @@ def export_detector(net, config, sources=()):
     return model
 
 
+def compare(net, onnx_net, inputs):
+    """How far an exported graph (OnnxNet) is from the runtime net on the same inputs, for each
+    graph output (the proposal tops included): {name: {'shape': the runtime's, 'same_shape',
+    'max_abs_diff', 'max_rel_diff' (the largest difference over the runtime's largest
+    magnitude)}}; differences are None where the shapes differ (another proposal count)."""
+    for name, value in inputs.items():
+        net.blobs[name].reshape(*value.shape)
+    expected = {k: np.array(v, copy=True) for k, v in net.forward(**inputs).items()}
+    got = onnx_net.forward(**inputs)
+    report = {}
+    for name in onnx_net.outputs:
+        value = expected[name] if name in expected else net.blobs[name].data
+        same = got[name].shape == value.shape
+        diff = scale = None
+        if same:
+            diff = float(np.abs(got[name].astype(np.float64) - value).max()) if value.size else 0.0
+            scale = float(np.abs(value).max()) if value.size else 0.0
+        report[name] = {'shape': list(value.shape), 'same_shape': same, 'max_abs_diff': diff,
+                        'max_rel_diff': None if diff is None else diff / max(scale, 1e-30)}
+    return report
+
+
 def write_model(model, path):
     """Writes the ModelProto to path atomically."""
     atomic_write(path, model.SerializeToString())

@@ -18,7 +18,7 @@ from google.protobuf import text_format
 import caffe
 from caffe.proto import caffe_pb2
 from fast_rcnn.config import cfg
-from fast_rcnn.onnx_model import export_detector, proposal_tops, write_model
+from fast_rcnn.onnx_model import compare, export_detector, write_model
 from rpn.proposal_onnx import METADATA_KEY, ProposalExport, proposal_settings
 
 pytest.importorskip('onnxruntime')
@@ -80,23 +80,11 @@ def image_inputs(height, width, seed, scale=1.5):
 
 def differences(net, onnx_net, inputs):
     """(RoI count, max RoI difference in pixels, {output: max difference / max magnitude})."""
-    feed(net, inputs)
-    expected = {k: v.copy() for k, v in net.forward(**inputs).items()}
-    for top in proposal_tops(net):
-        expected[top] = net.blobs[top].data.copy()
-    got = onnx_net.forward(**inputs)
-    assert set(got) == set(expected)
-    rois = expected.get('rois')
-    count, roi_diff = (0, 0.0) if rois is None else (rois.shape[0], None)
-    relative = {}
-    for name, value in expected.items():
-        assert got[name].shape == value.shape, (name, got[name].shape, value.shape)
-        diff = float(np.abs(got[name].astype(np.float64) - value).max()) if value.size else 0.0
-        if name == 'rois':
-            roi_diff = diff
-        else:
-            relative[name] = diff / max(float(np.abs(value).max()), 1e-30)
-    return count, roi_diff, relative
+    report = compare(net, onnx_net, inputs)
+    assert all(r['same_shape'] for r in report.values()), report
+    count = report['rois']['shape'][0] if 'rois' in report else 0
+    roi_diff = report['rois']['max_abs_diff'] if 'rois' in report else 0.0
+    return count, roi_diff, {k: r['max_rel_diff'] for k, r in report.items() if k != 'rois'}
 
 
 def exported(net, tmp_path, config=cfg):
@@ -369,10 +357,17 @@ def test_tools_export_then_test_and_demo_through_onnx(toy_training, tmp_path):
             'TEST.MAX_SIZE', '240']
     model, prototxt = toy_training['model'], toy_training['prototxt']
     path = str(tmp_path / 'toy.onnx')
+    image = os.path.join(toy_training['dir'], 'data', 'toy', 'JPEGImages', 'test_000001.jpg')
     code, out = run_tool(['tools/export_onnx.py', '--def', prototxt, '--net', model,
-                          '--out', path, '--result', str(tmp_path / 'export.json')] + cfgs + sets)
+                          '--out', path, '--result', str(tmp_path / 'export.json'),
+                          '--check', image] + cfgs + sets)
     assert code == 0, out[-3000:]
     exported = read_json(str(tmp_path / 'export.json'))
+    [checked] = exported['check']
+    assert checked['blob'][2] == 160  # the short side at TEST.SCALES
+    assert checked['outputs']['rois']['same_shape']
+    assert checked['outputs']['rois']['max_abs_diff'] <= ROI_TOLERANCE
+    assert checked['outputs']['cls_prob']['max_rel_diff'] <= OUTPUT_TOLERANCE
     assert exported['outputs'] == ['bbox_pred', 'cls_prob', 'rois']
     assert exported['metadata']['proposal_settings']['proposal'] == {
         'feat_stride': 16, 'scales': [2.0, 4.0, 8.0], 'ratios': [0.5, 1.0, 2.0],
@@ -409,7 +404,6 @@ def test_tools_export_then_test_and_demo_through_onnx(toy_training, tmp_path):
             total += len(dets)
     assert total > 0
 
-    image = os.path.join(toy_training['dir'], 'data', 'toy', 'JPEGImages', 'test_000001.jpg')
     code, out = run_tool(['tools/demo.py', '--onnx', path, '--images', image, '--thresh', '0.1',
                           '--out', str(tmp_path / 'demo'),
                           '--result', str(tmp_path / 'demo.json')] + cfgs + sets)
