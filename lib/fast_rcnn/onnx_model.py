@@ -54,18 +54,33 @@ def export_detector(net, config, sources=()):
     return model
 
 
-def compare(net, onnx_net, inputs):
+def compare(net, onnx_net, inputs, roi_tolerance=1e-3):
     """How far an exported graph (OnnxNet) is from the runtime net on the same inputs, for each
     graph output (the proposal tops included): {name: {'shape': the runtime's, 'same_shape',
     'max_abs_diff', 'max_rel_diff' (the largest difference over the runtime's largest
-    magnitude)}}; differences are None where the shapes differ (another proposal count)."""
+    magnitude)}}; differences are None where the shapes differ (another proposal count).
+
+    Two proposals whose scores differ by less than the two runtimes' rounding may come out in
+    either order. When the rois are the same set (each within roi_tolerance pixels of one of
+    the other's) in another order, the graph's rows of every per-RoI output are put in the
+    runtime's order before comparing, and report['rois']['reordered'] counts the rows that
+    moved."""
     for name, value in inputs.items():
         net.blobs[name].reshape(*value.shape)
     expected = {k: np.array(v, copy=True) for k, v in net.forward(**inputs).items()}
-    got = onnx_net.forward(**inputs)
+    got = dict(onnx_net.forward(**inputs))
+    for name in onnx_net.outputs:
+        if name not in expected:
+            expected[name] = np.array(net.blobs[name].data, copy=True)
+    order = None
+    if 'rois' in got and got['rois'].shape == expected['rois'].shape:
+        order = _matching_rows(expected['rois'], got['rois'], roi_tolerance)
+        if order is not None:
+            rows = expected['rois'].shape[0]
+            got = {k: v[order] if v.ndim and v.shape[0] == rows else v for k, v in got.items()}
     report = {}
     for name in onnx_net.outputs:
-        value = expected[name] if name in expected else net.blobs[name].data
+        value = expected[name]
         same = got[name].shape == value.shape
         diff = scale = None
         if same:
@@ -73,7 +88,28 @@ def compare(net, onnx_net, inputs):
             scale = float(np.abs(value).max()) if value.size else 0.0
         report[name] = {'shape': list(value.shape), 'same_shape': same, 'max_abs_diff': diff,
                         'max_rel_diff': None if diff is None else diff / max(scale, 1e-30)}
+    if 'rois' in report:
+        report['rois']['reordered'] = (0 if order is None
+                                       else int(np.sum(order != np.arange(order.size))))
     return report
+
+
+def _matching_rows(expected, got, tolerance):
+    """The order of got's rows that lines them up with expected's, when the rows differ only
+    in order (each within tolerance of exactly one row of the other); else None (compare them
+    as they are)."""
+    if not expected.size or np.abs(expected - got).max() <= tolerance:
+        return None
+    # Rows that match in place stay; the others are matched among themselves.
+    order = np.arange(expected.shape[0])
+    moved = np.where(np.abs(expected - got).max(axis=1) > tolerance)[0]
+    distance = np.abs(expected[moved, None, :] - got[None, moved, :]).max(axis=2)
+    nearest = distance.argmin(axis=1)
+    if (distance[np.arange(moved.size), nearest] > tolerance).any() or \
+            np.unique(nearest).size != moved.size:
+        return None
+    order[moved] = moved[nearest]
+    return order
 
 
 def write_model(model, path):

@@ -79,11 +79,17 @@ def image_inputs(height, width, seed, scale=1.5):
 
 
 def differences(net, onnx_net, inputs):
-    """(RoI count, max RoI difference in pixels, {output: max difference / max magnitude})."""
+    """(RoI count, max RoI difference in pixels, {output: max difference / max magnitude});
+    RoIs that come out in another order (scores tied within rounding) are lined up first
+    (fast_rcnn.onnx_model.compare), and at most a few may be."""
     report = compare(net, onnx_net, inputs)
     assert all(r['same_shape'] for r in report.values()), report
     count = report['rois']['shape'][0] if 'rois' in report else 0
     roi_diff = report['rois']['max_abs_diff'] if 'rois' in report else 0.0
+    if 'rois' in report:
+        assert report['rois']['reordered'] <= max(2, count // 50), report['rois']
+        if report['rois']['reordered']:
+            print('(%d RoIs in another order)' % report['rois']['reordered'])
     return count, roi_diff, {k: r['max_rel_diff'] for k, r in report.items() if k != 'rois'}
 
 
@@ -198,13 +204,13 @@ def test_zf_end2end(tmp_path):
     onnx_net = exported(net, tmp_path)
     assert onnx_net.inputs == ['data', 'im_info']
     assert sorted(onnx_net.outputs) == ['bbox_pred', 'cls_prob', 'rois']
-    check_equal(net, onnx_net, [(128, 160), (144, 112), (96, 224)])
+    check_equal(net, onnx_net, [(128, 160), (144, 112), (96, 224), (600, 1000)])
 
 
 @pytest.mark.slow
 def test_vgg16_end2end(tmp_path):
     net = release_net('pascal_voc/VGG16/faster_rcnn_end2end/test.prototxt')
-    check_equal(net, exported(net, tmp_path), [(128, 160), (112, 144)])
+    check_equal(net, exported(net, tmp_path), [(128, 160), (112, 144), (600, 800)])
 
 
 @pytest.mark.slow
