@@ -433,3 +433,16 @@ def test_export_tool_refuses_a_layer_without_onnx_form(tmp_path):
     assert "error: layer 'mine' (Python): Python layer net_test_layers.Scale has no ONNX " \
            "form" in out
     assert not out_file.exists()
+
+
+def test_rois_in_another_order_are_lined_up_before_comparing():
+    from fast_rcnn.onnx_model import _matching_rows
+    rois = np.arange(20, dtype=np.float32).reshape(4, 5) * 10
+    swapped = rois[[0, 2, 1, 3]] + 1e-4
+    order = _matching_rows(rois, swapped, 1e-3)
+    assert order.tolist() == [0, 2, 1, 3]
+    np.testing.assert_allclose(swapped[order], rois, atol=1e-3)
+    assert _matching_rows(rois, rois + 1e-4, 1e-3) is None  # nothing to line up
+    other = swapped.copy()
+    other[1, 2] += 1
+    assert _matching_rows(rois, other, 1e-3) is None        # not the same set: compared as is
