@@ -89,7 +89,11 @@ def _describe(name, r):
     if not r['same_shape']:
         return 'shape %s differs' % (r['shape'],)
     if name == 'rois':
-        return '%d rows, max diff %.2g px' % (r['shape'][0], r['max_abs_diff'])
+        text = '%d rows, max diff %.2g px' % (r['shape'][0], r['max_abs_diff'])
+        if r['reordered'] or r['unmatched']:
+            text += ' (%d in another order, %d not in the graph\'s: tied scores)' % (
+                r['reordered'], r['unmatched'])
+        return text
     return 'max diff %.2g of its largest magnitude' % r['max_rel_diff']
 
 
