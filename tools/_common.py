@@ -272,10 +272,11 @@ def setup_caffe(device):
 
 # Config ------------------------------------------------------------------------------------------
 
-def add_model_args(parser, net_help, model_help, wait=False):
-    """--def (the net definition) and --net (its weights); with wait, --wait for the weights."""
-    parser.add_argument('--def', dest='prototxt', required=True, help=net_help)
-    parser.add_argument('--net', dest='caffemodel', required=True, help=model_help)
+def add_model_args(parser, net_help, model_help, wait=False, required=True):
+    """--def (the net definition) and --net (its weights); with wait, --wait for the weights.
+    required False: the tool checks for them itself (another option may stand for them)."""
+    parser.add_argument('--def', dest='prototxt', required=required, help=net_help)
+    parser.add_argument('--net', dest='caffemodel', required=required, help=model_help)
     if wait:
         parser.add_argument('--wait', dest='wait', action='store_true',
                             help='wait until the model file exists (e.g. while training runs)')

@@ -57,6 +57,9 @@ def parse_args(argv=None):
                         help='test prototxt (overrides --net)')
     parser.add_argument('--model', dest='caffemodel', default=None,
                         help='.caffemodel (overrides --net)')
+    parser.add_argument('--onnx', dest='onnx', default=None, metavar='MODEL.onnx',
+                        help='run this ONNX export (tools/export_onnx.py) in ONNX Runtime '
+                             'instead of the net in the runtime (docs/export.md)')
     parser.add_argument('--classes', dest='classes', default=None,
                         help='class names: a file with one per line, or a comma-separated list '
                              '(default: those of --net)')
@@ -102,7 +105,7 @@ def resolve_inputs(args, experiment):
         prototxt = os.path.join(experiment.models_dir, 'toy', 'TOY', 'faster_rcnn_end2end',
                                 'test.prototxt')
         caffemodel = args.caffemodel or find_toy_model()
-        if caffemodel is None:
+        if caffemodel is None and not args.onnx:
             _common.fail('no trained toy model under output/*/toy_train/; train one with '
                          '`make demo` or pass --model')
         classes = TOY_CLASSES
@@ -165,21 +168,31 @@ def main(argv=None):
         cfg_files = [os.path.join(paths.ROOT_DIR, 'experiments', 'cfgs', 'toy.yml')]
     experiment = _common.load_cfg(cfg_files, args.set_cfgs)
     prototxt, caffemodel, classes, images = resolve_inputs(args, experiment)
+    if args.onnx:
+        _common.require_file(args.onnx, 'ONNX model')
+        prototxt = caffemodel = args.onnx
     _common.require_file(prototxt, 'net definition')
     _common.require_weights(caffemodel)
     from utils.image_file import check_image_file
     for image_path in images:  # before the slow net set-up
         check_image_file(image_path)
 
-    import caffe
-    _common.setup_caffe(None if args.cpu_mode else args.gpu)
     out_dir = args.out_dir or os.path.join(paths.ROOT_DIR, 'output', 'demo')
-    # The net with the settings of --cfg and --set, if any, where its prototxt has none.
-    prototxt = experiment.net_file(prototxt, len(classes) + 1, os.path.join(out_dir, 'nets'),
-                                   caffe.TEST)
-    net = caffe.Net(prototxt, caffemodel, caffe.TEST)
+    if args.onnx:
+        # The graph carries the test settings it was exported with.
+        from caffe.onnx_export.runner import OnnxNet
+        from fast_rcnn.onnx_model import settings_of
+        net = OnnxNet(args.onnx)
+        settings = settings_of(net)
+    else:
+        import caffe
+        _common.setup_caffe(None if args.cpu_mode else args.gpu)
+        # The net with the settings of --cfg and --set, if any, where its prototxt has none.
+        prototxt = experiment.net_file(prototxt, len(classes) + 1,
+                                       os.path.join(out_dir, 'nets'), caffe.TEST)
+        net = caffe.Net(prototxt, caffemodel, caffe.TEST)
+        settings = test_settings.of_net(net)
     print('Loaded network %s' % caffemodel, flush=True)
-    settings = test_settings.of_net(net)
     if not settings.has_rpn:
         _common.fail('%s takes given proposals (a rois input); the demo runs nets with an RPN'
                      % prototxt)

@@ -14,6 +14,9 @@ run's settings (its layers' param_str and the test settings layer), reproduces t
 with --net and no --cfg:
 
   tools/test_net.py --def output/.../test_run.prototxt --net MODEL --imdb voc_2007_test
+
+--onnx MODEL.onnx (tools/export_onnx.py) tests the exported graph in ONNX Runtime instead, with the
+test settings it was exported with (its metadata) and the same pre- and post-processing.
 """
 import argparse
 import os
@@ -27,7 +30,10 @@ from fast_rcnn.experiment import test_experiment
 def parse_args(argv=None):
     parser = _common.ArgumentParser(description='Test a Fast R-CNN / Faster R-CNN network')
     _common.add_device_arg(parser)
-    _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True)
+    _common.add_model_args(parser, 'test prototxt', 'model to test', wait=True, required=False)
+    parser.add_argument('--onnx', dest='onnx', default=None, metavar='MODEL.onnx',
+                        help='test this ONNX export (tools/export_onnx.py) in ONNX Runtime '
+                             'instead of --def/--net in the runtime (docs/export.md)')
     _common.add_imdb_arg(parser, 'voc_2007_test', 'dataset to test')
     parser.add_argument('--comp', dest='comp_mode', action='store_true',
                         help='competition mode (keep the result files under fixed names)')
@@ -48,17 +54,23 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     experiment = _common.start(args)
-    _common.require_model(args)
+    if args.onnx:
+        _common.require_file(args.onnx, 'ONNX model')
+    elif not (args.prototxt and args.caffemodel):
+        _common.fail('give --def and --net, or --onnx')
+    else:
+        _common.require_model(args)
     if args.proposals:
         _common.require_file(args.proposals, 'proposals file')
-    _common.setup_caffe(args.gpu)
+    if not args.onnx:
+        _common.setup_caffe(args.gpu)
     testing = test_experiment(experiment, args.prototxt, args.caffemodel, args.imdb_name,
-                              args.proposals, args.max_per_image)
+                              args.proposals, args.max_per_image, onnx=args.onnx)
     testing.imdb.competition_mode(args.comp_mode)
     result = testing.run(args.vis)
     evaluation = result.evaluation or {}
     _common.write_result(args.result or os.path.join(testing.output_dir, 'test_net_result.json'),
-                         model=args.caffemodel, prototxt=testing.prototxt,
+                         model=testing.caffemodel, prototxt=testing.prototxt, onnx=args.onnx,
                          imdb=testing.imdb.name, num_images=testing.imdb.num_images,
                          proposals=args.proposals, mean_ap=evaluation.get('mean_ap'),
                          evaluation=evaluation, detections=result.detections_file,

@@ -354,7 +354,7 @@ class Testing:
 
 
 def test_experiment(experiment, prototxt, caffemodel, imdb_name=None, proposals=None,
-                    max_per_image=None, output_dir=None):
+                    max_per_image=None, output_dir=None, onnx=None):
     """A Testing of the model (prototxt, caffemodel) on the dataset imdb_name: the copy of the
     prototxt with the experiment's settings (Experiment.net_file) in output_dir (default:
     output/<EXP_DIR>/<imdb>/<model name>/), and the net built from it. The net proposes its own
@@ -362,15 +362,28 @@ def test_experiment(experiment, prototxt, caffemodel, imdb_name=None, proposals=
     proposals file (tools/rpn_generate.py's), the detector alone is tested on given boxes.
     max_per_image: a cap on detections per image instead of the settings'. Without imdb_name
     (the benchmarks) the net keeps its class count and caffemodel may be None (the fillers'
-    weights); output_dir is then needed."""
+    weights); output_dir is then needed. onnx: an exported graph (tools/export_onnx.py) run in
+    ONNX Runtime instead, with the test settings it was exported with (prototxt and caffemodel
+    unused); its results go to <graph name>_onnx/."""
     from fast_rcnn import net_surgery
     imdb = experiment.imdb(imdb_name) if imdb_name else None
-    test = experiment.test
-    has_rpn = bool(net_surgery.proposal_layers(net_surgery.read_net(prototxt)))
-    if experiment.sets('TEST.HAS_RPN'):
-        has_rpn = test.has_rpn
-    method = test.proposal_method
+    if onnx:
+        from caffe.onnx_export.runner import OnnxNet
+        from fast_rcnn.onnx_model import settings_of
+        net = OnnxNet(onnx)
+        settings = settings_of(net)
+        has_rpn, net_file, caffemodel = settings.has_rpn, onnx, onnx
+        net.name = name = net.name + '_onnx'
+    else:
+        has_rpn = bool(net_surgery.proposal_layers(net_surgery.read_net(prototxt)))
+        if experiment.sets('TEST.HAS_RPN'):
+            has_rpn = experiment.test.has_rpn
+        name = _stem(caffemodel) if caffemodel else _stem(prototxt)
+    method = experiment.test.proposal_method
     if proposals:
+        if onnx and has_rpn:
+            raise ValueError('%s proposes its own boxes (it has no rois input); --proposals '
+                             'needs a graph exported from a net without an RPN' % onnx)
         has_rpn = False
         method = 'rpn'
     if imdb is not None:
@@ -378,16 +391,17 @@ def test_experiment(experiment, prototxt, caffemodel, imdb_name=None, proposals=
             imdb.config['rpn_file'] = proposals
         if not has_rpn and method != 'dense':
             imdb.set_proposal_method(method)
-    name = _stem(caffemodel) if caffemodel else _stem(prototxt)
     output_dir = output_dir or experiment.output_dir(imdb, name)
-    net_file = experiment.net_file(prototxt, imdb.num_classes if imdb else None, output_dir,
-                                   caffe.TEST)
-    if not has_rpn:
-        net_file = net_surgery.detector_net_file(net_file, output_dir)
-    net = caffe.Net(net_file, caffemodel, caffe.TEST) if caffemodel else \
-        caffe.Net(net_file, caffe.TEST)
-    net.name = name
-    settings = test_settings.of_net(net).replace(proposal_method=method)
+    if not onnx:
+        net_file = experiment.net_file(prototxt, imdb.num_classes if imdb else None, output_dir,
+                                       caffe.TEST)
+        if not has_rpn:
+            net_file = net_surgery.detector_net_file(net_file, output_dir)
+        net = caffe.Net(net_file, caffemodel, caffe.TEST) if caffemodel else \
+            caffe.Net(net_file, caffe.TEST)
+        net.name = name
+        settings = test_settings.of_net(net)
+    settings = settings.replace(proposal_method=method)
     if max_per_image is not None:
         settings = settings.replace(max_per_image=max_per_image)
     return Testing(imdb, net, net_file, caffemodel, output_dir, settings)
