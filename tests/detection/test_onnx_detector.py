@@ -123,15 +123,16 @@ def param_str(**params):
 
 
 def test_the_graph_carries_the_layers_param_str_settings(tmp_path):
-    net = proposal_net(param_str(feat_stride=8, scales=[2, 4], ratios=[1], post_nms_top_n=7,
+    net = proposal_net(param_str(feat_stride=8, scales=[2, 4, 6], ratios=[0.5, 1, 3],
+                                 post_nms_top_n=7,
                                  nms_thresh=0.5), 4, 4)
     settings = json.loads(exported(net, tmp_path).metadata[METADATA_KEY])['proposal']
     # What the param_str leaves out is the paper's test-time rule (Sec. 3.3): 6000 before NMS,
     # a min size of 16, NMS on.
     assert settings == {'feat_stride': 8, 'pre_nms_top_n': 6000, 'post_nms_top_n': 7,
                         'nms_thresh': 0.5, 'min_size': 16, 'no_nms': False, 'mode': 'rpn',
-                        'anchors': generate_anchors(ratios=np.array([1.0]),
-                                                    scales=np.array([2.0, 4.0])).tolist()}
+                        'anchors': generate_anchors(ratios=np.array([0.5, 1.0, 3.0]),
+                                                    scales=np.array([2.0, 4.0, 6.0])).tolist()}
 
 
 def proposal_net(param_str, height, width):
