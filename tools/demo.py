@@ -13,7 +13,6 @@ The net's settings are those its prototxt holds: the prototxt a test run wrote
 --set change them; a released prototxt with none of its own is shown with the release's test
 settings, or, for --net toy, those of experiments/cfgs/toy.yml.
 """
-import argparse
 import glob
 import os
 import re

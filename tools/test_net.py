@@ -18,7 +18,6 @@ with --net and no --cfg:
 --onnx MODEL.onnx (tools/export_onnx.py) tests the exported graph in ONNX Runtime instead, with the
 test settings it was exported with (its metadata) and the same pre- and post-processing.
 """
-import argparse
 import os
 import sys
 
