@@ -34,13 +34,24 @@ update, driver); peak RSS (VmHWM while the net ran, before the floor allocates a
 RSS before the net was built, and the sum of the net's blob and parameter bytes (data; in
 training also diffs and the solver's history), with (peak - before) / sum.
 
+Concurrent jobs (--concurrent N ...): N copies of a case (default train:TOY) started at once,
+each a process of its own that builds its net, warms up, and then, when all are ready, runs the
+case --runs times in a row; each job's wall time is divided by that of one job alone, measured
+first in the same session (and, with --beside-busy-loop, one job beside a single-threaded busy
+loop). CPU time per job (all its threads) over the solo job's shows work lost to spinning
+whatever the load; context switches (voluntary: sleeps, involuntary: preemptions) are counted
+too. --lib DIR runs the jobs on another checkout's lib/ (built), to compare before and after;
+--trials T measures the whole table T times (on a shared machine, compare trials).
+
     python3 tools/benchmark_cpu.py                       # every case, best of 3
     python3 tools/benchmark_cpu.py --cases test:VGG16 --repeat 5 --result bench.json
+    python3 tools/benchmark_cpu.py --concurrent 2 3 4 --beside-busy-loop --result jobs.json
 """
 import argparse
 import collections
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -409,6 +420,125 @@ def run_case(case, args):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# Concurrent jobs --------------------------------------------------------------------------------
+
+def run_job(case, args):
+    """One job of --concurrent: builds the case, warms up, says READY, waits for a line on stdin,
+    then runs the case args.runs times; returns its wall and CPU seconds and context switches."""
+    kind, net_name = case.split(':')
+    workdir = tempfile.mkdtemp(prefix='benchmark_cpu_')
+    try:
+        maker = make_test_case if kind == 'test' else make_train_case
+        with _quiet():
+            run = maker(net_name, args, workdir)[3]
+            run()
+        sys.stdout.write('READY\n')
+        sys.stdout.flush()
+        sys.stdin.readline()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, start = time.process_time(), time.perf_counter()
+        with _quiet():
+            for _ in range(args.runs):
+                run()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        return {'wall_s': wall, 'cpu_s': cpu, 'runs': args.runs,
+                'voluntary_switches': after.ru_nvcsw - before.ru_nvcsw,
+                'involuntary_switches': after.ru_nivcsw - before.ru_nivcsw}
+    finally:
+        import shutil
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+BUSY_LOOP = 'while True:\n    pass\n'
+
+
+def start_jobs(case, count, args):
+    """Starts count jobs of case (this tool with --job, on args.lib or this checkout's lib/) and
+    returns them once each has said READY."""
+    lib = os.path.abspath(args.lib or os.path.join(ROOT, 'lib'))
+    # lib first; this checkout's lib/ after it, so that tools/_init_paths.py adds nothing.
+    code = ('import sys; sys.path[:0] = [%r, %r, %r]; import benchmark_cpu; benchmark_cpu.main()'
+            % (lib, os.path.join(ROOT, 'tools'), os.path.join(ROOT, 'lib')))
+    cmd = [sys.executable, '-c', code, '--job', case, '--runs', str(args.runs),
+           '--height', str(args.height), '--width', str(args.width),
+           '--proposals', str(args.proposals)]
+    jobs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(count)]
+    for job in jobs:
+        line = job.stdout.readline()
+        while line and line.strip() != 'READY':
+            line = job.stdout.readline()
+        if not line:
+            for other in jobs:
+                other.kill()
+            sys.exit('benchmark job %s failed before it was ready (exit %s)'
+                     % (case, job.wait()))
+    return jobs
+
+
+def run_together(case, count, args, busy=False):
+    """count jobs of case started at once (beside a busy loop where busy): their results."""
+    jobs = start_jobs(case, count, args)
+    loop = subprocess.Popen([sys.executable, '-c', BUSY_LOOP]) if busy else None
+    try:
+        if loop is not None:
+            time.sleep(0.5)  # the loop is running before the jobs start
+        load = [os.getloadavg()[0]]
+        for job in jobs:
+            job.stdin.write('GO\n')
+            job.stdin.flush()
+        results = []
+        for job in jobs:
+            out, _ = job.communicate()
+            lines = [l for l in out.splitlines() if l.startswith('RESULT ')]
+            if job.returncode != 0 or not lines:
+                sys.stdout.write(out)
+                sys.exit('benchmark job %s failed (exit %d)' % (case, job.returncode))
+            results.append(json.loads(lines[-1][len('RESULT '):]))
+        load.append(os.getloadavg()[0])
+    finally:
+        if loop is not None:
+            loop.kill()
+            loop.wait()
+    return {'jobs': count, 'beside_busy_loop': busy, 'results': results, 'load': load}
+
+
+def concurrency_table(case, args, trial=1):
+    """Solo, then each --concurrent count, then (--beside-busy-loop) one job beside a busy loop;
+    every job's wall and CPU time relative to the solo job's."""
+    rows = [run_together(case, 1, args)]
+    solo = rows[0]['results'][0]
+    for count in args.concurrent:
+        if count > 1:
+            rows.append(run_together(case, count, args))
+    if args.beside_busy_loop:
+        rows.append(run_together(case, 1, args, busy=True))
+    for row in rows:
+        for r in row['results']:
+            r['wall_vs_solo'] = r['wall_s'] / solo['wall_s']
+            r['cpu_vs_solo'] = r['cpu_s'] / solo['cpu_s']
+    return {'case': case, 'runs': args.runs, 'trial': trial,
+            'lib': os.path.abspath(args.lib or os.path.join(ROOT, 'lib')), 'rows': rows}
+
+
+def print_concurrency(table):
+    print('\n== %s, %d runs per job, trial %d, lib %s'
+          % (table['case'], table['runs'], table['trial'], table['lib']))
+    print('%-22s %-24s %-24s %-14s %s' % ('jobs', 'wall s (each)', 'wall / solo (each)',
+                                           'cpu / solo', 'switches vol/invol (first job)'))
+    for row in table['rows']:
+        name = ('1 beside a busy loop' if row['beside_busy_loop'] else
+                '%d at once' % row['jobs'] if row['jobs'] > 1 else '1 alone')
+        rs = row['results']
+        print('%-22s %-24s %-24s %-14s %d/%d   load %.1f-%.1f'
+              % (name, ' '.join('%.2f' % r['wall_s'] for r in rs),
+                 ' '.join('%.2f' % r['wall_vs_solo'] for r in rs),
+                 ' '.join('%.2f' % r['cpu_vs_solo'] for r in rs),
+                 rs[0]['voluntary_switches'], rs[0]['involuntary_switches'],
+                 row['load'][0], row['load'][1]))
+
+
 # Reports ----------------------------------------------------------------------------------------
 
 def print_layers(r):
@@ -469,18 +599,48 @@ def parse_args(argv=None):
                         help='cfg.TEST.RPN_POST_NMS_TOP_N for the test cases')
     parser.add_argument('--layers', action='store_true', help='also print every layer\'s time')
     parser.add_argument('--result', help='write the figures to this JSON file')
+    parser.add_argument('--concurrent', type=int, nargs='+', metavar='N',
+                        help='jobs started at once (1 to 4; one job alone is always measured '
+                             'first); cases default to train:TOY')
+    parser.add_argument('--beside-busy-loop', action='store_true',
+                        help='with --concurrent: also one job beside a busy loop')
+    parser.add_argument('--runs', type=int, default=20,
+                        help='with --concurrent: runs of the case per job (default 20)')
+    parser.add_argument('--trials', type=int, default=1,
+                        help='with --concurrent: times the whole table is measured')
+    parser.add_argument('--lib', help='with --concurrent: run the jobs on this lib/ (another '
+                                      'checkout, built) instead of this checkout\'s')
     parser.add_argument('--child', help=argparse.SUPPRESS)   # internal: one case, JSON to stdout
-    return parser.parse_args(argv)
+    parser.add_argument('--job', help=argparse.SUPPRESS)     # internal: one concurrent job
+    args = parser.parse_args(argv)
+    if args.concurrent and not all(1 <= n <= 4 for n in args.concurrent):
+        parser.error('--concurrent takes job counts from 1 to 4')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.child:
-        result = run_case(args.child, args)
+    if args.child or args.job:
+        result = run_case(args.child, args) if args.child else run_job(args.job, args)
         sys.stdout.write('\nRESULT ' + json.dumps(result) + '\n')
         return
     print('threads: %s; %d cores' % (', '.join('%s=%s' % kv for kv in thread_settings().items()),
                                      os.cpu_count()), flush=True)
+    if args.concurrent or args.beside_busy_loop:
+        args.concurrent = args.concurrent or []
+        cases = args.cases if args.cases != list(CASES) else ['train:TOY']
+        tables = []
+        for trial in range(1, args.trials + 1):
+            for case in cases:
+                tables.append(concurrency_table(case, args, trial))
+                print_concurrency(tables[-1])
+                sys.stdout.flush()
+        if args.result:
+            from caffe.io import atomic_write
+            atomic_write(args.result, json.dumps({'threads': thread_settings(),
+                                                  'cores': os.cpu_count(),
+                                                  'concurrent': tables}, indent=1).encode())
+        return
     results = []
     for case in args.cases:
         cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
