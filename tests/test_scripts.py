@@ -86,8 +86,9 @@ def test_faster_rcnn_end2end_script_trains_tests_and_draws(sandbox):
 
 @pytest.mark.parametrize('joint', ['nonapprox', 'approx_warp'])
 def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
-    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, as
-    written or with their coordinate gradient turned off in an adapted copy."""
+    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, with
+    cfg's default coordinate gradient (foreground RoIs, x 0.1) or with it turned off, in an
+    adapted copy."""
     out, summary = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_' + joint,
                               {'ITERS': '3', 'JOINT': joint})
     assert summary['joint'] == joint
@@ -99,13 +100,14 @@ def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
     from caffe import io
     from caffe.proto import caffe_pb2
     solver = io.read_prototxt(summary['train']['solver'], caffe_pb2.SolverParameter())
-    if joint == 'nonapprox':
-        assert summary['train']['solver'] == \
-            'models/toy/TOY/faster_rcnn_end2end_nonapprox/solver.prototxt'
-        return
-    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
     layers = {l.name: l for l in io.read_prototxt(solver.train_net,
                                                   caffe_pb2.NetParameter()).layer}
+    if joint == 'nonapprox':
+        assert os.path.basename(solver.train_net) == 'train_coordgrad_fg_x0.1.prototxt'
+        assert "'coord_grad_scale': 0.1" in layers['proposal'].python_param.param_str
+        assert "'backprop_coords': 'fg'" in layers['roi-data'].python_param.param_str
+        return
+    assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
     assert list(layers['roi_warp_conv4'].propagate_down) == [True, False]
     assert 'backprop' not in layers['proposal'].python_param.param_str
 
