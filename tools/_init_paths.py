@@ -1,5 +1,5 @@
 """Puts lib/ first on sys.path so `import caffe` (and the detection packages) resolve to this
-project, and asks numpy's OpenBLAS, not loaded yet, for the runtime's short spin
+project, and asks numpy's OpenBLAS and OpenCV, not loaded yet, for the runtime's thread settings
 (caffe/blas_threads.py)."""
 import importlib.util
 import os
@@ -15,3 +15,4 @@ _spec = importlib.util.spec_from_file_location('_blas_threads',
 _blas_threads = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_blas_threads)
 _blas_threads.ask_before_numpy()
+_blas_threads.opencv_on_the_calling_thread()

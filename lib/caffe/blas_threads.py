@@ -54,6 +54,21 @@ def ask_before_numpy(exponent=SPIN_EXPONENT):
     return True
 
 
+def opencv_on_the_calling_thread():
+    """OpenCV's image functions (the data layer's and im_detect's resizing) run on the thread
+    that calls them, unless the user set OPENCV_FOR_THREADS_NUM: OpenCV's own pool is one more
+    beside the OpenMP threads, and its workers wait for the next job by spinning (sched_yield
+    loops), on the cores the net's threads need. OpenCV reads the variable when it loads; where it
+    is loaded already, its thread count is set directly."""
+    if 'OPENCV_FOR_THREADS_NUM' in os.environ:
+        return
+    cv2 = sys.modules.get('cv2')
+    if cv2 is None:
+        os.environ['OPENCV_FOR_THREADS_NUM'] = '1'
+    elif hasattr(cv2, 'setNumThreads'):
+        cv2.setNumThreads(1)
+
+
 def _openblas_paths():
     try:
         with open('/proc/self/maps') as f:

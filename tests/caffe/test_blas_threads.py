@@ -112,3 +112,14 @@ def test_openmp_threads_follow_the_quota_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '3')
     blas_threads.prepare_openmp()
     assert os.environ['OMP_NUM_THREADS'] == '3'
+
+
+@pytest.mark.parametrize('cv2_first', [False, True])
+@pytest.mark.parametrize('user', [None, '2'])
+def test_opencv_runs_on_the_calling_thread_unless_the_user_chose(cv2_first, user):
+    order = 'import cv2, caffe' if cv2_first else 'import caffe, cv2'
+    env = {k: v for k, v in os.environ.items() if k != 'OPENCV_FOR_THREADS_NUM'}
+    env.update(PYTHONPATH=LIB, **({'OPENCV_FOR_THREADS_NUM': user} if user else {}))
+    out = subprocess.run([sys.executable, '-c', order + '; print(cv2.getNumThreads())'],
+                         env=env, stdout=subprocess.PIPE, text=True, check=True).stdout
+    assert int(out) == (int(user) if user else 1)
