@@ -23,10 +23,13 @@ and the driver (im_detect's image preparation and box decoding, the rest of solv
 The floor replays, with np.matmul on preallocated float32 arrays, every matrix product the run's
 Convolution and InnerProduct layers need: forward W @ col per group, and in training the weight
 gradient dY @ col^T and the data gradient W^T @ dY wherever that layer's backward computes them
-(following the Net's need-backward pruning and lr_mult 0 parameters). Runs of the net and of the
-floor alternate; each is the best (minimum) of --repeat runs after a warm-up, and the load
-average is recorded with each case: the machine may be shared, so compare ratios (measured in one
-process), not absolute times.
+(following the Net's need-backward pruning and lr_mult 0 parameters), on numpy's OpenBLAS with
+one thread per core (the runtime holds it at one thread, caffe.gemm; the floor lets it run its
+own threads). The same products through caffe.gemm (cut into parts by their shape, the result
+independent of the thread count) are timed too: `parts s`, and parts / floor is what the fixed
+parts cost the bare products. Runs of the net and of the floors alternate; each is the best
+(minimum) of --repeat runs after a warm-up, and the load average is recorded with each case: the
+machine may be shared, so compare ratios (measured in one process), not absolute times.
 
 Columns: total s (best run), floor s, ratio = total / floor; outside = share of the run spent
 outside the built-in layers' forward/backward (Python layers, reshape, Net bookkeeping, solver
@@ -206,9 +209,23 @@ def _layer_gemm_dims(layer, top):
 
 # The floor --------------------------------------------------------------------------------------
 
+def openblas_threads(count):
+    """Sets numpy's OpenBLAS to count threads (caffe.gemm holds it at one, and sets it back to
+    one before its own products); False where numpy's BLAS is no OpenBLAS the runtime binds."""
+    import ctypes
+    from caffe import blas_threads
+    found = blas_threads.numpy_openblas()
+    if found is None:
+        return False
+    int_type = ctypes.c_int64 if found[4] else ctypes.c_int
+    ctypes.CFUNCTYPE(None, int_type)(found[3])(count)
+    return True
+
+
 class Floor:
     """The recorded products, replayed on preallocated arrays (one buffer per operand role,
-    sized for the largest product)."""
+    sized for the largest product): with numpy's OpenBLAS on its own threads (run), or through
+    caffe.gemm (run(parts=True))."""
 
     def __init__(self, gemms):
         self.gemms = list(gemms)
@@ -219,7 +236,11 @@ class Floor:
         # Values do not change BLAS speed as long as they are normal floats.
         self.buffers = [np.full(max(s, 1), 0.01, np.float32) for s in sizes]
 
-    def run(self):
+    def run(self, parts=False):
+        from caffe.gemm import matmul
+        if not parts:  # as many threads as the runtime's own pool
+            from caffe.blas_threads import available_cores
+            openblas_threads(int(os.environ.get('OMP_NUM_THREADS') or available_cores()))
         by_type = collections.defaultdict(float)
         a_buf, b_buf, c_buf = self.buffers
         for kind, m, n, k, a_t, b_t in self.gemms:
@@ -227,8 +248,13 @@ class Floor:
             b = b_buf[:k * n].reshape((n, k) if b_t else (k, n))
             c = c_buf[:m * n].reshape(m, n)
             start = time.perf_counter()
-            np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
+            if parts:
+                matmul(a.T if a_t else a, b.T if b_t else b, c)
+            else:
+                np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
             by_type[kind] += time.perf_counter() - start
+        if not parts:
+            openblas_threads(1)
         return sum(by_type.values()), dict(by_type)
 
 
@@ -394,6 +420,7 @@ def run_case(case, args):
         sizes = net_bytes(net, kind == 'train', solver) / 2.0 ** 20
         floor = Floor(gemms)
         floor_best, floor_types = floor.run()
+        parts_best = floor.run(parts=True)[0]
         for _ in range(args.repeat - 1):
             recorder.reset()
             start = time.perf_counter()
@@ -404,10 +431,12 @@ def run_case(case, args):
             f_total, f_types = floor.run()
             if f_total < floor_best:
                 floor_best, floor_types = f_total, f_types
+            parts_best = min(parts_best, floor.run(parts=True)[0])
         load.append(os.getloadavg())
         outside = best - best_parts['layer_math_s']
         return {
             'case': case, 'total_s': best, 'floor_s': floor_best, 'ratio': best / floor_best,
+            'parts_s': parts_best, 'parts_over_floor': parts_best / floor_best,
             'floor_gflop': gemm_flops(gemms) / 1e9, 'floor_by_type_s': floor_types,
             'outside_s': outside, 'outside_fraction': outside / best, 'parts': best_parts,
             'peak_rss_mb': peak, 'rss_before_net_mb': rss_before, 'net_bytes_mb': sizes,
@@ -567,20 +596,23 @@ def print_case(r):
         print('  %-20s %10.1f ms %6.1f%%' % (name, 1e3 * s, 100 * s / total))
     for name, s in r['parts']['python_layers'].items():
         print('    %-40s %10.1f ms' % (name, 1e3 * s))
-    print('total %.3f s, floor %.3f s (%.1f GFLOP), ratio %.2f'
-          % (total, r['floor_s'], r['floor_gflop'], r['ratio']))
+    print('total %.3f s, floor %.3f s (%.1f GFLOP), ratio %.2f; the products in parts '
+          '(caffe.gemm) %.3f s, %.2f times the floor'
+          % (total, r['floor_s'], r['floor_gflop'], r['ratio'], r['parts_s'],
+             r['parts_over_floor']))
     print('memory: peak RSS %.0f MB, before the net %.0f MB, blobs+params %.0f MB, '
           '(peak - before) / sum %.2f'
           % (r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum']))
 
 
 def print_summary(results):
-    print('\n%-12s %9s %9s %7s %9s %9s %9s %9s %8s %11s'
-          % ('case', 'total s', 'floor s', 'ratio', 'outside', 'peak MB', 'before', 'sum MB',
-             'peak/sum', 'load'))
+    print('\n%-12s %9s %9s %7s %11s %9s %9s %9s %9s %8s %11s'
+          % ('case', 'total s', 'floor s', 'ratio', 'parts/floor', 'outside', 'peak MB',
+             'before', 'sum MB', 'peak/sum', 'load'))
     for r in results:
-        print('%-12s %9.3f %9.3f %7.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
-              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], 100 * r['outside_fraction'],
+        print('%-12s %9.3f %9.3f %7.2f %11.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
+              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], r['parts_over_floor'],
+                 100 * r['outside_fraction'],
                  r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum'],
                  '%.2f-%.2f' % (r['load_before_after'][0][0], r['load_before_after'][1][0])))
 
