@@ -106,3 +106,20 @@ def test_the_same_bits_at_any_thread_count():
         digests.add(subprocess.run([sys.executable, '-c', DIGEST % shapes], env=env, check=True,
                                    stdout=subprocess.PIPE, text=True).stdout.strip())
     assert len(digests) == 1
+
+
+def test_gemm_threads_tool_finds_no_difference_in_the_runtimes_products():
+    tools = os.path.join(os.path.dirname(__file__), '..', '..', 'tools')
+    sys.path.insert(0, tools)
+    try:
+        import gemm_threads
+    finally:
+        sys.path.remove(tools)
+    rows = gemm_threads.main(['--shapes', '96x9000x300', '40x60x20000', '--threads', '2', '3'])
+    ours = [r for r in rows if r['product'] == 'caffe.gemm']
+    assert len(ours) == 4 and all(r['elements_differing'] == 0 for r in ours)
+    assert len(rows) == 8
+    # OpenBLAS is left at one thread, as the runtime holds it.
+    import ctypes
+    from caffe.blas_threads import numpy_openblas
+    assert ctypes.CFUNCTYPE(ctypes.c_int)(numpy_openblas()[2])() == 1
