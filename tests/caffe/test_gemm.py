@@ -123,3 +123,13 @@ def test_gemm_threads_tool_finds_no_difference_in_the_runtimes_products():
     import ctypes
     from caffe.blas_threads import numpy_openblas
     assert ctypes.CFUNCTYPE(ctypes.c_int)(numpy_openblas()[2])() == 1
+
+
+def test_without_the_kernels_numpy_computes_the_products(monkeypatch):
+    # A checkout without `make`: the products still come out right (numpy's own, as before).
+    monkeypatch.setattr(gemm, '_kernels', None)
+    rng = np.random.default_rng(5)
+    a, b = operands(rng, 30, 40, 50, True, False)
+    out = np.ones((30, 40), np.float32)
+    gemm.matmul(a, b, out, accumulate=True)
+    check(out, a.astype(np.float64) @ b, np.ones((30, 40)))
