@@ -40,8 +40,8 @@ training also diffs and the solver's history), with (peak - before) / sum.
 Concurrent jobs (--concurrent N ...): N copies of a case (default train:TOY) started at once,
 each a process of its own that builds its net, warms up, and then, when all are ready, runs the
 case --runs times in a row; each job's wall time is divided by that of one job alone, measured
-first in the same session (and, with --beside-busy-loop, one job beside a single-threaded busy
-loop). CPU time per job (all its threads) over the solo job's shows work lost to spinning
+first and last in the same session (their mean; and, with --beside-busy-loop, one job beside a
+single-threaded busy loop). CPU time per job (all its threads) over the solo job's shows work lost to spinning
 whatever the load; context switches (voluntary: sleeps, involuntary: preemptions) are counted
 too. --lib DIR runs the jobs on another checkout's lib/ (built), to compare before and after;
 --trials T measures the whole table T times (on a shared machine, compare trials).
@@ -534,20 +534,25 @@ def run_together(case, count, args, busy=False):
 
 
 def concurrency_table(case, args, trial=1):
-    """Solo, then each --concurrent count, then (--beside-busy-loop) one job beside a busy loop;
-    every job's wall and CPU time relative to the solo job's."""
+    """One job alone, each --concurrent count, (--beside-busy-loop) one job beside a busy loop,
+    and one job alone again; every job's wall and CPU time relative to the mean of the two solo
+    jobs' (the machine's other load drifts)."""
     rows = [run_together(case, 1, args)]
-    solo = rows[0]['results'][0]
     for count in args.concurrent:
         if count > 1:
             rows.append(run_together(case, count, args))
     if args.beside_busy_loop:
         rows.append(run_together(case, 1, args, busy=True))
+    rows.append(run_together(case, 1, args))
+    solo = [rows[0]['results'][0], rows[-1]['results'][0]]
+    solo_wall = sum(r['wall_s'] for r in solo) / 2
+    solo_cpu = sum(r['cpu_s'] for r in solo) / 2
     for row in rows:
         for r in row['results']:
-            r['wall_vs_solo'] = r['wall_s'] / solo['wall_s']
-            r['cpu_vs_solo'] = r['cpu_s'] / solo['cpu_s']
-    return {'case': case, 'runs': args.runs, 'trial': trial,
+            r['wall_vs_solo'] = r['wall_s'] / solo_wall
+            r['cpu_vs_solo'] = r['cpu_s'] / solo_cpu
+    return {'case': case, 'runs': args.runs, 'trial': trial, 'solo_wall_s': solo_wall,
+            'solo_cpu_s': solo_cpu,
             'lib': os.path.abspath(args.lib or os.path.join(ROOT, 'lib')), 'rows': rows}
 
 
