@@ -534,18 +534,21 @@ def fig4(r):
 
 # Sec. 3.2: the ways of training the shared net jointly, as arms of one experiment: row id ->
 # (the end-to-end script's JOINT mode, cfg pairs). The first three are the paper's modes (the
-# default arms); the others tame the coordinate gradient (docs/joint_training.md).
+# default arms; non-approximate training with cfg's default coordinate gradient: foreground RoIs,
+# x 0.1); the others are ablations of the coordinate gradient (docs/joint_training.md), the
+# loss's exact derivative first.
 SEC32_ARMS = {
     'approx_roipool': ('approx', []),
     'approx_warp': ('approx_warp', []),
     'nonapprox': ('nonapprox', []),
-    'nonapprox_fg': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg']),
-    'nonapprox_fg_x0.1': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
-                                        'TRAIN.COORD_GRADIENT_SCALE', '0.1']),
+    'nonapprox_exact': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'all',
+                                      'TRAIN.COORD_GRADIENT_SCALE', '1']),
+    'nonapprox_fg_x1': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
+                                      'TRAIN.COORD_GRADIENT_SCALE', '1']),
     'nonapprox_fg_x0.01': ('nonapprox', ['TRAIN.COORD_GRADIENT_ROIS', 'fg',
                                          'TRAIN.COORD_GRADIENT_SCALE', '0.01']),
 }
-SEC32_DEFAULT_ARMS = 'approx_roipool,approx_warp,nonapprox'
+SEC32_DEFAULT_ARMS = 'approx_roipool,approx_warp,nonapprox,nonapprox_exact'
 SEC32_METRICS = ('map50', 'map70', 'recall50', 'recall70')
 SEC32_RECALL_COUNT = 300
 

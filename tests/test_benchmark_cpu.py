@@ -90,3 +90,26 @@ def test_net_bytes_counts_shared_buffers_once(bench):
     params = sum(b.data.nbytes for layer in net.layers for b in layer.blobs)
     assert bench.net_bytes(net, training=False) == data + params
     assert bench.net_bytes(net, training=True) == 2 * (data + params)
+
+
+@pytest.mark.slow
+def test_concurrent_jobs_table(tmp_path):
+    # The table's shape, not its times: one job alone, two at once, one beside a busy loop, each
+    # job's figures relative to the solo job's.
+    import json
+    import subprocess
+    result = tmp_path / 'jobs.json'
+    subprocess.run([sys.executable, os.path.join(TOOLS, 'benchmark_cpu.py'), '--concurrent', '2',
+                    '--beside-busy-loop', '--runs', '1', '--result', str(result)], check=True,
+                   stdout=subprocess.PIPE)
+    table, = json.loads(result.read_text())['concurrent']
+    rows = table['rows']
+    assert table['case'] == 'train:TOY' and table['lib'] == os.path.join(ROOT, 'lib')
+    assert [(r['jobs'], r['beside_busy_loop'], len(r['results'])) for r in rows] == \
+        [(1, False, 1), (2, False, 2), (1, True, 1), (1, False, 1)]
+    solo = (rows[0]['results'][0]['wall_s'] + rows[-1]['results'][0]['wall_s']) / 2
+    assert table['solo_wall_s'] == solo
+    for row in rows:
+        for r in row['results']:
+            assert r['runs'] == 1 and r['wall_s'] > 0 and r['cpu_s'] > 0
+            assert r['wall_vs_solo'] == r['wall_s'] / solo

@@ -469,7 +469,7 @@ def test_sec32_rows_count_divergence_and_average_the_finished_runs():
 
 
 @pytest.mark.slow
-def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
+def test_sec32_command_trains_the_default_arms_with_every_seed(sandbox):
     root, data, results = sandbox
     code, out = run([os.path.join('experiments', 'scripts', 'paper_table.sh'), 'sec32', 'cpu',
                      'TOY', 'toy', '--seeds', '4', '--set', 'ROOT_DIR', root, 'DATA_DIR', data],
@@ -481,19 +481,20 @@ def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
     assert rows[0].startswith('| training | RoI layer |')
     for label in ('| approximate joint | RoI pooling | none |',
                   '| approximate joint | ROIWarping | off |',
-                  '| non-approximate joint | ROIWarping | on |'):
+                  '| non-approximate joint | ROIWarping | on: foreground RoIs, x 0.1 (the default) |',
+                  '| non-approximate joint | ROIWarping | on: the exact derivative (all RoIs, x 1) |'):
         line = [r for r in rows if r.startswith(label)]
         assert len(line) == 1, rows
         cells = [c.strip() for c in line[0].strip().strip('|').split('|')]
         assert cells[3:5] == ['1', '0']
         assert all(re.fullmatch(r'\d+\.\d+ ± \d+\.\d+', c) for c in cells[5:]), cells
     # Arms not asked for (--arms) are listed without values.
-    assert [r for r in rows if 'foreground RoIs only |' in r][0].endswith('| — | — | — | — |')
+    assert [r for r in rows if 'foreground RoIs, x 1 |' in r][0].endswith('| — | — | — | — |')
     with open(os.path.join(results, 'sec32.json')) as f:
         arms = json.load(f)
-    assert sorted(arms) == ['approx_roipool', 'approx_warp', 'nonapprox']
+    assert sorted(arms) == ['approx_roipool', 'approx_warp', 'nonapprox', 'nonapprox_exact']
     for arm, joint in (('approx_roipool', 'approx'), ('approx_warp', 'approx_warp'),
-                       ('nonapprox', 'nonapprox')):
+                       ('nonapprox', 'nonapprox'), ('nonapprox_exact', 'nonapprox')):
         assert arms[arm]['joint'] == joint
         assert [one['seed'] for one in arms[arm]['runs']] == [4]
         for one in arms[arm]['runs']:
@@ -511,6 +512,13 @@ def test_sec32_command_trains_the_three_arms_with_every_seed(sandbox):
             train_net = open(solver.train_net).read()
             assert ('type: "ROIWarping"' in train_net) == (joint != 'approx')
             assert ('backprop_coords' in train_net) == (joint == 'nonapprox')
+            # The default tames the coordinate gradient; the exact arm keeps the nets' own.
+            if arm == 'nonapprox':
+                assert "'backprop_coords': 'fg'" in train_net
+                assert "'coord_grad_scale': 0.1" in train_net
+            if arm == 'nonapprox_exact':
+                assert "'backprop_coords': 'all'" in train_net
+                assert 'coord_grad_scale' not in train_net
 
 
 def test_table11_fast_rcnn_row_looks_for_the_coco_proposal_folders(tmp_path):

@@ -155,8 +155,9 @@ def test_a_runs_prototxt_and_model_reproduce_its_detections_without_cfg(sandbox,
 
 @pytest.mark.parametrize('joint', ['nonapprox', 'approx_warp'])
 def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
-    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, as
-    written or with their coordinate gradient turned off in an adapted copy."""
+    """JOINT picks the training mode of Sec. 3.2: the faster_rcnn_end2end_nonapprox nets, with
+    cfg's default coordinate gradient (foreground RoIs, x 0.1) or with it turned off, in an
+    adapted copy."""
     out, summary = run_script('faster_rcnn_end2end.sh', sandbox, 'pytest_' + joint,
                               {'ITERS': '3', 'JOINT': joint})
     assert summary['joint'] == joint
@@ -173,8 +174,11 @@ def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
                                                   caffe_pb2.NetParameter()).layer}
     assert "'precomputed': true" in layers['roi-data'].python_param.param_str
     if joint == 'nonapprox':
+        # cfg's default: the foreground RoIs' coordinate gradient, x 0.1 (docs/joint_training.md)
         assert os.path.basename(solver.train_net) == 'train_run.prototxt'
         assert "'backprop_coords': true" in layers['proposal'].python_param.param_str
+        assert "'coord_grad_scale': 0.1" in layers['proposal'].python_param.param_str
+        assert "'backprop_coords': 'fg'" in layers['roi-data'].python_param.param_str
         return
     assert os.path.basename(solver.train_net) == 'train_nocoordgrad.prototxt'
     assert list(layers['roi_warp_conv4'].propagate_down) == [True, False]

@@ -3,12 +3,13 @@
 
 For every conv layer of the stack (at the feature-map size a --height x --width image gives it),
 it runs the layer's forward + backward (weight, bias and bottom gradients) and, separately, the
-three np.matmul products of the same shapes on preallocated float32 arrays (forward W @ col,
-weight gradient top_diff @ col^T, bottom gradient W^T @ top_diff). The ratio layer / matmuls is
+three products of the same shapes through caffe.gemm (as the layer computes them) on
+preallocated float32 arrays (forward W @ col, weight gradient top_diff @ col^T, bottom gradient
+W^T @ top_diff). The ratio layer / matmuls is
 what im2col, col2im, the bias and the bookkeeping cost on top of BLAS. Layer and matmul runs
 alternate, so both see the same machine load; times are the best of --repeat runs after one
-warm-up run. BLAS and the im2col kernels use the threads OPENBLAS_NUM_THREADS / OMP_NUM_THREADS
-allow (all cores by default).
+warm-up run. The products and the im2col kernels use the threads OMP_NUM_THREADS allows (the
+cores the process may use by default).
 
     python3 tools/benchmark_conv_cpu.py --net both --repeat 3
 """
@@ -91,10 +92,12 @@ def matmul_step(channels, out, k, out_hw, rng):
     weight_diff = np.empty((out, kdim), np.float32)
     col_diff = np.empty((kdim, spatial), np.float32)
 
+    from caffe.gemm import matmul  # as the layer does (numpy's OpenBLAS is held at one thread)
+
     def step():
-        np.matmul(weights, col, out=top)
-        np.matmul(top, col.T, out=weight_diff)
-        np.matmul(weights.T, top, out=col_diff)
+        matmul(weights, col, top)
+        matmul(top, col.T, weight_diff)
+        matmul(weights.T, top, col_diff)
     return step
 
 

@@ -23,10 +23,13 @@ and the driver (im_detect's image preparation and box decoding, the rest of solv
 The floor replays, with np.matmul on preallocated float32 arrays, every matrix product the run's
 Convolution and InnerProduct layers need: forward W @ col per group, and in training the weight
 gradient dY @ col^T and the data gradient W^T @ dY wherever that layer's backward computes them
-(following the Net's need-backward pruning and lr_mult 0 parameters). Runs of the net and of the
-floor alternate; each is the best (minimum) of --repeat runs after a warm-up, and the load
-average is recorded with each case: the machine may be shared, so compare ratios (measured in one
-process), not absolute times.
+(following the Net's need-backward pruning and lr_mult 0 parameters), on numpy's OpenBLAS with
+one thread per core (the runtime holds it at one thread, caffe.gemm; the floor lets it run its
+own threads). The same products through caffe.gemm (cut into parts by their shape, the result
+independent of the thread count) are timed too: `parts s`, and parts / floor is what the fixed
+parts cost the bare products. Runs of the net and of the floors alternate; each is the best
+(minimum) of --repeat runs after a warm-up, and the load average is recorded with each case: the
+machine may be shared, so compare ratios (measured in one process), not absolute times.
 
 Columns: total s (best run), floor s, ratio = total / floor; outside = share of the run spent
 outside the built-in layers' forward/backward (Python layers, reshape, Net bookkeeping, solver
@@ -34,13 +37,24 @@ update, driver); peak RSS (VmHWM while the net ran, before the floor allocates a
 RSS before the net was built, and the sum of the net's blob and parameter bytes (data; in
 training also diffs and the solver's history), with (peak - before) / sum.
 
+Concurrent jobs (--concurrent N ...): N copies of a case (default train:TOY) started at once,
+each a process of its own that builds its net, warms up, and then, when all are ready, runs the
+case --runs times in a row; each job's wall time is divided by that of one job alone, measured
+first and last in the same session (their mean; and, with --beside-busy-loop, one job beside a
+single-threaded busy loop). CPU time per job (all its threads) over the solo job's shows work lost to spinning
+whatever the load; context switches (voluntary: sleeps, involuntary: preemptions) are counted
+too. --lib DIR runs the jobs on another checkout's lib/ (built), to compare before and after;
+--trials T measures the whole table T times (on a shared machine, compare trials).
+
     python3 tools/benchmark_cpu.py                       # every case, best of 3
     python3 tools/benchmark_cpu.py --cases test:VGG16 --repeat 5 --result bench.json
+    python3 tools/benchmark_cpu.py --concurrent 2 3 4 --beside-busy-loop --result jobs.json
 """
 import argparse
 import collections
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -195,9 +209,23 @@ def _layer_gemm_dims(layer, top):
 
 # The floor --------------------------------------------------------------------------------------
 
+def openblas_threads(count):
+    """Sets numpy's OpenBLAS to count threads (caffe.gemm holds it at one, and sets it back to
+    one before its own products); False where numpy's BLAS is no OpenBLAS the runtime binds."""
+    import ctypes
+    from caffe import blas_threads
+    found = blas_threads.numpy_openblas()
+    if found is None:
+        return False
+    int_type = ctypes.c_int64 if found[4] else ctypes.c_int
+    ctypes.CFUNCTYPE(None, int_type)(found[3])(count)
+    return True
+
+
 class Floor:
     """The recorded products, replayed on preallocated arrays (one buffer per operand role,
-    sized for the largest product)."""
+    sized for the largest product): with numpy's OpenBLAS on its own threads (run), or through
+    caffe.gemm (run(parts=True))."""
 
     def __init__(self, gemms):
         self.gemms = list(gemms)
@@ -208,7 +236,11 @@ class Floor:
         # Values do not change BLAS speed as long as they are normal floats.
         self.buffers = [np.full(max(s, 1), 0.01, np.float32) for s in sizes]
 
-    def run(self):
+    def run(self, parts=False):
+        from caffe.gemm import matmul
+        if not parts:  # as many threads as the runtime's own pool
+            from caffe.blas_threads import available_cores
+            openblas_threads(int(os.environ.get('OMP_NUM_THREADS') or available_cores()))
         by_type = collections.defaultdict(float)
         a_buf, b_buf, c_buf = self.buffers
         for kind, m, n, k, a_t, b_t in self.gemms:
@@ -216,8 +248,13 @@ class Floor:
             b = b_buf[:k * n].reshape((n, k) if b_t else (k, n))
             c = c_buf[:m * n].reshape(m, n)
             start = time.perf_counter()
-            np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
+            if parts:
+                matmul(a.T if a_t else a, b.T if b_t else b, c)
+            else:
+                np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
             by_type[kind] += time.perf_counter() - start
+        if not parts:
+            openblas_threads(1)
         return sum(by_type.values()), dict(by_type)
 
 
@@ -383,6 +420,7 @@ def run_case(case, args):
         sizes = net_bytes(net, kind == 'train', solver) / 2.0 ** 20
         floor = Floor(gemms)
         floor_best, floor_types = floor.run()
+        parts_best = floor.run(parts=True)[0]
         for _ in range(args.repeat - 1):
             recorder.reset()
             start = time.perf_counter()
@@ -393,10 +431,12 @@ def run_case(case, args):
             f_total, f_types = floor.run()
             if f_total < floor_best:
                 floor_best, floor_types = f_total, f_types
+            parts_best = min(parts_best, floor.run(parts=True)[0])
         load.append(os.getloadavg())
         outside = best - best_parts['layer_math_s']
         return {
             'case': case, 'total_s': best, 'floor_s': floor_best, 'ratio': best / floor_best,
+            'parts_s': parts_best, 'parts_over_floor': parts_best / floor_best,
             'floor_gflop': gemm_flops(gemms) / 1e9, 'floor_by_type_s': floor_types,
             'outside_s': outside, 'outside_fraction': outside / best, 'parts': best_parts,
             'peak_rss_mb': peak, 'rss_before_net_mb': rss_before, 'net_bytes_mb': sizes,
@@ -407,6 +447,130 @@ def run_case(case, args):
     finally:
         import shutil
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# Concurrent jobs --------------------------------------------------------------------------------
+
+def run_job(case, args):
+    """One job of --concurrent: builds the case, warms up, says READY, waits for a line on stdin,
+    then runs the case args.runs times; returns its wall and CPU seconds and context switches."""
+    kind, net_name = case.split(':')
+    workdir = tempfile.mkdtemp(prefix='benchmark_cpu_')
+    try:
+        maker = make_test_case if kind == 'test' else make_train_case
+        with _quiet():
+            run = maker(net_name, args, workdir)[3]
+            run()
+        sys.stdout.write('READY\n')
+        sys.stdout.flush()
+        sys.stdin.readline()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        cpu, start = time.process_time(), time.perf_counter()
+        with _quiet():
+            for _ in range(args.runs):
+                run()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        return {'wall_s': wall, 'cpu_s': cpu, 'runs': args.runs,
+                'voluntary_switches': after.ru_nvcsw - before.ru_nvcsw,
+                'involuntary_switches': after.ru_nivcsw - before.ru_nivcsw}
+    finally:
+        import shutil
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+BUSY_LOOP = 'while True:\n    pass\n'
+
+
+def start_jobs(case, count, args):
+    """Starts count jobs of case (this tool with --job, on args.lib or this checkout's lib/) and
+    returns them once each has said READY."""
+    lib = os.path.abspath(args.lib or os.path.join(ROOT, 'lib'))
+    # lib first; this checkout's lib/ after it, so that tools/_init_paths.py adds nothing.
+    code = ('import sys; sys.path[:0] = [%r, %r, %r]; import benchmark_cpu; benchmark_cpu.main()'
+            % (lib, os.path.join(ROOT, 'tools'), os.path.join(ROOT, 'lib')))
+    cmd = [sys.executable, '-c', code, '--job', case, '--runs', str(args.runs),
+           '--height', str(args.height), '--width', str(args.width),
+           '--proposals', str(args.proposals)]
+    jobs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(count)]
+    for job in jobs:
+        line = job.stdout.readline()
+        while line and line.strip() != 'READY':
+            line = job.stdout.readline()
+        if not line:
+            for other in jobs:
+                other.kill()
+            sys.exit('benchmark job %s failed before it was ready (exit %s)'
+                     % (case, job.wait()))
+    return jobs
+
+
+def run_together(case, count, args, busy=False):
+    """count jobs of case started at once (beside a busy loop where busy): their results."""
+    jobs = start_jobs(case, count, args)
+    loop = subprocess.Popen([sys.executable, '-c', BUSY_LOOP]) if busy else None
+    try:
+        if loop is not None:
+            time.sleep(0.5)  # the loop is running before the jobs start
+        load = [os.getloadavg()[0]]
+        for job in jobs:
+            job.stdin.write('GO\n')
+            job.stdin.flush()
+        results = []
+        for job in jobs:
+            out, _ = job.communicate()
+            lines = [l for l in out.splitlines() if l.startswith('RESULT ')]
+            if job.returncode != 0 or not lines:
+                sys.stdout.write(out)
+                sys.exit('benchmark job %s failed (exit %d)' % (case, job.returncode))
+            results.append(json.loads(lines[-1][len('RESULT '):]))
+        load.append(os.getloadavg()[0])
+    finally:
+        if loop is not None:
+            loop.kill()
+            loop.wait()
+    return {'jobs': count, 'beside_busy_loop': busy, 'results': results, 'load': load}
+
+
+def concurrency_table(case, args, trial=1):
+    """One job alone, each --concurrent count, (--beside-busy-loop) one job beside a busy loop,
+    and one job alone again; every job's wall and CPU time relative to the mean of the two solo
+    jobs' (the machine's other load drifts)."""
+    rows = [run_together(case, 1, args)]
+    for count in args.concurrent:
+        if count > 1:
+            rows.append(run_together(case, count, args))
+    if args.beside_busy_loop:
+        rows.append(run_together(case, 1, args, busy=True))
+    rows.append(run_together(case, 1, args))
+    solo = [rows[0]['results'][0], rows[-1]['results'][0]]
+    solo_wall = sum(r['wall_s'] for r in solo) / 2
+    solo_cpu = sum(r['cpu_s'] for r in solo) / 2
+    for row in rows:
+        for r in row['results']:
+            r['wall_vs_solo'] = r['wall_s'] / solo_wall
+            r['cpu_vs_solo'] = r['cpu_s'] / solo_cpu
+    return {'case': case, 'runs': args.runs, 'trial': trial, 'solo_wall_s': solo_wall,
+            'solo_cpu_s': solo_cpu,
+            'lib': os.path.abspath(args.lib or os.path.join(ROOT, 'lib')), 'rows': rows}
+
+
+def print_concurrency(table):
+    print('\n== %s, %d runs per job, trial %d, lib %s'
+          % (table['case'], table['runs'], table['trial'], table['lib']))
+    print('%-22s %-24s %-24s %-14s %s' % ('jobs', 'wall s (each)', 'wall / solo (each)',
+                                           'cpu / solo', 'switches vol/invol (first job)'))
+    for row in table['rows']:
+        name = ('1 beside a busy loop' if row['beside_busy_loop'] else
+                '%d at once' % row['jobs'] if row['jobs'] > 1 else '1 alone')
+        rs = row['results']
+        print('%-22s %-24s %-24s %-14s %d/%d   load %.1f-%.1f'
+              % (name, ' '.join('%.2f' % r['wall_s'] for r in rs),
+                 ' '.join('%.2f' % r['wall_vs_solo'] for r in rs),
+                 ' '.join('%.2f' % r['cpu_vs_solo'] for r in rs),
+                 rs[0]['voluntary_switches'], rs[0]['involuntary_switches'],
+                 row['load'][0], row['load'][1]))
 
 
 # Reports ----------------------------------------------------------------------------------------
@@ -437,20 +601,23 @@ def print_case(r):
         print('  %-20s %10.1f ms %6.1f%%' % (name, 1e3 * s, 100 * s / total))
     for name, s in r['parts']['python_layers'].items():
         print('    %-40s %10.1f ms' % (name, 1e3 * s))
-    print('total %.3f s, floor %.3f s (%.1f GFLOP), ratio %.2f'
-          % (total, r['floor_s'], r['floor_gflop'], r['ratio']))
+    print('total %.3f s, floor %.3f s (%.1f GFLOP), ratio %.2f; the products in parts '
+          '(caffe.gemm) %.3f s, %.2f times the floor'
+          % (total, r['floor_s'], r['floor_gflop'], r['ratio'], r['parts_s'],
+             r['parts_over_floor']))
     print('memory: peak RSS %.0f MB, before the net %.0f MB, blobs+params %.0f MB, '
           '(peak - before) / sum %.2f'
           % (r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum']))
 
 
 def print_summary(results):
-    print('\n%-12s %9s %9s %7s %9s %9s %9s %9s %8s %11s'
-          % ('case', 'total s', 'floor s', 'ratio', 'outside', 'peak MB', 'before', 'sum MB',
-             'peak/sum', 'load'))
+    print('\n%-12s %9s %9s %7s %11s %9s %9s %9s %9s %8s %11s'
+          % ('case', 'total s', 'floor s', 'ratio', 'parts/floor', 'outside', 'peak MB',
+             'before', 'sum MB', 'peak/sum', 'load'))
     for r in results:
-        print('%-12s %9.3f %9.3f %7.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
-              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], 100 * r['outside_fraction'],
+        print('%-12s %9.3f %9.3f %7.2f %11.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
+              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], r['parts_over_floor'],
+                 100 * r['outside_fraction'],
                  r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum'],
                  '%.2f-%.2f' % (r['load_before_after'][0][0], r['load_before_after'][1][0])))
 
@@ -469,18 +636,48 @@ def parse_args(argv=None):
                         help='cfg.TEST.RPN_POST_NMS_TOP_N for the test cases')
     parser.add_argument('--layers', action='store_true', help='also print every layer\'s time')
     parser.add_argument('--result', help='write the figures to this JSON file')
+    parser.add_argument('--concurrent', type=int, nargs='+', metavar='N',
+                        help='jobs started at once (1 to 4; one job alone is always measured '
+                             'first); cases default to train:TOY')
+    parser.add_argument('--beside-busy-loop', action='store_true',
+                        help='with --concurrent: also one job beside a busy loop')
+    parser.add_argument('--runs', type=int, default=20,
+                        help='with --concurrent: runs of the case per job (default 20)')
+    parser.add_argument('--trials', type=int, default=1,
+                        help='with --concurrent: times the whole table is measured')
+    parser.add_argument('--lib', help='with --concurrent: run the jobs on this lib/ (another '
+                                      'checkout, built) instead of this checkout\'s')
     parser.add_argument('--child', help=argparse.SUPPRESS)   # internal: one case, JSON to stdout
-    return parser.parse_args(argv)
+    parser.add_argument('--job', help=argparse.SUPPRESS)     # internal: one concurrent job
+    args = parser.parse_args(argv)
+    if args.concurrent and not all(1 <= n <= 4 for n in args.concurrent):
+        parser.error('--concurrent takes job counts from 1 to 4')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.child:
-        result = run_case(args.child, args)
+    if args.child or args.job:
+        result = run_case(args.child, args) if args.child else run_job(args.job, args)
         sys.stdout.write('\nRESULT ' + json.dumps(result) + '\n')
         return
     print('threads: %s; %d cores' % (', '.join('%s=%s' % kv for kv in thread_settings().items()),
                                      os.cpu_count()), flush=True)
+    if args.concurrent or args.beside_busy_loop:
+        args.concurrent = args.concurrent or []
+        cases = args.cases if args.cases != list(CASES) else ['train:TOY']
+        tables = []
+        for trial in range(1, args.trials + 1):
+            for case in cases:
+                tables.append(concurrency_table(case, args, trial))
+                print_concurrency(tables[-1])
+                sys.stdout.flush()
+        if args.result:
+            from caffe.io import atomic_write
+            atomic_write(args.result, json.dumps({'threads': thread_settings(),
+                                                  'cores': os.cpu_count(),
+                                                  'concurrent': tables}, indent=1).encode())
+        return
     results = []
     for case in args.cases:
         cmd = [sys.executable, os.path.abspath(__file__), '--child', case,

@@ -58,8 +58,8 @@ fi
 WEIGHTS_ARGS=()
 if [ -n "$WEIGHTS" ]; then WEIGHTS_ARGS=(--weights "$WEIGHTS"); fi
 
-# Threads: all cores by default (docs/cpu_performance.md); OMP_NUM_THREADS and
-# OPENBLAS_NUM_THREADS, when set, are passed on.
+# Threads: the cores the process may use by default (docs/cpu_performance.md); OMP_NUM_THREADS,
+# when set, is passed on (the trained model is the same at any count).
 
 mkdir -p experiments/logs
 LOG="experiments/logs/$(basename "$0" .sh)_${NET}_$(date +'%Y-%m-%d_%H-%M-%S').txt"

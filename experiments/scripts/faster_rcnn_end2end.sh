@@ -13,7 +13,10 @@
 #   approx       approximate joint training, the release's (default): RoI pooling, no gradient
 #                through the proposals; models/<dir>/<NET>/faster_rcnn_end2end/
 #   nonapprox    non-approximate joint training: ROIWarping and the proposal layers' coordinate
-#                backward; models/<dir>/<NET>/faster_rcnn_end2end_nonapprox/ (ZF, VGG16, TOY)
+#                backward; models/<dir>/<NET>/faster_rcnn_end2end_nonapprox/ (ZF, VGG16, TOY),
+#                with cfg's default coordinate gradient: foreground RoIs only, x 0.1 (the exact
+#                derivative, an ablation: --set TRAIN.COORD_GRADIENT_ROIS all
+#                TRAIN.COORD_GRADIENT_SCALE 1)
 #   approx_warp  approximate joint training with the nonapprox nets' ROIWarping: their
 #                coordinate gradient off (cfg TRAIN.COORD_GRADIENT False)
 # RESULT names the run's summary JSON (default: beside the log): the training and test results

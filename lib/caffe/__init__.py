@@ -6,6 +6,8 @@ at once; Net, the solvers, Classifier and Detector on first use (they pull in th
 from . import blas_threads
 
 blas_threads.ask_before_numpy()  # before io imports numpy (blas_threads says why)
+blas_threads.prepare_openmp()   # before any of the runtime's extensions loads libgomp
+blas_threads.opencv_on_the_calling_thread()
 
 from . import io, proto  # noqa: E402,F401  (caffe.io and caffe.proto.caffe_pb2 right after import)
 from .benchmark import Timer

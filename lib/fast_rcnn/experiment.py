@@ -238,8 +238,10 @@ class Experiment:
                 'anchor_ratios': self.anchor_ratios if self.sets('ANCHOR_RATIOS') else None,
                 'rpn_lambda': self.rpn_lambda,
                 'coord_gradient': self.coord_gradient,
+                # 1 (a default once) leaves the net's own scale; cfg's default is 0.1.
                 'coord_gradient_scale': (self.coord_gradient_scale
-                                         if self.sets('TRAIN.COORD_GRADIENT_SCALE') else None),
+                                         if self.coord_gradient_scale != 1.0
+                                         or self.sets('TRAIN.COORD_GRADIENT_SCALE') else None),
                 'coord_gradient_rois': self.coord_gradient_rois or None}
 
     def solver_iter_size(self, ranks):

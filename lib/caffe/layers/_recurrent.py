@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import gpu
 from ..fillers import fill
+from ..gemm import matmul
 from ..layer import Layer
 from ._checks import layer_error, not_built
-from .inner_product import SCRATCH_FLOATS
 
 try:
     from . import recurrent_kernels as kernels
@@ -60,21 +60,12 @@ class HostOps:
 
     @staticmethod
     def gemm(trans_a, trans_b, m, n, k, a, b, beta, c):
-        """Row-major c (m x n) = op(a) op(b) + beta * c, beta 0 or 1; with beta 1 the product
-        is added in row blocks through a bounded scratch array (as InnerProduct does)."""
+        """Row-major c (m x n) = op(a) op(b) + beta * c, beta 0 or 1 (caffe.gemm: the same
+        bits at any thread count)."""
         a = a.reshape((k, m) if trans_a else (m, k))
         b = b.reshape((n, k) if trans_b else (k, n))
-        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-        c = c.reshape(m, n)
-        if not beta:
-            np.matmul(a, b, out=c)
-            return
-        step = max(1, SCRATCH_FLOATS // max(n, 1))
-        scratch = np.empty((min(step, m), n), np.float32)
-        for r in range(0, m, step):
-            block = scratch[:min(step, m - r)]
-            np.matmul(a[r:r + step], b, out=block)
-            c[r:r + step] += block
+        matmul(a.T if trans_a else a, b.T if trans_b else b, c.reshape(m, n),
+               accumulate=bool(beta))
 
     @staticmethod
     def add_bias(y, columns, bias):

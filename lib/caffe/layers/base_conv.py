@@ -20,6 +20,7 @@ CPU memory: the layers share one column buffer (WORKSPACE), as Caffe's layers sh
 import numpy as np
 
 from .. import gpu
+from ..gemm import matmul
 from ..layer import Layer
 from ._checks import canonical_axis, count_between, layer_error, not_built, param_blobs
 
@@ -275,22 +276,21 @@ class BaseConvolutionLayer(Layer):
 
     def _conv_forward(self, image, weights, out):
         """out (group, conv_out/g, S) = W_g @ im2col(image): Caffe's forward_cpu_gemm."""
-        np.matmul(weights, self._columns(image), out=out)
+        matmul(weights, self._columns(image), out)
 
     def _conv_backward(self, grad, weights, image):
         """image = col2im(W_g^T @ grad): Caffe's backward_cpu_gemm."""
         if self.is_1x1:
-            np.matmul(weights.transpose(0, 2, 1), grad,
-                      out=image.reshape(self.group, self.kernel_dim, -1))
+            matmul(weights.transpose(0, 2, 1), grad,
+                   image.reshape(self.group, self.kernel_dim, -1))
             return
         col = self._col()
-        np.matmul(weights.transpose(0, 2, 1), grad, out=col)
+        matmul(weights.transpose(0, 2, 1), grad, col)
         self.columns.col2im(col.reshape(-1, self.conv_out_spatial), image)
 
-    def _weight_grad(self, image, grad, weight_diff, scratch):
+    def _weight_grad(self, image, grad, weight_diff):
         """weight_diff += grad @ im2col(image)^T: Caffe's weight_cpu_gemm."""
-        np.matmul(grad, self._columns(image).transpose(0, 2, 1), out=scratch)
-        weight_diff += scratch
+        matmul(grad, self._columns(image).transpose(0, 2, 1), weight_diff, accumulate=True)
 
     def _sizes(self):
         in_spatial, out_spatial = int(np.prod(self.in_shape)), int(np.prod(self.out_shape))
@@ -320,7 +320,6 @@ class BaseConvolutionLayer(Layer):
         in_spatial, out_spatial = self._sizes()
         if want_w:
             weight_diff = self.blobs[0].diff.reshape(weights.shape)
-            scratch = np.empty(weights.shape, np.float32)
         if want_b:
             ones = np.ones(out_spatial, np.float32)
         for t, b, down in zip(top, bottom, propagate_down):
@@ -336,12 +335,12 @@ class BaseConvolutionLayer(Layer):
                     # data gradient the convolution of the top diff (Caffe reuses the column
                     # matrix between the two; here each builds its own).
                     if want_w:
-                        self._weight_grad(dy[n], x[n], weight_diff, scratch)
+                        self._weight_grad(dy[n], x[n], weight_diff)
                     if down:
                         self._conv_forward(dy[n], weights, dx[n])
                 else:
                     if want_w:
-                        self._weight_grad(x[n], dy[n], weight_diff, scratch)
+                        self._weight_grad(x[n], dy[n], weight_diff)
                     if down:
                         self._conv_backward(dy[n], weights, dx[n])
 

@@ -16,6 +16,7 @@ the bottom is one.
 """
 import numpy as np
 
+from ..gemm import matmul
 from ..layer import register
 from ._checks import not_built, reshape_by_shapes
 from .base_conv import WORKSPACE, BaseConvolutionLayer, _Workspace, conv_output_size  # noqa: F401
@@ -127,7 +128,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                     continue
                 col = self._fill_col(data, start, n)
                 product = self._gathered(n)
-                np.matmul(weights, self._by_group(col), out=self._by_group(product))
+                matmul(weights, self._by_group(col), self._by_group(product))
                 out[start:start + n] = product.reshape(
                     self.num_output, n, self.out_h, self.out_w).transpose(1, 0, 2, 3)
                 if bias is not None:
@@ -139,7 +140,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
         for rows in self._bands():
             col = self._fill_col(data, start, 1, rows)
             product = self._grouped_rows(out, rows)
-            np.matmul(weights, self._by_group(col), out=product)
+            matmul(weights, self._by_group(col), product)
             if bias is not None:
                 product += bias.reshape(self.group, -1)[:, :, None]
 
@@ -177,8 +178,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
                     continue
                 if want_w:
                     col = self._fill_col(data, start, n)
-                    np.matmul(self._by_group(grad), self._by_group(col).transpose(0, 2, 1),
-                              out=scratch)
+                    matmul(self._by_group(grad), self._by_group(col).transpose(0, 2, 1), scratch)
                     weight_diff += scratch
                 if down:
                     self._backward_data(weights, grad, b.diff, start, n)
@@ -186,18 +186,18 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def _backward_image(self, weights, grad, data, start, bottom_diff, weight_diff, scratch):
         """Weight and bottom gradients of one image, band by band (the last band first)."""
         if bottom_diff is not None and self.is_1x1:
-            np.matmul(weights.transpose(0, 2, 1), self._by_group(grad),
-                      out=self._by_group(bottom_diff[start].reshape(self.channels, -1)))
+            matmul(weights.transpose(0, 2, 1), self._by_group(grad),
+                   self._by_group(bottom_diff[start].reshape(self.channels, -1)))
             bottom_diff = None
         for rows in self._bands():
             band_grad = self._grouped_rows(grad, rows)
             if weight_diff is not None:
                 col = self._fill_col(data, start, 1, rows)
-                np.matmul(band_grad, self._by_group(col).transpose(0, 2, 1), out=scratch)
+                matmul(band_grad, self._by_group(col).transpose(0, 2, 1), scratch)
                 weight_diff += scratch
             if bottom_diff is not None:
                 col = self._col_matrix((rows[1] - rows[0]) * self.out_w)
-                np.matmul(weights.transpose(0, 2, 1), band_grad, out=self._by_group(col))
+                matmul(weights.transpose(0, 2, 1), band_grad, self._by_group(col))
                 col2im(col, self.kernel[0], self.kernel[1], self.pad[0], self.pad[1],
                        self.stride[0], self.stride[1], self.dilation[0], self.dilation[1],
                        self.out_h, self.out_w, bottom_diff[start], rows[0], rows[1],
@@ -206,7 +206,7 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def _backward_data(self, weights, grad, bottom_diff, start, n):
         spatial = self.out_h * self.out_w
         col = self._col_matrix(n * spatial)
-        np.matmul(weights.transpose(0, 2, 1), self._by_group(grad), out=self._by_group(col))
+        matmul(weights.transpose(0, 2, 1), self._by_group(grad), self._by_group(col))
         for i in range(n):
             col2im(col[:, i * spatial:(i + 1) * spatial], self.kernel[0], self.kernel[1],
                    self.pad[0], self.pad[1], self.stride[0], self.stride[1], self.dilation[0],

@@ -5,16 +5,13 @@ import numpy as np
 
 from .. import gpu
 from ..fillers import fill
+from ..gemm import matmul
 from ..layer import Layer, register
 from ._checks import (canonical_axis, count_between, layer_error,
                       reshape_by_shapes)
 
 _add_bias = gpu.Kernel('elementwise.cu', 'add_bias')
 
-# The weight gradient is added to the weight diff in blocks of its rows through a scratch array
-# of at most this many floats (numpy's matmul has no beta = 1): not one weight-sized temporary
-# (fc6 of VGG16: 411 MB), and each block is added while it is in cache.
-SCRATCH_FLOATS = 1 << 20
 _sum_rows_accumulate = gpu.Kernel('elementwise.cu', 'sum_rows_accumulate')
 
 
@@ -64,7 +61,7 @@ class InnerProductLayer(Layer):
         x = bottom[0].cpu_data().reshape(self.M, self.K)
         w = self.blobs[0].cpu_data()
         y = top[0].data.reshape(self.M, self.num_output)
-        np.matmul(x, w if self.transpose else w.T, out=y)
+        matmul(x, w if self.transpose else w.T, y)
         if self.bias_term:
             y += self.blobs[1].cpu_data()
 
@@ -72,21 +69,14 @@ class InnerProductLayer(Layer):
         dy = top[0].cpu_diff().reshape(self.M, self.num_output)
         x = bottom[0].cpu_data().reshape(self.M, self.K)
         if self.param_propagate_down[0]:
-            # dW += dy^T x, or x^T dy for the transposed layout; rows of dW in blocks.
+            # dW += dy^T x, or x^T dy for the transposed layout (Caffe's gemm with beta 1).
             left, right = (x.T, dy) if self.transpose else (dy.T, x)
-            dw = self.blobs[0].diff
-            step = max(1, SCRATCH_FLOATS // max(dw.shape[1], 1))
-            scratch = np.empty((min(step, dw.shape[0]), dw.shape[1]), np.float32)
-            for r in range(0, dw.shape[0], step):
-                block = scratch[:min(step, dw.shape[0] - r)]
-                np.matmul(left[r:r + step], right, out=block)
-                dw[r:r + step] += block
+            matmul(left, right, self.blobs[0].diff, accumulate=True)
         if self.bias_term and self.param_propagate_down[1]:
             self.blobs[1].diff[...] += dy.sum(axis=0, dtype=np.float32)
         if propagate_down[0]:
             w = self.blobs[0].cpu_data()
-            np.matmul(dy, w.T if self.transpose else w,
-                      out=bottom[0].diff.reshape(self.M, self.K))
+            matmul(dy, w.T if self.transpose else w, bottom[0].diff.reshape(self.M, self.K))
 
     # GPU: the products on cuBLAS (gemm takes row-major operands, as the numpy code above);
     # the bias as a separate addition, as above.
