@@ -1,4 +1,6 @@
-"""Convolution: Caffe's 2-D convolution, computed as im2col + one matrix product per group.
+"""Convolution: Caffe's 2-D convolution, computed as im2col + one matrix product per group, or,
+for the shapes it suits, by Winograd's minimal filtering (winograd.py; conv_algorithm.py says
+which layers and why: engine CAFFE keeps every layer on im2col).
 
 Weights are (num_output, channels/group, kernel_h, kernel_w), bias (num_output,); the output is
 floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1 along each axis. Several bottoms may
@@ -14,7 +16,9 @@ import numpy as np
 
 from ..fillers import fill
 from ..layer import Layer, register
+from . import conv_algorithm
 from ._checks import layer_error, not_built, reshape_by_shapes, spatial_pair
+from .winograd import Winograd
 
 try:
     from .im2col import col2im, im2col
@@ -80,6 +84,8 @@ class ConvolutionLayer(Layer):
             raise layer_error(self, 'group %d must divide both the input channels (%d) and '
                               'num_output (%d)' % (self.group, self.channels, self.num_output))
         self.is_1x1 = self.kernel == (1, 1) and self.stride == (1, 1) and self.pad == (0, 0)
+        self.engine = p.engine
+        self.winograd = None
 
         shapes = [(self.num_output, self.channels // self.group) + self.kernel]
         if p.bias_term:
@@ -120,6 +126,14 @@ class ConvolutionLayer(Layer):
         self.out_h, self.out_w = out
         for t in top:
             t.reshape(num, self.num_output, self.out_h, self.out_w)
+
+        tile = conv_algorithm.winograd_tile(self.engine, self.kernel, self.stride, self.dilation,
+                                            self.group, self.channels, self.num_output)
+        if not tile:
+            self.winograd = None
+        elif self.winograd is None or self.winograd.tile != tile:
+            self.winograd = Winograd(tile, self.channels, self.num_output, self.pad, WORKSPACE,
+                                     COL_BUFFER_FLOATS)
 
         spatial = self.out_h * self.out_w
         kdim = self.kdim = self.channels * self.kernel[0] * self.kernel[1]
@@ -182,8 +196,12 @@ class ConvolutionLayer(Layer):
 
     # Forward / backward ------------------------------------------------------------------------
     def forward_cpu(self, bottom, top):
-        weights = self._grouped_weights()
         bias = self.blobs[1].cpu_data() if len(self.blobs) > 1 else None
+        if self.winograd is not None:
+            for b, t in zip(bottom, top):
+                self.winograd.forward(self.blobs[0].cpu_data(), bias, b.cpu_data(), t.data)
+            return
+        weights = self._grouped_weights()
         for b, t in zip(bottom, top):
             data = b.cpu_data()
             out = t.data
@@ -215,6 +233,19 @@ class ConvolutionLayer(Layer):
         want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
         if not (want_w or want_b or any(propagate_down)):
             return
+        if self.winograd is None:
+            self._backward_im2col(top, propagate_down, bottom, want_w, want_b)
+            return
+        if want_b:
+            self._backward_im2col(top, [False] * len(bottom), bottom, False, want_b)
+        weights = self.blobs[0].cpu_data()
+        for t, b, down in zip(top, bottom, propagate_down):
+            if want_w:
+                self.winograd.backward_weights(b.cpu_data(), t.cpu_diff(), self.blobs[0].diff)
+            if down:
+                self.winograd.backward_data(weights, t.cpu_diff(), b.diff)
+
+    def _backward_im2col(self, top, propagate_down, bottom, want_w, want_b):
         weights = self._grouped_weights()
         spatial = self.out_h * self.out_w
         if want_w:
