@@ -16,7 +16,9 @@ RPN with 9 anchors, proposals decoded and NMS'd on the device (torchvision.ops.n
 to 7 x 7 (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the two output layers; its training step
 samples RPN and RoI targets at random instead of by overlap (a little less work than ours). It
 runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32), as this runtime does. Printed:
-milliseconds per image or iteration and ours / torch ratios.
+milliseconds per image or iteration and ours / torch ratios; with --gpu cpu also the machine's
+measured float32 peak (benchmark_cpu.machine_peak) and each part's products (Winograd's fewer
+ones where a convolution runs it; caffe/layers/conv_algorithm.py) at that peak.
 """
 import argparse
 import os
@@ -155,7 +157,26 @@ def time_detection(arch, args, clock, sync):
         clock.time('%s im_detect' % arch, lambda: frcnn_test.im_detect(net, im,
                                                                         settings=settings))
     rois = net.blobs['rois'].shape[0]
-    return {'rois': rois, 'input': data.shape}
+    return {'rois': rois, 'input': data.shape, 'gflop': part_gflop(net, (conv, proposal, region))}
+
+
+def part_gflop(net, segments):
+    """GFLOP of the Convolution and InnerProduct products of each segment's forward pass, as
+    the layers run them (Winograd's where they do) and computed directly (im2col + GEMM)."""
+    from benchmark_cpu import direct_macs, forward_products
+    out = []
+    for first, last in segments:
+        run = direct = 0.0
+        for i in range(first, last + 1):
+            layer, bottom, top = net.layers[i], net.bottom_vecs[i], net.top_vecs[i]
+            products = forward_products(layer, bottom, top)
+            run += sum(2e-9 * m * n * k for m, n, k in products)
+            if layer.type == 'Convolution':
+                direct += sum(2e-9 * direct_macs(layer, t) for t in top)
+            else:
+                direct += sum(2e-9 * m * n * k for m, n, k in products)
+        out.append((run, direct))
+    return out
 
 
 def time_training(args, clock):
@@ -339,10 +360,15 @@ def main(argv=None):
         caffe.set_mode_cpu()
         sync = lambda: None  # noqa: E731
         print('Device: CPU')
+        from benchmark_cpu import machine_peak, print_peak
+        peak = machine_peak()
+        print_peak(peak)
     clock = Clock(sync)
     nets = [n for n in args.nets.split(',') if n]
+    flops = {}
     for arch in nets:
         info = time_detection(arch, args, clock, sync)
+        flops[arch] = info['gflop']
         print('%s detection: input %s, %d proposals' % (arch, 'x'.join(map(str, info['input'])),
                                                          info['rois']), flush=True)
     if not args.no_train:
@@ -369,6 +395,14 @@ def main(argv=None):
                 theirs = clock.ms('torch %s' % part)
                 line += ' %9.1f %10.2f' % (theirs, ours / theirs)
             print(line)
+        if not on_gpu:
+            # The arithmetic floor of each part: its products' FLOPs (as the layers run them)
+            # at the measured peak.
+            for part, (run, direct) in zip(('conv', 'proposal', 'region-wise'), flops[arch]):
+                at_peak = 1e3 * run / peak['gflops_cpu']
+                print('  %-6s %-28s %9.1f   (%.1f GFLOP as run, %.1f direct; ours / that %.2f)'
+                      % (arch, part + ' at FP32 peak', at_peak, run, direct,
+                         clock.ms('%s %s' % (arch, part)) / at_peak))
         total = clock.ms('%s total' % arch)
         print('  %-6s %-28s %9.1f' % (arch, 'frames per second', 1000.0 / total))
     if not args.no_train:
@@ -384,7 +418,8 @@ def main(argv=None):
         medians = {name: clock.ms(name) for name in sorted(clock.totals)}
         atomic_write(args.result, json.dumps({'device': 'cpu' if not on_gpu else
                                               'gpu %s' % args.gpu, 'iters': args.iters,
-                                              'median_ms': medians}, indent=1))
+                                              'median_ms': medians, 'gflop': flops,
+                                              'peak': None if on_gpu else peak}, indent=1))
         print('Wrote %s' % args.result)
     return 0
 

@@ -120,6 +120,22 @@ class Winograd:
         self.workspace = workspace
         self.buffer_floats = buffer_floats
 
+    @property
+    def name(self):
+        return 'winograd F(%dx%d,3x3)' % (self.tile, self.tile)
+
+    def products(self, num, in_hw, out_hw):
+        """The matrix products (m, n, k) of each pass over num images of in_hw -> out_hw, as
+        {'forward': [...], 'data': [...], 'weights': [...]} (one entry per product, bands of an
+        image counted as one): what the benchmark tools replay as the algorithm's floor."""
+        a2, m = self.alpha ** 2, self.tile
+        k, c = self.num_output, self.channels
+        forward = tile_count(out_hw[0], m) * tile_count(out_hw[1], m)
+        data = tile_count(in_hw[0], m) * tile_count(in_hw[1], m)
+        weights = tile_count(out_hw[0], 2) * tile_count(out_hw[1], 2)
+        return {'forward': [(k, forward, c)] * (a2 * num), 'data': [(c, data, k)] * (a2 * num),
+                'weights': [(k, c, weights)] * (16 * num)}
+
     def _band_rows(self, tiles_w, floats_per_tile, tiles_h):
         """Tile rows per band: as many as fit the column buffer (at least one)."""
         return max(1, min(tiles_h, self.buffer_floats // max(floats_per_tile * tiles_w, 1)))
