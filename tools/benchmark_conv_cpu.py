@@ -14,6 +14,14 @@ allow (all cores by default).
 
     python3 tools/benchmark_conv_cpu.py --net both --repeat 3
     python3 tools/benchmark_conv_cpu.py --net VGG16 --policy im2col   # Caffe's algorithm
+    python3 tools/benchmark_conv_cpu.py --accuracy --height 300 --width 500
+
+--accuracy measures instead of timing: each layer's float32 forward output, data gradient and
+weight gradient under every policy against float64 (the definition, one shifted window per
+kernel tap), on inputs like a trained net's (post-ReLU Gaussians, He-scaled weights, Gaussian
+top diffs), as the largest error over the largest magnitude of the float64 result: the measure
+of the 1e-5 bound that decides the default policy (docs/cpu_performance.md). Writes --result as
+JSON when given.
 """
 import argparse
 import os
@@ -146,6 +154,70 @@ def run_net(net, height, width, repeat):
     return total_layer / total_matmul
 
 
+def float64_passes(layer, x, dy):
+    """The layer's forward output (no bias), data gradient and weight gradient in float64, one
+    shifted window of the zero-padded input per kernel tap."""
+    (kh, kw), (ph, pw), (sh, sw) = layer.kernel, layer.pad, layer.stride
+    w = layer.blobs[0].data.astype(np.float64)
+    _, c, h, width = x.shape
+    oh, ow = dy.shape[2:]
+    xp = np.zeros((c, h + 2 * ph, width + 2 * pw))
+    xp[:, ph:ph + h, pw:pw + width] = x[0]
+    dxp = np.zeros_like(xp)
+    y = np.zeros(dy.shape[1:])
+    dw = np.zeros(w.shape)
+    g = dy[0].astype(np.float64).reshape(dy.shape[1], -1)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = slice(i, i + sh * (oh - 1) + 1, sh), slice(j, j + sw * (ow - 1) + 1, sw)
+            window = np.ascontiguousarray(xp[:, rows, cols]).reshape(c, -1)
+            y += (w[:, :, i, j] @ window).reshape(y.shape)
+            dw[:, :, i, j] = g @ window.T
+            dxp[:, rows, cols] += (w[:, :, i, j].T @ g).reshape(c, oh, ow)
+    return y, dxp[:, ph:ph + h, pw:pw + width], dw
+
+
+def relative_error(value, reference):
+    return float(np.abs(value - reference).max() / np.abs(reference).max())
+
+
+def accuracy(net, height, width):
+    """{layer: {policy: [forward, data, weights] errors}} of the net's conv layers."""
+    rng = np.random.default_rng(0)
+    print('%s conv stack, image %dx%d: largest error / largest magnitude against float64'
+          % (net, height, width))
+    print('%-8s %-10s %-22s %10s %10s %10s'
+          % ('layer', 'policy', 'algorithm', 'forward', 'data grad', 'weight grad'))
+    results = {}
+    for name, channels, out, k, s, p, h, w in conv_shapes(NETS[net], height, width):
+        x = np.maximum(rng.standard_normal((1, channels, h, w), dtype=np.float32), 0)
+        text = ('name: "%s" type: "Convolution" bottom: "x" top: "y" convolution_param { '
+                'num_output: %d kernel_size: %d stride: %d pad: %d bias_term: false '
+                'weight_filler { type: "msra" } }' % (name, out, k, s, p))
+        weights = dy = reference = None
+        for policy in conv_algorithm.POLICIES:
+            conv_algorithm.set_policy(policy)
+            layer, bottom, top = build_layer(text, [x])
+            if weights is None:
+                weights = layer.blobs[0].data.copy()
+                dy = rng.standard_normal(top[0].shape, dtype=np.float32)
+                reference = float64_passes(layer, x, dy)
+            layer.blobs[0].data[...] = weights
+            layer.forward(bottom, top)
+            top[0].diff[...] = dy
+            layer.blobs[0].diff[...] = 0
+            layer.backward(top, [True], bottom)
+            errors = [relative_error(v, r) for v, r in zip(
+                (top[0].data[0], bottom[0].diff[0], layer.blobs[0].diff), reference)]
+            algorithm = layer.winograd.name if layer.winograd is not None else 'im2col'
+            results.setdefault(name, {})[policy] = dict(algorithm=algorithm, errors=errors)
+            print('%-8s %-10s %-22s %10.2e %10.2e %10.2e' % (name, policy, algorithm, *errors),
+                  flush=True)
+            del layer, bottom, top
+    print()
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--net', choices=['VGG16', 'ZF', 'both'], default='both')
@@ -154,10 +226,21 @@ def main():
     parser.add_argument('--width', type=int, default=1000)
     parser.add_argument('--policy', choices=conv_algorithm.POLICIES, default=None,
                         help='the convolution policy (default: CAFFE_CPU_CONV, else auto)')
+    parser.add_argument('--accuracy', action='store_true',
+                        help='measure every policy\'s error against float64 instead of timing')
+    parser.add_argument('--result', help='with --accuracy: write the errors to this JSON file')
     args = parser.parse_args()
+    nets = ['VGG16', 'ZF'] if args.net == 'both' else [args.net]
+    if args.accuracy:
+        errors = {net: accuracy(net, args.height, args.width) for net in nets}
+        if args.result:
+            import json
+            from caffe.io import atomic_write
+            atomic_write(args.result, json.dumps({'height': args.height, 'width': args.width,
+                                                  'errors': errors}, indent=1).encode())
+        return
     if args.policy:
         conv_algorithm.set_policy(args.policy)
-    nets = ['VGG16', 'ZF'] if args.net == 'both' else [args.net]
     print('threads: OPENBLAS_NUM_THREADS=%s OMP_NUM_THREADS=%s, %d cores; convolution policy %s'
           % (os.environ.get('OPENBLAS_NUM_THREADS', '-'), os.environ.get('OMP_NUM_THREADS', '-'),
              os.cpu_count(), conv_algorithm.policy()))
