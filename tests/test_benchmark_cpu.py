@@ -92,6 +92,7 @@ def test_net_bytes_counts_shared_buffers_once(bench):
     assert bench.net_bytes(net, training=True) == 2 * (data + params)
 
 
+<<<<<<< HEAD
 @pytest.mark.slow
 def test_concurrent_jobs_table(tmp_path):
     # The table's shape, not its times: one job alone, two at once, one beside a busy loop, each
@@ -113,3 +114,38 @@ def test_concurrent_jobs_table(tmp_path):
         for r in row['results']:
             assert r['runs'] == 1 and r['wall_s'] > 0 and r['cpu_s'] > 0
             assert r['wall_vs_solo'] == r['wall_s'] / solo
+=======
+WINOGRAD_NET = '''
+name: "wino"
+input: "data" input_shape { dim: 1 dim: 16 dim: 9 dim: 7 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 20 kernel_size: 3 pad: 1 } }
+'''
+
+
+def test_recorder_lists_winograd_products_and_direct_flops(bench, monkeypatch):
+    # A 3x3, 16-channel layer runs F(2x2, 3x3): 16 products per pass over the 5 x 4 tiles of its
+    # 9 x 7 output, (K=20, tiles, C=16) forward, (C, tiles of the input, K) for the data
+    # gradient and (K, C, tiles) for the weights; the direct count is im2col's 9 * 16 * 20 * 63.
+    from caffe.layers import conv_algorithm
+    monkeypatch.setattr(conv_algorithm, '_policy', 'auto')
+    param = text_format.Parse(WINOGRAD_NET, caffe_pb2.NetParameter())
+    param.force_backward = True
+    net = caffe.Net(param, caffe.TRAIN)
+    recorder = bench.Recorder(net)
+    recorder.recording = True
+    net.forward()
+    net.blobs['conv'].diff[...] = 1
+    net.backward()
+    assert recorder.gemms == [('Convolution', 20, 20, 16, False, False)] * 16 + \
+        [('Convolution', 20, 16, 20, False, True)] * 16 + \
+        [('Convolution', 16, 20, 20, False, False)] * 16
+    assert recorder.gemm_layers == ['conv'] * 48
+    conv = recorder.convolutions['conv']
+    assert conv['algorithm'] == 'winograd F(2x2,3x3)'
+    assert conv['gflop'] == pytest.approx(3 * 16 * 2e-9 * 20 * 20 * 16)
+    assert conv['direct_gflop'] == pytest.approx(3 * 2e-9 * 9 * 16 * 20 * 63)
+    by_layer = {}
+    total, _ = bench.Floor(recorder.gemms, recorder.gemm_layers).run(by_layer)
+    assert by_layer['conv'] == pytest.approx(total)
+>>>>>>> i25-conv

@@ -23,7 +23,9 @@ and the driver (im_detect's image preparation and box decoding, the rest of solv
 The floor replays, with np.matmul on preallocated float32 arrays, every matrix product the run's
 Convolution and InnerProduct layers need: forward W @ col per group, and in training the weight
 gradient dY @ col^T and the data gradient W^T @ dY wherever that layer's backward computes them
-(following the Net's need-backward pruning and lr_mult 0 parameters), on numpy's OpenBLAS with
+(following the Net's need-backward pruning and lr_mult 0 parameters); for a convolution that runs
+Winograd's algorithm (caffe/layers/conv_algorithm.py), its own products instead (a*a products
+per pass, 2.25 or 4 times fewer multiplications). The floor runs them on numpy's OpenBLAS with
 one thread per core (the runtime holds it at one thread, caffe.gemm; the floor lets it run its
 own threads). The same products through caffe.gemm (cut into parts by their shape, the result
 independent of the thread count) are timed too: `parts s`, and parts / floor is what the fixed
@@ -31,7 +33,14 @@ parts cost the bare products. Runs of the net and of the floors alternate; each 
 (minimum) of --repeat runs after a warm-up, and the load average is recorded with each case: the
 machine may be shared, so compare ratios (measured in one process), not absolute times.
 
-Columns: total s (best run), floor s, ratio = total / floor; outside = share of the run spent
+Since the floor of a faster algorithm moves, every convolution is also printed with the FLOPs of
+the algorithm it ran (and those of im2col + GEMM, the direct count) against the machine's
+measured float32 peak (utils/cpu_peak.pyx: independent fused multiply-adds in the widest vectors
+the CPU has, on every thread; by the wall clock, and by the threads' own CPU time, which a
+shared machine does not dilute) and numpy's BLAS's measured sgemm rate.
+
+Columns: total s (best run), floor s, ratio = total / floor; peak ms = the convolutions' FLOPs at
+the measured peak (CPU time), conv / peak = their time over it; outside = share of the run spent
 outside the built-in layers' forward/backward (Python layers, reshape, Net bookkeeping, solver
 update, driver); peak RSS (VmHWM while the net ran, before the floor allocates anything), the
 RSS before the net was built, and the sum of the net's blob and parameter bytes (data; in
@@ -141,7 +150,10 @@ class Recorder:
         self.times = collections.defaultdict(float)   # (kind, key) -> seconds
         self.calls = collections.Counter()
         self.gemms = []                               # (layer type, m, n, k, a_t, b_t)
+        self.gemm_layers = []                         # the layer name of each of self.gemms
+        self.convolutions = {}                        # name -> algorithm and FLOPs as run
         self.recording = False
+        self.names = {id(layer): name for layer, name in zip(net.layers, net._layer_names)}
         for i, layer in enumerate(net.layers):
             key = self._key(i, layer)
             self._wrap(layer, 'forward', key, self._record_forward)
@@ -151,6 +163,9 @@ class Recorder:
             self._wrap(layer, 'reshape', key if key[0] == 'python' else ('reshape', 'all'), None)
         for name in ('forward_from_to', 'backward_from_to', 'forward', 'clear_param_diffs'):
             self._wrap(net, name, ('net', name), None)
+
+    def _name(self, layer):
+        return self.names[id(layer)]
 
     def _key(self, i, layer):
         name = self.net._layer_names[i]
@@ -177,18 +192,51 @@ class Recorder:
         self.times.clear()
         self.calls.clear()
 
-    # The matrix products each layer's CPU code stands for (Caffe's GEMMs).
+    # The matrix products each layer's CPU code stands for (Caffe's GEMMs, or Winograd's).
+    def _add(self, layer, name, product, direct=None):
+        self.gemms.append((layer.type,) + product)
+        self.gemm_layers.append(name)
+        if layer.type == 'Convolution':
+            conv = self.convolutions.setdefault(name, {
+                'algorithm': layer.winograd.name if layer.winograd is not None else 'im2col',
+                'gflop': 0.0, 'direct_gflop': 0.0})
+            m, n, k = product[:3]
+            conv['gflop'] += 2e-9 * m * n * k
+            conv['direct_gflop'] += 2e-9 * (direct if direct is not None else m * n * k)
+
     def _record_forward(self, layer, bottom, top):
+        name = self._name(layer)
+        if getattr(layer, 'winograd', None) is not None:
+            for b, t in zip(bottom, top):
+                products = _winograd_products(layer, b, t)
+                direct = direct_macs(layer, t) / len(products['forward'])
+                for m, n, k in products['forward']:
+                    self._add(layer, name, (m, n, k, False, False), direct)
+            return
         for _, m, n, k in _layer_gemm_dims(layer, top):
-            self.gemms.append((layer.type, m, n, k, False, False))
+            self._add(layer, name, (m, n, k, False, False))
 
     def _record_backward(self, layer, top, propagate_down, bottom):
         want_w = bool(layer.param_propagate_down and layer.param_propagate_down[0])
+        name = self._name(layer)
+        if getattr(layer, 'winograd', None) is not None:
+            for i, (b, t) in enumerate(zip(bottom, top)):
+                products = _winograd_products(layer, b, t)
+                macs = direct_macs(layer, t)
+                if want_w:  # dW'[xi] (K, C) = dY'[xi] (K, tiles) @ X'[xi]^T (tiles, C)
+                    for m, n, k in products['weights']:
+                        self._add(layer, name, (m, n, k, False, True),
+                                  macs / len(products['weights']))
+                if propagate_down[i]:  # dX'[xi] (C, tiles) = U'[xi] (C, K) @ dY'[xi]
+                    for m, n, k in products['data']:
+                        self._add(layer, name, (m, n, k, False, False),
+                                  macs / len(products['data']))
+            return
         for i, m, n, k in _layer_gemm_dims(layer, top):
             if want_w:  # dW (m, k) = dY (m, n) @ col^T (n, k)
-                self.gemms.append((layer.type, m, k, n, False, True))
+                self._add(layer, name, (m, k, n, False, True))
             if propagate_down[i]:  # dcol (k, n) = W^T (k, m) @ dY (m, n)
-                self.gemms.append((layer.type, k, n, m, True, False))
+                self._add(layer, name, (k, n, m, True, False))
 
 
 def _layer_gemm_dims(layer, top):
@@ -205,6 +253,24 @@ def _layer_gemm_dims(layer, top):
     if layer.type == 'InnerProduct':
         return [(0, layer.num_output, layer.M, layer.K)]
     return []
+
+
+def _winograd_products(layer, bottom, top):
+    return layer.winograd.products(bottom.shape[0], bottom.shape[2:], top.shape[2:])
+
+
+def forward_products(layer, bottom, top):
+    """(m, n, k) of each product of a Convolution or InnerProduct layer's forward pass as it
+    runs it (im2col's per group, or Winograd's); [] for other layers."""
+    if getattr(layer, 'winograd', None) is not None:
+        return [p for b, t in zip(bottom, top) for p in _winograd_products(layer, b, t)['forward']]
+    return [(m, n, k) for _, m, n, k in _layer_gemm_dims(layer, top)]
+
+
+def direct_macs(layer, top):
+    """Multiply-adds of a convolution's pass computed directly (im2col + GEMM)."""
+    num, out, h, w = top.shape
+    return num * out * h * w * (layer.channels // layer.group) * layer.kernel[0] * layer.kernel[1]
 
 
 # The floor --------------------------------------------------------------------------------------
@@ -227,8 +293,9 @@ class Floor:
     sized for the largest product): with numpy's OpenBLAS on its own threads (run), or through
     caffe.gemm (run(parts=True))."""
 
-    def __init__(self, gemms):
+    def __init__(self, gemms, names=None):
         self.gemms = list(gemms)
+        self.names = list(names) if names is not None else [None] * len(self.gemms)
         sizes = [0, 0, 0]
         for _, m, n, k, _, _ in self.gemms:
             for i, s in enumerate((m * k, k * n, m * n)):
@@ -236,14 +303,16 @@ class Floor:
         # Values do not change BLAS speed as long as they are normal floats.
         self.buffers = [np.full(max(s, 1), 0.01, np.float32) for s in sizes]
 
-    def run(self, parts=False):
+    def run(self, by_layer=None, parts=False):
+        """(seconds, seconds by layer type); with a dict by_layer, also adds each named
+        layer's seconds to it. parts: through caffe.gemm, else on OpenBLAS's own threads."""
         from caffe.gemm import matmul
         if not parts:  # as many threads as the runtime's own pool
             from caffe.blas_threads import available_cores
             openblas_threads(int(os.environ.get('OMP_NUM_THREADS') or available_cores()))
         by_type = collections.defaultdict(float)
         a_buf, b_buf, c_buf = self.buffers
-        for kind, m, n, k, a_t, b_t in self.gemms:
+        for (kind, m, n, k, a_t, b_t), name in zip(self.gemms, self.names):
             a = a_buf[:m * k].reshape((k, m) if a_t else (m, k))
             b = b_buf[:k * n].reshape((n, k) if b_t else (k, n))
             c = c_buf[:m * n].reshape(m, n)
@@ -252,7 +321,10 @@ class Floor:
                 matmul(a.T if a_t else a, b.T if b_t else b, c)
             else:
                 np.matmul(a.T if a_t else a, b.T if b_t else b, out=c)
-            by_type[kind] += time.perf_counter() - start
+            seconds = time.perf_counter() - start
+            by_type[kind] += seconds
+            if by_layer is not None and name is not None:
+                by_layer[name] = by_layer.get(name, 0.0) + seconds
         if not parts:
             openblas_threads(1)
         return sum(by_type.values()), dict(by_type)
@@ -260,6 +332,32 @@ class Floor:
 
 def gemm_flops(gemms):
     return sum(2.0 * m * n * k for _, m, n, k, _, _ in gemms)
+
+
+def machine_peak():
+    """The machine's measured float32 rates: the FMA loop's peak (utils.cpu_peak) and a large
+    sgemm through numpy's BLAS, both on all threads."""
+    import caffe.layers  # noqa: F401  (sets the OpenMP wait policy before cpu_peak loads libgomp)
+    from utils.cpu_peak import fp32_peak
+    peak = fp32_peak()
+    n = 2048
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    c = np.empty((n, n), np.float32)
+    # OpenBLAS on its own threads, as the floor runs it (the runtime holds it at one).
+    openblas_threads(peak['threads'])
+    np.matmul(a, b, out=c)
+    wall = cpu = float('inf')
+    for _ in range(3):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        np.matmul(a, b, out=c)
+        wall = min(wall, time.perf_counter() - start)
+        cpu = min(cpu, time.process_time() - start_cpu)
+    openblas_threads(1)
+    peak['sgemm_gflops'] = 2e-9 * n ** 3 / wall
+    # CPU time summed over BLAS's threads: the rate per core, times the threads the peak used.
+    peak['sgemm_gflops_cpu'] = 2e-9 * n ** 3 / cpu * peak['threads']
+    return peak
 
 
 # Cases ------------------------------------------------------------------------------------------
@@ -410,7 +508,7 @@ def run_case(case, args):
         recorder.recording = True
         run()                      # warm-up: first-touch pages, lazily built buffers
         recorder.recording = False
-        gemms = list(recorder.gemms)
+        gemms, gemm_layers = list(recorder.gemms), list(recorder.gemm_layers)
         recorder.reset()
         start = time.perf_counter()
         run()
@@ -418,8 +516,9 @@ def run_case(case, args):
         best_parts = summarize(recorder, best)
         peak = peak_rss_mb()
         sizes = net_bytes(net, kind == 'train', solver) / 2.0 ** 20
-        floor = Floor(gemms)
-        floor_best, floor_types = floor.run()
+        floor = Floor(gemms, gemm_layers)
+        floor_layers = {}
+        floor_best, floor_types = floor.run(floor_layers)
         parts_best = floor.run(parts=True)[0]
         for _ in range(args.repeat - 1):
             recorder.reset()
@@ -428,16 +527,24 @@ def run_case(case, args):
             seconds = time.perf_counter() - start
             if seconds < best:
                 best, best_parts = seconds, summarize(recorder, seconds)
-            f_total, f_types = floor.run()
+            layers = {}
+            f_total, f_types = floor.run(layers)
             if f_total < floor_best:
-                floor_best, floor_types = f_total, f_types
+                floor_best, floor_types, floor_layers = f_total, f_types, layers
             parts_best = min(parts_best, floor.run(parts=True)[0])
+        convolutions = {}
+        for name, conv in recorder.convolutions.items():
+            times = best_parts['by_layer'].get('%s (Convolution)' % name, {})
+            convolutions[name] = dict(conv, seconds=times.get('forward_s', 0.0) +
+                                      times.get('backward_s', 0.0),
+                                      floor_s=floor_layers.get(name, 0.0))
         load.append(os.getloadavg())
         outside = best - best_parts['layer_math_s']
         return {
             'case': case, 'total_s': best, 'floor_s': floor_best, 'ratio': best / floor_best,
             'parts_s': parts_best, 'parts_over_floor': parts_best / floor_best,
             'floor_gflop': gemm_flops(gemms) / 1e9, 'floor_by_type_s': floor_types,
+            'convolutions': convolutions,
             'outside_s': outside, 'outside_fraction': outside / best, 'parts': best_parts,
             'peak_rss_mb': peak, 'rss_before_net_mb': rss_before, 'net_bytes_mb': sizes,
             'peak_over_sum': (peak - rss_before) / sizes if sizes else None,
@@ -581,6 +688,34 @@ def print_layers(r):
         print('%-34s %10.1f %10.1f' % (name, 1e3 * v['forward_s'], 1e3 * v['backward_s']))
 
 
+def print_convolutions(r, peak):
+    """Each convolution: its algorithm, FLOPs as run and computed directly, its time, its
+    products' time (the BLAS floor) and its FLOPs at the measured peak."""
+    rate = 1e9 * peak['gflops_cpu']
+    print('%-22s %-24s %8s %8s %9s %9s %9s %7s'
+          % ('convolution', 'algorithm', 'GFLOP', 'direct', 'ms', 'BLAS ms', 'peak ms',
+             '/peak'))
+    total = [0.0, 0.0, 0.0, 0.0, 0.0]
+    for name, c in r['convolutions'].items():
+        at_peak = 1e9 * c['gflop'] / rate
+        print('%-22s %-24s %8.2f %8.2f %9.1f %9.1f %9.1f %7.2f'
+              % (name, c['algorithm'], c['gflop'], c['direct_gflop'], 1e3 * c['seconds'],
+                 1e3 * c['floor_s'], 1e3 * at_peak, c['seconds'] / at_peak if at_peak else 0))
+        for i, v in enumerate((c['gflop'], c['direct_gflop'], c['seconds'], c['floor_s'],
+                               at_peak)):
+            total[i] += v
+    print('%-22s %-24s %8.2f %8.2f %9.1f %9.1f %9.1f %7.2f'
+          % ('all convolutions', '', total[0], total[1], 1e3 * total[2], 1e3 * total[3],
+             1e3 * total[4], total[2] / total[4] if total[4] else 0))
+
+
+def print_peak(peak):
+    print('FP32 peak (FMA loop, %s, %d threads): %.0f GFLOP/s by the wall clock, %.0f by the '
+          'threads\' CPU time; sgemm 2048^3 (numpy\'s BLAS): %.0f GFLOP/s wall, %.0f CPU time'
+          % (peak['isa'], peak['threads'], peak['gflops'], peak['gflops_cpu'],
+             peak['sgemm_gflops'], peak['sgemm_gflops_cpu']), flush=True)
+
+
 def print_case(r):
     print('\n== %s (image %s, %s; best of %d; load %s -> %s)'
           % (r['case'], r['image'], ', '.join('%s %s' % kv for kv in r['info'].items()),
@@ -610,14 +745,17 @@ def print_case(r):
           % (r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum']))
 
 
-def print_summary(results):
-    print('\n%-12s %9s %9s %7s %11s %9s %9s %9s %9s %8s %11s'
-          % ('case', 'total s', 'floor s', 'ratio', 'parts/floor', 'outside', 'peak MB',
-             'before', 'sum MB', 'peak/sum', 'load'))
+def print_summary(results, peak):
+    print('\n%-12s %9s %9s %7s %11s %9s %9s %9s %8s %9s %9s %9s %8s %11s'
+          % ('case', 'total s', 'floor s', 'ratio', 'parts/floor', 'conv s', 'peak ms', '/peak',
+             'outside', 'peak MB', 'before', 'sum MB', 'peak/sum', 'load'))
     for r in results:
-        print('%-12s %9.3f %9.3f %7.2f %11.2f %8.1f%% %9.0f %9.0f %9.0f %8.2f %11s'
-              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], r['parts_over_floor'],
-                 100 * r['outside_fraction'],
+        conv = sum(c['seconds'] for c in r['convolutions'].values())
+        at_peak = sum(c['gflop'] for c in r['convolutions'].values()) / peak['gflops_cpu']
+        print('%-12s %9.3f %9.3f %7.2f %11.2f %9.3f %9.1f %9.2f %7.1f%% %9.0f %9.0f %9.0f %8.2f '
+              '%11s'
+              % (r['case'], r['total_s'], r['floor_s'], r['ratio'], r['parts_over_floor'], conv,
+                 1e3 * at_peak, conv / at_peak if at_peak else 0, 100 * r['outside_fraction'],
                  r['peak_rss_mb'], r['rss_before_net_mb'], r['net_bytes_mb'], r['peak_over_sum'],
                  '%.2f-%.2f' % (r['load_before_after'][0][0], r['load_before_after'][1][0])))
 
@@ -678,6 +816,8 @@ def main(argv=None):
                                                   'cores': os.cpu_count(),
                                                   'concurrent': tables}, indent=1).encode())
         return
+    peak = machine_peak()
+    print_peak(peak)
     results = []
     for case in args.cases:
         cmd = [sys.executable, os.path.abspath(__file__), '--child', case,
@@ -692,14 +832,15 @@ def main(argv=None):
         if args.layers:
             print_layers(result)
         print_case(result)
+        print_convolutions(result, peak)
         sys.stdout.flush()
         results.append(result)
-    print_summary(results)
+    print_summary(results, peak)
     if args.result:
         from caffe.io import atomic_write
         atomic_write(args.result, json.dumps({'threads': thread_settings(),
-                                              'cores': os.cpu_count(), 'results': results},
-                                             indent=1).encode())
+                                              'cores': os.cpu_count(), 'peak': peak,
+                                              'results': results}, indent=1).encode())
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Times Faster R-CNN on the GPU backend, and the same work on an equivalent PyTorch model.
 
   tools/benchmark_gpu.py [--gpu 0] [--nets VGG16,ZF] [--iters 20] [--no-torch] [--no-train]
+  tools/benchmark_gpu.py --gpu cpu [--engines DEFAULT,CAFFE]
 
 Detection (the paper's Table 5): the test nets of models/pascal_voc/{VGG16,ZF}/faster_rcnn_alt_opt
 with random weights on a 600 x 1000 image and 300 proposals, timed per image in three parts:
@@ -10,13 +11,21 @@ detections), plus fast_rcnn.test.im_detect as a whole (which adds the image prep
 Training: one end-to-end VGG16 iteration (models/pascal_voc/VGG16/faster_rcnn_end2end), data
 layer, anchor and proposal targets and the SGD update included.
 
-The PyTorch model (torchvision, random weights; only where torch is installed; on the same
-device, so --gpu cpu compares the CPU paths) has the same layout: VGG16's conv layers, a 3x3/512
-RPN with 9 anchors, proposals decoded and NMS'd on the device (torchvision.ops.nms), RoI pooling
-to 7 x 7 (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the two output layers; its training step
-samples RPN and RoI targets at random instead of by overlap (a little less work than ours). It
-runs in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32), as this runtime does. Printed:
-milliseconds per image or iteration and ours / torch ratios.
+The PyTorch models (torchvision, random weights; only where torch is installed; on the same
+device, so --gpu cpu compares the CPU paths) have the same layout: VGG16's or ZF's conv layers, a
+3x3 RPN with 9 anchors, proposals decoded and NMS'd on the device (torchvision.ops.nms), RoI
+pooling (torchvision.ops.roi_pool), fc6/fc7 of 4096 and the two output layers; the training step
+samples RPN and RoI targets at random instead of by overlap (a little less work than ours). They
+run in float32 too unless TF32 is allowed (CAFFE_ALLOW_TF32), as this runtime does.
+
+On the CPU this runtime's nets are timed once per convolution engine (--engines: DEFAULT, the
+runtime's choice of algorithm, and CAFFE, Caffe's im2col everywhere, which is what the runtime
+ran before Winograd: the "before" of one run), and every net, engine and PyTorch peer runs in
+turn, image after image (iteration after iteration in training), so all see the same machine
+load. Times are medians over --iters rounds after --warmup ones. Printed:
+milliseconds per image or iteration and ours / torch ratios; with --gpu cpu also the machine's
+measured float32 peak (benchmark_cpu.machine_peak) and each part's products (Winograd's fewer
+ones where a convolution runs it; caffe/layers/conv_algorithm.py) at that peak.
 """
 import argparse
 import os
@@ -44,6 +53,11 @@ def parse_args(argv=None):
     p.add_argument('--proposals', type=int, default=300, help='RPN proposals kept (default 300)')
     p.add_argument('--no-torch', action='store_true', help='skip the PyTorch comparison')
     p.add_argument('--no-train', action='store_true', help='skip the training iteration')
+    p.add_argument('--engines', default='DEFAULT,CAFFE',
+                   help="CPU only: the convolution engines to time this runtime with, in turn "
+                   "(DEFAULT: the runtime's choice of algorithm, caffe/layers/conv_algorithm.py; "
+                   "CAFFE: Caffe's im2col everywhere, the algorithm before Winograd; default "
+                   "%(default)s)")
     p.add_argument('--result', default=None, metavar='FILE',
                    help='also write the medians (ms) as JSON to FILE')
     return p.parse_args(argv)
@@ -111,20 +125,55 @@ def _segments(net):
     return (0, rpn_start - 1), (rpn_start, roi_start - 1), (roi_start, len(names) - 1)
 
 
-def time_detection(arch, args, clock, sync, experiment):
+def _net_param(prototxt, engine):
+    """The net of a prototxt file, every Convolution layer on the given engine (None: as the
+    file says)."""
+    from google.protobuf import text_format
+    from caffe.proto import caffe_pb2
+    param = caffe_pb2.NetParameter()
+    with open(prototxt) as f:
+        text_format.Merge(f.read(), param)
+    if engine is not None:
+        for layer in param.layer:
+            if layer.type == 'Convolution':
+                layer.convolution_param.engine = \
+                    caffe_pb2.ConvolutionParameter.Engine.Value(engine)
+    return param
+
+
+def _label(arch, engine):
+    return arch if engine in (None, 'DEFAULT') else '%s/%s' % (arch, engine)
+
+
+def _net_file(prototxt, engine, tmp):
+    """prototxt, or its copy in the folder tmp with every Convolution on the engine."""
+    if engine is None:
+        return prototxt
+    from google.protobuf import text_format
+    path = os.path.join(tmp, '%s_%s.prototxt' % (os.path.splitext(
+        os.path.basename(prototxt))[0], engine))
+    with open(path, 'w') as f:
+        f.write(text_format.MessageToString(_net_param(prototxt, engine)))
+    return path
+
+
+def detection_runner(arch, engine, args, clock, experiment, tmp):
+    """(one image split in three parts, one im_detect, info) of this runtime's test net (files
+    in the folder tmp)."""
     from fast_rcnn import test as frcnn_test
     from fast_rcnn.experiment import test_experiment
     prototxt = os.path.join(ROOT, 'models', 'pascal_voc', arch, 'faster_rcnn_alt_opt',
                             'faster_rcnn_test.pt')
-    with tempfile.TemporaryDirectory() as tmp:
-        # The net with the experiment's settings (test_settings and proposal limits).
-        testing = test_experiment(experiment, prototxt, None, output_dir=tmp)
+    # The net with the experiment's settings (test_settings and proposal limits).
+    testing = test_experiment(experiment, _net_file(prototxt, engine, tmp), None,
+                              output_dir=tmp)
     net, settings = testing.net, testing.settings
     random_weights(net)
     im = synthetic_image(args.scale, args.max_size)
     data, _ = frcnn_test.image_blob(im, settings)
     im_info = np.array([[data.shape[2], data.shape[3], 1.0]], np.float32)
     conv, proposal, region = _segments(net)
+    label = _label(arch, engine)
 
     def detections():
         scores = net.blobs['cls_prob'].data.reshape(net.blobs['cls_prob'].shape[0], -1)
@@ -133,73 +182,124 @@ def time_detection(arch, args, clock, sync, experiment):
         return [frcnn_test.detections_for_class(scores, boxes, k, 0.05, 0.3, nms_function)
                 for k in range(1, scores.shape[1])]
 
-    def one_image():
+    def parts():
         net.blobs['data'].reshape(*data.shape)
         net.blobs['data'].data[...] = data
         net.blobs['im_info'].reshape(*im_info.shape)
         net.blobs['im_info'].data[...] = im_info
-        clock.time('%s conv' % arch, lambda: net.forward_from_to(*conv))
-        clock.time('%s proposal' % arch, lambda: net.forward_from_to(*proposal))
+        clock.time('%s conv' % label, lambda: net.forward_from_to(*conv))
+        clock.time('%s proposal' % label, lambda: net.forward_from_to(*proposal))
 
         def region_wise():
             net.forward_from_to(*region)
             return detections()
-        clock.time('%s region-wise' % arch, region_wise)
+        clock.time('%s region-wise' % label, region_wise)
 
-    for i in range(args.warmup + args.iters):
-        if i == args.warmup:
-            clock.drop(arch + ' ')
-        clock.time('%s total' % arch, one_image)
-    for i in range(args.warmup + args.iters):
-        if i == args.warmup:
-            clock.drop('%s im_detect' % arch)
-        clock.time('%s im_detect' % arch, lambda: frcnn_test.im_detect(net, im,
+    def one_image():
+        clock.time('%s total' % label, parts)
+
+    def whole():
+        clock.time('%s im_detect' % label, lambda: frcnn_test.im_detect(net, im,
                                                                         settings=settings))
-    rois = net.blobs['rois'].shape[0]
-    return {'rois': rois, 'input': data.shape}
+
+    def info():
+        return {'rois': net.blobs['rois'].shape[0], 'input': data.shape,
+                'gflop': part_gflop(net, (conv, proposal, region))}
+    return one_image, whole, info
 
 
-def time_training(args, clock, experiment):
+def part_gflop(net, segments):
+    """GFLOP of the Convolution and InnerProduct products of each segment's forward pass, as
+    the layers run them (Winograd's where they do) and computed directly (im2col + GEMM)."""
+    from benchmark_cpu import direct_macs, forward_products
+    out = []
+    for first, last in segments:
+        run = direct = 0.0
+        for i in range(first, last + 1):
+            layer, bottom, top = net.layers[i], net.bottom_vecs[i], net.top_vecs[i]
+            products = forward_products(layer, bottom, top)
+            run += sum(2e-9 * m * n * k for m, n, k in products)
+            if layer.type == 'Convolution':
+                direct += sum(2e-9 * direct_macs(layer, t) for t in top)
+            else:
+                direct += sum(2e-9 * m * n * k for m, n, k in products)
+        out.append((run, direct))
+    return out
+
+
+def training_runner(engine, args, clock, experiment, tmp):
+    """One end-to-end VGG16 SGD iteration of this runtime (files in the folder tmp)."""
     import caffe
-    with tempfile.TemporaryDirectory() as tmp:
-        image = os.path.join(tmp, 'image.jpg')
-        cv2.imwrite(image, synthetic_image(args.scale, args.max_size, seed=1))
-        boxes = np.array([[100, 120, 400, 380], [500, 50, 800, 450], [300, 300, 500, 580]],
-                         np.float32) * np.float32(min(args.scale / 600.0, args.max_size / 1000.0))
-        entry = {'image': image, 'width': args.max_size, 'height': args.scale, 'boxes': boxes,
-                 'gt_classes': np.array([3, 7, 15]), 'flipped': False,
-                 'max_overlaps': np.ones(3, np.float32)}
-        train = os.path.join(ROOT, 'models', 'pascal_voc', 'VGG16', 'faster_rcnn_end2end',
-                             'train.prototxt')
-        solver_file = os.path.join(tmp, 'solver.prototxt')
-        with open(solver_file, 'w') as f:
-            f.write('train_net: "%s"\nbase_lr: 0.001\nlr_policy: "fixed"\nmomentum: 0.9\n'
-                    'weight_decay: 0.0005\ndisplay: 0\nsnapshot: 0\n' % train)
-        # The solver's net with the experiment's settings in its Python layers.
-        solver = caffe.SGDSolver(experiment.solver_file(solver_file, None, tmp))
-        random_weights(solver.net)
-        solver.net.layers[0].set_roidb([entry])
-        for i in range(args.warmup + args.iters):
-            if i == args.warmup:
-                clock.drop('VGG16 train iteration')
-            clock.time('VGG16 train iteration', lambda: solver.step(1))
+    image = os.path.join(tmp, 'image.jpg')
+    cv2.imwrite(image, synthetic_image(args.scale, args.max_size, seed=1))
+    boxes = np.array([[100, 120, 400, 380], [500, 50, 800, 450], [300, 300, 500, 580]],
+                     np.float32) * np.float32(min(args.scale / 600.0, args.max_size / 1000.0))
+    entry = {'image': image, 'width': args.max_size, 'height': args.scale, 'boxes': boxes,
+             'gt_classes': np.array([3, 7, 15]), 'flipped': False,
+             'max_overlaps': np.ones(3, np.float32)}
+    train = _net_file(os.path.join(ROOT, 'models', 'pascal_voc', 'VGG16', 'faster_rcnn_end2end',
+                                   'train.prototxt'), engine, tmp)
+    solver_file = os.path.join(tmp, 'solver_%s.prototxt' % (engine or 'file'))
+    with open(solver_file, 'w') as f:
+        f.write('train_net: "%s"\nbase_lr: 0.001\nlr_policy: "fixed"\nmomentum: 0.9\n'
+                'weight_decay: 0.0005\ndisplay: 0\nsnapshot: 0\n' % train)
+    # The solver's net with the experiment's settings in its Python layers.
+    solver = caffe.SGDSolver(experiment.solver_file(solver_file, None, tmp))
+    random_weights(solver.net)
+    solver.net.layers[0].set_roidb([entry])
+    label = '%s train iteration' % _label('VGG16', engine)
+    return lambda: clock.time(label, lambda: solver.step(1))
+
+
+def interleaved(runners, clock, args):
+    """Runs each runner in turn, warm-up rounds first (their readings dropped), then
+    args.iters timed rounds: every runner sees the same machine load."""
+    for i in range(args.warmup + args.iters):
+        if i == args.warmup:
+            clock.totals.clear()
+        for run in runners:
+            run()
 
 
 # PyTorch ---------------------------------------------------------------------------------------
 
-def torch_model(num_classes=21, num_anchors=9):
+def torch_model(arch='VGG16', num_classes=21, num_anchors=9):
+    """The detection net's layout in PyTorch: VGG16's (torchvision's VGG16 up to relu5_3, RPN of
+    512, RoI pooling to 7 x 7) or ZF's (models/pascal_voc/ZF: LRN within channels as Caffe's,
+    RPN of 256, RoI pooling to 6 x 6); fc6/fc7 of 4096."""
     import torch
     import torchvision
     from torch import nn
 
-    class FasterRCNNVGG16(nn.Module):
+    class WithinChannelLRN(nn.Module):
+        # Caffe's LRN WITHIN_CHANNEL: x (1 + alpha * mean of x^2 over a 3x3 window)^-beta.
+        def forward(self, x):
+            mean = nn.functional.avg_pool2d(x * x, 3, 1, 1, count_include_pad=True)
+            return x * (1 + 5e-5 * mean).pow(-0.75)
+
+    if arch == 'VGG16':
+        features = torchvision.models.vgg16(weights=None).features[:30]  # to relu5_3
+        channels, pooled = 512, 7
+    elif arch == 'ZF':
+        features = nn.Sequential(
+            nn.Conv2d(3, 96, 7, 2, 3), nn.ReLU(), WithinChannelLRN(),
+            nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+            nn.Conv2d(96, 256, 5, 2, 2), nn.ReLU(), WithinChannelLRN(),
+            nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+            nn.Conv2d(256, 384, 3, 1, 1), nn.ReLU(), nn.Conv2d(384, 384, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(384, 256, 3, 1, 1), nn.ReLU())
+        channels, pooled = 256, 6
+    else:
+        raise ValueError('no PyTorch peer for %s' % arch)
+
+    class FasterRCNN(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = torchvision.models.vgg16(weights=None).features[:30]  # to relu5_3
-            self.rpn_conv = nn.Conv2d(512, 512, 3, padding=1)
-            self.rpn_cls = nn.Conv2d(512, 2 * num_anchors, 1)
-            self.rpn_bbox = nn.Conv2d(512, 4 * num_anchors, 1)
-            self.fc6 = nn.Linear(512 * 7 * 7, 4096)
+            self.features = features
+            self.rpn_conv = nn.Conv2d(channels, channels, 3, padding=1)
+            self.rpn_cls = nn.Conv2d(channels, 2 * num_anchors, 1)
+            self.rpn_bbox = nn.Conv2d(channels, 4 * num_anchors, 1)
+            self.fc6 = nn.Linear(channels * pooled * pooled, 4096)
             self.fc7 = nn.Linear(4096, 4096)
             self.cls_score = nn.Linear(4096, num_classes)
             self.bbox_pred = nn.Linear(4096, 4 * num_classes)
@@ -210,12 +310,12 @@ def torch_model(num_classes=21, num_anchors=9):
             return self.rpn_cls(h), self.rpn_bbox(h)
 
         def head(self, feat, rois):
-            pooled = torchvision.ops.roi_pool(feat, rois, (7, 7), 1.0 / 16)
-            h = self.dropout(torch.relu(self.fc6(pooled.flatten(1))))
+            pooled_rois = torchvision.ops.roi_pool(feat, rois, (pooled, pooled), 1.0 / 16)
+            h = self.dropout(torch.relu(self.fc6(pooled_rois.flatten(1))))
             h = self.dropout(torch.relu(self.fc7(h)))
             return self.cls_score(h), self.bbox_pred(h)
 
-    return FasterRCNNVGG16()
+    return FasterRCNN()
 
 
 def torch_proposals(scores, deltas, anchors, im_h, im_w, pre_nms, post_nms, min_size=16):
@@ -242,29 +342,40 @@ def torch_proposals(scores, deltas, anchors, im_h, im_w, pre_nms, post_nms, min_
     return torch.cat([boxes.new_zeros(len(keep), 1), boxes[keep]], 1)
 
 
-def time_torch(args, clock, device_index):
-    """The PyTorch model's times, on GPU device_index, or on the CPU when it is None."""
-    import torch
-    import torchvision
-    from rpn.generate_anchors import generate_anchors, shifted_anchors
-    tf32 = os.environ.get('CAFFE_ALLOW_TF32', '').lower() in ('1', 'true', 'yes')
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    device = torch.device('cpu') if device_index is None else torch.device('cuda', device_index)
-    model = torch_model().to(device)
-    x = torch.randn(1, 3, args.scale, args.max_size, device=device) * 50
+class TorchPeer:
+    """The PyTorch model of one net: its detection and training runners, on GPU device_index,
+    or on the CPU when it is None."""
 
-    def anchors_for(feat):
+    def __init__(self, arch, args, clock, device_index):
+        import torch
+        from rpn.generate_anchors import generate_anchors, shifted_anchors
+        tf32 = os.environ.get('CAFFE_ALLOW_TF32', '').lower() in ('1', 'true', 'yes')
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        self.torch, self.args, self.clock = torch, args, clock
+        self.device = torch.device('cpu') if device_index is None else \
+            torch.device('cuda', device_index)
+        self.arch = arch
+        self.model = torch_model(arch).to(self.device)
+        self.x = torch.randn(1, 3, args.scale, args.max_size, device=self.device) * 50
+        with torch.no_grad():
+            feat = self.model.features(self.x)
         a = shifted_anchors(generate_anchors(), feat.shape[2], feat.shape[3], 16)
-        return torch.as_tensor(a, dtype=torch.float32, device=device)
+        self.anchors = torch.as_tensor(a, dtype=torch.float32, device=self.device)
+        self.gen = torch.Generator(device='cpu').manual_seed(0)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9,
+                                   weight_decay=5e-4)
 
-    model.eval()
-    with torch.no_grad():
-        anchors = anchors_for(model.features(x))
-        def one_image():
-            feat = clock.time('torch conv', lambda: model.features(x))
-            rois = clock.time('torch proposal', lambda: torch_proposals(
-                *model.rpn(feat), anchors, args.scale, args.max_size, 6000, args.proposals))
+    def one_image(self):
+        import torchvision
+        torch, clock, args, model = self.torch, self.clock, self.args, self.model
+        model.eval()
+
+        def parts():
+            feat = clock.time('torch %s conv' % self.arch, lambda: model.features(self.x))
+            rois = clock.time('torch %s proposal' % self.arch, lambda: torch_proposals(
+                *model.rpn(feat), self.anchors, args.scale, args.max_size, 6000,
+                args.proposals))
 
             def region_wise():
                 cls, bbox = model.head(feat, rois)
@@ -274,44 +385,37 @@ def time_torch(args, clock, device_index):
                     sel = probs[:, k] > 0.05
                     keep.append(torchvision.ops.nms(rois[sel, 1:], probs[sel, k], 0.3))
                 return keep
-            clock.time('torch region-wise', region_wise)
-
-        for i in range(args.warmup + args.iters):
-            if i == args.warmup:
-                clock.drop('torch ')
-            clock.time('torch total', one_image)
-
-    if args.no_train:
-        return
-    model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
-    gen = torch.Generator(device='cpu').manual_seed(0)
-
-    def step():
-        feat = model.features(x)
-        cls, bbox = model.rpn(feat)
-        n = cls.shape[2] * cls.shape[3] * 9
-        idx = torch.randint(n, (256,), generator=gen).to(device)
-        labels = torch.randint(2, (256,), generator=gen).to(device)
-        logits = cls.view(1, 2, 9, -1).permute(0, 2, 3, 1).reshape(-1, 2)[idx]
-        rpn_loss = torch.nn.functional.cross_entropy(logits, labels) + \
-            torch.nn.functional.smooth_l1_loss(bbox.view(-1, 4)[idx], torch.zeros(256, 4,
-                                                                                 device=device))
+            clock.time('torch %s region-wise' % self.arch, region_wise)
         with torch.no_grad():
-            rois = torch_proposals(cls, bbox, anchors, args.scale, args.max_size, 12000, 2000)
-            rois = rois[torch.randint(len(rois), (128,), generator=gen).to(device)]
-        c, b = model.head(feat, rois)
-        y = torch.randint(21, (128,), generator=gen).to(device)
-        loss = rpn_loss + torch.nn.functional.cross_entropy(c, y) + \
-            torch.nn.functional.smooth_l1_loss(b, torch.zeros_like(b))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+            clock.time('torch %s total' % self.arch, parts)
 
-    for i in range(args.warmup + args.iters):
-        if i == args.warmup:
-            clock.drop('torch train iteration')
-        clock.time('torch train iteration', step)
+    def train_step(self):
+        torch, args, model, gen, device = self.torch, self.args, self.model, self.gen, \
+            self.device
+        model.train()
+
+        def step():
+            feat = model.features(self.x)
+            cls, bbox = model.rpn(feat)
+            n = cls.shape[2] * cls.shape[3] * 9
+            idx = torch.randint(n, (256,), generator=gen).to(device)
+            labels = torch.randint(2, (256,), generator=gen).to(device)
+            logits = cls.view(1, 2, 9, -1).permute(0, 2, 3, 1).reshape(-1, 2)[idx]
+            rpn_loss = torch.nn.functional.cross_entropy(logits, labels) + \
+                torch.nn.functional.smooth_l1_loss(bbox.view(-1, 4)[idx],
+                                                   torch.zeros(256, 4, device=device))
+            with torch.no_grad():
+                rois = torch_proposals(cls, bbox, self.anchors, args.scale, args.max_size,
+                                       12000, 2000)
+                rois = rois[torch.randint(len(rois), (128,), generator=gen).to(device)]
+            c, b = model.head(feat, rois)
+            y = torch.randint(21, (128,), generator=gen).to(device)
+            loss = rpn_loss + torch.nn.functional.cross_entropy(c, y) + \
+                torch.nn.functional.smooth_l1_loss(b, torch.zeros_like(b))
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+        self.clock.time('torch %s train iteration' % self.arch, step)
 
 
 # Report ----------------------------------------------------------------------------------------
@@ -343,15 +447,12 @@ def main(argv=None):
         caffe.set_mode_cpu()
         sync = lambda: None  # noqa: E731
         print('Device: CPU')
+        from benchmark_cpu import machine_peak, print_peak
+        peak = machine_peak()
+        print_peak(peak)
     clock = Clock(sync)
     nets = [n for n in args.nets.split(',') if n]
-    for arch in nets:
-        info = time_detection(arch, args, clock, sync, experiment)
-        print('%s detection: input %s, %d proposals' % (arch, 'x'.join(map(str, info['input'])),
-                                                         info['rois']), flush=True)
-    if not args.no_train:
-        time_training(args, clock, experiment)
-
+    engines = [None] if on_gpu else [e for e in args.engines.split(',') if e]
     have_torch = False
     if not args.no_torch:
         try:
@@ -360,35 +461,86 @@ def main(argv=None):
             have_torch = True
         except ImportError as e:
             print('PyTorch comparison skipped (%s)' % e)
-    if have_torch:
-        time_torch(args, clock, int(args.gpu) if on_gpu else None)
+    device = int(args.gpu) if on_gpu else None
 
-    print('\nmilliseconds per image (median of %d)        ours%s'
-          % (args.iters, '     torch   ours/torch' if have_torch else ''))
+    # Detection: every net on every engine and its PyTorch peer, in turn, image after image.
+    flops, parts, whole, infos, peers = {}, [], [], [], []
     for arch in nets:
-        for part in ('conv', 'proposal', 'region-wise', 'total', 'im_detect'):
-            ours = clock.ms('%s %s' % (arch, part))
-            line = '  %-6s %-28s %9.1f' % (arch, part, ours)
-            if have_torch and arch == 'VGG16' and part != 'im_detect':
-                theirs = clock.ms('torch %s' % part)
-                line += ' %9.1f %10.2f' % (theirs, ours / theirs)
-            print(line)
-        total = clock.ms('%s total' % arch)
-        print('  %-6s %-28s %9.1f' % (arch, 'frames per second', 1000.0 / total))
-    if not args.no_train:
-        ours = clock.ms('VGG16 train iteration')
-        line = '  %-6s %-28s %9.1f' % ('VGG16', 'end2end training iteration', ours)
+        for engine in engines:
+            with tempfile.TemporaryDirectory() as tmp:  # the net's files, read when built
+                one_image, im_detect, info = detection_runner(arch, engine, args, clock,
+                                                              experiment, tmp)
+            parts.append(one_image)
+            whole.append(im_detect)
+            infos.append((arch, engine, info))
         if have_torch:
-            theirs = clock.ms('torch train iteration')
-            line += ' %9.1f %10.2f' % (theirs, ours / theirs)
+            peers.append(TorchPeer(arch, args, clock, device))
+            parts.append(peers[-1].one_image)
+    interleaved(parts, clock, args)
+    detection_totals = dict(clock.totals)
+    interleaved(whole, clock, args)
+    clock.totals.update(detection_totals)
+    for arch, engine, info in infos:
+        values = info()
+        flops[_label(arch, engine)] = values['gflop']
+        print('%s detection: input %s, %d proposals'
+              % (_label(arch, engine), 'x'.join(map(str, values['input'])), values['rois']))
+    del parts, whole, infos, peers
+
+    if not args.no_train:
+        totals = dict(clock.totals)
+        with tempfile.TemporaryDirectory() as tmp:
+            steps = [training_runner(engine, args, clock, experiment, tmp)
+                     for engine in engines]
+            if have_torch:
+                steps.append(TorchPeer('VGG16', args, clock, device).train_step)
+            interleaved(steps, clock, args)
+            del steps
+        clock.totals.update(totals)
+
+    names = ['ours' if e in (None, 'DEFAULT') else e for e in engines]
+    header = ''.join('%11s' % n for n in names)
+    if have_torch:
+        header += '%11s' % 'torch' + ''.join('%11s' % (n + '/torch') for n in names)
+    print('\nmilliseconds per image (median of %d) %s' % (args.iters, header))
+    if not on_gpu and 'CAFFE' in names:
+        print('  (ours: this runtime as it chooses its convolution algorithms; CAFFE: with engine '
+              'CAFFE on every convolution, im2col, as before Winograd)')
+
+    def row(arch, part, name, torch_name):
+        line = '  %-6s %-30s' % (arch, name)
+        ours = [clock.ms('%s %s' % (_label(arch, e), part)) for e in engines]
+        line += ''.join('%11.1f' % v for v in ours)
+        if have_torch:
+            theirs = clock.ms('torch %s' % torch_name)
+            line += '%11.1f' % theirs + ''.join('%11.2f' % (v / theirs) for v in ours)
         print(line)
+
+    for arch in nets:
+        for part in ('conv', 'proposal', 'region-wise', 'total'):
+            row(arch, part, part, '%s %s' % (arch, part))
+        row(arch, 'im_detect', 'im_detect', '%s total' % arch)
+        if not on_gpu:
+            # The arithmetic floor of each part: its products' FLOPs (as the layers run them)
+            # at the measured peak.
+            for engine in engines:
+                label = _label(arch, engine)
+                for part, (run, direct) in zip(('conv', 'proposal', 'region-wise'),
+                                               flops[label]):
+                    at_peak = 1e3 * run / peak['gflops_cpu']
+                    print('  %-12s %-24s %9.1f   (%.1f GFLOP as run, %.1f direct; time / that '
+                          '%.2f)' % (label, part + ' at FP32 peak', at_peak, run, direct,
+                                     clock.ms('%s %s' % (label, part)) / at_peak))
+    if not args.no_train:
+        row('VGG16', 'train iteration', 'end2end training iteration', 'VGG16 train iteration')
     if args.result:
         import json
         from caffe.io import atomic_write
         medians = {name: clock.ms(name) for name in sorted(clock.totals)}
         atomic_write(args.result, json.dumps({'device': 'cpu' if not on_gpu else
                                               'gpu %s' % args.gpu, 'iters': args.iters,
-                                              'median_ms': medians}, indent=1))
+                                              'median_ms': medians, 'gflop': flops,
+                                              'peak': None if on_gpu else peak}, indent=1))
         print('Wrote %s' % args.result)
     return 0
 

@@ -9,7 +9,9 @@ the time per layer type is printed too. The floor is the net's bare matrix produ
 Convolution and InnerProduct layer, np.matmul on preallocated float32 arrays of the shapes its
 forward pass multiplies (weights by the im2col matrix, per group and image). total / floor is
 what im2col, BatchNorm, Scale, ReLU, Eltwise, pooling, the proposal layer and the bookkeeping cost
-on top of BLAS. The first image is a warm-up and not counted.
+on top of BLAS. The first image is a warm-up and not counted. The
+products' FLOPs (Winograd's fewer ones where a layer runs it) are also printed against the
+machine's measured float32 peak (benchmark_cpu.machine_peak).
 
     python3 tools/benchmark_resnet_cpu.py --num-images 3
     python3 tools/benchmark_resnet_cpu.py \
@@ -24,6 +26,7 @@ import time
 import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
+from benchmark_cpu import forward_products, machine_peak, print_peak
 from time_net import split_layers, time_image
 from utils import paths
 
@@ -62,21 +65,15 @@ def synthetic_image(height, width, seed=0):
 
 
 def matmul_floor(net, repeat):
-    """Seconds of the bare products of the net's Convolution and InnerProduct forward passes at
-    the shapes of the last run (best of repeat). The operands are views of three buffers sized
-    for the largest product, so the floor needs no more memory than one layer."""
-    shapes = []                      # (m, k, n, how many times)
-    for i, layer in enumerate(net.layers):
-        if layer.type not in ('Convolution', 'InnerProduct'):
-            continue
-        w = net.params[net._layer_names[i]][0].data
-        bottom, top = net.bottom_vecs[i][0], net.top_vecs[i][0]
-        if layer.type == 'Convolution':
-            group = layer.layer_param.convolution_param.group
-            shapes.append((w.shape[0] // group, int(np.prod(w.shape[1:])),
-                           int(np.prod(top.shape[2:])), bottom.shape[0] * group))
-        else:
-            shapes.append((top.count // w.shape[0], w.shape[1], w.shape[0], 1))
+    """(seconds, GFLOP) of the bare products of the net's Convolution and InnerProduct forward
+    passes at the shapes of the last run, as each layer runs them (im2col's, or Winograd's
+    fewer ones), best of repeat. The operands are views of three buffers sized for the largest
+    product, so the floor needs no more memory than one layer."""
+    shapes = collections.Counter()   # (m, k, n) -> how many times
+    for layer, bottom, top in zip(net.layers, net.bottom_vecs, net.top_vecs):
+        for m, n, k in forward_products(layer, bottom, top):
+            shapes[(m, k, n)] += 1
+    shapes = [shape + (count,) for shape, count in shapes.items()]
     rng = np.random.default_rng(1)
     buffers = [rng.standard_normal(max(m * k for m, k, _, _ in shapes), dtype=np.float32),
                rng.standard_normal(max(k * n for _, k, n, _ in shapes), dtype=np.float32),
@@ -90,7 +87,7 @@ def matmul_floor(net, repeat):
             for _ in range(count):
                 np.matmul(a, b, out=c)
         best = min(best, time.perf_counter() - start)
-    return best
+    return best, sum(2e-9 * m * k * n * count for m, k, n, count in shapes)
 
 
 def time_by_type(net):
@@ -144,12 +141,16 @@ def main():
             totals += parts
     ms = 1e3 * totals / args.num_images
     by_type = time_by_type(net)
-    floor = matmul_floor(net, repeat=2)
+    floor, gflop = matmul_floor(net, repeat=2)
+    peak = machine_peak()
+    print_peak(peak)
     print('time per layer type (ms, one more pass): ' + ', '.join(
         '%s %.0f' % (kind, 1e3 * t) for kind, t in by_type.most_common() if t >= 5e-4))
     print('Timing (ms/image): conv %.0f proposal %.0f region-wise %.0f total %.0f; '
-          'matmul floor %.0f; total / floor %.2f'
-          % (ms[0], ms[1], ms[2], ms.sum(), 1e3 * floor, ms.sum() / (1e3 * floor)))
+          'matmul floor %.0f; total / floor %.2f; the products\' %.1f GFLOP at the peak %.0f ms, '
+          'total / that %.2f'
+          % (ms[0], ms[1], ms[2], ms.sum(), 1e3 * floor, ms.sum() / (1e3 * floor), gflop,
+             1e3 * gflop / peak['gflops_cpu'], ms.sum() / (1e3 * gflop / peak['gflops_cpu'])))
 
 
 if __name__ == '__main__':

@@ -1,4 +1,6 @@
-"""Convolution: Caffe's convolution, computed as im2col + one matrix product per group.
+"""Convolution: Caffe's 2-D convolution, computed as im2col + one matrix product per group, or,
+for the shapes it suits, by Winograd's minimal filtering (winograd.py; conv_algorithm.py says
+which layers and why: engine CAFFE keeps every layer on im2col).
 
 Weights are (num_output, channels/group, *kernel), bias (num_output,); the output is
 floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1 along each axis. Several bottoms may
@@ -18,8 +20,10 @@ import numpy as np
 
 from ..gemm import matmul
 from ..layer import register
+from . import conv_algorithm
 from ._checks import not_built, reshape_by_shapes
 from .base_conv import WORKSPACE, BaseConvolutionLayer, _Workspace, conv_output_size  # noqa: F401
+from .winograd import Winograd
 
 try:
     from .im2col import col2im, im2col
@@ -44,6 +48,8 @@ class ConvolutionLayer(BaseConvolutionLayer):
         if im2col is None:
             raise not_built(self, 'im2col', _IM2COL_ERROR)
         self.setup_conv(bottom)
+        self.engine = self.layer_param.convolution_param.engine
+        self.winograd = None
 
     @reshape_by_shapes
     def reshape(self, bottom, top):
@@ -52,6 +58,14 @@ class ConvolutionLayer(BaseConvolutionLayer):
             return
         num = self.num
         self.out_h, self.out_w = self.out_shape
+
+        tile = conv_algorithm.winograd_tile(self.engine, self.kernel, self.stride, self.dilation,
+                                            self.group, self.channels, self.num_output)
+        if not tile:
+            self.winograd = None
+        elif self.winograd is None or self.winograd.tile != tile:
+            self.winograd = Winograd(tile, self.channels, self.num_output, self.pad, WORKSPACE,
+                                     COL_BUFFER_FLOATS)
 
         spatial = self.out_h * self.out_w
         kdim = self.kdim = self.channels * self.kernel[0] * self.kernel[1]
@@ -116,8 +130,12 @@ class ConvolutionLayer(BaseConvolutionLayer):
     def forward_cpu(self, bottom, top):
         if self.general:
             return self.forward_general_cpu(bottom, top)
-        weights = self._grouped_weights()
         bias = self.blobs[1].cpu_data() if len(self.blobs) > 1 else None
+        if self.winograd is not None:
+            for b, t in zip(bottom, top):
+                self.winograd.forward(self.blobs[0].cpu_data(), bias, b.cpu_data(), t.data)
+            return
+        weights = self._grouped_weights()
         for b, t in zip(bottom, top):
             data = b.cpu_data()
             out = t.data
@@ -151,6 +169,19 @@ class ConvolutionLayer(BaseConvolutionLayer):
         want_b = len(self.blobs) > 1 and self.param_propagate_down[1]
         if not (want_w or want_b or any(propagate_down)):
             return
+        if self.winograd is None:
+            self._backward_im2col(top, propagate_down, bottom, want_w, want_b)
+            return
+        if want_b:
+            self._backward_im2col(top, [False] * len(bottom), bottom, False, want_b)
+        weights = self.blobs[0].cpu_data()
+        for t, b, down in zip(top, bottom, propagate_down):
+            if want_w:
+                self.winograd.backward_weights(b.cpu_data(), t.cpu_diff(), self.blobs[0].diff)
+            if down:
+                self.winograd.backward_data(weights, t.cpu_diff(), b.diff)
+
+    def _backward_im2col(self, top, propagate_down, bottom, want_w, want_b):
         weights = self._grouped_weights()
         spatial = self.out_h * self.out_w
         if want_w:
