@@ -92,7 +92,6 @@ def test_net_bytes_counts_shared_buffers_once(bench):
     assert bench.net_bytes(net, training=True) == 2 * (data + params)
 
 
-<<<<<<< HEAD
 @pytest.mark.slow
 def test_concurrent_jobs_table(tmp_path):
     # The table's shape, not its times: one job alone, two at once, one beside a busy loop, each
@@ -114,7 +113,8 @@ def test_concurrent_jobs_table(tmp_path):
         for r in row['results']:
             assert r['runs'] == 1 and r['wall_s'] > 0 and r['cpu_s'] > 0
             assert r['wall_vs_solo'] == r['wall_s'] / solo
-=======
+
+
 WINOGRAD_NET = '''
 name: "wino"
 input: "data" input_shape { dim: 1 dim: 16 dim: 9 dim: 7 }
@@ -148,4 +148,3 @@ def test_recorder_lists_winograd_products_and_direct_flops(bench, monkeypatch):
     by_layer = {}
     total, _ = bench.Floor(recorder.gemms, recorder.gemm_layers).run(by_layer)
     assert by_layer['conv'] == pytest.approx(total)
->>>>>>> i25-conv
