@@ -175,7 +175,7 @@ def test_faster_rcnn_end2end_script_joint_switch(sandbox, joint):
     assert "'precomputed': true" in layers['roi-data'].python_param.param_str
     if joint == 'nonapprox':
         # cfg's default: the foreground RoIs' coordinate gradient, x 0.1 (docs/joint_training.md)
-        assert os.path.basename(solver.train_net) == 'train_run.prototxt'
+        assert os.path.basename(solver.train_net) == 'train_coordgrad_fg_x0.1.prototxt'
         assert "'backprop_coords': true" in layers['proposal'].python_param.param_str
         assert "'coord_grad_scale': 0.1" in layers['proposal'].python_param.param_str
         assert "'backprop_coords': 'fg'" in layers['roi-data'].python_param.param_str

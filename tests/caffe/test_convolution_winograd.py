@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+import caffe
 from caffe.common import CaffeError
 from caffe.layers import conv_algorithm, convolution, winograd
 from caffe.layers import winograd_kernels as kernels
@@ -241,18 +242,24 @@ def test_bands_and_several_bottoms(policy, monkeypatch, tile):
                                           ('num_output: 2 pad: 0', (1, 3, 7, 5)),
                                           ('num_output: 2 pad: 2 bias_term: false', (1, 2, 5, 6)),
                                           ('num_output: 2 pad: 3', (1, 2, 4, 5))])
-def test_finite_difference_gradients(policy, monkeypatch, tile, params, shape):
+@pytest.mark.parametrize('seed', [1, 2, 3])
+def test_finite_difference_gradients(policy, monkeypatch, tile, params, shape, seed):
     # Small layers (Winograd forced below its channel threshold) so every element is checked;
     # a pad of 3 makes the data gradient's padding negative (a crop).
     monkeypatch.setattr(conv_algorithm, 'MIN_CHANNELS', 1)
     policy(POLICIES[tile])
     x = np.random.RandomState(7).randn(*shape).astype(np.float32)
+    caffe.set_random_seed(seed)  # the fillers' weights, whatever ran before
     layer, bottom, top = build_layer(
         'name: "g" type: "Convolution" bottom: "x" top: "y" convolution_param { %s '
         'kernel_size: 3 weight_filler { type: "gaussian" std: 0.5 } '
         'bias_filler { type: "gaussian" } }' % params, [x])
     assert layer.winograd is not None and layer.winograd.tile == tile
-    check_gradient(layer, bottom, top)
+    # The central difference divides the forward pass's float32 error by the step (1e-2):
+    # F(4x4)'s, some ten times im2col's (docs/cpu_performance.md), leaves about 1e-3 of noise
+    # in the numeric side, so its check allows 3e-3. The analytic gradients themselves are held
+    # to 1e-4 against float64 above.
+    check_gradient(layer, bottom, top, threshold=1e-3 if tile == 2 else 3e-3)
 
 
 @pytest.mark.parametrize('params', [

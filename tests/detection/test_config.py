@@ -35,7 +35,9 @@ def test_release_defaults():
         RPN_POST_NMS_TOP_N=2000, RPN_MIN_SIZE=16, RPN_BBOX_INSIDE_WEIGHTS=(1, 1, 1, 1),
         RPN_POSITIVE_WEIGHT=-1.0, RPN_LAMBDA=10.0, ITER_SIZE=0,
         RANKS_PER_UPDATE=0,
-        COORD_GRADIENT=True, COORD_GRADIENT_SCALE=1.0, COORD_GRADIENT_ROIS='')
+        # Project keys: non-approximate training's tamed coordinate gradient by default
+        # (docs/joint_training.md: the exact one wrecks the RPN).
+        COORD_GRADIENT=True, COORD_GRADIENT_SCALE=0.1, COORD_GRADIENT_ROIS='fg')
     expected_test = dict(
         SCALES=(600,), MAX_SIZE=1000, NMS=0.3, SVM=False, BBOX_REG=True, HAS_RPN=False,
         PROPOSAL_METHOD='selective_search', RPN_NMS_THRESH=0.7, RPN_PRE_NMS_TOP_N=6000,
