@@ -1,5 +1,5 @@
 """tools/caffe_model_census.py on a small release written here in BVLC's style (a V1 `layers`
-net with an LMDB Data layer, an old-style deploy net with `input` fields, ImageData with a mean
+net with an LMDB Data layer, a LevelDB one with a mean file, an old-style deploy net with `input` fields, ImageData with a mean
 file, HDF5Data, WindowData, a Python loss layer beside its net, a solver) plus two broken files:
 the counts, each net's states, and the broken files reported with the step and the reason."""
 import json
@@ -37,6 +37,17 @@ layers { name: "loss" type: SOFTMAX_LOSS bottom: "ip" bottom: "label" top: "loss
 net: "models/mnist_v1/train_test.prototxt"
 test_iter: 10 test_interval: 50 base_lr: 0.01 lr_policy: "fixed" max_iter: 100
 solver_type: NESTEROV momentum: 0.9 snapshot_prefix: "small"
+''',
+    # No backend: LevelDB, Caffe's default; the path says CIFAR: 3 x 32 x 32, as the mean must be.
+    'examples/cifar_like/quick.prototxt': '''
+layer { name: "cifar" type: "Data" top: "data" top: "label"
+  transform_param { mean_file: "examples/cifar10/mean.binaryproto" }
+  data_param { source: "examples/cifar10/cifar10_train_leveldb" batch_size: 100 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 5 weight_filler { type: "xavier" } } }
+layer { name: "ip" type: "InnerProduct" bottom: "conv" top: "ip"
+        inner_product_param { num_output: 10 weight_filler { type: "xavier" } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
 ''',
     # Old-style inputs, batch 10 (cut to 2).
     'models/mnist_v1/deploy.prototxt': '''
@@ -133,11 +144,11 @@ def census(tmp_path_factory):
 def test_counts(census):
     r, result, _ = census
     assert result['counts'] == {
-        'files': 9, 'parsed': 8, 'solvers': 1, 'solvers_parsed': 1, 'nets': 8, 'nets_parsed': 7,
-        'built': 6, 'forward': 6, 'train_nets': 5, 'backward': 5}
+        'files': 10, 'parsed': 9, 'solvers': 1, 'solvers_parsed': 1, 'nets': 9,
+        'nets_parsed': 8, 'built': 7, 'forward': 7, 'train_nets': 6, 'backward': 6}
     assert r.returncode == 1      # not every file got through
-    assert ('9 files: 8 parsed (1/1 solvers, 7/8 nets); nets built 6/8, ran forward 6/8, '
-            'backward 5/5 train nets') in r.stdout
+    assert ('10 files: 9 parsed (1/1 solvers, 8/9 nets); nets built 7/9, ran forward 7/9, '
+            'backward 6/6 train nets') in r.stdout
 
 
 def test_each_net_runs_in_the_states_it_has(census):
@@ -145,7 +156,8 @@ def test_each_net_runs_in_the_states_it_has(census):
     states = {f: rec['states'] for f, rec in by_file.items() if rec['kind'] == 'net'}
     assert states['models/mnist_v1/train_test.prototxt'] == ['TRAIN', 'TEST']
     assert states['models/mnist_v1/deploy.prototxt'] == ['TEST']
-    for rel in ('examples/images/train_val.prototxt', 'examples/vectors/train.prototxt',
+    for rel in ('examples/cifar_like/quick.prototxt', 'examples/images/train_val.prototxt',
+                'examples/vectors/train.prototxt',
                 'examples/windows/finetune.prototxt', 'examples/python/sum.prototxt'):
         assert states[rel] == ['TRAIN'], rel
         assert by_file[rel]['backward'] is True and by_file[rel]['error'] is None, rel
