@@ -26,7 +26,7 @@ Python layers are imported from the net's folder, its layers/ subfolder and --py
 A TRAIN state runs forward and backward, a TEST state forward.
 
 Per file it prints and records: parsed, built, forward, backward (None where the step does not
-apply), and the first error with the step it stopped at; the result file (--result, JSON)
+apply), the first error with the step it stopped at, and any output that is not finite; the result file (--result, JSON)
 holds the records and the counts.
 """
 import argparse
@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import traceback
+import types
 
 import _common
 
@@ -325,18 +326,6 @@ def release_settings(param, phase):
     return net_surgery.with_layer_settings(param, experiment.layer_settings(phase))
 
 
-class _Imdb:
-    """What roi_data_layer.roidb.prepare_roidb reads from an imdb."""
-
-    def __init__(self, roidb, paths):
-        self.name = 'census'
-        self.roidb = roidb
-        self._paths = paths
-
-    def image_path_at(self, i):
-        return self._paths[i]
-
-
 def generated_roidb(sources, num_classes, with_proposals):
     """One PNG image with two ground-truth boxes; with_proposals adds boxes around them
     (foreground) and beside them (background) and the regression targets, for a Fast R-CNN net."""
@@ -363,7 +352,9 @@ def generated_roidb(sources, num_classes, with_proposals):
     overlaps[rows, gt_classes[best]] = iou[rows, best]
     roidb = [{'boxes': boxes.astype(np.uint16), 'gt_classes': classes, 'flipped': False,
               'gt_overlaps': scipy.sparse.csr_matrix(overlaps)}]
-    rdl_roidb.prepare_roidb(_Imdb(roidb, paths))
+    # prepare_roidb reads an imdb's name, roidb and image_path_at(i)
+    rdl_roidb.prepare_roidb(types.SimpleNamespace(name='census', roidb=roidb,
+                                                  image_path_at=paths.__getitem__))
     if with_proposals:
         rdl_roidb.add_bbox_regression_targets(roidb, BoxTargets())
     return roidb
@@ -416,7 +407,8 @@ def python_path(folders):
 
 def run_net(param, rel, phase, stages, sources, rng):
     """Builds the net in one state on generated sources and runs it: forward, and backward in
-    TRAIN. Raises Failure(the step, the error)."""
+    TRAIN. Returns the outputs that hold a value that is not finite (a note, not a failure).
+    Raises Failure(the step, the error)."""
     import caffe
     step = 'build'
     try:
@@ -425,12 +417,15 @@ def run_net(param, rel, phase, stages, sources, rng):
         step = 'forward'
         fill_inputs(net, rng)
         feed_roidbs(net, sources)
-        net.forward()
+        outputs = net.forward()
+        nonfinite = sorted(name for name, value in outputs.items()
+                           if not np.all(np.isfinite(value)))
         if phase == caffe.TRAIN:
             step = 'backward'
             net.backward()
     except Exception as e:
         raise Failure(step, e) from e
+    return nonfinite
 
 
 class Failure(Exception):
@@ -447,7 +442,8 @@ def census_file(root, rel, scratch, python_folders, verbose=False):
     import caffe
     path = os.path.join(root, rel)
     record = {'root': root, 'file': rel, 'kind': None, 'parsed': False, 'built': None,
-              'forward': None, 'backward': None, 'states': [], 'error': None, 'step': None}
+              'forward': None, 'backward': None, 'states': [], 'error': None, 'step': None,
+              'nonfinite_outputs': []}
     try:
         kind, param = read_file(path)
     except ParseFailure as f:
@@ -468,7 +464,8 @@ def census_file(root, rel, scratch, python_folders, verbose=False):
                 record['states'].append(name)
                 if phase == caffe.TRAIN:
                     record['backward'] = True
-                run_net(param, rel, phase, stages, sources, rng)
+                record['nonfinite_outputs'] += ['%s: %s' % (name, output) for output in
+                                                run_net(param, rel, phase, stages, sources, rng)]
     except Failure as f:
         # The TRAIN states come first: a failure in a TEST state leaves backward as it was.
         record.update(step=f.step, error='%s: %s' % (name, _common.error_message(f.error)))
@@ -525,6 +522,9 @@ def main(argv=None):
                 mark(record['forward']), mark(record['backward'])), flush=True)
             if record['error']:
                 print('    %s failed: %s' % (record['step'], record['error']), flush=True)
+            if record['nonfinite_outputs']:
+                print('    outputs not finite: %s' % ', '.join(record['nonfinite_outputs']),
+                      flush=True)
     total = counts(records)
     print('%(files)d files: %(parsed)d parsed (%(solvers_parsed)d/%(solvers)d solvers, '
           '%(nets_parsed)d/%(nets)d nets); nets built %(built)d/%(nets)d, ran forward '

@@ -113,6 +113,12 @@ class SquareLoss(caffe.Layer):
     def backward(self, top, propagate_down, bottom):
         bottom[0].diff[...] = bottom[0].data * top[0].diff[0]
 ''',
+    # Runs, but its output is NaN: noted.
+    'examples/nan/log.prototxt': '''
+layer { name: "x" type: "DummyData" top: "x"
+        dummy_data_param { shape { dim: 2 dim: 3 } data_filler { type: "constant" value: -1 } } }
+layer { name: "log" type: "Log" bottom: "x" top: "log" }
+''',
     # Broken: a field that does not exist (line 4: the text starts with a newline); a layer
     # type that does not exist.
     'examples/broken/typo.prototxt': '''
@@ -144,10 +150,10 @@ def census(tmp_path_factory):
 def test_counts(census):
     r, result, _ = census
     assert result['counts'] == {
-        'files': 10, 'parsed': 9, 'solvers': 1, 'solvers_parsed': 1, 'nets': 9,
-        'nets_parsed': 8, 'built': 7, 'forward': 7, 'train_nets': 6, 'backward': 6}
+        'files': 11, 'parsed': 10, 'solvers': 1, 'solvers_parsed': 1, 'nets': 10,
+        'nets_parsed': 9, 'built': 8, 'forward': 8, 'train_nets': 6, 'backward': 6}
     assert r.returncode == 1      # not every file got through
-    assert ('10 files: 9 parsed (1/1 solvers, 8/9 nets); nets built 7/9, ran forward 7/9, '
+    assert ('11 files: 10 parsed (1/1 solvers, 9/10 nets); nets built 8/10, ran forward 8/10, '
             'backward 6/6 train nets') in r.stdout
 
 
@@ -163,6 +169,9 @@ def test_each_net_runs_in_the_states_it_has(census):
         assert by_file[rel]['backward'] is True and by_file[rel]['error'] is None, rel
     assert by_file['models/mnist_v1/deploy.prototxt']['backward'] is None
     assert by_file['models/mnist_v1/solver.prototxt']['kind'] == 'solver'
+    nan = by_file['examples/nan/log.prototxt']
+    assert nan['forward'] is True and nan['nonfinite_outputs'] == ['TEST: log']
+    assert all(not rec['nonfinite_outputs'] for f, rec in by_file.items() if rec is not nan)
 
 
 def test_broken_files_are_reported_with_their_reason(census):
