@@ -9,8 +9,9 @@
   tools/caffe.py device_query [-gpu=0|all]
 
 Flags take one dash or two, with `=` or a space (gflags' forms); -level and -stage pick the net's
-state as in Caffe. Beyond Caffe: -result FILE writes what `test` scored and what `time` measured
-as JSON (tools and scripts read that, never the printed lines).
+state as in Caffe. Beyond Caffe: -result FILE writes as JSON the loss `train` displayed (every
+`display` iterations: the solver's smoothed loss), what `test` scored and what `time` measured
+(tools and scripts read that, never the printed lines).
 
 Where Caffe's behaviour is kept on purpose:
 - train: without -gpu, a solver file with `solver_mode: GPU` trains on its device_id, as Caffe;
@@ -21,7 +22,6 @@ Where Caffe's behaviour is kept on purpose:
   in phase TRAIN unless -phase says otherwise).
 """
 import argparse
-import json
 import signal
 import sys
 import time
@@ -52,7 +52,8 @@ def parse_args(argv=None):
     flag('stage', default='', help="the net state's stages, separated by ','")
     flag('sigint_effect', default='stop', choices=EFFECTS, help='on SIGINT (train)')
     flag('sighup_effect', default='snapshot', choices=EFFECTS, help='on SIGHUP (train)')
-    flag('result', default='', help='write test scores / timings to this JSON file')
+    flag('result', default='',
+         help='write the training losses / test scores / timings to this JSON file')
     return parser.parse_args(argv)
 
 
@@ -97,6 +98,32 @@ def use_device(gpus):
 
 
 # train -----------------------------------------------------------------------------------------
+
+class LossRecord:
+    """A solver callback that keeps the smoothed loss at each displayed iteration, as Caffe's
+    log shows it ("Iteration i (...), loss = ..."), for train's -result."""
+
+    def __init__(self, solver):
+        self.solver = solver
+        self.losses = []
+
+    def on_start(self):
+        pass
+
+    def on_gradients_ready(self):
+        self.displayed()
+
+    def displayed(self):
+        p = self.solver.param
+        if p.display and self.solver.iter % p.display == 0:
+            self.losses.append({'iter': self.solver.iter,
+                                'loss': float(self.solver.smoothed_loss)})
+
+    def after_solve(self):
+        """Solve's last display: the loss of one more forward pass after the last update."""
+        if not self.solver.requested_early_exit:
+            self.displayed()
+
 
 class SignalActions:
     """Caffe's SignalHandler: SIGINT and SIGHUP are remembered, and the solver asks after each
@@ -171,9 +198,17 @@ def _train_rank(rank, uid, args, gpus):
         solver.restore(args.snapshot)
         if nccl is not None:
             nccl.bcast()
+    record = LossRecord(solver)
+    if rank == 0:
+        solver.add_callback(record)
     print('Starting Optimization', flush=True)
     solver.solve()
     print('Optimization Done.', flush=True)
+    record.after_solve()
+    if args.result and rank == 0:
+        _common.write_result(args.result, command='train', solver=args.solver,
+                             iterations=solver.iter, losses=record.losses,
+                             stopped_early=solver.requested_early_exit)
     return 0
 
 

@@ -140,6 +140,9 @@ class Layer:
     min_top_blobs = None
     max_top_blobs = None
     equal_num_bottom_top_blobs = False
+    # Caffe's AutoTopBlobs(): the Net adds the tops the layer needs where its definition names
+    # fewer (LossLayer's, so a loss layer may be written without a top).
+    auto_top_blobs = False
 
     def __init__(self, layer_param=None, phase=TRAIN):
         self.layer_param = layer_param

@@ -196,6 +196,9 @@ class Net:
         self._layer_names = []
         self.bottom_vecs, self.top_vecs = [], []
         self.bottom_names, self.top_names = collections.OrderedDict(), collections.OrderedDict()
+        # Per layer index: Caffe lets two layers share a name (BVLC's mnist_autoencoder.prototxt
+        # has two named "loss"); the name-keyed dicts above keep the later one, as pycaffe's.
+        self._bottoms_of, self._tops_of = [], []
         self.inputs = []
         self._bottom_need_backward = []
         self._layer_need_backward = []
@@ -210,12 +213,10 @@ class Net:
 
     def _append_layer(self, lp, blob_need_backward, available):
         """Creates, connects and sets up one layer (one step of Caffe's Net::Init loop)."""
-        if lp.name in self.bottom_names:
-            raise CaffeError('%s: two layers are named %r' % (self.source, lp.name))
         layer = layer_class(lp)(lp, self.phase)
         bottom = [self.blobs[b] for b in lp.bottom]
         available.difference_update(lp.bottom)
-        top = self._create_tops(lp)
+        top = self._create_tops(lp, layer)
         bottom_nb = self._bottoms_needing_backward(lp, blob_need_backward)
         layer.check_blob_counts(bottom, top)
         layer.setup(bottom, top)
@@ -233,14 +234,23 @@ class Net:
         self.top_vecs.append(top)
         self.bottom_names[lp.name] = list(lp.bottom)
         self.top_names[lp.name] = list(lp.top)
+        self._bottoms_of.append(list(lp.bottom))
+        self._tops_of.append(list(lp.top) + ['(automatic)'] * (len(top) - len(lp.top)))
         self._bottom_need_backward.append(bottom_nb)
         self._layer_need_backward.append(need_backward)
         if len(layer.blobs):
             self.params[lp.name] = layer.blobs
 
-    def _create_tops(self, lp):
+    def _create_tops(self, lp, layer):
         top = []
-        for name in lp.top:
+        names = list(lp.top)
+        if layer.auto_top_blobs:
+            # Caffe's AutoTopBlobs (loss layers): a layer given fewer tops than it needs gets
+            # anonymous ones, named "(automatic)", that no other layer can read and that are not
+            # outputs; their loss still counts.
+            needed = max(layer.min_top_blobs or 0, layer.exact_num_top_blobs or 0)
+            names += ['(automatic)'] * (needed - len(names))
+        for name in names:
             if name in lp.bottom:          # in place: the top is the bottom's Blob
                 top.append(self.blobs[name])
                 continue
@@ -325,7 +335,7 @@ class Net:
         that needs a gradient (Caffe's pass from the last layer to the first)."""
         under_loss, skip = set(), set()
         for i in reversed(range(len(self.layers))):
-            lp_tops = self.top_names[self._layer_names[i]]
+            lp_tops = self._tops_of[i]
             weighted = {j for j, _ in self._loss_weights[i]}
             contributes = any(j in weighted or t in under_loss for j, t in enumerate(lp_tops))
             skip_all = all(t in skip for t in lp_tops) if lp_tops else True
@@ -334,7 +344,7 @@ class Net:
                 self._bottom_need_backward[i] = [False] * len(self._bottom_need_backward[i])
             if not contributes:
                 self._layer_need_backward[i] = False
-            for j, b in enumerate(self.bottom_names[self._layer_names[i]]):
+            for j, b in enumerate(self._bottoms_of[i]):
                 if contributes:
                     under_loss.add(b)
                 else:
@@ -462,7 +472,7 @@ class Net:
                 self.blobs[name].reshape(value.shape)
             self.blobs[name].data[...] = value
         self.forward_from_to(start_i, end_i)
-        outputs = self.top_names[self._layer_names[end_i]] if end is not None else self.outputs
+        outputs = self._tops_of[end_i] if end is not None else self.outputs
         names = list(outputs) + [b for b in (blobs or []) if b not in outputs]
         return {name: self.blobs[name].data for name in names}
 
@@ -475,7 +485,7 @@ class Net:
                 raise CaffeError('net %r has no blob %r' % (self.name, name))
             self.blobs[name].diff[...] = value
         self.backward_from_to(start_i, end_i)
-        inputs = self.bottom_names[self._layer_names[end_i]] if end is not None else self.inputs
+        inputs = self._bottoms_of[end_i] if end is not None else self.inputs
         names = list(inputs) + [b for b in (diffs or []) if b not in inputs]
         return {name: self.blobs[name].diff for name in names}
 
@@ -581,7 +591,7 @@ class Net:
         weights = collections.OrderedDict((name, 0.0) for name in self.blobs)
         for i, pairs in enumerate(self._loss_weights):
             for j, w in pairs:
-                weights[self.top_names[self._layer_names[i]][j]] = w
+                weights[self._tops_of[i][j]] = w
         return weights
 
     # Weights ------------------------------------------------------------------------------------

@@ -1,8 +1,13 @@
 """A LeNet-shaped net (two conv/pool stages, a 500-unit hidden layer, 10 outputs; Data layers
 for TRAIN and TEST as in Caffe's MNIST example) trains from a generated MNIST-like LMDB through
 SGDSolver, with the loss going down and the TEST net's accuracy well above chance; a seeded run
-repeats exactly with the data layer's prefetch thread on."""
+repeats exactly with the data layer's prefetch thread on. The same files laid out as Caffe's
+examples/mnist go through the `caffe` command (tools/caffe.py train, test, time) as a Caffe user
+types it, from the folder above examples/."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -61,6 +66,9 @@ solver_mode: CPU
 '''
 
 ITERATIONS = 80
+TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    'tools', 'caffe.py')
+LAYERS = ['digits', 'conv1', 'pool1', 'conv2', 'pool2', 'ip1', 'relu1', 'ip2', 'loss']
 
 
 @pytest.fixture(scope='module')
@@ -107,3 +115,54 @@ def test_seeded_training_repeats_with_prefetching(lenet_files):
     _, a = train(solver_file, 8)
     _, b = train(solver_file, 8)
     assert a == b
+
+
+def write_digits_lmdb(path, count, seed):
+    images, labels = mnist_like_digits(count, seed)
+    records = [caffe.io.array_to_datum(im, int(l)) for im, l in zip(images, labels)]
+    return write_datum_db(str(path), records)
+
+
+def caffe_command(folder, *args):
+    r = subprocess.run([sys.executable, TOOL] + list(args), cwd=str(folder), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def test_lenet_through_the_caffe_command(tmp_path):
+    mnist = tmp_path / 'examples' / 'mnist'
+    mnist.mkdir(parents=True)
+    write_digits_lmdb(mnist / 'mnist_train_lmdb', 640, 0)
+    write_digits_lmdb(mnist / 'mnist_test_lmdb', 200, 1)
+    # Paths relative to the folder the command runs in, as Caffe's examples/mnist files are.
+    (mnist / 'lenet_train_test.prototxt').write_text(NET % {
+        'train': 'examples/mnist/mnist_train_lmdb', 'test': 'examples/mnist/mnist_test_lmdb'})
+    solver = SOLVER % {'net': 'examples/mnist/lenet_train_test.prototxt',
+                       'prefix': 'examples/mnist/lenet'}
+    solver = solver.replace('display: 0', 'display: 10\naverage_loss: 10')
+    # 60 iterations at 3 times the rate: 2.40 -> 0.45 (smoothed over 10), TEST accuracy 0.87.
+    solver = solver.replace('max_iter: 1000', 'max_iter: 60')
+    solver = solver.replace('base_lr: 0.01', 'base_lr: 0.03')
+    solver = solver.replace('snapshot_after_train: false', 'snapshot_after_train: true')
+    (mnist / 'lenet_solver.prototxt').write_text(solver)
+
+    caffe_command(tmp_path, 'train', '--solver=examples/mnist/lenet_solver.prototxt',
+                  '-result=train.json')
+    losses = json.loads((tmp_path / 'train.json').read_text())['losses']
+    assert [r['iter'] for r in losses] == list(range(0, 61, 10))
+    assert losses[0]['loss'] > 1.9                     # about ln 10 at the start
+    assert losses[-1]['loss'] < 0.5 * losses[0]['loss']
+    assert (mnist / 'lenet_iter_60.caffemodel').is_file()
+
+    caffe_command(tmp_path, 'test', '-model=examples/mnist/lenet_train_test.prototxt',
+                  '-weights=examples/mnist/lenet_iter_60.caffemodel', '-iterations=4',
+                  '-result=test.json')
+    assert json.loads((tmp_path / 'test.json').read_text())['scores']['accuracy'][0] > 0.6
+
+    r = caffe_command(tmp_path, 'time', '-model=examples/mnist/lenet_train_test.prototxt',
+                      '-iterations=2', '-result=time.json')
+    timed = json.loads((tmp_path / 'time.json').read_text())['layers']
+    assert [layer['name'] for layer in timed] == LAYERS
+    for name in LAYERS:
+        assert '%10s\tforward: ' % name in r.stdout and '%10s\tbackward: ' % name in r.stdout

@@ -266,3 +266,61 @@ def test_truncated_and_foreign_weights(tmp_path):
     with pytest.raises(caffe.CaffeError, match='not found'):
         net.copy_from(str(tmp_path / 'missing.caffemodel'))
     assert not list(tmp_path.glob('.*.tmp'))
+
+
+LOGITS = '''force_backward: true
+layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+layer { name: "y" type: "Input" top: "y" input_param { shape { dim: 2 } } }
+'''
+
+
+def _softmax_loss(x, y):
+    """Mean negative log-likelihood over the batch, in float64."""
+    x = x.astype(np.float64)
+    logp = x - x.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    return -logp[np.arange(len(y)), y.astype(int)].mean()
+
+
+def test_a_loss_layer_without_a_top_gets_an_anonymous_one(tmp_path):
+    # Caffe's AutoTopBlobs: BVLC's finetune_pascal_detection net writes its SoftmaxWithLoss with
+    # no top; the loss still counts, in forward's value and in the gradient.
+    path = write(tmp_path, LOGITS + '''
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" }
+layer { name: "l2" type: "EuclideanLoss" bottom: "x" bottom: "x" loss_weight: 0.5 }
+''')
+    net = caffe.Net(path, caffe.TRAIN)
+    x = np.array([[1, 2, 0.5], [0, -1, 3]], np.float32)
+    y = np.array([2, 1], np.float32)
+    net.blobs['x'].data[...] = x
+    net.blobs['y'].data[...] = y
+    assert net.outputs == []
+    assert '(automatic)' in net.blobs
+    assert net.forward_from_to() == pytest.approx(_softmax_loss(x, y), rel=1e-6)
+    net.backward()
+    e = np.exp(x - x.max(1, keepdims=True))
+    expected = e / e.sum(1, keepdims=True)
+    expected[[0, 1], [2, 1]] -= 1
+    assert np.allclose(net.blobs['x'].diff, expected / 2, atol=1e-6)
+
+
+def test_two_layers_may_share_a_name(tmp_path):
+    # Caffe does not refuse it (BVLC's mnist_autoencoder.prototxt has two layers named "loss");
+    # pycaffe's name-keyed views keep the later layer.
+    path = write(tmp_path, LOGITS + '''
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "x" bottom: "y" top: "nll" }
+layer { name: "loss" type: "EuclideanLoss" bottom: "x" bottom: "x" top: "l2" loss_weight: 0 }
+''')
+    net = caffe.Net(path, caffe.TRAIN)
+    assert [l.type for l in net.layers if l.type != 'Split'] == ['Input', 'Input',
+                                                              'SoftmaxWithLoss', 'EuclideanLoss']
+    assert net.layer_dict['loss'].type == 'EuclideanLoss'
+    assert net.top_names['loss'] == ['l2']
+    x = np.array([[1, 2, 0.5], [0, -1, 3]], np.float32)
+    y = np.array([0, 2], np.float32)
+    out = net.forward(x=x, y=y)
+    assert float(out['nll']) == pytest.approx(_softmax_loss(x, y), rel=1e-6)
+    assert float(out['l2']) == 0
+    assert net.blob_loss_weights['nll'] == 1 and net.blob_loss_weights['l2'] == 0
+    net.backward()
+    assert np.any(net.blobs['x'].diff)

@@ -80,6 +80,7 @@ class LossLayer(Layer):
     non_differentiable_bottoms = (1,)
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 1
+    auto_top_blobs = True
 
     def setup(self, bottom, top):
         require_kernels(self)

@@ -23,6 +23,7 @@ class SoftmaxWithLossLayer(Layer):
     non_differentiable_bottoms = (1,)
     exact_num_bottom_blobs = 2
     min_top_blobs, max_top_blobs = 1, 2
+    auto_top_blobs = True   # a LossLayer in Caffe
 
     def setup(self, bottom, top):
         self.ignore_label = ignore_label(self)
