@@ -3,6 +3,7 @@ out): one clear CaffeError naming the file and what is wrong, and nothing change
 fails half-way (a net's weights, a solver's state)."""
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 import caffe
 from caffe import io
@@ -255,3 +256,16 @@ def test_fillers_leave_an_empty_blob_alone(tmp_path):
         assert net.params['ip'][0].data.shape == (2, 0)
     sparse_ok = write(tmp_path / 'ok.prototxt', FILLED % (2, 'type: "gaussian" sparse: 2'))
     assert caffe.Net(sparse_ok, caffe.TEST).params['ip'][0].data.shape == (2, 3)
+
+
+@pytest.mark.parametrize('layer', [
+    'type: "Convolution" convolution_param { num_output: 2 kernel_size: 1 stride: 2147483648 }',
+    'type: "Convolution" convolution_param { num_output: 2 kernel_h: 1 kernel_w: 4294967295 }',
+    'type: "Pooling" pooling_param { kernel_size: 2147483648 }',
+])
+def test_geometry_past_int32_is_refused_by_name(layer):
+    # Found by fuzzing: uint32 fields that Caffe holds as int (negative past 2^31 - 1).
+    text = ('input: "data" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 } '
+            'layer { name: "big" bottom: "data" top: "out" %s }' % layer)
+    with pytest.raises(caffe.CaffeError, match=r"'big'.*out of range \(at most 2147483647\)"):
+        caffe.Net(text_format.Parse(text, caffe_pb2.NetParameter()), caffe.TEST)

@@ -41,6 +41,18 @@ def not_built(layer, module, error):
                        % (module, error))
 
 
+INT32_MAX = 2 ** 31 - 1
+
+
+def check_int32(layer, **values):
+    """Geometry fields are uint32 in caffe.proto but held as int in Caffe's layers (a value past
+    2^31 - 1 turns negative there and fails its positivity checks): refused by name here."""
+    for name, value in values.items():
+        if max(value) > INT32_MAX:
+            raise layer_error(layer, '%s %s is out of range (at most %d)'
+                              % (name, tuple(value), INT32_MAX))
+
+
 def spatial_pair(layer, param, field, hw_prefix, default):
     """An (h, w) pair from `field` or from the `<hw_prefix>_h` / `<hw_prefix>_w` pair (Caffe
     takes one or the other). `field` is a repeated field (ConvolutionParameter: one value for
@@ -58,7 +70,9 @@ def spatial_pair(layer, param, field, hw_prefix, default):
                               % (field, h_name, w_name))
         if not (param.HasField(h_name) and param.HasField(w_name)):
             raise layer_error(layer, '%s and %s must be given together' % (h_name, w_name))
-        return getattr(param, h_name), getattr(param, w_name)
+        pair = getattr(param, h_name), getattr(param, w_name)
+        check_int32(layer, **{hw_prefix: pair})
+        return pair
     if not values:
         if default is None:
             raise layer_error(layer, '%s (or %s/%s) is required' % (field, h_name, w_name))
@@ -66,6 +80,7 @@ def spatial_pair(layer, param, field, hw_prefix, default):
     if len(values) > 2:
         raise layer_error(layer, '%s has %d values; a 2-D layer takes 1 or 2'
                           % (field, len(values)))
+    check_int32(layer, **{field: values})
     return values[0], values[-1]
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from .. import gpu
 from ..gemm import matmul
 from ..layer import Layer
-from ._checks import canonical_axis, count_between, layer_error, not_built, param_blobs
+from ._checks import (canonical_axis, check_int32, count_between, layer_error, not_built,
+                      param_blobs)
 
 try:
     from . import im2col as im2col_2d
@@ -119,6 +120,8 @@ def parse_geometry(layer, bottom):
     if min(layer.kernel) < 1 or min(layer.stride) < 1 or min(layer.dilation) < 1:
         raise layer_error(layer, 'kernel %s, stride %s and dilation %s must be positive'
                           % (layer.kernel, layer.stride, layer.dilation))
+    check_int32(layer, kernel=layer.kernel, stride=layer.stride, pad=layer.pad,
+                dilation=layer.dilation)
     layer.channels = bottom[0].shape[layer.axis]
     layer.force_nd = p.force_nd_im2col
 
