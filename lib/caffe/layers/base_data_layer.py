@@ -149,3 +149,16 @@ class BasePrefetchingDataLayer(Layer):
             t.reshape(values.shape)
             t.data[...] = values
         self._prefetcher.recycle(batch)
+
+    def forward_cpu(self, bottom, top):
+        self.forward_batch(top)
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        pass
+
+    # The batch is on the host; the next layer moves the tops to the device.
+    def forward_gpu(self, bottom, top):
+        self.forward_batch(top)
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        pass

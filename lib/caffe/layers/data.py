@@ -122,16 +122,3 @@ class DataLayer(BasePrefetchingDataLayer):
         if self.output_labels:
             top[1].reshape((p.batch_size,))
         return reader
-
-    def forward_cpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The batch is on the host; the next layer moves the tops to the device.
-    def forward_gpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

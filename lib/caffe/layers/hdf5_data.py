@@ -169,16 +169,3 @@ class HDF5DataLayer(BasePrefetchingDataLayer):
         for t, shape in zip(top, reader.row_shapes):
             t.reshape((p.batch_size,) + shape)
         return reader
-
-    def forward_cpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The batch is on the host; the next layer moves the tops to the device.
-    def forward_gpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

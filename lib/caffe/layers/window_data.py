@@ -331,16 +331,3 @@ class WindowDataLayer(BasePrefetchingDataLayer):
                 raise self.error('could not read image %s (line %d of %s): %s'
                                  % (path, line, p.source, e.strerror or e)) from None
         return cache
-
-    def forward_cpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The batch is on the host; the next layer moves the tops to the device.
-    def forward_gpu(self, bottom, top):
-        self.forward_batch(top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass
