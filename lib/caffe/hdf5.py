@@ -35,7 +35,7 @@ def is_hdf5(path):
                 if f.read(len(_SIGNATURE)) == _SIGNATURE:
                     return True
                 offset = 512 if offset == 0 else offset * 2
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a path with a NUL byte names no file
         return False
     return False
 

@@ -41,6 +41,8 @@ def read_prototxt(path, message):
         raise not_found(path) from None
     except OSError as e:
         raise CaffeError('Could not open file %s: %s' % (path, e.strerror or e)) from None
+    except ValueError:  # a NUL byte in the path (a path field of another file, say)
+        raise not_found(repr(path)) from None
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError as e:

@@ -269,3 +269,11 @@ def test_geometry_past_int32_is_refused_by_name(layer):
             'layer { name: "big" bottom: "data" top: "out" %s }' % layer)
     with pytest.raises(caffe.CaffeError, match=r"'big'.*out of range \(at most 2147483647\)"):
         caffe.Net(text_format.Parse(text, caffe_pb2.NetParameter()), caffe.TEST)
+
+
+def test_a_path_with_a_nul_byte_names_no_file(tmp_path):
+    # Found by fuzzing solver files: a weights path with a NUL byte made os.path raise ValueError.
+    with pytest.raises(caffe.CaffeError, match='not found'):
+        caffe.io.read_prototxt(str(tmp_path / 'net\0.prototxt'), caffe_pb2.NetParameter())
+    from caffe import hdf5
+    assert not hdf5.is_hdf5(str(tmp_path / 'weights\0.caffemodel'))
