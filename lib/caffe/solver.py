@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import common, io
+from . import common, hdf5, io
 from .blob import Blob
 from .common import CaffeError
 from .layer import TEST, TRAIN
@@ -117,15 +117,6 @@ def _h5py():
         raise CaffeError('snapshot_format: HDF5 needs h5py, which cannot be imported; install '
                          'it with: pip install h5py') from None
     return h5py
-
-
-def _is_hdf5(path):
-    # Caffe's CopyTrainedLayersFrom asks H5Fis_hdf5; libhdf5 writes the signature at offset 0.
-    try:
-        with open(path, 'rb') as f:
-            return f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
-    except OSError:
-        return False
 
 
 class _FunctionCallback:
@@ -617,7 +608,7 @@ class Solver:
             model = beside if os.path.isfile(beside) else model
         if model:
             try:
-                if _is_hdf5(model):
+                if hdf5.is_hdf5(model):
                     self.net.load_hdf5(model)
                 else:
                     self.net.copy_from(model)
