@@ -1,11 +1,12 @@
 """Flatten: axes axis..end_axis (flatten_param, default 1 and -1) become one; the top shares
 data and diff with the bottom (no copy), as Caffe's ShareData / ShareDiff."""
-from ..layer import Layer, register
+from ..layer import register
+from ._view import ViewLayer
 from ._checks import canonical_axis, count_between, layer_error
 
 
 @register('Flatten')
-class FlattenLayer(Layer):
+class FlattenLayer(ViewLayer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 
@@ -27,16 +28,3 @@ class FlattenLayer(Layer):
         top[0].reshape(new)
         top[0].share_data(bottom[0])
         top[0].share_diff(bottom[0])
-
-    def forward_cpu(self, bottom, top):
-        pass
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The top shares the bottom's buffers, device copies included.
-    def forward_gpu(self, bottom, top):
-        pass
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

@@ -3,12 +3,13 @@
 reshape_param.shape: 0 copies the bottom dimension at that position, -1 (at most once) is
 inferred from the count. axis/num_axes choose the run of bottom axes the new shape replaces
 (default: all of them)."""
-from ..layer import Layer, register
+from ..layer import register
+from ._view import ViewLayer
 from ._checks import count_between, layer_error
 
 
 @register('Reshape')
-class ReshapeLayer(Layer):
+class ReshapeLayer(ViewLayer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 
@@ -67,16 +68,3 @@ class ReshapeLayer(Layer):
             top[0].reshape(self._shapes[1])
         top[0].share_data(bottom[0])
         top[0].share_diff(bottom[0])
-
-    def forward_cpu(self, bottom, top):
-        pass
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The top shares the bottom's buffers, device copies included.
-    def forward_gpu(self, bottom, top):
-        pass
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass
