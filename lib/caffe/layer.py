@@ -21,8 +21,10 @@ names `bottoms`/`tops`); the Net checks them before setup (check_blob_counts).
 """
 import operator
 
+import numpy as np
+
 from . import common
-from .blob import BlobVec
+from .blob import BlobVec, lasting_zeros
 from .common import CaffeError
 
 
@@ -144,6 +146,12 @@ class Layer:
     # fewer (LossLayer's, so a loss layer may be written without a top).
     auto_top_blobs = False
 
+    # Caffe's layer_need_backward: the Net sets it False for a layer whose backward it never runs
+    # (it leads to no loss, or nothing below it wants a gradient: every layer of a deploy net).
+    # Such a layer keeps nothing for backward, so a test net holds no blob-sized state beyond its
+    # blobs (Pooling's and ROIPooling's argmax, LRN's scale), which Caffe's layers keep anyway.
+    need_backward = True
+
     def __init__(self, layer_param=None, phase=TRAIN):
         self.layer_param = layer_param
         self.phase = Phase(phase)
@@ -191,6 +199,25 @@ class Layer:
         if self.equal_num_bottom_top_blobs and len(bottom) != len(top):
             raise CaffeError('%s layer %r: takes as many top blobs as bottom blobs (%d), got %d'
                              % (self.type, self.name, len(bottom), len(top)))
+
+    def kept_array(self, name, shape, dtype=np.float32):
+        """The array this layer keeps under `name` for its backward, made again only when the
+        shape changes."""
+        kept = self.__dict__.get(name)
+        if kept is None or kept.shape != tuple(shape) or kept.dtype != dtype:
+            kept = lasting_zeros(tuple(shape), dtype)
+            setattr(self, name, kept)
+        return kept
+
+    def kept_for_backward(self, name):
+        """What forward kept under `name`; a clear error where forward kept nothing because the
+        net never runs this layer's backward."""
+        kept = self.__dict__.get(name)
+        if kept is None:
+            raise CaffeError('%s layer %r: backward needs the %s its forward keeps, and it kept '
+                             'none: its net runs no backward through it (set force_backward: '
+                             'true in the net to have one)' % (self.type, self.name, name))
+        return kept
 
     def setup(self, bottom, top):
         pass

@@ -188,6 +188,8 @@ class Net:
         self._prune_backward()
         if self.force_backward:
             self._force_backward()
+        for layer, need in zip(self.layers, self._layer_need_backward):
+            layer.need_backward = need
         self.layer_dict = collections.OrderedDict(zip(self._layer_names, self.layers))
 
     def _reset(self):

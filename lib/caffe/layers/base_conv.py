@@ -20,6 +20,7 @@ CPU memory: the layers share one column buffer (WORKSPACE), as Caffe's layers sh
 import numpy as np
 
 from .. import gpu
+from ..blob import lasting_zeros
 from ..gemm import matmul
 from ..layer import Layer
 from ._checks import (canonical_axis, check_int32, count_between, layer_error, not_built,
@@ -49,7 +50,7 @@ class _Workspace:
     def get(self, name, size):
         buf = self.buffers.get(name)
         if buf is None or buf.size < size:
-            buf = self.buffers[name] = np.empty(max(int(size), 1), np.float32)
+            buf = self.buffers[name] = lasting_zeros(max(int(size), 1))
         return buf[:size]
 
 

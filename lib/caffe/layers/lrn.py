@@ -50,15 +50,11 @@ class LRNLayer(Layer):
             raise layer_error(self, 'needs a 4-D bottom (num, channels, height, width); got '
                               'shape %s' % (bottom[0].shape,))
         top[0].reshape(bottom[0].shape)
-        # Forward keeps what backward needs, as Caffe's internal blobs do.
-        if self.region == ACROSS_CHANNELS:
-            names = ('scale',)
-        else:
-            names = ('pooled', 'power')
-        for name in names:
-            kept = getattr(self, name, None)
-            if kept is None or kept.shape != bottom[0].shape:
-                setattr(self, name, np.empty(bottom[0].shape, np.float32))
+
+    # Forward keeps what backward needs, as Caffe's internal blobs do, where the net runs this
+    # layer's backward.
+    def _kept(self, name, shape):
+        return self.kept_array(name, shape) if self.need_backward else None
 
     def forward_cpu(self, bottom, top):
         if self.region == ACROSS_CHANNELS:
@@ -80,14 +76,16 @@ class LRNLayer(Layer):
     # the leaving one) as Caffe's loops do, so the float32 rounding is the same, and takes the
     # power scale^-beta in the same pass.
     def _forward_across(self, x, out):
-        lrn_kernels.across_forward(x, self.size, self.alpha, self.beta, self.k, self.scale, out)
+        lrn_kernels.across_forward(x, self.size, self.alpha, self.beta, self.k,
+                                   self._kept('scale', x.shape), out)
 
     def _backward_across(self, top_diff, top_data, x, bottom_diff):
         # d/dx_c = td_c * scale_c^-beta
         #          - 2*alpha*beta/n * x_c * sum over the window around c of td*top/scale
         # Caffe forms this constant in double precision.
         ratio_coeff = np.float32(2.0 * float(self.alpha) * float(self.beta) / self.size)
-        lrn_kernels.across_backward(top_diff, top_data, x, self.scale, self.size, self.beta,
+        lrn_kernels.across_backward(top_diff, top_data, x, self.kept_for_backward('scale'),
+                                    self.size, self.beta,
                                     ratio_coeff, bottom_diff)
 
     # WITHIN_CHANNEL ----------------------------------------------------------------------------
@@ -98,8 +96,11 @@ class LRNLayer(Layer):
         return a.reshape(-1, a.shape[2], a.shape[3])
 
     def _forward_within(self, x, out):
+        # Only the power is kept: backward forms the pooled values again, as cheap as reading
+        # them (a sum of size^2 squares), where Caffe's chain keeps three blobs of x's size.
+        power = self._kept('power', x.shape)
         lrn_kernels.within_forward(self._planes(x), self.size, self.alpha, self.beta,
-                                   self._planes(self.pooled), self._planes(self.power),
+                                   power if power is None else self._planes(power),
                                    self._planes(out))
 
     def _power_layer_case(self):
@@ -119,17 +120,12 @@ class LRNLayer(Layer):
     def _backward_within(self, top_diff, top_data, x, bottom_diff):
         # The product top = x * power sends td*power to x and td*x to power; the power layer
         # passes it on to the pooled values, the pooling to the squares, d(x^2)/dx = 2x; the
-        # split adds both paths. One plane at a time, in two scratch planes per thread.
+        # split adds both paths. One plane at a time, in scratch planes per thread.
         diff_scale, mode = self._power_layer_case()
-        plane = x.shape[2] * x.shape[3]
-        scratch = getattr(self, '_scratch', None)
-        if scratch is None or scratch.shape[2] != plane:
-            scratch = self._scratch = np.empty((lrn_kernels.max_threads(), 2, plane),
-                                               np.float32)
         lrn_kernels.within_backward(self._planes(x), self._planes(top_diff),
-                                    self._planes(self.pooled), self._planes(self.power),
-                                    self.size, self.alpha, diff_scale, mode, diff_scale != 0,
-                                    scratch, self._planes(bottom_diff))
+                                    self._planes(self.kept_for_backward('power')), self.size,
+                                    self.alpha, diff_scale, mode, diff_scale != 0,
+                                    self._planes(bottom_diff))
 
     # GPU ---------------------------------------------------------------------------------------
     # ACROSS_CHANNELS: kernels/lrn.cu walks the channels per pixel as the loops above do.

@@ -16,7 +16,7 @@ np.power before and its numbers stay the same. (On machines with AVX-512, numpy'
 is SVML's, which differs from the C library's powf in the last bit for about one value in ten.)
 """
 from cython.parallel cimport parallel, prange
-from openmp cimport omp_get_max_threads, omp_get_thread_num
+from openmp cimport omp_get_thread_num
 
 cimport numpy as cnp
 import numpy as np
@@ -31,11 +31,6 @@ cdef enum:
     PIXELS = 512             # pixels per unit of work
     PARALLEL_MIN = 1 << 17   # elements below which the calling thread does everything
     BLOCK = 1 << 12          # elements per element-wise step of a WITHIN_CHANNEL plane
-
-
-def max_threads():
-    """The most threads a kernel here uses (the first dimension of within_backward's scratch)."""
-    return omp_get_max_threads()
 
 
 cdef int _check_shape(const Py_ssize_t* a, const Py_ssize_t* x, int ndim,
@@ -106,9 +101,10 @@ def power(const float[::1] x, float exponent, float[::1] out):
 cdef void _across_forward_unit(const float* x, Py_ssize_t channels, Py_ssize_t plane,
                                Py_ssize_t width, Py_ssize_t pre_pad, float k,
                                float alpha_over_size, float neg_beta, float* scale,
-                               float* top) noexcept nogil:
+                               Py_ssize_t scale_step, float* top) noexcept nogil:
     # Channel c's scale is final once its window has slid there; its top follows at once:
-    # top = scale^-beta * x (the layer's former np.power, then *= x).
+    # top = scale^-beta * x (the layer's former np.power, then *= x). scale_step: the distance
+    # between channels in scale (plane where it is kept, the unit's width in scratch).
     cdef Py_ssize_t c, p
     cdef const float* xc
     cdef float* sc
@@ -121,9 +117,9 @@ cdef void _across_forward_unit(const float* x, Py_ssize_t channels, Py_ssize_t p
         for p in range(width):
             scale[p] = scale[p] + alpha_over_size * (xc[p] * xc[p])
     for c in range(channels):
-        sc = scale + c * plane
+        sc = scale + c * scale_step
         if c > 0:
-            prev = sc - plane
+            prev = sc - scale_step
             for p in range(width):
                 sc[p] = prev[p]
             if c + pre_pad < channels:
@@ -144,10 +140,13 @@ cdef void _across_forward_unit(const float* x, Py_ssize_t channels, Py_ssize_t p
 def across_forward(const float[:, :, :, ::1] x, int size, float alpha, float beta, float k,
                    float[:, :, :, ::1] scale, float[:, :, :, ::1] top):
     """scale = k + alpha/size * (sum of x^2 over the `size` channels centred on each channel,
-    zero beyond the ends); top = scale^-beta * x."""
+    zero beyond the ends); top = scale^-beta * x. scale None: not kept (a net that runs no
+    backward through the layer), each thread slides its unit's scale in scratch of its own."""
     cdef Py_ssize_t num = x.shape[0], channels = x.shape[1]
     cdef Py_ssize_t plane = x.shape[2] * x.shape[3]
-    _check_shape(scale.shape, x.shape, 4, 'across_forward')
+    cdef bint kept = scale is not None
+    if kept:
+        _check_shape(scale.shape, x.shape, 4, 'across_forward')
     _check_shape(top.shape, x.shape, 4, 'across_forward')
     if num == 0 or channels == 0 or plane == 0:
         return
@@ -155,16 +154,25 @@ def across_forward(const float[:, :, :, ::1] x, int size, float alpha, float bet
     cdef Py_ssize_t pre_pad = (size - 1) // 2
     cdef Py_ssize_t runs = (plane + PIXELS - 1) // PIXELS
     cdef Py_ssize_t u, n, p0, off
+    cdef int threads = threads_above(num * channels * plane, PARALLEL_MIN)
+    cdef float[:, ::1] scratch = None if kept else \
+        np.empty((threads, channels * PIXELS), np.float32)
     cdef const float* xp = &x[0, 0, 0, 0]
-    cdef float* sp = &scale[0, 0, 0, 0]
+    cdef float* sp = &scale[0, 0, 0, 0] if kept else &scratch[0, 0]
     cdef float* tp = &top[0, 0, 0, 0]
-    for u in prange(num * runs, nogil=True, schedule='dynamic',
-                    num_threads=threads_above(num * channels * plane, PARALLEL_MIN)):
-        n = u // runs
-        p0 = (u % runs) * PIXELS
-        off = n * channels * plane + p0
-        _across_forward_unit(xp + off, channels, plane, min(<Py_ssize_t>PIXELS, plane - p0),
-                             pre_pad, k, alpha_over_size, -beta, sp + off, tp + off)
+    cdef float* mine
+    with nogil, parallel(num_threads=threads):
+        for u in prange(num * runs, schedule='dynamic'):
+            n = u // runs
+            p0 = (u % runs) * PIXELS
+            off = n * channels * plane + p0
+            if kept:
+                mine = sp + off
+            else:
+                mine = sp + omp_get_thread_num() * channels * PIXELS
+            _across_forward_unit(xp + off, channels, plane, min(<Py_ssize_t>PIXELS, plane - p0),
+                                 pre_pad, k, alpha_over_size, -beta, mine,
+                                 plane if kept else PIXELS, tp + off)
 
 
 cdef inline void _ratio(const float* top_diff, const float* top_data, const float* scale,
@@ -268,36 +276,49 @@ cdef void _within_forward_plane(const float* x, const Window* g, float alpha, fl
 
 
 def within_forward(const float[:, :, ::1] x, int size, float alpha, float beta,
-                   float[:, :, ::1] pooled, float[:, :, ::1] power, float[:, :, ::1] top):
+                   float[:, :, ::1] power, float[:, :, ::1] top):
     """Over planes (num*channels, height, width): pooled = AVE pooling of x^2, power =
-    (pooled * alpha + 1)^-beta, top = x * power."""
-    _check_shape(pooled.shape, x.shape, 3, 'within_forward')
-    _check_shape(power.shape, x.shape, 3, 'within_forward')
+    (pooled * alpha + 1)^-beta, top = x * power. Keeps power for backward (which forms the
+    pooled values again); power None: kept nowhere (a net that runs no backward through the
+    layer). Each thread works in scratch planes of its own."""
+    cdef bint kept = power is not None
+    if kept:
+        _check_shape(power.shape, x.shape, 3, 'within_forward')
     _check_shape(top.shape, x.shape, 3, 'within_forward')
     cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
     if planes == 0 or plane == 0:
         return
+    cdef int threads = threads_above(planes * plane, PARALLEL_MIN)
+    cdef float[:, :, ::1] scratch = np.empty((threads, 2, plane), np.float32)
     cdef Window g = _within_window(x.shape[1], x.shape[2], size)
     cdef const float* xp = &x[0, 0, 0]
-    cdef float* pp = &pooled[0, 0, 0]
-    cdef float* wp = &power[0, 0, 0]
+    cdef float* sp = &scratch[0, 0, 0]
+    cdef float* wp = &power[0, 0, 0] if kept else NULL
     cdef float* tp = &top[0, 0, 0]
-    for p in prange(planes, nogil=True, schedule='dynamic',
-                    num_threads=threads_above(planes * plane, PARALLEL_MIN)):
-        _within_forward_plane(xp + p * plane, &g, alpha, -beta, pp + p * plane, wp + p * plane,
-                              tp + p * plane)
+    cdef float* mine = NULL
+    with nogil, parallel(num_threads=threads):
+        mine = sp + omp_get_thread_num() * 2 * plane
+        for p in prange(planes, schedule='dynamic'):
+            _within_forward_plane(xp + p * plane, &g, alpha, -beta, mine,
+                                  wp + p * plane if kept else mine + plane, tp + p * plane)
 
 
-cdef void _within_backward_plane(const float* x, const float* dy, const float* pooled,
-                                 const float* power, const Window* g, float alpha,
-                                 float diff_scale, int mode, bint times_grad, float* grad_pooled,
+cdef void _within_backward_plane(const float* x, const float* dy, const float* power,
+                                 const Window* g, float alpha, float diff_scale, int mode,
+                                 bint times_grad, float* pooled, float* grad_pooled,
                                  float* grad_square, float* dx) noexcept nogil:
-    # The gradient reaching the pooled values: the power layer's derivative (mode 0: the
-    # constant diff_scale; 1: exponent 2, (diff_scale * alpha) * pooled + diff_scale; 2:
-    # (power / (pooled * alpha + 1)) * diff_scale), times the product's x * dy when times_grad;
-    # the pooling spreads it to the squares; dx = power * dy + grad_square * (2 * x).
+    # The pooled values of the forward, formed again (the same float32 steps: the same bits)
+    # where the power layer's derivative reads them. The gradient reaching them: that
+    # derivative (mode 0: the constant diff_scale; 1: exponent 2, (diff_scale * alpha) *
+    # pooled + diff_scale; 2: (power / (pooled * alpha + 1)) * diff_scale), times the product's
+    # x * dy when times_grad; the pooling spreads it to the squares; dx = power * dy +
+    # grad_square * (2 * x).
     cdef Py_ssize_t i, size = g.height * g.width
     cdef float d, scale_alpha = diff_scale * alpha
+    if mode != 0:
+        for i in range(size):
+            grad_pooled[i] = x[i] * x[i]
+        _ave_plane(grad_pooled, g, pooled)
     for i in range(size):
         if mode == 0:
             d = diff_scale
@@ -314,35 +335,29 @@ cdef void _within_backward_plane(const float* x, const float* dy, const float* p
 
 
 def within_backward(const float[:, :, ::1] x, const float[:, :, ::1] dy,
-                    const float[:, :, ::1] pooled, const float[:, :, ::1] power, int size,
-                    float alpha, float diff_scale, int mode, bint times_grad,
-                    float[:, :, ::1] scratch, float[:, :, ::1] dx):
-    """dx over planes (num*channels, height, width), from the forward's pooled and power;
-    diff_scale = -beta * alpha and mode (the power layer's case, see _within_backward_plane)
-    as lrn.py works them out. scratch: (threads, 2, height * width), two planes per thread
-    (at least one thread). dx may be dy or x."""
+                    const float[:, :, ::1] power, int size, float alpha, float diff_scale,
+                    int mode, bint times_grad, float[:, :, ::1] dx):
+    """dx over planes (num*channels, height, width), from the forward's power; diff_scale =
+    -beta * alpha and mode (the power layer's case, see _within_backward_plane) as lrn.py works
+    them out. dx may be dy or x."""
     _check_shape(dy.shape, x.shape, 3, 'within_backward')
-    _check_shape(pooled.shape, x.shape, 3, 'within_backward')
     _check_shape(power.shape, x.shape, 3, 'within_backward')
     _check_shape(dx.shape, x.shape, 3, 'within_backward')
     cdef Py_ssize_t p, planes = x.shape[0], plane = x.shape[1] * x.shape[2]
-    if scratch.shape[0] < 1 or scratch.shape[1] != 2 or scratch.shape[2] != plane:
-        raise ValueError('within_backward: scratch must be (threads, 2, %d), not %s'
-                         % (plane, [scratch.shape[j] for j in range(3)]))
     if planes == 0 or plane == 0:
         return
+    cdef int threads = threads_above(planes * plane, PARALLEL_MIN)
+    cdef float[:, :, ::1] scratch = np.empty((threads, 3, plane), np.float32)
     cdef Window g = _within_window(x.shape[1], x.shape[2], size)
     cdef const float* xp = &x[0, 0, 0]
     cdef const float* dyp = &dy[0, 0, 0]
-    cdef const float* pp = &pooled[0, 0, 0]
     cdef const float* wp = &power[0, 0, 0]
     cdef float* sp = &scratch[0, 0, 0]
     cdef float* dxp = &dx[0, 0, 0]
     cdef float* mine = NULL
-    cdef int threads = min(threads_above(planes * plane, PARALLEL_MIN), <int>scratch.shape[0])
     with nogil, parallel(num_threads=threads):
-        mine = sp + omp_get_thread_num() * 2 * plane
+        mine = sp + omp_get_thread_num() * 3 * plane
         for p in prange(planes, schedule='dynamic'):
-            _within_backward_plane(xp + p * plane, dyp + p * plane, pp + p * plane,
-                                   wp + p * plane, &g, alpha, diff_scale, mode, times_grad,
-                                   mine, mine + plane, dxp + p * plane)
+            _within_backward_plane(xp + p * plane, dyp + p * plane, wp + p * plane, &g, alpha,
+                                   diff_scale, mode, times_grad, mine, mine + plane,
+                                   mine + 2 * plane, dxp + p * plane)

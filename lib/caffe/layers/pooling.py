@@ -93,7 +93,6 @@ class PoolingLayer(Layer):
                                         self.pad[1] >= self.kernel[1]):
             raise layer_error(self, 'pad %s must be smaller than the kernel %s'
                               % (self.pad, self.kernel))
-        self.argmax = None
 
     @reshape_by_shapes
     def reshape(self, bottom, top):
@@ -113,11 +112,6 @@ class PoolingLayer(Layer):
                               % (self.kernel, height, width, self.pad))
         for t in top:
             t.reshape(num, channels, self.out_h, self.out_w)
-        argmax_shape = (num * channels, self.out_h, self.out_w)
-        if self.method != AVE and (self.argmax is None or self.argmax.shape != argmax_shape):
-            # MAX's argmax; STOCHASTIC's drawn positions (training) or window sums (test).
-            self.argmax = np.empty(argmax_shape, np.int32)
-            self.window_sum = np.empty(argmax_shape, np.float32)
 
     def _window(self):
         return self.kernel + self.pad + self.stride
@@ -131,17 +125,23 @@ class PoolingLayer(Layer):
         data = bottom[0].cpu_data().reshape(num * channels, height, width)
         out = top[0].data.reshape(num * channels, self.out_h, self.out_w)
         if self.method == MAX:
-            kernels.max_pool_forward(data, *self._window(), out, self.argmax)
+            # The argmax is kept for backward and for the mask top only.
+            argmax = self.kept_array('argmax', out.shape, np.int32) \
+                if self.need_backward or len(top) > 1 else None
+            kernels.max_pool_forward(data, *self._window(), out, argmax)
             if len(top) > 1:
-                top[1].data[...] = self.argmax.reshape(top[1].shape)
+                top[1].data[...] = argmax.reshape(top[1].shape)
         elif self.method == AVE:
             kernels.ave_pool_forward(data, *self._window(), out)
         elif self.phase == TRAIN:
-            kernels.stochastic_pool_forward_train(data, *self.kernel, *self.stride,
-                                                  self._uniforms(out.shape), out, self.argmax)
+            # STOCHASTIC's drawn positions (training) or window sums (test).
+            kernels.stochastic_pool_forward_train(
+                data, *self.kernel, *self.stride, self._uniforms(out.shape), out,
+                self.kept_array('argmax', out.shape, np.int32))
         else:
-            kernels.stochastic_pool_forward_test(data, *self.kernel, *self.stride, out,
-                                                 self.window_sum)
+            kernels.stochastic_pool_forward_test(
+                data, *self.kernel, *self.stride, out,
+                self.kept_array('window_sum', out.shape, np.float32))
 
     def backward_cpu(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -150,13 +150,14 @@ class PoolingLayer(Layer):
         top_diff = top[0].cpu_diff().reshape(num * channels, self.out_h, self.out_w)
         diff = bottom[0].diff.reshape(num * channels, height, width)
         if self.method == MAX or (self.method == STOCHASTIC and self.phase == TRAIN):
-            kernels.max_pool_backward(top_diff, self.argmax, diff)
+            kernels.max_pool_backward(top_diff, self.kept_for_backward('argmax'), diff)
         elif self.method == AVE:
             kernels.ave_pool_backward(top_diff, *self._window(), diff)
         else:
             kernels.stochastic_pool_backward_test(
                 top_diff, bottom[0].cpu_data().reshape(diff.shape),
-                top[0].cpu_data().reshape(top_diff.shape), self.window_sum, *self.kernel,
+                top[0].cpu_data().reshape(top_diff.shape), self.kept_for_backward('window_sum'),
+                *self.kernel,
                 *self.stride, diff)
 
     # GPU: caffe.gpu.pooling, the same window rules; argmax_gpu is argmax's device copy.

@@ -7,11 +7,13 @@ the float32 results are Caffe's. Planes are split across OpenMP threads when the
 enough to pay for waking them, and handed out on demand (a thread that starts late on a busy
 machine delays nothing).
 """
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
+from openmp cimport omp_get_thread_num
 from libc.float cimport FLT_MAX
 from libc.string cimport memset
 
 cimport numpy as cnp
+import numpy as np
 
 from ._parallel cimport threads_above
 
@@ -294,23 +296,32 @@ cdef int _check_argmax(const cnp.int32_t[:, :, ::1] argmax, Py_ssize_t planes, P
 
 def max_pool_forward(const float[:, :, ::1] bottom, int kernel_h, int kernel_w, int pad_h,
                      int pad_w, int stride_h, int stride_w, float[:, :, ::1] top,
-                     cnp.int32_t[:, :, ::1] argmax):
+                     cnp.int32_t[:, :, ::1] argmax=None):
     """top = max over each window; argmax = its index h*width + w in the plane (the first in
-    scan order on ties; -1 for a window that lies wholly outside the image)."""
+    scan order on ties; -1 for a window that lies wholly outside the image). argmax None: the
+    indices are not kept (a net that never runs this layer's backward), each thread writes them
+    into one scratch plane of its own."""
     _check_planes(bottom, top)
-    _check_argmax(argmax, top.shape[0], top.shape[1], top.shape[2])
+    cdef bint kept = argmax is not None
+    if kept:
+        _check_argmax(argmax, top.shape[0], top.shape[1], top.shape[2])
     cdef Window g = _window(bottom.shape[1], bottom.shape[2], top.shape[1], top.shape[2],
                             kernel_h, kernel_w, pad_h, pad_w, stride_h, stride_w)
     cdef Py_ssize_t p, planes = bottom.shape[0]
     cdef Py_ssize_t in_size = g.height * g.width, out_size = g.out_h * g.out_w
     if planes == 0 or out_size == 0:
         return
+    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
+    cdef cnp.int32_t[:, :, ::1] scratch = argmax if kept else \
+        np.empty((threads, g.out_h, g.out_w), np.int32)
     cdef const float* x = &bottom[0, 0, 0] if in_size else NULL
     cdef float* y = &top[0, 0, 0]
-    cdef cnp.int32_t* idx = &argmax[0, 0, 0]
-    cdef int threads = threads_above(planes * out_size * kernel_h * kernel_w, PARALLEL_MIN_WORK)
-    for p in prange(planes, nogil=True, schedule='dynamic', num_threads=threads):
-        _max_plane(x + p * in_size, &g, y + p * out_size, idx + p * out_size)
+    cdef cnp.int32_t* idx = &scratch[0, 0, 0]
+    cdef cnp.int32_t* mine
+    with nogil, parallel(num_threads=threads):
+        for p in prange(planes, schedule='dynamic'):
+            mine = idx + (p if kept else omp_get_thread_num()) * out_size
+            _max_plane(x + p * in_size, &g, y + p * out_size, mine)
 
 
 def max_pool_backward(const float[:, :, ::1] top_diff, const cnp.int32_t[:, :, ::1] argmax,

@@ -36,7 +36,6 @@ class ROIPoolingLayer(Layer):
                               '%d x %d' % (p.pooled_h, p.pooled_w))
         self.pooled_h, self.pooled_w = int(p.pooled_h), int(p.pooled_w)
         self.spatial_scale = np.float32(p.spatial_scale)
-        self.argmax = None
 
     @reshape_by_shapes
     def reshape(self, bottom, top):
@@ -44,16 +43,16 @@ class ROIPoolingLayer(Layer):
         check_roi_bottoms(self, features, rois)
         shape = (rois.shape[0], features.shape[1], self.pooled_h, self.pooled_w)
         top[0].reshape(shape)
-        if self.argmax is None or self.argmax.shape != shape:
-            self.argmax = np.full(shape, -1, dtype=np.int32)
 
     def _rois(self, bottom):
         return roi_rows(self, bottom[0], bottom[1])
 
     def forward_cpu(self, bottom, top):
         rois = self._rois(bottom)
+        argmax = self.kept_array('argmax', top[0].shape, np.int32) if self.need_backward \
+            else None
         _kernels.roi_pool_forward(bottom[0].cpu_data(), rois, self.spatial_scale,
-                                  top[0].data, self.argmax)
+                                  top[0].data, argmax)
 
     def backward_cpu(self, top, propagate_down, bottom):
         if len(propagate_down) > 1 and propagate_down[1]:
@@ -62,7 +61,8 @@ class ROIPoolingLayer(Layer):
             return
         diff = bottom[0].diff
         diff[...] = 0
-        _kernels.roi_pool_backward(top[0].cpu_diff(), self.argmax, self._rois(bottom),
+        _kernels.roi_pool_backward(top[0].cpu_diff(), self.kept_for_backward('argmax'),
+                                   self._rois(bottom),
                                    self.spatial_scale, diff)
 
     # GPU: kernels/roi_pooling.cu, the same loops (forward per bin; backward gathering per

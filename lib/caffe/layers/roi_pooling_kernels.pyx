@@ -6,7 +6,8 @@ import numpy as np
 
 from libc.float cimport FLT_MAX
 from libc.math cimport ceilf, floorf, roundf
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
+from openmp cimport omp_get_thread_num
 
 from ._parallel cimport threads_above
 
@@ -56,7 +57,8 @@ cdef void _bins(const float[:, ::1] rois, float scale, int H, int W, int[:, ::1]
 cdef void _forward_roi(const float[:, :, :, ::1] data, const float[:, ::1] rois, int n,
                        const int[:, ::1] hs, const int[:, ::1] he, const int[:, ::1] ws,
                        const int[:, ::1] we, float[:, :, :, ::1] top,
-                       int[:, :, :, ::1] argmax) noexcept nogil:
+                       int* argmax) noexcept nogil:
+    # argmax: this RoI's (C, PH, PW) indices, row-major.
     cdef int C = top.shape[1], PH = top.shape[2], PW = top.shape[3]
     cdef int W = data.shape[3]
     cdef int b = <int>rois[n, 0], c, ph, pw, h, w, best
@@ -69,7 +71,7 @@ cdef void _forward_roi(const float[:, :, :, ::1] data, const float[:, ::1] rois,
             for pw in range(PW):
                 if he[n, ph] <= hs[n, ph] or we[n, pw] <= ws[n, pw]:
                     top[n, c, ph, pw] = 0
-                    argmax[n, c, ph, pw] = -1
+                    argmax[(c * PH + ph) * PW + pw] = -1
                     continue
                 # Strict > from -FLT_MAX: the first maximum in row-major order wins,
                 # and a bin of only -inf/NaN keeps -FLT_MAX with argmax -1.
@@ -82,24 +84,36 @@ cdef void _forward_roi(const float[:, :, :, ::1] data, const float[:, ::1] rois,
                             m = v
                             best = h * W + w
                 top[n, c, ph, pw] = m
-                argmax[n, c, ph, pw] = best
+                argmax[(c * PH + ph) * PW + pw] = best
 
 
 def roi_pool_forward(const float[:, :, :, ::1] data, const float[:, ::1] rois, float scale,
-                     float[:, :, :, ::1] top, int[:, :, :, ::1] argmax):
+                     float[:, :, :, ::1] top, int[:, :, :, ::1] argmax=None):
     """Fills top (R, C, pooled_h, pooled_w) and argmax (h * W + w in the RoI's image, -1 for a
     bin that pooled nothing). Batch indices must already be checked. RoIs are shared out to
-    the OpenMP threads (each writes only its own RoI's outputs)."""
-    cdef int R = top.shape[0], PH = top.shape[2], PW = top.shape[3], n
+    the OpenMP threads (each writes only its own RoI's outputs). argmax None: the indices are not
+    kept (a net that runs no backward through the layer); each thread writes one RoI's worth
+    into scratch of its own."""
+    cdef int R = top.shape[0], C = top.shape[1], PH = top.shape[2], PW = top.shape[3], n
     cdef Py_ssize_t work = <Py_ssize_t>R * top.shape[1] * data.shape[2] * data.shape[3]
+    cdef bint kept = argmax is not None
+    if kept and (argmax.shape[0] != R or argmax.shape[1] != C or argmax.shape[2] != PH or
+                 argmax.shape[3] != PW):
+        raise ValueError('argmax must have the shape of top')
     if R == 0:
         return
+    cdef int threads = threads_above(work, PARALLEL_MIN_WORK)
+    cdef int[:, :, :, ::1] indices = argmax if kept else \
+        np.empty((threads, C, PH, PW), np.int32)
     cdef int[:, ::1] hs = np.empty((R, PH), np.int32), he = np.empty((R, PH), np.int32)
     cdef int[:, ::1] ws = np.empty((R, PW), np.int32), we = np.empty((R, PW), np.int32)
+    cdef int* idx = &indices[0, 0, 0, 0]
+    cdef Py_ssize_t per_roi = <Py_ssize_t>C * PH * PW
     _bins(rois, scale, data.shape[2], data.shape[3], hs, he, ws, we)
-    for n in prange(R, nogil=True, schedule='dynamic',
-                    num_threads=threads_above(work, PARALLEL_MIN_WORK)):
-        _forward_roi(data, rois, n, hs, he, ws, we, top, argmax)
+    with nogil, parallel(num_threads=threads):
+        for n in prange(R, schedule='dynamic'):
+            _forward_roi(data, rois, n, hs, he, ws, we, top,
+                         idx + (n if kept else omp_get_thread_num()) * per_roi)
 
 
 cdef void _back_bins(const float[:, ::1] rois, float scale, int PH, int PW, int[:, ::1] lo_h,
