@@ -58,7 +58,10 @@ build() {
   local site=/tmp/site
   python3 -m pip install -q --no-index --no-deps --no-compile --target $site .whl/*.whl || return 1
   mkdir -p /tmp/cudadrv
-  ln -sf "$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')" /tmp/cudadrv/libcuda.so
+  # LIBCUDA: the driver library PyCUDA links against (tests/gpu/check_build_here.sh names a stub).
+  local libcuda=${LIBCUDA:-$(ldconfig -p | awk '/libcuda\.so\.1 /{print $NF; exit}')}
+  [ -n "$libcuda" ] && [ -e "$libcuda" ] || { echo "no libcuda.so.1 (ldconfig -p)"; return 1; }
+  ln -sf "$libcuda" /tmp/cudadrv/libcuda.so
   # PyCUDA takes the toolkit to be the folder above the nvcc on PATH, which is wrong when that
   # nvcc is a wrapper (/usr/local/bin/nvcc): name the folder that has include/cuda.h.
   local cuda_root=
@@ -97,6 +100,8 @@ EOF
 export -f build device_info
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 phase build 210 "$OUT/build.log" build || { cat "$OUT/summary.txt"; tail -40 "$OUT/build.log"; exit 1; }
+# BUILD_ONLY=1: the build phase alone (tests/gpu/check_build_here.sh, on a machine with no GPU).
+[ "${BUILD_ONLY:-0}" = 1 ] && { cat "$OUT/summary.txt"; exit 0; }
 phase device 30 "$OUT/device.log" device_info
 phase gpu-tests 170 "$OUT/gpu-tests.log" \
   python3 -m pytest -q -p no:cacheprovider -m gpu tests/gpu -rs --durations=20
