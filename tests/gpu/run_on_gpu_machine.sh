@@ -20,6 +20,9 @@
 #   bench.log       tools/benchmark_gpu.py (float32, then TF32) and benchmark_roi_warping.py
 #   bench.json, bench-tf32.json   the benchmarks' medians (ms)
 #   cpu-tests.log   the rest of the suite, in parallel, if time is left
+# Variables for tests/gpu/check_build_here.sh, which runs the build phase on a machine without a
+# GPU: BUILD_ONLY=1 stops after it, BUILD_BUDGET (seconds, default 210) bounds it, LIBCUDA names
+# the driver library to link (default: ldconfig's libcuda.so.1).
 set -u
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu-logs}
@@ -99,7 +102,7 @@ EOF
 
 export -f build device_info
 export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-phase build 210 "$OUT/build.log" build || { cat "$OUT/summary.txt"; tail -40 "$OUT/build.log"; exit 1; }
+phase build "${BUILD_BUDGET:-210}" "$OUT/build.log" build || { cat "$OUT/summary.txt"; tail -40 "$OUT/build.log"; exit 1; }
 # BUILD_ONLY=1: the build phase alone (tests/gpu/check_build_here.sh, on a machine with no GPU).
 [ "${BUILD_ONLY:-0}" = 1 ] && { cat "$OUT/summary.txt"; exit 0; }
 phase device 30 "$OUT/device.log" device_info
