@@ -32,6 +32,7 @@ layer { name: "masked" type: "Pooling" bottom: "across" top: "masked" top: "mask
         pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
 layer { name: "roi" type: "ROIPooling" bottom: "pool" bottom: "rois" top: "roi"
         roi_pooling_param { pooled_h: 3 pooled_w: 3 spatial_scale: 0.5 } }
+layer { name: "spp" type: "SPP" bottom: "across" top: "spp" spp_param { pyramid_height: 2 } }
 ''' % ROIS
 
 KEPT = {'within': ['power'], 'across': ['scale'], 'pool': ['argmax'], 'roi': ['argmax']}
@@ -60,10 +61,13 @@ def test_deploy_net_keeps_nothing_and_gives_the_same_tops(tmp_path):
     data, rois = _inputs()
     out_deploy = {k: v.copy() for k, v in deploy.forward(data=data, rois=rois).items()}
     forced.forward(data=data, rois=rois)
-    for name in ('within', 'across', 'pool', 'masked', 'mask', 'roi'):
+    for name in ('within', 'across', 'pool', 'masked', 'mask', 'roi', 'spp'):
         np.testing.assert_array_equal(deploy.blobs[name].data, forced.blobs[name].data,
                                       err_msg=name)
-    assert set(out_deploy) == {'mask', 'masked', 'roi'}
+    assert set(out_deploy) == {'mask', 'masked', 'roi', 'spp'}
+    # SPP's inner pooling layers follow what the net said of SPP.
+    assert not any('argmax' in vars(p) for p in deploy.layer_dict['spp'].pools)
+    assert all('argmax' in vars(p) for p in forced.layer_dict['spp'].pools)
     for name, kept in KEPT.items():
         for attr in kept:
             assert attr not in vars(deploy.layer_dict[name]), (name, attr)

@@ -102,6 +102,8 @@ class SPPLayer(Layer):
 
     # The inner layers pick their CPU or GPU code by the mode, as Caffe's SPPLayer's do.
     def forward_cpu(self, bottom, top):
+        for pool in self.pools:     # what the net said of this layer holds for its parts
+            pool.need_backward = self.need_backward
         if self.height == 1:
             self.pools[0].forward(bottom, top)
             return
