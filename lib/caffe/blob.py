@@ -51,7 +51,14 @@ def lasting_zeros(shape, dtype=np.float32):
     count = math.prod(shape) if isinstance(shape, tuple) else int(shape)
     if count * dtype.itemsize < MAPPED_MIN_BYTES:
         return np.zeros(shape, dtype)
-    return np.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype, count).reshape(shape)
+    try:
+        pages = mmap.mmap(-1, count * dtype.itemsize)
+    except OSError as e:
+        # A mapping the system refuses is numpy's MemoryError, as np.zeros would raise it.
+        raise MemoryError('Unable to allocate %.3g GiB for an array with shape %s and data type '
+                          '%s (%s)' % (count * dtype.itemsize / 2 ** 30, shape, dtype,
+                                       e.strerror)) from None
+    return np.frombuffer(pages, dtype, count).reshape(shape)
 
 
 class SyncedArray:

@@ -134,3 +134,16 @@ def test_large_blobs_are_mapped():
     assert not _mapped(small.data) and _mapped(large.data) and _mapped(large.diff)
     large.data[...] = 2
     assert large.data.sum() == 2 * large.count and not large.diff.any()
+
+
+def test_a_refused_mapping_is_a_memory_error(monkeypatch):
+    # As np.zeros reports an allocation the system refuses (the fuzzers allow MemoryError).
+    import errno
+    import caffe.blob
+
+    def refuse(*args):
+        raise OSError(errno.ENOMEM, 'Cannot allocate memory')
+    monkeypatch.setattr(caffe.blob.mmap, 'mmap', refuse)
+    with pytest.raises(MemoryError, match=r'Unable to allocate 0.0\d+ GiB .*\(4, 131072\)'):
+        lasting_zeros((4, MAPPED_MIN_BYTES // 2))
+    assert lasting_zeros((3,)).shape == (3,)      # below the threshold: malloc's, as before
