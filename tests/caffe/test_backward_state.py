@@ -1,9 +1,9 @@
 """What layers keep for backward: only where their net runs backward through them.
 
-A deploy net (no loss) runs no backward, so its MAX Pooling, LRN and ROIPooling layers keep no
-argmax, scale or power: their tops must be those of the same net with force_backward (which
-keeps them), bit for bit, on sizes that put every kernel on all its threads. Blobs and kept
-arrays come from lasting_zeros."""
+A deploy net (no loss) runs no backward, so its MAX Pooling, LRN, ROIPooling, SPP and in-place
+Scale layers keep no argmax, scale, power or input copy: their tops must be those of the same
+net with force_backward (which keeps them), bit for bit, on sizes that put every kernel on all
+its threads. Blobs and kept arrays come from lasting_zeros."""
 import mmap
 
 import numpy as np
@@ -33,9 +33,12 @@ layer { name: "masked" type: "Pooling" bottom: "across" top: "masked" top: "mask
 layer { name: "roi" type: "ROIPooling" bottom: "pool" bottom: "rois" top: "roi"
         roi_pooling_param { pooled_h: 3 pooled_w: 3 spatial_scale: 0.5 } }
 layer { name: "spp" type: "SPP" bottom: "across" top: "spp" spp_param { pyramid_height: 2 } }
+layer { name: "scale" type: "Scale" bottom: "spp" top: "spp"
+        scale_param { bias_term: true filler { type: "constant" value: 0.5 } } }
 ''' % ROIS
 
-KEPT = {'within': ['power'], 'across': ['scale'], 'pool': ['argmax'], 'roi': ['argmax']}
+KEPT = {'within': ['power'], 'across': ['scale'], 'pool': ['argmax'], 'roi': ['argmax'],
+        'scale': ['kept_input']}     # Scale in place keeps its input for the scale's gradient
 
 
 def _nets(tmp_path):
@@ -70,8 +73,9 @@ def test_deploy_net_keeps_nothing_and_gives_the_same_tops(tmp_path):
     assert all('argmax' in vars(p) for p in forced.layer_dict['spp'].pools)
     for name, kept in KEPT.items():
         for attr in kept:
-            assert attr not in vars(deploy.layer_dict[name]), (name, attr)
-            assert vars(forced.layer_dict[name])[attr].size == forced.blobs[name].count
+            assert vars(deploy.layer_dict[name]).get(attr) is None, (name, attr)
+            assert vars(forced.layer_dict[name])[attr].size == \
+                forced.blobs[name if name != 'scale' else 'spp'].count
     # A mask top needs the indices whatever the net's backward.
     assert 'argmax' in vars(deploy.layer_dict['masked'])
     assert not any(deploy._layer_need_backward)
