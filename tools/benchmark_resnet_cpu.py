@@ -11,7 +11,8 @@ forward pass multiplies (weights by the im2col matrix, per group and image). tot
 what im2col, BatchNorm, Scale, ReLU, Eltwise, pooling, the proposal layer and the bookkeeping cost
 on top of BLAS. The first image is a warm-up and not counted. The
 products' FLOPs (Winograd's fewer ones where a layer runs it) are also printed against the
-machine's measured float32 peak (benchmark_cpu.machine_peak).
+machine's measured float32 peak (benchmark_cpu.machine_peak), and the peak memory over the sum
+of the net's blobs and parameters, as benchmark_cpu.py reports it.
 
     python3 tools/benchmark_resnet_cpu.py --num-images 3
     python3 tools/benchmark_resnet_cpu.py \
@@ -26,7 +27,8 @@ import time
 import _init_paths  # noqa: F401  (lib/ on sys.path; before numpy, as caffe/blas_threads.py asks)
 import numpy as np
 
-from benchmark_cpu import forward_products, machine_peak, print_peak
+from benchmark_cpu import (forward_products, machine_peak, net_bytes, peak_rss_mb, print_peak,
+                           reset_peak_rss, rss_mb)
 from time_net import split_layers, time_image
 from utils import paths
 
@@ -120,10 +122,12 @@ def main():
     merge_into_cfg({'TEST': {'SCALES': [args.height], 'MAX_SIZE': max(args.height, args.width),
                              'RPN_POST_NMS_TOP_N': args.proposals}},
                    source='benchmark_resnet_cpu options')
+    before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         testing = test_experiment(Experiment.from_cfg(), args.prototxt, None, output_dir=tmp)
     net, settings = testing.net, testing.settings
     randomize(net)
+    reset_peak_rss()
     num_classes = net.params['cls_score'][0].data.shape[0]
     conv_end, proposal_end = split_layers(net)
     im = synthetic_image(args.height, args.width)
@@ -140,6 +144,8 @@ def main():
         if i > 0:
             totals += parts
     ms = 1e3 * totals / args.num_images
+    # Read before the floor allocates its own arrays; randomize's temporaries are not counted.
+    peak_mb, sum_mb = peak_rss_mb(), net_bytes(net, False) / 2.0 ** 20
     by_type = time_by_type(net)
     floor, gflop = matmul_floor(net, repeat=2)
     peak = machine_peak()
@@ -151,6 +157,9 @@ def main():
           'total / that %.2f'
           % (ms[0], ms[1], ms[2], ms.sum(), 1e3 * floor, ms.sum() / (1e3 * floor), gflop,
              1e3 * gflop / peak['gflops_cpu'], ms.sum() / (1e3 * gflop / peak['gflops_cpu'])))
+    print('memory: peak RSS %.0f MB while the images ran, before the net %.0f MB, blobs+params '
+          '%.0f MB, (peak - before) / sum %.2f'
+          % (peak_mb, before, sum_mb, (peak_mb - before) / sum_mb))
 
 
 if __name__ == '__main__':
