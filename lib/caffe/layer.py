@@ -149,7 +149,8 @@ class Layer:
     # Caffe's layer_need_backward: the Net sets it False for a layer whose backward it never runs
     # (it leads to no loss, or nothing below it wants a gradient: every layer of a deploy net).
     # Such a layer keeps nothing for backward, so a test net holds no blob-sized state beyond its
-    # blobs (Pooling's and ROIPooling's argmax, LRN's scale), which Caffe's layers keep anyway.
+    # blobs (Pooling's and ROIPooling's argmax, LRN's scale, an in-place Scale's input), which
+    # Caffe's layers keep anyway.
     need_backward = True
 
     def __init__(self, layer_param=None, phase=TRAIN):

@@ -157,8 +157,7 @@ class PoolingLayer(Layer):
             kernels.stochastic_pool_backward_test(
                 top_diff, bottom[0].cpu_data().reshape(diff.shape),
                 top[0].cpu_data().reshape(top_diff.shape), self.kept_for_backward('window_sum'),
-                *self.kernel,
-                *self.stride, diff)
+                *self.kernel, *self.stride, diff)
 
     # GPU: caffe.gpu.pooling, the same window rules; argmax_gpu is argmax's device copy.
     def forward_gpu(self, bottom, top):
