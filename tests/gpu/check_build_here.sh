@@ -14,7 +14,8 @@
 set -eu
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-ls .whl/pycuda-*.tar.gz > /dev/null 2>&1 || { echo "run tests/gpu/prepare_gpu_machine.sh first" >&2; exit 1; }
+ls .whl/pycuda-*.tar.gz > /dev/null 2>&1 || {
+  echo "run tests/gpu/prepare_gpu_machine.sh first" >&2; exit 1; }
 PY=${PYTHON312:-$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1)}
 [ -n "$PY" ] && "$PY" -c 'import sys; assert sys.version_info[:2] == (3, 12)' || {
   echo "no Python 3.12: set PYTHON312" >&2; exit 1; }
