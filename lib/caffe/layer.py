@@ -253,3 +253,27 @@ class Layer:
 
     def __repr__(self):
         return '<%s layer %r>' % (self.type, self.name)
+
+
+class NoBackwardLayer(Layer):
+    """A layer with no gradient to send: data sources and outputs, ArgMax, Parameter (whose top
+    shares the parameter's diff). Caffe's Backward_cpu and Backward_gpu of these types do
+    nothing."""
+
+    def backward_cpu(self, top, propagate_down, bottom):
+        pass
+
+    def backward_gpu(self, top, propagate_down, bottom):
+        pass
+
+
+class PasslessLayer(NoBackwardLayer):
+    """A layer whose passes compute nothing: Input (the caller fills the tops on the host; they
+    move to the device when a layer reads them), Flatten and Reshape (reshape makes the top share
+    the bottom's buffers, device copies included)."""
+
+    def forward_cpu(self, bottom, top):
+        pass
+
+    def forward_gpu(self, bottom, top):
+        pass

@@ -15,7 +15,7 @@ for one); here the bottom is declared non-differentiable, so a forced backward g
 import numpy as np
 
 from .. import gpu
-from ..layer import Layer, register
+from ..layer import NoBackwardLayer, register
 from ._checks import canonical_axis, count_between, layer_error, not_built, reshape_by_shapes
 
 try:
@@ -28,7 +28,7 @@ _top_k = gpu.Kernel('argmax.cu', 'argmax_top_k')
 
 
 @register('ArgMax')
-class ArgMaxLayer(Layer):
+class ArgMaxLayer(NoBackwardLayer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
     non_differentiable_bottoms = (0,)
@@ -82,13 +82,7 @@ class ArgMaxLayer(Layer):
         kernels.top_k(bottom[0].cpu_data().reshape(-1), self.outer, self.dim, self.inner,
                       self.top_k, self.layout, top[0].data.reshape(-1))
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     # GPU: one thread per row, the same selection (kernels/argmax.cu).
     def forward_gpu(self, bottom, top):
         _top_k(self.outer * self.inner, bottom[0].gpu_data(), self.dim, self.inner, self.top_k,
                self.layout, top[0].mutable_gpu_data())
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..common import CaffeError
 from ..data_transformer import DataTransformer
-from ..layer import Layer
+from ..layer import NoBackwardLayer
 from ..rng import caffe_rng_rand
 
 
@@ -109,7 +109,7 @@ class Prefetcher:
             self._thread.join()
 
 
-class BasePrefetchingDataLayer(Layer):
+class BasePrefetchingDataLayer(NoBackwardLayer):
     """Subclasses implement data_layer_setup(top) -> reader, and forward with forward_batch;
     the reader has num_tops, load_batch(batch) (fills batch[i] with top i's values, reshaping
     them with reuse()) and close(). self.transformer is ready in data_layer_setup."""
@@ -153,12 +153,6 @@ class BasePrefetchingDataLayer(Layer):
     def forward_cpu(self, bottom, top):
         self.forward_batch(top)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     # The batch is on the host; the next layer moves the tops to the device.
     def forward_gpu(self, bottom, top):
         self.forward_batch(top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

@@ -3,13 +3,13 @@
 As in Caffe, a constant filler fills its tops once at setup; any other filler refills them
 on every forward pass."""
 from ..fillers import fill
-from ..layer import Layer, register
+from ..layer import NoBackwardLayer, register
 from ..proto import caffe_pb2
 from ._checks import layer_error
 
 
 @register('DummyData')
-class DummyDataLayer(Layer):
+class DummyDataLayer(NoBackwardLayer):
     exact_num_bottom_blobs = 0
     min_top_blobs = 1
 
@@ -55,13 +55,7 @@ class DummyDataLayer(Layer):
             if f.type != 'constant':
                 fill(t, f)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     # Fillers draw from the runtime's host RNG (as on the CPU, so seeded runs agree); the tops
     # move to the device when a layer reads them.
     def forward_gpu(self, bottom, top):
         self.forward_cpu(bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

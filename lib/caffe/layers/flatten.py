@@ -1,12 +1,11 @@
 """Flatten: axes axis..end_axis (flatten_param, default 1 and -1) become one; the top shares
 data and diff with the bottom (no copy), as Caffe's ShareData / ShareDiff."""
-from ..layer import register
-from ._view import ViewLayer
+from ..layer import PasslessLayer, register
 from ._checks import canonical_axis, count_between, layer_error
 
 
 @register('Flatten')
-class FlattenLayer(ViewLayer):
+class FlattenLayer(PasslessLayer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..hdf5 import _h5py
 from ..io import atomic_write
-from ..layer import Layer, register
+from ..layer import NoBackwardLayer, register
 from ._checks import layer_error
 
 
@@ -26,7 +26,7 @@ def _legacy_shape(layer, blob, which):
 
 
 @register('HDF5Output')
-class HDF5OutputLayer(Layer):
+class HDF5OutputLayer(NoBackwardLayer):
     exact_num_bottom_blobs = 2
     exact_num_top_blobs = 0
 
@@ -67,12 +67,6 @@ class HDF5OutputLayer(Layer):
         self._write({'data': data, 'label': label})
         self.written = True
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     # Caffe's Forward_gpu copies the bottoms to the host and writes them: cpu_data() does.
     def forward_gpu(self, bottom, top):
         self.forward_cpu(bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

@@ -1,10 +1,10 @@
 """Input: tops the caller fills (net.blobs[...].data); input_param.shape gives their shapes."""
-from ..layer import Layer, register
+from ..layer import PasslessLayer, register
 from ._checks import layer_error
 
 
 @register('Input')
-class InputLayer(Layer):
+class InputLayer(PasslessLayer):
     exact_num_bottom_blobs = 0
     min_top_blobs = 1
 
@@ -20,15 +20,3 @@ class InputLayer(Layer):
     def reshape(self, bottom, top):
         pass
 
-    def forward_cpu(self, bottom, top):
-        pass
-
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
-    # The caller fills the tops on the host; they move to the device when a layer reads them.
-    def forward_gpu(self, bottom, top):
-        pass
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

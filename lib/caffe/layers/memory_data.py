@@ -3,12 +3,12 @@ net.set_input_arrays(data, labels): top 0 the data (batch_size, channels, height
 the labels (batch_size,). Each forward takes the next batch_size items, wrapping around."""
 import numpy as np
 
-from ..layer import Layer, register
+from ..layer import NoBackwardLayer, register
 from ._checks import layer_error
 
 
 @register('MemoryData')
-class MemoryDataLayer(Layer):
+class MemoryDataLayer(NoBackwardLayer):
     exact_num_bottom_blobs = 0
     exact_num_top_blobs = 2
 
@@ -59,12 +59,6 @@ class MemoryDataLayer(Layer):
         top[1].data[...] = self.labels[self.pos:end]
         self.pos = end % len(self.data)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     # The arrays live on the host; the tops move to the device when a layer reads them.
     def forward_gpu(self, bottom, top):
         self.forward_cpu(bottom, top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

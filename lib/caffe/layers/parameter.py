@@ -2,12 +2,12 @@
 data and diff, as Caffe's ParameterLayer does in its forward: a gradient written into the top's
 diff is the parameter's gradient (written, not accumulated, as in Caffe). The blob starts at 0
 (Caffe fills it with nothing)."""
-from ..layer import Layer, register
+from ..layer import NoBackwardLayer, register
 from ._checks import layer_error
 
 
 @register('Parameter')
-class ParameterLayer(Layer):
+class ParameterLayer(NoBackwardLayer):
     exact_num_bottom_blobs = 0
     exact_num_top_blobs = 1
 
@@ -35,11 +35,5 @@ class ParameterLayer(Layer):
     def forward_cpu(self, bottom, top):
         self._share(top)
 
-    def backward_cpu(self, top, propagate_down, bottom):
-        pass
-
     def forward_gpu(self, bottom, top):
         self._share(top)
-
-    def backward_gpu(self, top, propagate_down, bottom):
-        pass

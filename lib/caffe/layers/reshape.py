@@ -3,13 +3,12 @@
 reshape_param.shape: 0 copies the bottom dimension at that position, -1 (at most once) is
 inferred from the count. axis/num_axes choose the run of bottom axes the new shape replaces
 (default: all of them)."""
-from ..layer import register
-from ._view import ViewLayer
+from ..layer import PasslessLayer, register
 from ._checks import count_between, layer_error
 
 
 @register('Reshape')
-class ReshapeLayer(ViewLayer):
+class ReshapeLayer(PasslessLayer):
     exact_num_bottom_blobs = 1
     exact_num_top_blobs = 1
 
